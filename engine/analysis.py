@@ -1,0 +1,324 @@
+"""Live analysis: shapes, cost, receptive fields and problems, as plain data.
+
+:func:`analyze` walks the graph in topological order and returns, per block, its
+output shape, parameter count (trainable and not), multiply-accumulates, activation
+memory and receptive field, plus every problem found. Nothing here raises into the
+caller for a bad graph: problems come back as :class:`Problem` records.
+
+What is counted:
+
+* **MACs** are multiply-accumulate operations for one sample, counted for the
+  layers that dominate cost: Conv2d ``Cout·Hout·Wout·(Cin/groups)·k·k``,
+  separable conv (depthwise + pointwise), transposed conv ``Cin·Hin·Win·Cout·k·k``
+  and Dense ``in·out``. Biases, normalization, activations, pooling and merges
+  count as 0.
+* **Activation memory** is the block's output for one sample in float32 bytes.
+* **Receptive field** (spatial blocks only) is the size in input pixels of the
+  window one output pixel sees, the effective stride (``jump``) between
+  neighbouring output pixels in input pixels, and the offset of the first output
+  pixel's window centre. Through merges the windows of the inputs are united.
+  Upsampling layers (transposed conv, Upsample) shrink the jump; their field is
+  the usual approximation for a fractional stride.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from engine.errors import ShapeError
+from engine.graph import Graph, Node
+from engine.layers.registry import RF, Shape, numel
+
+ERROR = "error"
+WARNING = "warning"
+
+#: A chain of this many Sigmoid/Tanh layers on one path triggers the vanishing-gradient warning.
+SATURATING_CHAIN = 4
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something wrong (``error``) or worth knowing (``warning``) about one block."""
+
+    node_id: str
+    severity: str
+    rule: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    size: float
+    jump: float
+    offset: float
+
+    def __str__(self) -> str:
+        return f"{_g(self.size)}×{_g(self.size)}"
+
+
+@dataclass
+class NodeInfo:
+    """What the analysis knows about one block."""
+
+    in_shapes: list[Shape | None] = field(default_factory=list)
+    out_shape: Shape | None = None
+    trainable: int = 0
+    frozen: int = 0
+    macs: int = 0
+    memory: int = 0  # bytes of output activation, one sample, float32
+    rf: ReceptiveField | None = None
+
+    @property
+    def params(self) -> int:
+        return self.trainable + self.frozen
+
+
+@dataclass
+class Analysis:
+    """The result of :func:`analyze`."""
+
+    nodes: dict[str, NodeInfo]
+    problems: dict[str, list[Problem]]
+    order: list[str]
+
+    @property
+    def valid(self) -> bool:
+        """True when nothing is an error (warnings allowed) and there is an Input."""
+        return bool(self.nodes) and not self.errors()
+
+    def errors(self) -> list[Problem]:
+        return [p for ps in self.problems.values() for p in ps if p.severity == ERROR]
+
+    def warnings(self) -> list[Problem]:
+        return [p for ps in self.problems.values() for p in ps if p.severity == WARNING]
+
+    def all_problems(self) -> list[Problem]:
+        return [p for nid in self.order for p in self.problems.get(nid, [])]
+
+    @property
+    def total_trainable(self) -> int:
+        return sum(i.trainable for i in self.nodes.values())
+
+    @property
+    def total_frozen(self) -> int:
+        return sum(i.frozen for i in self.nodes.values())
+
+    @property
+    def total_params(self) -> int:
+        return self.total_trainable + self.total_frozen
+
+    @property
+    def total_macs(self) -> int:
+        return sum(i.macs for i in self.nodes.values())
+
+    @property
+    def total_memory(self) -> int:
+        return sum(i.memory for i in self.nodes.values())
+
+
+def analyze(graph: Graph) -> Analysis:
+    """Analyse every block of ``graph``; never raises for a bad graph."""
+    nodes = graph.nodes
+    order = graph.topological_order()
+    infos: dict[str, NodeInfo] = {}
+    problems: dict[str, list[Problem]] = {}
+    inbound: dict[str, dict[int, str]] = {nid: {} for nid in nodes}
+    consumers: dict[str, list[str]] = {nid: [] for nid in nodes}
+    for e in graph.edges:
+        inbound[e.dst][e.dst_port] = e.src
+        consumers[e.src].append(e.dst)
+    reachable = _reachable_from_inputs(nodes, order, inbound)
+
+    def report(nid: str, severity: str, rule: str, message: str) -> None:
+        problems.setdefault(nid, []).append(Problem(nid, severity, rule, message))
+
+    for nid in order:
+        node = nodes[nid]
+        spec = node.spec
+        info = infos[nid] = NodeInfo()
+        ports = spec.input_ports(node.params)
+        srcs = [inbound[nid].get(i) for i in range(len(ports))]
+        empty = [i for i, s in enumerate(srcs) if s is None]
+        for i in empty:
+            if len(ports) == 1:
+                report(nid, ERROR, "unconnected_input", f"'{node.name}' has no input: wire a block into it")
+            else:
+                report(nid, ERROR, "empty_port", f"input port {i + 1} of {spec.title} '{node.name}' is empty")
+        if spec.role != "input" and nid not in reachable and not empty:
+            report(nid, ERROR, "no_input", f"'{node.name}' is not connected to any Input")
+        info.in_shapes = [infos[s].out_shape if s is not None else None for s in srcs]
+        if empty or any(s is None for s in info.in_shapes):
+            continue  # upstream problem or missing wire: nothing more can be said here
+        try:
+            out = spec.shape(node.params, info.in_shapes)
+        except ShapeError as exc:
+            report(nid, ERROR, "shape", f"'{node.name}': {exc}")
+            continue
+        info.out_shape = tuple(int(d) for d in out)
+        info.trainable, info.frozen = spec.param_count(node.params, info.in_shapes, info.out_shape)
+        info.macs = spec.macs(node.params, info.in_shapes, info.out_shape)
+        info.memory = 4 * numel(info.out_shape) if spec.role != "head" else 0
+        info.rf = _receptive_field(node, info, [infos[s].rf for s in srcs])
+
+    _warn_dangling(nodes, consumers, report)
+    _warn_linear_collapse(nodes, inbound, consumers, report)
+    _warn_double_softmax(nodes, inbound, report)
+    _warn_saturating_chains(nodes, order, inbound, report)
+    if nodes and not any(n.spec.role == "input" for n in nodes.values()):
+        first = order[0]
+        report(first, ERROR, "no_input_block", "the network has no Input block: add one and wire it in")
+    return Analysis(infos, problems, order)
+
+
+# ---------------------------------------------------------------------- receptive field
+def _receptive_field(node: Node, info: NodeInfo, in_rfs: list[ReceptiveField | None]) -> ReceptiveField | None:
+    spec = node.spec
+    if info.out_shape is None or len(info.out_shape) != 3:
+        return None
+    if spec.role == "input":
+        return ReceptiveField(1.0, 1.0, 0.0)
+    if "rf_first_input" in spec.tags:
+        in_rfs = in_rfs[:1]
+    known = [r for r in in_rfs if r is not None]
+    if not known:
+        return None
+    base = _union(known)
+    rule: RF | None = spec.rf(node.params, info.in_shapes) if spec.rf else None
+    if rule is None:
+        return base
+    if rule.scale < 1.0:  # upsampling: each output pixel sees ceil(k/s) input pixels
+        jump = base.jump * rule.scale
+        size = base.size + (rule.kernel - 1) * base.jump
+        return ReceptiveField(size, jump, base.offset)
+    span = (rule.kernel - 1) * rule.dilation
+    size = base.size + span * base.jump
+    jump = base.jump * rule.stride
+    offset = base.offset + (span / 2 - rule.padding) * base.jump
+    return ReceptiveField(size, jump, offset)
+
+
+def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
+    if len(rfs) == 1:
+        return rfs[0]
+    lo = min(r.offset - (r.size - 1) / 2 for r in rfs)
+    hi = max(r.offset + (r.size - 1) / 2 for r in rfs)
+    return ReceptiveField(hi - lo + 1, max(r.jump for r in rfs), (lo + hi) / 2)
+
+
+# ---------------------------------------------------------------------- graph rules
+def _reachable_from_inputs(nodes, order, inbound) -> set[str]:
+    reach: set[str] = set()
+    for nid in order:
+        if nodes[nid].spec.role == "input" or any(s in reach for s in inbound[nid].values()):
+            reach.add(nid)
+    return reach
+
+
+def _warn_dangling(nodes, consumers, report) -> None:
+    has_head = any(n.spec.role == "head" for n in nodes.values())
+    if not has_head:
+        return
+    for nid, node in nodes.items():
+        if node.spec.outputs and not consumers[nid] and node.spec.role != "input":
+            report(
+                nid,
+                WARNING,
+                "dead_end",
+                f"'{node.name}' feeds nothing: its output is computed and thrown away "
+                "(wire it on, or into an output block)",
+            )
+
+
+def _upstream_through_transparent(nodes, inbound, nid: str) -> str | None:
+    """The nearest single-input ancestor that is not a transparent (shape-only or affine) block."""
+    seen = 0
+    cur = inbound[nid].get(0)
+    while cur is not None and seen < len(nodes):
+        spec = nodes[cur].spec
+        if "transparent" not in spec.tags or len(inbound[cur]) != 1:
+            return cur
+        cur = inbound[cur].get(0)
+        seen += 1
+    return None
+
+
+def _warn_linear_collapse(nodes, inbound, consumers, report) -> None:
+    for nid, node in nodes.items():
+        if not node.spec.linear or "transparent" in node.spec.tags:
+            continue
+        up = _upstream_through_transparent(nodes, inbound, nid)
+        if up is not None and nodes[up].spec.linear and "transparent" not in nodes[up].spec.tags:
+            report(
+                nid,
+                WARNING,
+                "linear_collapse",
+                f"'{node.name}' follows '{nodes[up].name}' with no nonlinearity between them: two "
+                "linear layers collapse into one linear layer; add an activation such as ReLU",
+            )
+
+
+def _warn_double_softmax(nodes, inbound, report) -> None:
+    for nid, node in nodes.items():
+        tags = node.spec.tags
+        if not tags & {"softmax_inside", "sigmoid_inside"}:
+            continue
+        up = _upstream_through_transparent(nodes, inbound, nid)
+        if up is None:
+            continue
+        up_tags = nodes[up].spec.tags
+        if "softmax_inside" in tags and "softmax" in up_tags:
+            report(
+                up,
+                WARNING,
+                "double_softmax",
+                f"Softmax '{nodes[up].name}' feeds {node.spec.title} '{node.name}', whose "
+                "cross-entropy loss applies softmax again: softmax is applied twice and learning "
+                "slows; remove the Softmax and feed the raw scores",
+            )
+        if "sigmoid_inside" in tags and "sigmoid" in up_tags:
+            report(
+                up,
+                WARNING,
+                "double_sigmoid",
+                f"Sigmoid '{nodes[up].name}' feeds {node.spec.title} '{node.name}', whose loss "
+                "applies the sigmoid itself: remove the Sigmoid and feed the raw score",
+            )
+
+
+def _warn_saturating_chains(nodes, order, inbound, report) -> None:
+    depth: dict[str, int] = {}
+    for nid in order:
+        spec = nodes[nid].spec
+        before = max((depth.get(s, 0) for s in inbound[nid].values()), default=0)
+        depth[nid] = before + 1 if "saturating" in spec.tags else before
+        if "saturating" in spec.tags and depth[nid] == SATURATING_CHAIN:
+            report(
+                nid,
+                WARNING,
+                "vanishing_gradient",
+                f"'{nodes[nid].name}' is the {SATURATING_CHAIN}th Sigmoid/Tanh on this path: their "
+                "gradients (a sigmoid's is at most 0.25) multiply layer by layer and vanish; "
+                "prefer ReLU in hidden layers",
+            )
+
+
+def _g(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
+
+
+def format_count(n: int) -> str:
+    """12345678 -> '12.3M'; small numbers as they are."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if n >= size:
+            return f"{n / size:.3g}{unit}"
+    return str(n)
+
+
+def format_bytes(n: int) -> str:
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.3g} {unit}"
+    return f"{n} B"
+
+
+__all__ = ["Analysis", "NodeInfo", "Problem", "ReceptiveField", "analyze", "format_bytes", "format_count"]

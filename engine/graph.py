@@ -1,0 +1,362 @@
+"""The graph document: the network a person draws, as plain data.
+
+A :class:`Graph` holds nodes (one per layer block) and edges (from an output port
+of one node to an input port of another). Every mutation goes through a method
+that validates first, then changes the document, then announces exactly one
+:class:`GraphEvent` to its listeners. The canvas, undo commands, file loading
+and scripted edits all use these methods, so they all draw through one path.
+
+Edges are stored once, in the graph, with a reverse index from each input port
+to the edge that feeds it (the ryvencore habit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+from engine.errors import GraphError
+from engine.layers import registry
+
+__all__ = ["Edge", "Graph", "GraphError", "GraphEvent", "Node"]
+
+@dataclass
+class Node:
+    """One layer block: a stable id, its layer type, a display name, params, position."""
+
+    id: str
+    type: str
+    name: str
+    params: dict[str, Any]
+    pos: tuple[float, float] = (0.0, 0.0)
+
+    @property
+    def spec(self) -> registry.LayerSpec:
+        return registry.get(self.type)
+
+    def input_ports(self) -> list[str]:
+        return self.spec.input_ports(self.params)
+
+    def output_ports(self) -> list[str]:
+        return self.spec.output_ports(self.params)
+
+
+@dataclass(frozen=True)
+class Edge:
+    """A wire from output port ``src_port`` of ``src`` to input port ``dst_port`` of ``dst``."""
+
+    src: str
+    src_port: int
+    dst: str
+    dst_port: int
+
+
+@dataclass(frozen=True)
+class GraphEvent:
+    """What changed. ``kind`` is past tense; ``data`` names ids and old/new values."""
+
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+Listener = Callable[[GraphEvent], None]
+
+_NAME_RE = re.compile(r"\S")
+MAX_NAME_LENGTH = 80
+
+
+class Graph:
+    """The network document. Mutate it only through its methods."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, Node] = {}
+        self._edges: list[Edge] = []
+        self._edge_into: dict[tuple[str, int], Edge] = {}
+        self._next_id = 1
+        self._listeners: list[Listener] = []
+        self._pending: list[GraphEvent] | None = None
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def nodes(self) -> dict[str, Node]:
+        """Nodes by id, in insertion order. Treat as read-only."""
+        return self._nodes
+
+    @property
+    def edges(self) -> list[Edge]:
+        """All edges. Treat as read-only."""
+        return list(self._edges)
+
+    def node(self, node_id: str) -> Node:
+        try:
+            return self._nodes[node_id]
+        except KeyError:
+            raise GraphError(f"there is no block with id {node_id!r}") from None
+
+    def edge_into(self, node_id: str, port: int) -> Edge | None:
+        """The edge feeding input ``port`` of ``node_id``, if any."""
+        return self._edge_into.get((node_id, port))
+
+    def inputs_of(self, node_id: str) -> list[Edge | None]:
+        """One entry per input port of the node: the feeding edge or None."""
+        n = self.node(node_id)
+        return [self._edge_into.get((node_id, i)) for i in range(len(n.input_ports()))]
+
+    def edges_from(self, node_id: str) -> list[Edge]:
+        return [e for e in self._edges if e.src == node_id]
+
+    def edges_of(self, node_id: str) -> list[Edge]:
+        return [e for e in self._edges if node_id in (e.src, e.dst)]
+
+    def successors(self, node_id: str) -> list[str]:
+        return [e.dst for e in self._edges if e.src == node_id]
+
+    def predecessors(self, node_id: str) -> list[str]:
+        return [e.src for e in self._edges if e.dst == node_id]
+
+    def topological_order(self) -> list[str]:
+        """Node ids so that every edge goes forward; ties keep insertion order."""
+        indeg = {nid: 0 for nid in self._nodes}
+        out: dict[str, list[str]] = {nid: [] for nid in self._nodes}
+        for e in self._edges:
+            indeg[e.dst] += 1
+            out[e.src].append(e.dst)
+        ready = [nid for nid, d in indeg.items() if d == 0]
+        order: list[str] = []
+        while ready:
+            nid = ready.pop(0)
+            order.append(nid)
+            for m in out[nid]:
+                indeg[m] -= 1
+                if indeg[m] == 0:
+                    ready.append(m)
+        if len(order) != len(self._nodes):
+            # NOTE: connect() refuses cycles, so only a hand-built document gets here.
+            raise GraphError("the network contains a cycle")
+        return order
+
+    def unique_name(self, base: str) -> str:
+        """``base`` if no block has that name yet, else ``base`` with the next free number."""
+        taken = {n.name for n in self._nodes.values()}
+        if base not in taken:
+            return base
+        stem = base.rstrip("0123456789") or base
+        i = 1
+        while f"{stem}{i}" in taken:
+            i += 1
+        return f"{stem}{i}"
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    # ------------------------------------------------------------------ events
+    def subscribe(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Listener) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
+    def _announce(self, kind: str, **data: Any) -> None:
+        event = GraphEvent(kind, data)
+        if self._pending is not None:
+            self._pending.append(event)
+            return
+        for listener in list(self._listeners):
+            listener(event)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator["Graph"]:
+        """Apply several edits atomically.
+
+        If any edit inside the block raises, the document is restored to its state
+        before the block and no event is announced. Otherwise the events of the
+        edits are announced in order when the block ends.
+        """
+        if self._pending is not None:  # nested batch: the outer one decides
+            yield self
+            return
+        saved = self._snapshot()
+        self._pending = []
+        try:
+            yield self
+        except BaseException:
+            self._restore(saved)
+            self._pending = None
+            raise
+        events, self._pending = self._pending, None
+        for event in events:
+            for listener in list(self._listeners):
+                listener(event)
+
+    def _snapshot(self) -> tuple:
+        return (copy.deepcopy(self._nodes), list(self._edges), self._next_id)
+
+    def _restore(self, saved: tuple) -> None:
+        self._nodes, self._edges, self._next_id = saved
+        self._edge_into = {(e.dst, e.dst_port): e for e in self._edges}
+
+    # ------------------------------------------------------------------ edits
+    def add_node(
+        self,
+        type_id: str,
+        params: dict[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        pos: tuple[float, float] = (0.0, 0.0),
+        node_id: str | None = None,
+    ) -> Node:
+        """Add a block of ``type_id``. Unknown params or invalid values are refused."""
+        spec = registry.get(type_id)
+        full = spec.resolve_params(params or {})
+        if node_id is None:
+            node_id = self._fresh_id()
+        elif node_id in self._nodes:
+            raise GraphError(f"a block with id {node_id!r} already exists")
+        else:
+            self._bump_id_past(node_id)
+        name = self.unique_name(spec.default_name) if name is None else _check_name(name)
+        node = Node(node_id, type_id, name, full, (float(pos[0]), float(pos[1])))
+        self._nodes[node_id] = node
+        self._announce("node_added", node_id=node_id)
+        return node
+
+    def remove_node(self, node_id: str) -> None:
+        """Remove a block and every wire touching it (one event lists the removed wires)."""
+        node = self.node(node_id)
+        removed = self.edges_of(node_id)
+        for e in removed:
+            self._drop_edge(e)
+        del self._nodes[node_id]
+        self._announce("node_removed", node_id=node_id, node=node, edges=removed)
+
+    def connect(self, src: str, src_port: int, dst: str, dst_port: int) -> Edge:
+        """Wire output ``src_port`` of ``src`` to input ``dst_port`` of ``dst``."""
+        edge = Edge(src, int(src_port), dst, int(dst_port))
+        self.check_connect(edge)
+        self._edges.append(edge)
+        self._edge_into[(dst, edge.dst_port)] = edge
+        self._announce("edge_added", edge=edge)
+        return edge
+
+    def check_connect(self, edge: Edge) -> None:
+        """Raise :class:`GraphError` saying why ``edge`` may not be added."""
+        a, b = self.node(edge.src), self.node(edge.dst)
+        if edge.src == edge.dst:
+            raise GraphError(f"'{a.name}' cannot feed itself: a wire needs two different blocks")
+        outs, ins = a.output_ports(), b.input_ports()
+        if not outs:
+            raise GraphError(f"'{a.name}' ({a.spec.title}) has no output to wire from")
+        if not 0 <= edge.src_port < len(outs):
+            raise GraphError(f"'{a.name}' has no output port {edge.src_port + 1}")
+        if not ins:
+            raise GraphError(f"'{b.name}' ({b.spec.title}) takes no input")
+        if not 0 <= edge.dst_port < len(ins):
+            raise GraphError(f"'{b.name}' has no input port {edge.dst_port + 1}")
+        taken = self._edge_into.get((edge.dst, edge.dst_port))
+        if taken is not None:
+            feeder = self._nodes[taken.src].name
+            raise GraphError(
+                f"input {_port_label(b, edge.dst_port)} of '{b.name}' is already fed by "
+                f"'{feeder}': a port takes one wire (use Add or Concatenate to merge)"
+            )
+        if self._reaches(edge.dst, edge.src):
+            raise GraphError(
+                f"wiring '{a.name}' into '{b.name}' would close a loop: "
+                f"'{b.name}' already feeds '{a.name}', and a network must flow one way"
+            )
+
+    def disconnect(self, edge: Edge) -> None:
+        if edge not in self._edges:
+            raise GraphError("that wire does not exist")
+        self._drop_edge(edge)
+        self._announce("edge_removed", edge=edge)
+
+    def set_params(self, node_id: str, changes: dict[str, Any]) -> None:
+        """Change some params of a block; every value is validated against its declaration."""
+        node = self.node(node_id)
+        spec = node.spec
+        new = dict(node.params)
+        for key, value in changes.items():
+            new[key] = spec.param(key).validate(value)
+        n_in = len(spec.input_ports(new))
+        cut = [e for e in self._edges if e.dst == node_id and e.dst_port >= n_in]
+        if cut:
+            raise GraphError(
+                f"'{node.name}' would lose input {_port_label(node, cut[0].dst_port)}, which is "
+                "wired: disconnect it first"
+            )
+        old = {k: node.params[k] for k in changes}
+        node.params = new
+        self._announce("params_changed", node_id=node_id, old=old, new={k: new[k] for k in changes})
+
+    def rename(self, node_id: str, name: str) -> None:
+        node = self.node(node_id)
+        name = _check_name(name)
+        if any(n.name == name and n.id != node_id for n in self._nodes.values()):
+            raise GraphError(f"another block is already called '{name}'")
+        old, node.name = node.name, name
+        self._announce("node_renamed", node_id=node_id, old=old, new=name)
+
+    def move(self, node_id: str, pos: tuple[float, float]) -> None:
+        node = self.node(node_id)
+        old, node.pos = node.pos, (float(pos[0]), float(pos[1]))
+        self._announce("node_moved", node_id=node_id, old=old, new=node.pos)
+
+    def clear(self) -> None:
+        """Remove everything (one ``cleared`` event)."""
+        self._nodes.clear()
+        self._edges.clear()
+        self._edge_into.clear()
+        self._next_id = 1
+        self._announce("cleared")
+
+    # ------------------------------------------------------------------ helpers
+    def _drop_edge(self, edge: Edge) -> None:
+        self._edges.remove(edge)
+        self._edge_into.pop((edge.dst, edge.dst_port), None)
+
+    def _reaches(self, start: str, goal: str) -> bool:
+        """Whether following wires from ``start`` arrives at ``goal``."""
+        seen, stack = set(), [start]
+        while stack:
+            nid = stack.pop()
+            if nid == goal:
+                return True
+            if nid in seen:
+                continue
+            seen.add(nid)
+            stack.extend(e.dst for e in self._edges if e.src == nid)
+        return False
+
+    def _fresh_id(self) -> str:
+        while f"n{self._next_id}" in self._nodes:
+            self._next_id += 1
+        nid = f"n{self._next_id}"
+        self._next_id += 1
+        return nid
+
+    def _bump_id_past(self, node_id: str) -> None:
+        m = re.fullmatch(r"n(\d+)", node_id)
+        if m:
+            self._next_id = max(self._next_id, int(m.group(1)) + 1)
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME_RE.search(name):
+        raise GraphError("a block's name must be some visible text")
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH:
+        raise GraphError(f"a block's name can be at most {MAX_NAME_LENGTH} characters")
+    if any(ch in name for ch in "\n\r\t\x00"):
+        raise GraphError("a block's name must fit on one line")
+    return name
+
+
+def _port_label(node: Node, port: int) -> str:
+    names = node.input_ports()
+    label = names[port] if port < len(names) else str(port + 1)
+    return f"{port + 1} ({label})" if label not in ("in", str(port + 1)) else str(port + 1)

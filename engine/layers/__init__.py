@@ -1,0 +1,1 @@
+"""The layer library: one declaration per layer type (see ``registry``)."""

@@ -1,0 +1,96 @@
+"""Merges: Add (residual), Concatenate (Inception, U-Net) and Crop-to-match (U-Net skips)."""
+
+from engine.errors import ShapeError
+from engine.layers import shapes
+from engine.layers.registry import Code, LayerSpec, Param, register, shape_str
+
+_N_INPUTS = Param("inputs", "int", 2, "How many input ports.", min=2, max=8)
+
+
+def _add_shape(p, ins):
+    first = ins[0]
+    for other in ins[1:]:
+        if other != first:
+            raise ShapeError(
+                f"Add needs equal shapes: {shape_str(first)} and {shape_str(other)} differ in "
+                f"{shapes.describe_difference(first, other)}"
+            )
+    return first
+
+
+register(
+    LayerSpec(
+        type_id="Add",
+        title="Add",
+        category="Merge",
+        doc=(
+            "Adds its inputs element by element; they must have exactly the same shape. This "
+            "is ResNet's shortcut: a block learns a residual F(x) and outputs F(x) + x, so the "
+            "gradient has a direct path back through the identity."
+        ),
+        params=(_N_INPUTS,),
+        inputs="inputs",
+        role="merge",
+        default_name="add",
+        shape=_add_shape,
+        code=lambda p, ins: Code(None, forward=lambda attr, args: " + ".join(args)),
+    )
+)
+
+
+def _cat_shape(p, ins):
+    shapes.same_except_channels("Concatenate", ins)
+    return (sum(s[0] for s in ins),) + ins[0][1:]
+
+
+register(
+    LayerSpec(
+        type_id="Concatenate",
+        title="Concatenate",
+        category="Merge",
+        doc=(
+            "Stacks its inputs along the channel axis (or joins vectors end to end): 32 and 64 "
+            "channels of the same height and width give 96. Inception modules concatenate "
+            "parallel branches; U-Net concatenates encoder features onto the decoder."
+        ),
+        params=(_N_INPUTS,),
+        inputs="inputs",
+        role="merge",
+        default_name="concat",
+        shape=_cat_shape,
+        code=lambda p, ins: Code(None, forward=lambda attr, args: f"torch.cat([{', '.join(args)}], dim=1)"),
+    )
+)
+
+
+def _crop_shape(p, ins):
+    x, like = ins
+    if len(x) != 3 or len(like) != 3:
+        raise ShapeError("Crop to match works on images: both inputs must be channels×height×width")
+    if x[1] < like[1] or x[2] < like[2]:
+        raise ShapeError(
+            f"Crop to match cannot grow {x[1]}×{x[2]} to {like[1]}×{like[2]}: the first input "
+            "must be at least as large as the second"
+        )
+    return (x[0], like[1], like[2])
+
+
+register(
+    LayerSpec(
+        type_id="CropToMatch",
+        title="Crop to match",
+        category="Merge",
+        doc=(
+            "Cuts the centre of its first input to the height and width of its second, keeping "
+            "the first input's channels. The original U-Net uses 'valid' convolutions, so the "
+            "encoder's maps are larger than the decoder's and are cropped before concatenation."
+        ),
+        inputs=2,
+        input_names=("in", "like"),
+        role="merge",
+        default_name="crop",
+        shape=_crop_shape,
+        code=lambda p, ins: Code(None, forward=lambda attr, args: f"center_crop({args[0]}, {args[1]})", helpers=("center_crop",)),
+        tags=frozenset({"rf_first_input"}),
+    )
+)

@@ -1,0 +1,286 @@
+"""The layer registry: one declaration per layer type, read by everything else.
+
+A :class:`LayerSpec` says, in one place, what a layer is (id, title, category,
+tooltip paragraph), which parameters it takes (:class:`Param`), how many inputs
+it has, how its output shape follows from its input shapes, how many parameters
+and multiply-accumulates it costs, how it affects the receptive field, and how
+it reads in generated PyTorch source. The inspector, palette, analysis, compile
+and export all read the same declaration.
+
+Shapes never include the batch dimension: ``(C, H, W)`` for images, ``(F,)``
+for feature vectors.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from engine.errors import GraphError, ParamError
+
+Shape = tuple[int, ...]
+
+#: The categories, in palette order.
+CATEGORIES = (
+    "Input",
+    "Dense",
+    "Convolution",
+    "Pooling",
+    "Normalization",
+    "Activation",
+    "Regularization",
+    "Reshape",
+    "Merge",
+    "Output",
+)
+
+#: Hard ceiling on any size-like integer parameter: keeps a typo from allocating terabytes.
+MAX_SIZE = 1 << 16
+
+
+@dataclass(frozen=True)
+class Param:
+    """The declaration of one layer parameter.
+
+    ``kind`` is one of ``int``, ``float``, ``bool``, ``choice``, ``int_or_choice``
+    (an int, or one of ``choices``, as Conv2d padding takes 1 or ``"same"``) and
+    ``shape`` (a tuple of positive ints, as Reshape's target).
+    """
+
+    name: str
+    kind: str
+    default: Any
+    doc: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[Any, ...] = ()
+    label: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name.replace("_", " ").capitalize()
+
+    def validate(self, value: Any) -> Any:
+        """Return ``value`` coerced to this param's type, or raise :class:`ParamError`."""
+        kind = self.kind
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            raise ParamError(f"'{self.name}' must be true or false, not {value!r}")
+        if kind == "choice":
+            if value in self.choices:
+                return value
+            raise ParamError(f"'{self.name}' must be one of {_or_list(self.choices)}, not {value!r}")
+        if kind == "int_or_choice" and isinstance(value, str):
+            if value in self.choices:
+                return value
+            raise ParamError(
+                f"'{self.name}' must be a whole number or one of {_or_list(self.choices)}, not {value!r}"
+            )
+        if kind in ("int", "int_or_choice"):
+            return self._check_range(_as_int(self.name, value))
+        if kind == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ParamError(f"'{self.name}' must be a number, not {value!r}")
+            value = float(value)
+            if not math.isfinite(value):
+                raise ParamError(f"'{self.name}' must be a finite number, not {value}")
+            return self._check_range(value)
+        if kind == "shape":
+            if isinstance(value, str):
+                value = [v for v in value.replace("x", ",").replace("×", ",").split(",") if v.strip()]
+            if not isinstance(value, (list, tuple)) or not value:
+                raise ParamError(f"'{self.name}' must be a list of sizes such as 16,4,4, not {value!r}")
+            dims = tuple(self._check_range(_as_int(self.name, v)) for v in value)
+            if len(dims) > 3:
+                raise ParamError(f"'{self.name}' can have at most 3 dimensions (C, H, W)")
+            return dims
+        raise AssertionError(f"unknown param kind {kind!r}")
+
+    def _check_range(self, value: float) -> Any:
+        if self.min is not None and value < self.min:
+            raise ParamError(f"'{self.name}' must be at least {_num(self.min)}, not {_num(value)}")
+        if self.max is not None and value > self.max:
+            raise ParamError(f"'{self.name}' must be at most {_num(self.max)}, not {_num(value)}")
+        return value
+
+
+@dataclass(frozen=True)
+class RF:
+    """How a layer moves the receptive field: a window of ``kernel`` taps with ``stride``.
+
+    ``scale`` < 1 means the layer upsamples (its output grid is finer than its input's).
+    """
+
+    kernel: int = 1
+    stride: int = 1
+    padding: float = 0.0
+    dilation: int = 1
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Code:
+    """How a block reads in generated source.
+
+    ``module`` is a constructor expression (``nn.Conv2d(1, 6, kernel_size=5)``) or
+    None when the block has no module. ``forward`` turns the block's attribute
+    (``self.conv1``) and its input variable names into the expression that computes
+    its output. ``helpers`` names module-level helper functions the forward uses.
+    """
+
+    module: str | None
+    forward: Callable[[str, list[str]], str] | None = None
+    helpers: tuple[str, ...] = ()
+
+
+def _call(attr: str, args: list[str]) -> str:
+    return f"{attr}({', '.join(args)})"
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Everything about one layer type. See the module docstring."""
+
+    type_id: str
+    title: str
+    category: str
+    doc: str
+    shape: Callable[[dict, list[Shape]], Shape]
+    code: Callable[[dict, list[Shape]], Code]
+    params: tuple[Param, ...] = ()
+    inputs: int | str = 1
+    input_names: tuple[str, ...] = ()
+    outputs: int = 1
+    default_name: str = ""
+    role: str = "layer"  # "input", "layer", "merge" or "head"
+    param_count: Callable[[dict, list[Shape], Shape], tuple[int, int]] = lambda p, i, o: (0, 0)
+    macs: Callable[[dict, list[Shape], Shape], int] = lambda p, i, o: 0
+    rf: Callable[[dict, list[Shape]], RF | None] | None = None
+    has_weights: bool = False
+    linear: bool = False  # an affine map with no nonlinearity (for the collapse warning)
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+    def __post_init__(self) -> None:
+        if not self.default_name:
+            object.__setattr__(self, "default_name", self.type_id.lower())
+
+    # ---------------------------------------------------------------- params
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise ParamError(f"{self.title} has no parameter '{name}'")
+
+    def defaults(self) -> dict[str, Any]:
+        return {p.name: p.default for p in self.params}
+
+    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``given``, every value validated; unknown names refused."""
+        out = self.defaults()
+        for key, value in given.items():
+            out[key] = self.param(key).validate(value)
+        return out
+
+    # ---------------------------------------------------------------- ports
+    def input_ports(self, params: dict[str, Any]) -> list[str]:
+        n = params[self.inputs] if isinstance(self.inputs, str) else self.inputs
+        if self.input_names and len(self.input_names) == n:
+            return list(self.input_names)
+        if n == 1:
+            return ["in"]
+        return [str(i + 1) for i in range(n)]
+
+    def output_ports(self, params: dict[str, Any]) -> list[str]:
+        return ["out"] * self.outputs
+
+
+_REGISTRY: dict[str, LayerSpec] = {}
+
+
+def register(spec: LayerSpec) -> LayerSpec:
+    """Add ``spec`` to the registry (each type id once). Returns it."""
+    if spec.type_id in _REGISTRY:
+        raise ValueError(f"layer type {spec.type_id!r} registered twice")
+    if spec.category not in CATEGORIES:
+        raise ValueError(f"{spec.type_id}: unknown category {spec.category!r}")
+    if spec.has_weights and not any(p.name == "init" for p in spec.params):
+        spec = LayerSpec(**{**spec.__dict__, "params": spec.params + (INIT_PARAM,)})
+    _REGISTRY[spec.type_id] = spec
+    return spec
+
+
+def get(type_id: str) -> LayerSpec:
+    _load_all()
+    try:
+        return _REGISTRY[type_id]
+    except (KeyError, TypeError):
+        raise GraphError(f"there is no layer type called {type_id!r}") from None
+
+
+def all_specs() -> list[LayerSpec]:
+    """Every registered layer, grouped by category in palette order."""
+    _load_all()
+    order = {c: i for i, c in enumerate(CATEGORIES)}
+    return sorted(_REGISTRY.values(), key=lambda s: order[s.category])
+
+
+def _load_all() -> None:
+    if not _REGISTRY:
+        import engine.layers.catalog  # noqa: F401  (registers every family)
+
+
+INIT_SCHEMES = (
+    "default",
+    "xavier_normal",
+    "xavier_uniform",
+    "he_normal",
+    "he_uniform",
+    "normal",
+    "zeros",
+)
+
+INIT_PARAM = Param(
+    "init",
+    "choice",
+    "default",
+    "How the weights start. 'default' is PyTorch's own; Xavier/Glorot suits tanh and "
+    "sigmoid, He suits ReLU; 'normal' draws from N(0, 0.01); 'zeros' starts every "
+    "weight at zero, so all units of the layer learn the same thing and never differ.",
+    choices=INIT_SCHEMES,
+    label="Weight init",
+)
+
+
+# -------------------------------------------------------------------- helpers
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise ParamError(f"'{name}' must be a whole number, not {value!r}")
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    if not isinstance(value, int):
+        raise ParamError(f"'{name}' must be a whole number, not {value!r}")
+    return value
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def _or_list(items: Sequence[Any]) -> str:
+    words = [repr(i) for i in items]
+    return ", ".join(words[:-1]) + f" or {words[-1]}" if len(words) > 1 else words[0]
+
+
+def shape_str(shape: Shape | None) -> str:
+    """``(64, 16, 16)`` -> ``64×16×16``; None -> ``?``."""
+    if shape is None:
+        return "?"
+    return "×".join(str(d) for d in shape)
+
+
+def numel(shape: Shape) -> int:
+    return math.prod(shape)
