@@ -137,6 +137,8 @@ def generate(graph: Graph, class_name: str = "Net", analysis: Analysis | None = 
     variables: dict[str, str] = {}
     for nid in inputs:
         variables[nid] = "x" if single_input else names[nid]
+    x_holder: str | None = inputs[0] if single_input else None
+    emitted: set[str] = set(inputs)
 
     init_lines: list[str] = []
     forward_lines: list[str] = []
@@ -159,9 +161,12 @@ def generate(graph: Graph, class_name: str = "Net", analysis: Analysis | None = 
             if scheme != "default":
                 helpers.add("init_weights")
         expr = code.forward(attr, args) if code.forward else f"{attr}({', '.join(args)})"
-        src = graph.inputs_of(nid)[0].src if len(args) == 1 else None
-        if src is not None and len(consumers[src]) == 1 and (nodes[src].spec.role != "input" or single_input):
-            variables[nid] = variables[src]
+        emitted.add(nid)
+        # NOTE: a chain reuses `x` (as a person writes it); a value read by several
+        # blocks, or computed while `x` is still needed, gets the block's own name.
+        x_free = x_holder is None or all(c in emitted for c in consumers[x_holder])
+        if len(consumers[nid]) == 1 and x_free:
+            variables[nid], x_holder = "x", nid
         else:
             variables[nid] = names[nid]
         forward_lines.append(f"{variables[nid]} = {expr}  # {shape_str(info.out_shape)}")

@@ -1,0 +1,210 @@
+"""Headless command line: ``python main.py templates | new | analyze | export``.
+
+Every command exits 0 on success. Bad input (a missing or malformed file, an
+unknown template, weights that do not fit) prints one line on stderr and exits 2,
+never a traceback. ``analyze`` exits 1 when the network itself has errors, after
+printing them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from engine.analysis import Analysis, analyze
+from engine.errors import NetDesignerError
+from engine.layers.registry import shape_str
+
+EXIT_BAD_INPUT = 2
+EXIT_INVALID_NETWORK = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line and exits 2."""
+
+    def error(self, message: str) -> None:  # noqa: D401 - argparse's name
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="main.py",
+        description="Net Designer. With no arguments (or a project path) it opens the window; "
+        "these sub-commands run without a display.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    sub.add_parser("templates", help="list the built-in templates, one per line, name first")
+
+    new = sub.add_parser("new", help="create a project file from a template")
+    new.add_argument("--template", required=True, metavar="NAME", help="template name (see 'templates')")
+    new.add_argument("-o", "--output", required=True, type=Path, metavar="PROJECT.json")
+    new.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    ana = sub.add_parser("analyze", help="per-block shapes, parameters, MACs and receptive fields")
+    ana.add_argument("project", type=Path, metavar="PROJECT.json")
+    ana.add_argument("--json", action="store_true", help="print the analysis as JSON")
+
+    exp = sub.add_parser("export", help="write the network as a standalone PyTorch file")
+    exp.add_argument("project", type=Path, metavar="PROJECT.json")
+    exp.add_argument("-o", "--output", required=True, type=Path, metavar="MODEL.py")
+    exp.add_argument("--weights", type=Path, metavar="WEIGHTS.pt", help="weights to export (default: the project's)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.command is None:
+        parser.print_help()
+        return 0
+    handler = {"templates": _templates, "new": _new, "analyze": _analyze, "export": _export}[args.command]
+    try:
+        return handler(args)
+    except (NetDesignerError, OSError) as exc:
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+# ---------------------------------------------------------------------- commands
+def _templates(args: argparse.Namespace) -> int:
+    from engine.templates import list_templates
+
+    infos = list_templates()
+    width = max((len(t.name) for t in infos), default=0)
+    for t in infos:
+        print(f"{t.name:<{width}}  {t.title}: {t.description}")
+    return 0
+
+
+def _new(args: argparse.Namespace) -> int:
+    from engine.project import save_project
+    from engine.templates import load_template
+
+    if args.output.exists() and not args.force:
+        raise NetDesignerError(f"{args.output} already exists (use --force to overwrite)")
+    project = load_template(args.template)
+    save_project(project, args.output)
+    print(f"wrote {args.output} from template {args.template!r}")
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from engine.project import load_project
+
+    project = load_project(args.project)
+    result = analyze(project.graph)
+    if args.json:
+        print(json.dumps(analysis_to_dict(project.graph, result, project.name), indent=2))
+    else:
+        print(format_table(project.graph, result, project.name))
+    return 0 if result.valid else EXIT_INVALID_NETWORK
+
+
+def _export(args: argparse.Namespace) -> int:
+    from engine.export import export_code, load_weights
+    from engine.project import load_project, weights_path
+
+    project = load_project(args.project)
+    source = args.weights or weights_path(project, args.project)
+    state = load_weights(source) if source is not None else None
+    for path in export_code(project.graph, args.output, name=project.name, state_dict=state):
+        print(f"wrote {path}")
+    return 0
+
+
+# ---------------------------------------------------------------------- formatting
+def analysis_to_dict(graph, result: Analysis, name: str = "") -> dict:
+    """The analysis as JSON-ready data (the same content as the table)."""
+    blocks = []
+    for nid in result.order:
+        node, info = graph.nodes[nid], result.nodes[nid]
+        rf = info.rf
+        blocks.append(
+            {
+                "id": nid,
+                "name": node.name,
+                "type": node.type,
+                "output_shape": list(info.out_shape) if info.out_shape else None,
+                "params": info.params,
+                "trainable": info.trainable,
+                "non_trainable": info.frozen,
+                "macs": info.macs,
+                "memory_bytes": info.memory,
+                "receptive_field": {"size": rf.size, "jump": rf.jump, "offset": rf.offset} if rf else None,
+                "problems": [_problem(p) for p in result.problems.get(nid, [])],
+            }
+        )
+    return {
+        "name": name,
+        "valid": result.valid,
+        "blocks": blocks,
+        "totals": {
+            "params": result.total_params,
+            "trainable": result.total_trainable,
+            "non_trainable": result.total_frozen,
+            "macs": result.total_macs,
+            "memory_bytes": result.total_memory,
+        },
+        "problems": [_problem(p) for p in result.all_problems()],
+    }
+
+
+def _problem(p) -> dict:
+    return {"block": p.node_id, "severity": p.severity, "rule": p.rule, "message": p.message}
+
+
+def format_table(graph, result: Analysis, name: str = "") -> str:
+    """A torchinfo-like table of every block, with totals and problems."""
+    header = ("Block", "Type", "Output shape", "Params", "MACs", "Receptive field")
+    rows = []
+    for nid in result.order:
+        node, info = graph.nodes[nid], result.nodes[nid]
+        rows.append(
+            (
+                node.name,
+                node.type,
+                shape_str(info.out_shape),
+                f"{info.params:,}",
+                f"{info.macs:,}",
+                str(info.rf) if info.rf else "-",
+            )
+        )
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    right = {3, 4}
+
+    def line(cells) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    rule = "=" * len(line(header))
+    out = [rule]
+    if name:
+        out += [name, rule]
+    out += [line(header), "-" * len(rule), *map(line, rows), rule]
+    out += [
+        f"Total params: {result.total_params:,}",
+        f"Trainable params: {result.total_trainable:,}",
+        f"Non-trainable params: {result.total_frozen:,}",
+        f"Total MACs (one sample): {result.total_macs:,}",
+        f"Activation memory (one sample, float32): {result.total_memory / 2**20:.2f} MiB",
+        rule,
+    ]
+    problems = result.all_problems()
+    if problems:
+        out.append("Problems:")
+        for p in problems:
+            out.append(f"  {p.severity}: {p.message}")
+    else:
+        out.append("No problems found.")
+    return "\n".join(out)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Export a project as a standalone PyTorch source file (and its weights).
+
+The file is exactly the source :mod:`engine.compile` executes for training, so
+loading the exported weights into the exported class reproduces the in-app
+model's outputs. Weights are a plain ``state_dict`` saved with ``torch.save``
+and meant to be loaded with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+from engine.codegen import GeneratedModel, generate
+from engine.compile import load_class
+from engine.errors import NetDesignerError
+from engine.fileio import atomic_write, atomic_write_text
+from engine.graph import Graph
+
+
+class ExportError(NetDesignerError):
+    """The weights do not fit the network, or a file could not be written."""
+
+
+def generate_for(graph: Graph, name: str) -> GeneratedModel:
+    """The generated source for a graph, with the class named after ``name``."""
+    return generate(graph, class_name=name or "Net", title=name)
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A ``state_dict`` from disk, loaded safely (``weights_only=True``)."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ExportError(f"{path}: the weights file does not exist") from None
+    except Exception as exc:  # torch raises many kinds for a corrupt or unsafe file
+        raise ExportError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})") from None
+    if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
+        state = state["model"]  # a training checkpoint: take the model's part
+    if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ExportError(f"{path}: expected a state_dict of tensors")
+    return dict(state)
+
+
+def export_code(
+    graph: Graph,
+    out_path: str | Path,
+    *,
+    name: str = "Net",
+    state_dict: Mapping[str, torch.Tensor] | None = None,
+) -> list[Path]:
+    """Write ``out_path`` (.py) and, given weights, ``out_path`` with suffix ``.pt``.
+
+    The weights are checked against the generated class before anything is written.
+    Returns the paths written. Raises CompileError for a graph with errors and
+    ExportError for weights that do not fit.
+    """
+    out = Path(out_path)
+    if out.suffix != ".py":
+        raise ExportError(f"{out}: the code file must end in .py")
+    code = generate_for(graph, name)
+    written = [out]
+    if state_dict is not None:
+        model = load_class(code)()
+        try:
+            model.load_state_dict(dict(state_dict), strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0:3]
+            raise ExportError("the weights do not fit this network: " + " ".join(first)) from None
+        weights_path = out.with_suffix(".pt")
+        atomic_write(weights_path, lambda tmp: torch.save(model.state_dict(), tmp))
+        written.append(weights_path)
+    atomic_write_text(out, code.source)
+    return written

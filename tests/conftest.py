@@ -1,0 +1,10 @@
+"""Test-wide settings. Qt must run offscreen (without it pytest aborts on a headless machine)."""
+
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
