@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from engine.errors import ShapeError
+from engine.errors import GraphError, ShapeError
 from engine.graph import Graph, Node
 from engine.layers.registry import RF, Shape, numel
 
@@ -119,18 +119,29 @@ class Analysis:
 def analyze(graph: Graph) -> Analysis:
     """Analyse every block of ``graph``; never raises for a bad graph."""
     nodes = graph.nodes
-    order = graph.topological_order()
     infos: dict[str, NodeInfo] = {}
     problems: dict[str, list[Problem]] = {}
+
+    def report(nid: str, severity: str, rule: str, message: str) -> None:
+        problems.setdefault(nid, []).append(Problem(nid, severity, rule, message))
+
+    try:
+        order = graph.topological_order()
+        looped: list[str] = []
+    except GraphError:
+        # NOTE: connect() refuses loops, so only a hand-built document gets here; the
+        # blocks on or after a loop are reported and left out of everything else.
+        order = _acyclic_part(graph)
+        looped = [nid for nid in nodes if nid not in order]
+        for nid in looped:
+            infos[nid] = NodeInfo()
+            report(nid, ERROR, "cycle", f"'{nodes[nid].name}' is on or after a loop: a network must flow one way")
     inbound: dict[str, dict[int, str]] = {nid: {} for nid in nodes}
     consumers: dict[str, list[str]] = {nid: [] for nid in nodes}
     for e in graph.edges:
         inbound[e.dst][e.dst_port] = e.src
         consumers[e.src].append(e.dst)
     reachable = _reachable_from_inputs(nodes, order, inbound)
-
-    def report(nid: str, severity: str, rule: str, message: str) -> None:
-        problems.setdefault(nid, []).append(Problem(nid, severity, rule, message))
 
     for nid in order:
         node = nodes[nid]
@@ -146,7 +157,7 @@ def analyze(graph: Graph) -> Analysis:
                 report(nid, ERROR, "empty_port", f"input port {i + 1} of {spec.title} '{node.name}' is empty")
         if spec.role != "input" and nid not in reachable and not empty:
             report(nid, ERROR, "no_input", f"'{node.name}' is not connected to any Input")
-        info.in_shapes = [infos[s].out_shape if s is not None else None for s in srcs]
+        info.in_shapes = [infos[s].out_shape if s is not None and s in infos else None for s in srcs]
         if empty or any(s is None for s in info.in_shapes):
             continue  # upstream problem or missing wire: nothing more can be said here
         try:
@@ -154,16 +165,24 @@ def analyze(graph: Graph) -> Analysis:
         except ShapeError as exc:
             report(nid, ERROR, "shape", f"'{node.name}': {exc}")
             continue
-        info.out_shape = tuple(int(d) for d in out)
-        info.trainable, info.frozen = spec.param_count(node.params, info.in_shapes, info.out_shape)
-        info.macs = spec.macs(node.params, info.in_shapes, info.out_shape)
-        info.memory = 4 * numel(info.out_shape) if spec.role != "head" else 0
-        info.rf = _receptive_field(node, info, [infos[s].rf for s in srcs])
+        except Exception as exc:  # noqa: BLE001 - a declaration bug must not reach the UI as a crash
+            report(nid, ERROR, "internal", f"'{node.name}' could not be analysed ({type(exc).__name__}: {exc})")
+            continue
+        try:
+            info.out_shape = tuple(int(d) for d in out)
+            info.trainable, info.frozen = spec.param_count(node.params, info.in_shapes, info.out_shape)
+            info.macs = spec.macs(node.params, info.in_shapes, info.out_shape)
+            info.memory = 4 * numel(info.out_shape) if spec.role != "head" else 0
+            info.rf = _receptive_field(node, info, [infos[s].rf for s in srcs])
+        except Exception as exc:  # noqa: BLE001 - a declaration bug must not reach the UI as a crash
+            infos[nid] = NodeInfo(in_shapes=info.in_shapes)
+            report(nid, ERROR, "internal", f"'{node.name}' could not be analysed ({type(exc).__name__}: {exc})")
 
     _warn_dangling(nodes, consumers, report)
     _warn_linear_collapse(nodes, inbound, consumers, report)
     _warn_double_softmax(nodes, inbound, report)
     _warn_saturating_chains(nodes, order, inbound, report)
+    order = order + looped
     if nodes and not any(n.spec.role == "input" for n in nodes.values()):
         first = order[0]
         report(first, ERROR, "no_input_block", "the network has no Input block: add one and wire it in")
@@ -206,6 +225,23 @@ def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
 
 
 # ---------------------------------------------------------------------- graph rules
+def _acyclic_part(graph: Graph) -> list[str]:
+    """Kahn's order of the blocks that are not on or after a loop."""
+    indeg = {nid: 0 for nid in graph.nodes}
+    for e in graph.edges:
+        indeg[e.dst] += 1
+    ready = [nid for nid, d in indeg.items() if d == 0]
+    order: list[str] = []
+    while ready:
+        nid = ready.pop(0)
+        order.append(nid)
+        for m in graph.successors(nid):
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                ready.append(m)
+    return order
+
+
 def _reachable_from_inputs(nodes, order, inbound) -> set[str]:
     reach: set[str] = set()
     for nid in order:

@@ -19,6 +19,8 @@ import keyword
 import re
 from dataclasses import dataclass, field
 
+from torch import nn
+
 from engine.analysis import Analysis, analyze
 from engine.errors import CompileError
 from engine.graph import Graph
@@ -53,7 +55,9 @@ HELPERS = {
 ''',
 }
 
-_RESERVED = {"self", "torch", "nn", "x", "model", "weights", "example", "Path"} | set(HELPERS)
+# NOTE: a layer attribute must not shadow nn.Module's own (forward, training, to, ...).
+_RESERVED = {"self", "torch", "nn", "x", "model", "weights", "example", "Path", "out", "t"} | set(HELPERS)
+_RESERVED |= {name for name in dir(nn.Module()) if not name.startswith("__")}
 _MAX_IDENT = 40
 
 

@@ -19,6 +19,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> None
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        # NOTE: mkstemp makes the file 0600; keep an existing file's mode, else the umask's.
+        try:
+            mode = target.stat().st_mode & 0o777
+        except FileNotFoundError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)

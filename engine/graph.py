@@ -13,12 +13,12 @@ to the edge that feeds it (the ryvencore habit).
 from __future__ import annotations
 
 import contextlib
-import copy
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from engine.errors import GraphError
+from engine.errors import GraphError, ParamError
 from engine.layers import registry
 
 __all__ = ["Edge", "Graph", "GraphError", "GraphEvent", "Node"]
@@ -75,6 +75,8 @@ class Graph:
         self._nodes: dict[str, Node] = {}
         self._edges: list[Edge] = []
         self._edge_into: dict[tuple[str, int], Edge] = {}
+        self._edges_out: dict[str, list[Edge]] = {}
+        self._names: dict[str, str] = {}  # display name -> node id
         self._next_id = 1
         self._listeners: list[Listener] = []
         self._pending: list[GraphEvent] | None = None
@@ -106,13 +108,13 @@ class Graph:
         return [self._edge_into.get((node_id, i)) for i in range(len(n.input_ports()))]
 
     def edges_from(self, node_id: str) -> list[Edge]:
-        return [e for e in self._edges if e.src == node_id]
+        return list(self._edges_out.get(node_id, ()))
 
     def edges_of(self, node_id: str) -> list[Edge]:
         return [e for e in self._edges if node_id in (e.src, e.dst)]
 
     def successors(self, node_id: str) -> list[str]:
-        return [e.dst for e in self._edges if e.src == node_id]
+        return [e.dst for e in self._edges_out.get(node_id, ())]
 
     def predecessors(self, node_id: str) -> list[str]:
         return [e.src for e in self._edges if e.dst == node_id]
@@ -140,7 +142,7 @@ class Graph:
 
     def unique_name(self, base: str) -> str:
         """``base`` if no block has that name yet, else ``base`` with the next free number."""
-        taken = {n.name for n in self._nodes.values()}
+        taken = self._names
         if base not in taken:
             return base
         stem = base.rstrip("0123456789") or base
@@ -193,11 +195,37 @@ class Graph:
                 listener(event)
 
     def _snapshot(self) -> tuple:
-        return (copy.deepcopy(self._nodes), list(self._edges), self._next_id)
+        # NOTE: param values are immutable (numbers, strings, tuples) and set_params
+        # replaces the dict, so a shallow copy of each node's fields is enough.
+        state = {nid: (n.type, n.name, dict(n.params), n.pos) for nid, n in self._nodes.items()}
+        return (dict(self._nodes), state, list(self._edges), self._next_id)
 
     def _restore(self, saved: tuple) -> None:
-        self._nodes, self._edges, self._next_id = saved
+        """Put back a snapshot, keeping the same Node objects (views may hold them)."""
+        nodes, state, edges, self._next_id = saved
+        for nid, node in nodes.items():
+            node.type, node.name, node.params, node.pos = state[nid]
+        self._nodes.clear()
+        self._nodes.update(nodes)
+        self._edges[:] = edges
+        self._reindex()
+
+    def _reindex(self) -> None:
         self._edge_into = {(e.dst, e.dst_port): e for e in self._edges}
+        self._edges_out = {}
+        for e in self._edges:
+            self._edges_out.setdefault(e.src, []).append(e)
+        self._names = {n.name: nid for nid, n in self._nodes.items()}
+
+    def install_edges(self, edges: list[Edge]) -> None:
+        """Replace every wire with ``edges``, which the caller has already checked (loading).
+
+        No event is announced and nothing is checked. Proving "no loop" once per wire
+        through :meth:`connect` is quadratic for a long chain; a loader checks all wires
+        in one pass instead and then calls this.
+        """
+        self._edges[:] = edges
+        self._reindex()
 
     # ------------------------------------------------------------------ edits
     def add_node(
@@ -211,16 +239,27 @@ class Graph:
     ) -> Node:
         """Add a block of ``type_id``. Unknown params or invalid values are refused."""
         spec = registry.get(type_id)
-        full = spec.resolve_params(params or {})
+        try:
+            full = spec.resolve_params(params or {})
+        except ParamError as exc:
+            raise _named(exc, spec.title, spec.title) from None
+        if name is None:
+            name = self.unique_name(spec.default_name)
+        else:
+            name = _check_name(name)
+            self._check_name_free(name)
+        xy = _check_pos(pos, name)
         if node_id is None:
             node_id = self._fresh_id()
+        elif not isinstance(node_id, str) or not node_id.strip():
+            raise GraphError(f"a block id must be non-empty text, not {node_id!r}")
         elif node_id in self._nodes:
             raise GraphError(f"a block with id {node_id!r} already exists")
         else:
             self._bump_id_past(node_id)
-        name = self.unique_name(spec.default_name) if name is None else _check_name(name)
-        node = Node(node_id, type_id, name, full, (float(pos[0]), float(pos[1])))
+        node = Node(node_id, type_id, name, full, xy)
         self._nodes[node_id] = node
+        self._names[name] = node_id
         self._announce("node_added", node_id=node_id)
         return node
 
@@ -231,6 +270,7 @@ class Graph:
         for e in removed:
             self._drop_edge(e)
         del self._nodes[node_id]
+        self._names.pop(node.name, None)
         self._announce("node_removed", node_id=node_id, node=node, edges=removed)
 
     def connect(self, src: str, src_port: int, dst: str, dst_port: int) -> Edge:
@@ -239,6 +279,7 @@ class Graph:
         self.check_connect(edge)
         self._edges.append(edge)
         self._edge_into[(dst, edge.dst_port)] = edge
+        self._edges_out.setdefault(edge.src, []).append(edge)
         self._announce("edge_added", edge=edge)
         return edge
 
@@ -280,8 +321,11 @@ class Graph:
         node = self.node(node_id)
         spec = node.spec
         new = dict(node.params)
-        for key, value in changes.items():
-            new[key] = spec.param(key).validate(value)
+        try:
+            for key, value in changes.items():
+                new[key] = spec.param(key).validate(value)
+        except ParamError as exc:
+            raise _named(exc, f"'{node.name}' ({spec.title})", spec.title) from None
         n_in = len(spec.input_ports(new))
         cut = [e for e in self._edges if e.dst == node_id and e.dst_port >= n_in]
         if cut:
@@ -296,14 +340,16 @@ class Graph:
     def rename(self, node_id: str, name: str) -> None:
         node = self.node(node_id)
         name = _check_name(name)
-        if any(n.name == name and n.id != node_id for n in self._nodes.values()):
-            raise GraphError(f"another block is already called '{name}'")
+        self._check_name_free(name, node_id)
         old, node.name = node.name, name
+        self._names.pop(old, None)
+        self._names[name] = node_id
         self._announce("node_renamed", node_id=node_id, old=old, new=name)
 
     def move(self, node_id: str, pos: tuple[float, float]) -> None:
         node = self.node(node_id)
-        old, node.pos = node.pos, (float(pos[0]), float(pos[1]))
+        new = _check_pos(pos, node.name)
+        old, node.pos = node.pos, new
         self._announce("node_moved", node_id=node_id, old=old, new=node.pos)
 
     def clear(self) -> None:
@@ -311,13 +357,20 @@ class Graph:
         self._nodes.clear()
         self._edges.clear()
         self._edge_into.clear()
+        self._edges_out.clear()
+        self._names.clear()
         self._next_id = 1
         self._announce("cleared")
 
     # ------------------------------------------------------------------ helpers
+    def _check_name_free(self, name: str, node_id: str | None = None) -> None:
+        if self._names.get(name, node_id) != node_id:
+            raise GraphError(f"another block is already called '{name}'")
+
     def _drop_edge(self, edge: Edge) -> None:
         self._edges.remove(edge)
         self._edge_into.pop((edge.dst, edge.dst_port), None)
+        self._edges_out[edge.src].remove(edge)
 
     def _reaches(self, start: str, goal: str) -> bool:
         """Whether following wires from ``start`` arrives at ``goal``."""
@@ -329,7 +382,7 @@ class Graph:
             if nid in seen:
                 continue
             seen.add(nid)
-            stack.extend(e.dst for e in self._edges if e.src == nid)
+            stack.extend(e.dst for e in self._edges_out.get(nid, ()))
         return False
 
     def _fresh_id(self) -> str:
@@ -354,6 +407,25 @@ def _check_name(name: Any) -> str:
     if any(ch in name for ch in "\n\r\t\x00"):
         raise GraphError("a block's name must fit on one line")
     return name
+
+
+def _named(exc: ParamError, who: str, title: str) -> ParamError:
+    """``exc`` with its message saying which block it is about."""
+    msg = str(exc)
+    if msg.startswith(title + " "):  # "Dense has no parameter 'x'"
+        msg = msg[len(title) + 1 :]
+        return ParamError(f"{who} {msg}")
+    return ParamError(f"{who}: {msg}")
+
+
+def _check_pos(pos: Any, name: str) -> tuple[float, float]:
+    try:
+        x, y = float(pos[0]), float(pos[1])
+    except (TypeError, ValueError, IndexError):
+        raise GraphError(f"'{name}' needs a position of two numbers, not {pos!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise GraphError(f"'{name}' needs a finite position, not {pos!r}")
+    return (x, y)
 
 
 def _port_label(node: Node, port: int) -> str:

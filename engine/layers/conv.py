@@ -36,7 +36,13 @@ def _conv_shape(p, ins, title="Conv2d"):
         raise ShapeError(
             f"{title}: groups={g} must divide both the {c} input channels and the {p['filters']} filters"
         )
-    ho, wo = shapes.spatial_out(title, ins[0], p["kernel_size"], p["stride"], _pad(p, title), p["dilation"])
+    pad = _pad(p, title)
+    if p["padding"] == "same" and p["stride"] == 1:
+        # NOTE: an even effective kernel is padded one pixel more on the right/bottom
+        # (PyTorch's 'same'), so the symmetric formula would be one pixel short.
+        _, ho, wo = ins[0]
+    else:
+        ho, wo = shapes.spatial_out(title, ins[0], p["kernel_size"], p["stride"], pad, p["dilation"])
     return (p["filters"], ho, wo)
 
 
@@ -106,7 +112,7 @@ register(
 
 
 def _sep_shape(p, ins):
-    return _conv_shape({**p, "groups": 1}, ins, "SeparableConv2d")
+    return _conv_shape({**p, "groups": 1}, ins, "Separable Conv2d")
 
 
 def _sep_code(p, ins):

@@ -2,7 +2,7 @@
 
 from engine.errors import ShapeError
 from engine.layers import shapes
-from engine.layers.registry import Code, LayerSpec, Param, register, shape_str
+from engine.layers.registry import RF, Code, LayerSpec, Param, register, shape_str
 
 _N_INPUTS = Param("inputs", "int", 2, "How many input ports.", min=2, max=8)
 
@@ -91,6 +91,9 @@ register(
         default_name="crop",
         shape=_crop_shape,
         code=lambda p, ins: Code(None, forward=lambda attr, args: f"center_crop({args[0]}, {args[1]})", helpers=("center_crop",)),
+        # The crop starts (H_in − H_like) // 2 pixels in, which moves the window centre
+        # of the first output pixel that far (a negative padding in the RF rule).
+        rf=lambda p, ins: RF(1, 1, -((ins[0][1] - ins[1][1]) // 2)),
         tags=frozenset({"rf_first_input"}),
     )
 )

@@ -14,6 +14,7 @@ for feature vectors.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -67,23 +68,26 @@ class Param:
         if kind == "bool":
             if isinstance(value, bool):
                 return value
-            raise ParamError(f"'{self.name}' must be true or false, not {value!r}")
+            raise ParamError(f"'{self.name}' must be true or false, not {_show(value)}")
         if kind == "choice":
             if value in self.choices:
                 return value
-            raise ParamError(f"'{self.name}' must be one of {_or_list(self.choices)}, not {value!r}")
+            raise ParamError(f"'{self.name}' must be one of {_or_list(self.choices)}, not {_show(value)}")
         if kind == "int_or_choice" and isinstance(value, str):
             if value in self.choices:
                 return value
             raise ParamError(
-                f"'{self.name}' must be a whole number or one of {_or_list(self.choices)}, not {value!r}"
+                f"'{self.name}' must be a whole number or one of {_or_list(self.choices)}, not {_show(value)}"
             )
         if kind in ("int", "int_or_choice"):
             return self._check_range(_as_int(self.name, value))
         if kind == "float":
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ParamError(f"'{self.name}' must be a number, not {value!r}")
-            value = float(value)
+                raise ParamError(f"'{self.name}' must be a number, not {_show(value)}")
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ParamError(f"'{self.name}' is far too large") from None
             if not math.isfinite(value):
                 raise ParamError(f"'{self.name}' must be a finite number, not {value}")
             return self._check_range(value)
@@ -91,7 +95,7 @@ class Param:
             if isinstance(value, str):
                 value = [v for v in value.replace("x", ",").replace("×", ",").split(",") if v.strip()]
             if not isinstance(value, (list, tuple)) or not value:
-                raise ParamError(f"'{self.name}' must be a list of sizes such as 16,4,4, not {value!r}")
+                raise ParamError(f"'{self.name}' must be a list of sizes such as 16,4,4, not {_show(value)}")
             dims = tuple(self._check_range(_as_int(self.name, v)) for v in value)
             if len(dims) > 3:
                 raise ParamError(f"'{self.name}' can have at most 3 dimensions (C, H, W)")
@@ -256,18 +260,26 @@ INIT_PARAM = Param(
 # -------------------------------------------------------------------- helpers
 def _as_int(name: str, value: Any) -> int:
     if isinstance(value, bool):
-        raise ParamError(f"'{name}' must be a whole number, not {value!r}")
+        raise ParamError(f"'{name}' must be a whole number, not {_show(value)}")
     if isinstance(value, float) and value.is_integer():
         return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+    if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,18}\s*", value):
+        return int(value)
     if not isinstance(value, int):
-        raise ParamError(f"'{name}' must be a whole number, not {value!r}")
+        raise ParamError(f"'{name}' must be a whole number, not {_show(value)}")
     return value
 
 
+def _show(value: Any) -> str:
+    """A value for an error message, cut short when it is long."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _num(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+    if isinstance(v, int):
+        return str(v) if abs(v) < 10**15 else "a huge number"
+    return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:g}"
 
 
 def _or_list(items: Sequence[Any]) -> str:

@@ -1,0 +1,297 @@
+"""Data, training and probe settings: plain dataclasses that read and write JSON objects.
+
+Each section declares its fields once, with a default and a check (type and
+range). ``from_dict`` validates every known field and raises
+:class:`ProjectError` naming the field path (``lenet.json: training.lr must be a
+positive number, not -1``); fields it does not know are kept in ``extra`` and
+written back by ``to_dict``, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable, ClassVar
+
+from engine.errors import ProjectError
+
+__all__ = ["DATASETS", "TASKS", "DataConfig", "ProbeConfig", "TrainingConfig", "plain_copy", "show_value"]
+
+DATASETS = (
+    "spiral",
+    "xor",
+    "circles",
+    "gaussians",
+    "regression1d",
+    "digits",
+    "iris",
+    "wine",
+    "breast_cancer",
+    "shapes",
+    "image_folder",
+    "csv",
+    "npz",
+)
+TASKS = ("classification", "binary", "regression", "segmentation", "localization")
+MAX_SEED = 2**32 - 1  # numpy's seeds stop here
+
+
+def show_value(value: Any) -> str:
+    """A short, plain rendering of a value for an error message (JSON spelling)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        # NOTE: str() of an int over 4300 digits raises, so huge ones are only described.
+        return str(value) if abs(value) < 10**30 else "a huge number"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "Infinity" if value > 0 else "-Infinity"
+        return f"{value:g}"
+    if isinstance(value, str):
+        return json.dumps(value if len(value) <= 40 else value[:37] + "...", ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
+
+
+def plain_copy(value: Any) -> Any:
+    """A deep copy of JSON-like data with tuples turned into lists, as JSON would give it back."""
+    if isinstance(value, dict):
+        return {k: plain_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain_copy(v) for v in value]
+    return value
+
+
+class _Refused(Exception):
+    """A check's verdict: the value is not ``expect`` (a phrase such as 'a positive number')."""
+
+    def __init__(self, expect: str) -> None:
+        super().__init__(expect)
+        self.expect = expect
+
+
+Check = Callable[[Any], Any]
+
+
+def _or_list(options: tuple[str, ...]) -> str:
+    words = [json.dumps(o) for o in options]
+    return ", ".join(words[:-1]) + f" or {words[-1]}"
+
+
+def choice(*options: str) -> Check:
+    expect = f"one of {_or_list(options)}"
+
+    def check(value: Any) -> str:
+        if isinstance(value, str) and value in options:
+            return value
+        raise _Refused(expect)
+
+    return check
+
+
+def integer(lo: int, hi: int | None = None) -> Check:
+    expect = f"a whole number from {lo} to {hi}" if hi is not None else f"a whole number of at least {lo}"
+
+    def check(value: Any) -> int:
+        if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _Refused(expect)
+        if value < lo or (hi is not None and value > hi):
+            raise _Refused(expect)
+        return value
+
+    return check
+
+
+def number(lo: float | None = None, hi: float | None = None, *, above: bool = False, expect: str = "") -> Check:
+    """A finite number in ``[lo, hi]`` (``(lo, hi]`` when ``above``)."""
+    if not expect:
+        if lo is not None and hi is not None:
+            expect = f"a number {'above' if above else 'from'} {lo:g} {'and at most' if above else 'to'} {hi:g}"
+        elif lo is not None:
+            expect = f"a number {'above' if above else 'of at least'} {lo:g}"
+        else:
+            expect = "a number"
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise _Refused(expect)
+        try:
+            value = float(value)
+        except OverflowError:
+            raise _Refused(expect) from None
+        if not math.isfinite(value):
+            raise _Refused(expect)
+        if lo is not None and (value < lo or (above and value == lo)):
+            raise _Refused(expect)
+        if hi is not None and value > hi:
+            raise _Refused(expect)
+        return value
+
+    return check
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise _Refused("true or false")
+
+
+def text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    raise _Refused("text")
+
+
+def optional(check: Check) -> Check:
+    def maybe(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except _Refused as exc:
+            raise _Refused(f"{exc.expect} or null") from None
+
+    return maybe
+
+
+def text_list(value: Any) -> list[str]:
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise _Refused("a list of column names (text)")
+
+
+def augment_options(value: Any) -> dict[str, Any]:
+    expect = "an object of option names to numbers or true/false"
+    if not isinstance(value, dict):
+        raise _Refused(expect)
+    out = {}
+    for key, v in value.items():
+        if not isinstance(key, str):
+            raise _Refused(expect)
+        if isinstance(v, bool):
+            out[key] = v
+        else:
+            out[key] = number(expect=expect)(v)
+    return out
+
+
+def _field(default: Any, check: Check, *, factory: bool = False) -> Any:
+    if factory:
+        return field(default_factory=lambda: copy.deepcopy(default), metadata={"check": check})
+    return field(default=default, metadata={"check": check})
+
+
+class _Section:
+    """Reading and writing shared by the config dataclasses."""
+
+    SECTION: ClassVar[str] = ""
+    extra: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str | None = None) -> Any:
+        """Build from a JSON object; ``where`` prefixes field names in messages ("lenet.json: data")."""
+        where = where or cls.SECTION
+        if not isinstance(d, dict):
+            raise ProjectError(f"{where} must be an object ({{...}}), not {show_value(d)}")
+        known = {f.name: f for f in fields(cls) if f.name != "extra"}
+        values: dict[str, Any] = {}
+        for name, f in known.items():
+            if name not in d:
+                continue
+            try:
+                values[name] = f.metadata["check"](d[name])
+            except _Refused as exc:
+                raise ProjectError(f"{where}.{name} must be {exc.expect}, not {show_value(d[name])}") from None
+        extra = {k: plain_copy(v) for k, v in d.items() if k not in known}
+        made = cls(**values, extra=extra)
+        made._cross_check(where)
+        return made
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready object: every known field, then the unknown ones kept from the file."""
+        out = {f.name: plain_copy(getattr(self, f.name)) for f in fields(self) if f.name != "extra"}
+        out.update({k: plain_copy(v) for k, v in self.extra.items() if k not in out})
+        return out
+
+    def _cross_check(self, where: str) -> None:
+        """Rules between fields; each section overrides as needed."""
+
+
+@dataclass
+class DataConfig(_Section):
+    """Which data set to train on and how to split and prepare it."""
+
+    SECTION: ClassVar[str] = "data"
+
+    dataset: str = _field("digits", choice(*DATASETS))
+    path: str | None = _field(None, optional(text))  # for image_folder, csv and npz
+    image_size: int | None = _field(None, optional(integer(1, 8192)))
+    samples: int = _field(1000, integer(1, 1_000_000))  # for generated sets
+    noise: float = _field(0.1, number(0.0, 1.0))
+    val_fraction: float = _field(0.15, number(0.0, 0.9))
+    test_fraction: float = _field(0.15, number(0.0, 0.9))
+    seed: int = _field(0, integer(0, MAX_SEED))
+    normalize: bool = _field(True, boolean)
+    augment: dict[str, Any] = _field({}, augment_options, factory=True)
+    task: str = _field("classification", choice(*TASKS))
+    feature_columns: list[str] | None = _field(None, optional(text_list))
+    target_column: str | None = _field(None, optional(text))
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def _cross_check(self, where: str) -> None:
+        total = self.val_fraction + self.test_fraction
+        if total >= 1.0:
+            raise ProjectError(
+                f"{where}.val_fraction ({self.val_fraction:g}) and test_fraction "
+                f"({self.test_fraction:g}) add up to {total:g}: together they must stay below 1, "
+                "so some data is left to train on"
+            )
+
+
+@dataclass
+class TrainingConfig(_Section):
+    """How to train: optimizer, schedule, stopping, device."""
+
+    SECTION: ClassVar[str] = "training"
+
+    optimizer: str = _field("adam", choice("sgd", "adam", "rmsprop", "adagrad"))
+    lr: float = _field(1e-3, number(0.0, above=True, expect="a positive number"))
+    momentum: float = _field(0.9, number(0.0, 1.0))
+    nesterov: bool = _field(False, boolean)
+    weight_decay: float = _field(0.0, number(0.0))
+    batch_size: int = _field(64, integer(1, 65536))
+    epochs: int = _field(10, integer(1, 100_000))
+    schedule: str = _field("none", choice("none", "step", "cosine", "plateau"))
+    step_size: int = _field(10, integer(1, 100_000))
+    gamma: float = _field(0.1, number(0.0, 1.0, above=True))
+    early_stopping_patience: int = _field(0, integer(0, 100_000))  # 0 means off
+    restore_best: bool = _field(True, boolean)
+    seed: int = _field(0, integer(0, MAX_SEED))
+    device: str = _field("auto", choice("auto", "cpu", "cuda"))
+    mixed_precision: bool = _field(False, boolean)
+    loss_alpha: float = _field(0.5, number(0.0, 1.0))  # box vs class loss, for localization
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProbeConfig(_Section):
+    """What the live views look at while training runs."""
+
+    SECTION: ClassVar[str] = "probes"
+
+    every_batches: int = _field(50, integer(1, 1_000_000))
+    layer: str | None = _field(None, optional(text))  # a block id
+    probe_samples: int = _field(8, integer(1, 64))
+    cam_method: str = _field("gradcam", choice("cam", "gradcam", "off"))
+    extra: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,529 @@
+"""Project files: one JSON document with the graph and the data, training and probe settings.
+
+The layout (version 1)::
+
+    {"format": "net-designer-project", "version": 1, "name": "LeNet-5", "description": "...",
+     "graph": {"nodes": [{"id": "n1", "type": "Input", "name": "input",
+                          "params": {...}, "pos": [x, y]}],
+               "edges": [{"from": ["n1", 0], "to": ["n2", 0]}]},
+     "data": {...}, "training": {...}, "probes": {...}, "weights": null}
+
+Every param of a block is written (missing ones read as their declared default).
+Loading validates everything and raises :class:`ProjectError` naming the file,
+the block (name and id) and the field at fault. Unknown fields at the top level
+and inside ``data``/``training``/``probes`` are kept and written back; unknown
+fields inside the graph, a block or a wire are refused (they would change what
+the network means). Older versions are migrated through :data:`MIGRATIONS`.
+Saving writes a temporary file and renames it over the old one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from engine.config import DataConfig, ProbeConfig, TrainingConfig, plain_copy, show_value
+from engine.errors import GraphError, ProjectError
+from engine.fileio import atomic_write_text
+from engine.graph import Edge, Graph, Node
+from engine.layers import registry
+from engine.layers.registry import Param
+
+__all__ = [
+    "FORMAT",
+    "MIGRATIONS",
+    "VERSION",
+    "Project",
+    "graph_from_dict",
+    "graph_to_dict",
+    "load_project",
+    "project_from_dict",
+    "project_to_dict",
+    "save_project",
+    "weights_path",
+]
+
+FORMAT = "net-designer-project"
+VERSION = 1
+MAX_FILE_BYTES = 20 * 1024 * 1024
+MAX_NODES = 10_000
+MAX_DEPTH = 100  # nesting levels; a real project needs about 6
+MAX_DIGITS = 100  # an integer longer than this is garbage, not a size
+MAX_POS = 1e7  # canvas coordinates beyond this are off any screen
+MAX_ID_LENGTH = 100
+
+_TOP_FIELDS = ("format", "version", "name", "description", "graph", "data", "training", "probes", "weights")
+_GRAPH_FIELDS = ("nodes", "edges")
+_NODE_FIELDS = ("id", "type", "name", "params", "pos")
+_EDGE_FIELDS = ("from", "to")
+_MISSING = object()
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+Wire = tuple[str, int, str, int]  # (source id, source port, target id, target port)
+
+
+@dataclass(eq=False)
+class Project:
+    """Everything a project file holds. ``weights`` is relative to the project file."""
+
+    name: str = "Untitled"
+    description: str = ""
+    graph: Graph = field(default_factory=Graph)
+    data: DataConfig = field(default_factory=DataConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    probes: ProbeConfig = field(default_factory=ProbeConfig)
+    weights: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- writing
+def graph_to_dict(graph: Graph, node_ids: Iterable[str] | None = None) -> dict[str, Any]:
+    """The graph as JSON-ready data; with ``node_ids``, only those blocks and the wires between them."""
+    if node_ids is None:
+        chosen = set(graph.nodes)
+    else:
+        chosen = set(node_ids)
+        for nid in chosen:
+            graph.node(nid)  # raises GraphError for an unknown id
+    nodes = [_node_to_dict(n) for nid, n in graph.nodes.items() if nid in chosen]
+    edges = [
+        {"from": [e.src, e.src_port], "to": [e.dst, e.dst_port]}
+        for e in graph.edges
+        if e.src in chosen and e.dst in chosen
+    ]
+    return {"nodes": nodes, "edges": edges}
+
+
+def _node_to_dict(node: Node) -> dict[str, Any]:
+    params = {k: list(v) if isinstance(v, tuple) else v for k, v in node.params.items()}
+    return {"id": node.id, "type": node.type, "name": node.name, "params": params, "pos": [node.pos[0], node.pos[1]]}
+
+
+def project_to_dict(project: Project) -> dict[str, Any]:
+    """The whole project as JSON-ready data, unknown top-level fields last."""
+    out: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "name": project.name,
+        "description": project.description,
+        "graph": graph_to_dict(project.graph),
+        "data": project.data.to_dict(),
+        "training": project.training.to_dict(),
+        "probes": project.probes.to_dict(),
+        "weights": project.weights,
+    }
+    out.update({k: plain_copy(v) for k, v in project.extra.items() if k not in out})
+    return out
+
+
+def save_project(project: Project, path: str | Path) -> None:
+    """Write ``project`` to ``path`` as JSON, atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    try:
+        text = json.dumps(project_to_dict(project), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ProjectError(f"{path.name} was not saved: the project holds something JSON cannot: {exc}") from None
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise ProjectError(f"{path.name} could not be saved: {exc.strerror or exc}") from exc
+
+
+def weights_path(project: Project, project_path: str | Path) -> Path | None:
+    """Where the project's weights file is, resolved against the project file's folder."""
+    if not project.weights:
+        return None
+    return Path(project_path).parent / project.weights
+
+
+# ---------------------------------------------------------------------- reading
+def load_project(path: str | Path) -> Project:
+    """Read and validate a project file. Every problem is a :class:`ProjectError`."""
+    path = Path(path)
+    src = path.name or str(path)
+    too_big = f"{src} is larger than {MAX_FILE_BYTES // 2**20} MB, too large for a project file"
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ProjectError(too_big + " (weights belong in a separate file)")
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ProjectError(f"{src} does not exist (looked for {path})") from None
+    except OSError as exc:
+        raise ProjectError(f"{src} could not be opened: {exc.strerror or exc}") from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise ProjectError(too_big)
+    return project_from_dict(_parse(raw, src), src)
+
+
+def project_from_dict(d: Any, source: str = "<memory>") -> Project:
+    """Validate plain data (as read from JSON) and build a :class:`Project` from it."""
+    src = source
+    _check_plain(d, src, "", 0)
+    if not isinstance(d, dict):
+        raise ProjectError(f"{src} is not a Net Designer project: it holds {show_value(d)}, not an object")
+    d = _upgrade(d, src)
+    name = _optional_text(d, "name", "Untitled", src)
+    description = _optional_text(d, "description", "", src)
+    if "graph" not in d:
+        raise ProjectError(f"{src}: the required field 'graph' is missing")
+    graph = _read_graph(d["graph"], src)
+    data = DataConfig.from_dict(d.get("data", {}), f"{src}: data")
+    training = TrainingConfig.from_dict(d.get("training", {}), f"{src}: training")
+    probes = ProbeConfig.from_dict(d.get("probes", {}), f"{src}: probes")
+    if probes.layer is not None and probes.layer not in graph.nodes:
+        raise ProjectError(f"{src}: probes.layer names block {probes.layer!r}, which is not in the graph")
+    weights = d.get("weights")
+    if weights is not None and (not isinstance(weights, str) or not weights.strip() or "\x00" in weights):
+        raise ProjectError(f"{src}: weights must be the path of a weights file or null, not {show_value(weights)}")
+    extra = {k: plain_copy(v) for k, v in d.items() if k not in _TOP_FIELDS}
+    return Project(name, description, graph, data, training, probes, weights, extra)
+
+
+def graph_from_dict(d: Any, source: str = "<memory>") -> Graph:
+    """Validate a graph object (as :func:`graph_to_dict` writes it) and build a :class:`Graph`."""
+    _check_plain(d, source, "graph", 0)
+    return _read_graph(d, source)
+
+
+def _optional_text(d: dict, key: str, default: str, src: str) -> str:
+    value = d.get(key, default)
+    if not isinstance(value, str):
+        raise ProjectError(f"{src}: {key} must be text, not {show_value(value)}")
+    return value
+
+
+# ---------------------------------------------------------------------- JSON text
+class _BadNumber:
+    """Stands in for NaN, Infinity or an absurd number while parsing, so the field can be named."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text if len(text) <= 20 else text[:17] + "..."
+
+
+def _parse_float(text: str) -> Any:
+    value = float(text)
+    return value if math.isfinite(value) else _BadNumber(text)
+
+
+def _parse_int(text: str) -> Any:
+    return int(text) if len(text) <= MAX_DIGITS else _BadNumber(text)
+
+
+def _parse(raw: bytes, src: str) -> Any:
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ProjectError(f"{src} is not a text file (the bytes at offset {exc.start} are not UTF-8)") from None
+    if not text.strip():
+        raise ProjectError(f"{src} is empty")
+
+    def no_twins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ProjectError(f"{src}: the field {key!r} appears twice in one object")
+            out[key] = value
+        return out
+
+    try:
+        return json.loads(
+            text, parse_constant=_BadNumber, parse_float=_parse_float, parse_int=_parse_int, object_pairs_hook=no_twins
+        )
+    except json.JSONDecodeError as exc:
+        raise ProjectError(f"{src} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise ProjectError(f"{src} is nested too deeply to be a project file") from None
+
+
+def _check_plain(value: Any, src: str, path: str, depth: int) -> None:
+    """Refuse anything that is not finite, reasonably nested JSON data, naming where it is."""
+    where = path or "the document"
+    if depth > MAX_DEPTH:
+        raise ProjectError(f"{src}: {where} is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise ProjectError(f"{src}: {where} has a field name that is not text: {show_value(key)}")
+            _check_plain(item, src, _join(path, key), depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _check_plain(item, src, f"{path}[{i}]", depth + 1)
+    elif isinstance(value, _BadNumber) or (isinstance(value, float) and not math.isfinite(value)):
+        text = value.text if isinstance(value, _BadNumber) else show_value(value)
+        raise ProjectError(f"{src}: {where} is {text}: a project file holds only finite, ordinary numbers")
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**MAX_DIGITS:
+        raise ProjectError(f"{src}: {where} is a number too large to mean anything")
+    elif value is not None and not isinstance(value, (str, bool, int, float)):
+        raise ProjectError(f"{src}: {where} holds {show_value(value)}, which is not JSON data")
+
+
+def _join(path: str, key: str) -> str:
+    if _PLAIN_KEY.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{show_value(key)}]"
+
+
+# ---------------------------------------------------------------------- versions
+def _from_v0(d: dict[str, Any], src: str) -> dict[str, Any]:
+    """Version 0 wrote each edge as a list ``[src, src_port, dst, dst_port]``."""
+    d = dict(d)
+    graph = d.get("graph")
+    if isinstance(graph, dict) and isinstance(graph.get("edges"), (list, tuple)):
+        edges = []
+        for i, e in enumerate(graph["edges"]):
+            if not isinstance(e, (list, tuple)) or len(e) != 4:
+                raise ProjectError(
+                    f"{src}: graph.edges[{i}] must be a list [source id, source port, target id, target port] "
+                    f"in a version 0 file, not {show_value(e)}"
+                )
+            edges.append({"from": [e[0], e[1]], "to": [e[2], e[3]]})
+        d["graph"] = {**graph, "edges": edges}
+    d["version"] = 1
+    return d
+
+
+#: ``MIGRATIONS[v]`` turns a version ``v`` document into a version ``v + 1`` one.
+MIGRATIONS: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {0: _from_v0}
+
+
+def _upgrade(d: dict[str, Any], src: str) -> dict[str, Any]:
+    """Check the format name and version, and migrate an older document to :data:`VERSION`."""
+    fmt = d.get("format", _MISSING)
+    if fmt is _MISSING:
+        raise ProjectError(f"{src} is not a Net Designer project: it has no 'format' field")
+    if fmt != FORMAT:
+        raise ProjectError(f"{src} is not a Net Designer project: its format is {show_value(fmt)}, not {FORMAT!r}")
+    version = d.get("version", _MISSING)
+    if version is _MISSING:
+        raise ProjectError(f"{src}: the required field 'version' is missing")
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise ProjectError(f"{src}: version must be a whole number, not {show_value(version)}")
+    if version > VERSION:
+        raise ProjectError(
+            f"{src} was made by a newer Net Designer (file version {version}; this one reads versions "
+            f"up to {VERSION}): update Net Designer to open it"
+        )
+    if version != VERSION and version not in MIGRATIONS:
+        raise ProjectError(f"{src}: version {version} is not a version Net Designer ever wrote")
+    while version < VERSION:
+        d = MIGRATIONS[version](d, src)
+        version += 1
+    return d
+
+
+# ---------------------------------------------------------------------- the graph
+def _read_graph(g: Any, src: str) -> Graph:
+    if not isinstance(g, dict):
+        raise ProjectError(f"{src}: graph must be an object with 'nodes' and 'edges', not {show_value(g)}")
+    _refuse_unknown(g, _GRAPH_FIELDS, src, "graph", "the graph has only 'nodes' and 'edges'")
+    nodes = g.get("nodes", _MISSING)
+    if nodes is _MISSING:
+        raise ProjectError(f"{src}: the required field graph.nodes is missing")
+    if not isinstance(nodes, (list, tuple)):
+        raise ProjectError(f"{src}: graph.nodes must be a list of blocks, not {show_value(nodes)}")
+    if len(nodes) > MAX_NODES:
+        raise ProjectError(f"{src}: graph.nodes has {len(nodes)} blocks; Net Designer opens at most {MAX_NODES}")
+    edges = g.get("edges", [])
+    if not isinstance(edges, (list, tuple)):
+        raise ProjectError(f"{src}: graph.edges must be a list of wires, not {show_value(edges)}")
+    graph = Graph()
+    named: dict[str, str] = {}
+    for i, raw in enumerate(nodes):
+        node = _read_node(raw, src, f"graph.nodes[{i}]", graph, named)
+        named[node.name] = node.id
+    wires = [_read_edge(raw, src, f"graph.edges[{i}]", graph) for i, raw in enumerate(edges)]
+    _check_wires(wires, src, graph)
+    _install_wires(graph, wires)
+    return graph
+
+
+def _install_wires(graph: Graph, wires: list[Wire]) -> None:
+    """Put the checked wires, in file order, into the graph (one pass, no events)."""
+    graph.install_edges([Edge(*w) for w in wires])
+
+
+def _label(node: Node) -> str:
+    return f"block '{node.name}' (id {node.id!r})"
+
+
+def _refuse_unknown(d: dict, allowed: tuple[str, ...], src: str, where: str, hint: str) -> None:
+    for key in d:
+        if key not in allowed:
+            raise ProjectError(f"{src}: {where}: unknown field {show_value(key)} ({hint})")
+
+
+def _read_node(raw: Any, src: str, where: str, graph: Graph, named: dict[str, str]) -> Node:
+    """Read one block into ``graph``; ``named`` maps the names taken so far to their ids."""
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{src}: {where} must be an object describing a block, not {show_value(raw)}")
+    nid = raw.get("id", _MISSING)
+    if nid is _MISSING:
+        raise ProjectError(f"{src}: {where} has no 'id' field (every block needs one)")
+    if not isinstance(nid, str) or not nid.strip() or len(nid) > MAX_ID_LENGTH or _CONTROL.search(nid):
+        raise ProjectError(f"{src}: {where}.id must be a short piece of text such as \"n1\", not {show_value(nid)}")
+    name = raw.get("name")
+    label = f"block '{name}' (id {nid!r})" if isinstance(name, str) else f"block {nid!r} ({where})"
+    if nid in graph.nodes:
+        raise ProjectError(f"{src}: {label}: another block ('{graph.nodes[nid].name}') already has the id {nid!r}")
+    _refuse_unknown(raw, _NODE_FIELDS, src, label, "a block has only id, type, name, params and pos")
+    for key in ("type", "name"):
+        if key not in raw:
+            raise ProjectError(f"{src}: {label}: the required field '{key}' is missing")
+    type_id = raw["type"]
+    if not isinstance(type_id, str):
+        raise ProjectError(f"{src}: {label}: type must be the name of a layer type, not {show_value(type_id)}")
+    try:
+        spec = registry.get(type_id)
+    except GraphError as exc:
+        raise ProjectError(f"{src}: {label}: {exc}") from None
+    if not isinstance(name, str):
+        raise ProjectError(f"{src}: {label}: name must be text, not {show_value(name)}")
+    if name.strip() in named:
+        raise ProjectError(
+            f"{src}: two blocks are called '{name.strip()}' (ids {named[name.strip()]!r} and {nid!r}): "
+            "each block needs its own name"
+        )
+    params = _read_params(raw.get("params", {}), spec, src, label)
+    pos = _read_pos(raw.get("pos", (0.0, 0.0)), src, label)
+    try:
+        return graph.add_node(type_id, params, name=name, pos=pos, node_id=nid)
+    except GraphError as exc:
+        raise ProjectError(f"{src}: {label}: {exc}") from None
+
+
+def _read_params(raw: Any, spec: registry.LayerSpec, src: str, label: str) -> dict[str, Any]:
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{src}: {label}: params must be an object of parameter values, not {show_value(raw)}")
+    known = [p.name for p in spec.params]
+    out = {}
+    for key, value in raw.items():
+        if key not in known:
+            have = ", ".join(known) if known else "none"
+            raise ProjectError(f"{src}: {label}: {spec.title} has no parameter {key!r} (it has: {have})")
+        param = spec.param(key)
+        try:
+            out[key] = param.validate(_strict(param, value))
+        except (ValueError, TypeError, OverflowError) as exc:  # ParamError is a ValueError
+            raise ProjectError(f"{src}: {label}: {exc}") from None
+    return out
+
+
+def _strict(param: Param, value: Any) -> Any:
+    """Refuse what Param.validate would coerce from text: a file must say 16, not "16"."""
+    if param.kind == "int" and isinstance(value, str):
+        raise ValueError(f"'{param.name}' must be a whole number, not {show_value(value)}")
+    if param.kind == "shape" and (
+        not isinstance(value, (list, tuple)) or any(isinstance(v, str) for v in value)
+    ):
+        raise ValueError(f"'{param.name}' must be a list of whole numbers such as [16, 4, 4], not {show_value(value)}")
+    return value
+
+
+def _read_pos(raw: Any, src: str, label: str) -> tuple[float, float]:
+    ok = (
+        isinstance(raw, (list, tuple))
+        and len(raw) == 2
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and abs(v) <= MAX_POS for v in raw)
+    )
+    if not ok:
+        raise ProjectError(
+            f"{src}: {label}: pos must be two numbers [x, y] within ±{MAX_POS:g}, not {_show_list(raw)}"
+        )
+    return (float(raw[0]), float(raw[1]))
+
+
+def _show_list(value: Any) -> str:
+    if isinstance(value, (list, tuple)) and len(value) <= 4:
+        return "[" + ", ".join(show_value(v) for v in value) + "]"
+    return show_value(value)
+
+
+def _read_edge(raw: Any, src: str, where: str, graph: Graph) -> Wire:
+    shape = '{"from": [block id, port], "to": [block id, port]}'
+    if not isinstance(raw, dict):
+        raise ProjectError(f"{src}: {where} must be an object {shape}, not {show_value(raw)}")
+    _refuse_unknown(raw, _EDGE_FIELDS, src, where, "a wire has only 'from' and 'to'")
+    ends = []
+    for key in _EDGE_FIELDS:
+        if key not in raw:
+            raise ProjectError(f"{src}: {where}: the required field '{key}' is missing")
+        end = raw[key]
+        ok = (
+            isinstance(end, (list, tuple))
+            and len(end) == 2
+            and isinstance(end[0], str)
+            and isinstance(end[1], int)
+            and not isinstance(end[1], bool)
+            and end[1] >= 0
+        )
+        if not ok:
+            raise ProjectError(
+                f"{src}: {where}.{key} must be [block id, port number from 0], not {_show_list(end)}"
+            )
+        if end[0] not in graph.nodes:
+            raise ProjectError(f"{src}: {where}.{key} names block {end[0]!r}, which is not in the graph")
+        ends.append((end[0], end[1]))
+    (a, a_port), (b, b_port) = ends
+    return (a, a_port, b, b_port)
+
+
+def _check_wires(wires: list[Wire], src: str, graph: Graph) -> None:
+    """Everything Graph.connect would refuse, in one pass, with the wire's place in the file."""
+    nodes = graph.nodes
+    fed: dict[tuple[str, int], int] = {}
+    for i, (a, a_port, b, b_port) in enumerate(wires):
+        where = f"graph.edges[{i}]"
+        if a == b:
+            raise ProjectError(f"{src}: {where} wires {_label(nodes[a])} into itself")
+        outs, ins = nodes[a].output_ports(), nodes[b].input_ports()
+        if a_port >= len(outs):
+            has = "has no output" if not outs else f"has {len(outs)} output port(s), numbered from 0"
+            raise ProjectError(f"{src}: {where}.from: {_label(nodes[a])} {has}, so port {a_port} does not exist")
+        if b_port >= len(ins):
+            has = "takes no input" if not ins else f"has {len(ins)} input port(s), numbered from 0"
+            raise ProjectError(f"{src}: {where}.to: {_label(nodes[b])} {has}, so port {b_port} does not exist")
+        if (b, b_port) in fed:
+            raise ProjectError(
+                f"{src}: {where} feeds input port {b_port} of {_label(nodes[b])}, which graph.edges"
+                f"[{fed[b, b_port]}] already feeds: a port takes one wire (use Add or Concatenate to merge)"
+            )
+        fed[b, b_port] = i
+    loop = _find_cycle(wires, list(nodes))
+    if loop:
+        path = " → ".join(f"'{nodes[n].name}'" for n in loop)
+        raise ProjectError(f"{src}: the wires form a cycle ({path}): a network must flow one way")
+
+
+def _find_cycle(wires: list[Wire], ids: list[str]) -> list[str]:
+    """The blocks of one cycle (first block repeated at the end), or [] if the wires flow one way."""
+    indeg = dict.fromkeys(ids, 0)
+    out: dict[str, list[str]] = {n: [] for n in ids}
+    back: dict[str, list[str]] = {n: [] for n in ids}
+    for a, _, b, _ in wires:
+        indeg[b] += 1
+        out[a].append(b)
+        back[b].append(a)
+    ready = [n for n, d in indeg.items() if d == 0]
+    while ready:
+        n = ready.pop()
+        for m in out[n]:
+            indeg[m] -= 1
+            if indeg[m] == 0:
+                ready.append(m)
+    left = {n for n, d in indeg.items() if d > 0}
+    if not left:
+        return []
+    # NOTE: every block left over has a feeder that is also left over, so walking feeders loops.
+    n, seen = next(n for n in ids if n in left), {}
+    while n not in seen:
+        seen[n] = len(seen)
+        n = next(p for p in back[n] if p in left)
+    loop = list(seen)[seen[n] :]
+    loop.reverse()
+    return loop + [loop[0]]

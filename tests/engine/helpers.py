@@ -1,0 +1,62 @@
+"""Small builders for engine tests: graphs from short recipes, event recorders, torch counts."""
+
+from __future__ import annotations
+
+from engine.graph import Graph, GraphEvent
+
+
+def image_input(g: Graph, c: int, h: int, w: int | None = None, **kw) -> str:
+    """Add an image Input block; returns its id."""
+    return g.add_node("Input", {"kind": "image", "channels": c, "height": h, "width": w or h}, **kw).id
+
+
+def vector_input(g: Graph, features: int, **kw) -> str:
+    return g.add_node("Input", {"kind": "vector", "features": features}, **kw).id
+
+
+def then(g: Graph, src: str, type_id: str, params: dict | None = None, **kw) -> str:
+    """Add a block fed by ``src`` (port 0 to port 0); returns its id."""
+    nid = g.add_node(type_id, params or {}, **kw).id
+    g.connect(src, 0, nid, 0)
+    return nid
+
+
+def chain(g: Graph, src: str, *steps) -> list[str]:
+    """Append blocks one after the other. Each step is a type id or ``(type_id, params)``."""
+    ids = []
+    for step in steps:
+        type_id, params = (step, {}) if isinstance(step, str) else step
+        src = then(g, src, type_id, params)
+        ids.append(src)
+    return ids
+
+
+def merge(g: Graph, type_id: str, srcs: list[str], params: dict | None = None, **kw) -> str:
+    """Add a merge block with ``srcs`` wired into its ports in order."""
+    nid = g.add_node(type_id, params or {}, **kw).id
+    for port, src in enumerate(srcs):
+        g.connect(src, 0, nid, port)
+    return nid
+
+
+class Recorder:
+    """Collects every event a graph announces."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.events: list[GraphEvent] = []
+        graph.subscribe(self.events.append)
+
+    @property
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+    def clear(self) -> None:
+        self.events.clear()
+
+
+def torch_counts(module) -> tuple[int, int]:
+    """(trainable, frozen) of a real module: parameters that need grad, and buffers
+    such as BatchNorm's running mean and variance (not its batch counter)."""
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    frozen = sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
+    return trainable, frozen
