@@ -1,0 +1,179 @@
+"""The window's actions and menus: File, Edit, View and Help."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QMenu
+
+from designer.file_ops import forget_recent, recent_files
+
+if TYPE_CHECKING:  # pragma: no cover
+    from designer.main_window import MainWindow
+
+Key = QKeySequence.StandardKey
+
+
+@dataclass
+class Actions:
+    new_blank: QAction
+    new_from_template: QAction
+    open: QAction
+    save: QAction
+    save_as: QAction
+    export_code: QAction
+    preview_code: QAction
+    quit: QAction
+    undo: QAction
+    redo: QAction
+    cut: QAction
+    copy: QAction
+    paste: QAction
+    duplicate: QAction
+    delete: QAction
+    select_all: QAction
+    zoom_in: QAction
+    zoom_out: QAction
+    fit_all: QAction
+    arrange_lr: QAction
+    arrange_tb: QAction
+    dark_theme: QAction
+    recent_menu: QMenu
+
+
+def _action(win: MainWindow, text: str, slot, shortcuts=(), tip: str = "") -> QAction:
+    action = QAction(text, win)
+    keys = [QKeySequence(s) for s in shortcuts]
+    if keys:
+        action.setShortcuts(keys)
+    if tip:
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+    action.triggered.connect(lambda _checked=False: slot())
+    win.addAction(action)  # NOTE: shortcuts work even when the menu bar is hidden
+    return action
+
+
+def build_actions(win: MainWindow) -> Actions:
+    """Create every action, wire it to ``win`` and fill the menu bar."""
+    files, scene, view = win.files, win.scene, win.view
+    stack = win.document.undo_stack
+
+    # NOTE: undo and redo go through the scene, which refuses them while the network is locked.
+    undo = _action(win, "&Undo", scene.undo, [Key.Undo])
+    redo = _action(win, "&Redo", scene.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+    _StackFollower(stack, undo, redo)
+
+    a = Actions(
+        new_blank=_action(win, "&New Blank", files.new_blank, [Key.New], "Start an empty network"),
+        new_from_template=_action(win, "New from &Template…", lambda: files.new_from_template(None),
+                                  ["Ctrl+Shift+N"], "Start from a classic network"),
+        open=_action(win, "&Open…", files.open, [Key.Open], "Open a project file"),
+        save=_action(win, "&Save", files.save, [Key.Save], "Save the project"),
+        save_as=_action(win, "Save &As…", files.save_as, [Key.SaveAs], "Save the project under another name"),
+        export_code=_action(win, "&Export PyTorch Code…", lambda: files.export_code(None), ["Ctrl+E"],
+                            "Write the network as a standalone PyTorch file (with weights when trained)"),
+        preview_code=_action(win, "&Preview PyTorch Code…", files.preview_code, ["Ctrl+Shift+E"],
+                             "Show the generated PyTorch code"),
+        quit=_action(win, "&Quit", win.close, [Key.Quit]),
+        undo=undo,
+        redo=redo,
+        cut=_action(win, "Cu&t", scene.cut_selected, [Key.Cut]),
+        copy=_action(win, "&Copy", scene.copy_selected, [Key.Copy]),
+        paste=_action(win, "&Paste", scene.paste, [Key.Paste]),
+        duplicate=_action(win, "&Duplicate", scene.duplicate_selected, ["Ctrl+D"]),
+        delete=_action(win, "De&lete", scene.delete_selected, [Key.Delete, "Backspace"]),
+        select_all=_action(win, "Select &All", scene.select_all, [Key.SelectAll]),
+        zoom_in=_action(win, "Zoom &In", view.zoom_in, ["Ctrl++", "Ctrl+="]),
+        zoom_out=_action(win, "Zoom &Out", view.zoom_out, ["Ctrl+-"]),
+        fit_all=_action(win, "&Fit All", view.fit_all, ["Ctrl+0"]),
+        arrange_lr=_action(win, "Arrange &Left to Right", lambda: win.arrange("lr"), ["Ctrl+Shift+L"]),
+        arrange_tb=_action(win, "Arrange &Top to Bottom", lambda: win.arrange("tb"), ["Ctrl+Shift+T"]),
+        dark_theme=QAction("&Dark Theme", win),
+        recent_menu=QMenu("Open &Recent", win),
+    )
+    a.dark_theme.setCheckable(True)
+    a.dark_theme.toggled.connect(win.set_dark_theme)
+    a.recent_menu.aboutToShow.connect(lambda: _fill_recent(win, a.recent_menu))
+
+    bar = win.menuBar()
+    m = bar.addMenu("&File")
+    for item in (a.new_blank, a.new_from_template, None, a.open, a.recent_menu, None, a.save, a.save_as,
+                 None, a.export_code, a.preview_code, None, a.quit):
+        _add(m, item)
+    m = bar.addMenu("&Edit")
+    for item in (a.undo, a.redo, None, a.cut, a.copy, a.paste, a.duplicate, a.delete, None, a.select_all):
+        _add(m, item)
+    m = bar.addMenu("&View")
+    for item in (a.zoom_in, a.zoom_out, a.fit_all, None):
+        _add(m, item)
+    arrange = m.addMenu("&Arrange")
+    arrange.addAction(a.arrange_lr)
+    arrange.addAction(a.arrange_tb)
+    m.addSeparator()
+    m.addAction(a.dark_theme)
+    win.view_menu = m
+    help_menu = bar.addMenu("&Help")
+    help_menu.addAction(_action(win, "&About Net Designer", win.show_about))
+    return a
+
+
+class _StackFollower(QObject):
+    """Keeps Undo/Redo texts ("Undo Add Conv2d") and enabled states in step with the stack.
+
+    NOTE: it uses only the values the signals carry; the stack may be mid-destruction.
+    """
+
+    def __init__(self, stack, undo: QAction, redo: QAction) -> None:
+        super().__init__(undo.parent())
+        self.undo, self.redo = undo, redo
+        stack.canUndoChanged.connect(self.undo.setEnabled)
+        stack.canRedoChanged.connect(self.redo.setEnabled)
+        stack.undoTextChanged.connect(self._undo_text)
+        stack.redoTextChanged.connect(self._redo_text)
+        self.undo.setEnabled(stack.canUndo())
+        self.redo.setEnabled(stack.canRedo())
+        self._undo_text(stack.undoText())
+        self._redo_text(stack.redoText())
+
+    def _undo_text(self, text: str) -> None:
+        self.undo.setText(f"&Undo {text}".rstrip())
+
+    def _redo_text(self, text: str) -> None:
+        self.redo.setText(f"&Redo {text}".rstrip())
+
+
+def _add(menu: QMenu, item) -> None:
+    if item is None:
+        menu.addSeparator()
+    elif isinstance(item, QMenu):
+        menu.addMenu(item)
+    else:
+        menu.addAction(item)
+
+
+def _fill_recent(win: MainWindow, menu: QMenu) -> None:
+    menu.clear()
+    files = recent_files()
+    for i, path in enumerate(files):
+        label = f"&{i + 1}  {Path(path).name}" if i < 9 else Path(path).name
+        action = menu.addAction(label)
+        action.setToolTip(path)
+        action.setStatusTip(path)
+        action.triggered.connect(lambda _c=False, p=path: _open_recent(win, p))
+    if not files:
+        menu.addAction("No recent projects").setEnabled(False)
+    menu.addSeparator()
+    clear = menu.addAction("Clear Recent Projects")
+    clear.setEnabled(bool(files))
+    clear.triggered.connect(lambda: forget_recent(None))
+
+
+def _open_recent(win: MainWindow, path: str) -> None:
+    if not Path(path).exists():
+        forget_recent(path)
+    win.files.open_path(path)

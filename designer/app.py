@@ -1,0 +1,52 @@
+"""Start the Qt program: ``run(argv)`` opens the main window, optionally with a project file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from designer import theme
+from designer.settings import APPLICATION, ORGANIZATION
+
+
+def _application() -> QApplication:
+    app = QApplication.instance()
+    if app is None:
+        # NOTE: Qt 6 scales for high DPI on its own; pass fractional factors through (150 %, 125 %)
+        # instead of rounding them, so text and icons are sharp and the right size.
+        QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication([sys.argv[0] if sys.argv else "net-designer"])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setApplicationDisplayName(APPLICATION)
+    return app
+
+
+def _place(window) -> None:
+    """Restore the last window layout, or fill the screen (a bare X server has no window manager)."""
+    if window.restore_layout():
+        window.show()
+        return
+    screen = QGuiApplication.primaryScreen()
+    if screen is not None:
+        window.setGeometry(screen.availableGeometry())
+    window.showMaximized()
+
+
+def run(argv: list[str]) -> int:
+    """Open the window; ``argv[0]``, when given, is a project file to open. Returns the exit code."""
+    app = _application()
+    theme.apply_theme(app, theme.saved_dark())
+    from designer.main_window import MainWindow
+
+    window = MainWindow()
+    _place(window)
+    if argv:
+        path = Path(argv[0])
+        # An unreadable file is explained in a message box; the window stays in its start state.
+        QTimer.singleShot(0, window, lambda: window.files.open_path(path, ask=False))
+    return app.exec()

@@ -1,0 +1,589 @@
+"""Canvas items: a block (:class:`NodeItem`), its ports (:class:`PortItem`), a wire
+(:class:`EdgeItem`) with its shape tag (:class:`EdgeLabelItem`), and the wire being drawn.
+
+Items show the graph; they never change it. The scene creates, updates and removes
+them in reaction to the document's events, and turns gestures into undo commands.
+
+Painting is kept cheap for big graphs: a block fits its strings once per change, when
+it is first painted, and paints into a device-coordinate cache (a drag only blits it);
+tooltips are written only when asked for; a wire is one path; texts and tags are not
+drawn when zoomed out too far to read them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Sequence
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem, QWidget
+
+from designer.colors import CanvasPalette, body_color, category_color
+from engine.analysis import ERROR, WARNING, NodeInfo, Problem, format_count
+from engine.layers.registry import shape_str
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.graph import Edge, Node
+
+#: Grid step in scene units; blocks snap to it while dragged.
+GRID = 20.0
+
+_FONTS: dict[str, QFont] = {}
+_METRICS: dict[str, QFontMetricsF] = {}
+_ELIDED: dict[tuple[str, str, float], str] = {}
+_WIDTHS: dict[tuple[str, str], float] = {}
+
+_LEFT = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
+_RIGHT = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight
+_CENTER = Qt.AlignmentFlag.AlignCenter
+#: Below this zoom a block's texts are too small to read and are not drawn.
+TEXT_MIN_ZOOM = 0.3
+
+
+def font(role: str) -> QFont:
+    """Shared fonts of the canvas (made on first use, after the QApplication exists)."""
+    if not _FONTS:
+        base = QFont()
+        sizes = {"name": (9.5, True), "title": (8.0, False), "shape": (9.0, True), "small": (8.0, False)}
+        for key, (size, bold) in sizes.items():
+            f = QFont(base)
+            f.setPointSizeF(size)
+            f.setBold(bold)
+            _FONTS[key] = f
+    return _FONTS[role]
+
+
+def text_width(role: str, text: str) -> float:
+    """Width of ``text`` in the canvas font ``role`` (cached: shapes and names repeat a lot)."""
+    key = (role, text)
+    width = _WIDTHS.get(key)
+    if width is None:
+        width = _WIDTHS[key] = _metrics(role).horizontalAdvance(text)
+    return width
+
+
+def elided(role: str, text: str, width: float) -> str:
+    """``text`` cut with an ellipsis to fit ``width`` (cached)."""
+    key = (role, text, width)
+    out = _ELIDED.get(key)
+    if out is None:
+        if len(_ELIDED) > 20_000:
+            _ELIDED.clear()
+        out = _ELIDED[key] = _metrics(role).elidedText(text, Qt.TextElideMode.ElideRight, width)
+    return out
+
+
+def _metrics(role: str) -> QFontMetricsF:
+    m = _METRICS.get(role)
+    if m is None:
+        m = _METRICS[role] = QFontMetricsF(font(role))
+    return m
+
+
+class PortItem(QGraphicsItem):
+    """An input (left edge) or output (right edge) port of a block; drag from it to wire."""
+
+    RADIUS = 5.5
+    HIT = 10.0  # generous hit area: ports are small targets
+
+    def __init__(self, node_item: NodeItem, is_output: bool, index: int, label: str) -> None:
+        super().__init__(node_item)
+        self.node_item = node_item
+        self.is_output = is_output
+        self.index = index
+        self.label = label
+        self.connected = False
+        self.highlight: str | None = None  # None, "ok" or "bad" while a wire is dragged over it
+        self._hover = False
+        self.setAcceptHoverEvents(True)
+        self.setCursor(Qt.CursorShape.CrossCursor)
+        self.setZValue(1)
+        if is_output:
+            self.setToolTip("Output: drag from here onto an input port to wire")
+        else:
+            named = f" ({label})" if label not in ("in",) else ""
+            self.setToolTip(f"Input {index + 1}{named}: drag from an output to here")
+
+    @property
+    def node_id(self) -> str:
+        return self.node_item.node_id
+
+    def scene_center(self) -> QPointF:
+        return self.node_item.pos() + self.pos()
+
+    def set_connected(self, connected: bool) -> None:
+        if connected != self.connected:
+            self.connected = connected
+            self.update()
+
+    def set_highlight(self, highlight: str | None) -> None:
+        if highlight != self.highlight:
+            self.highlight = highlight
+            self.update()
+
+    def boundingRect(self) -> QRectF:
+        return _PORT_BOUNDS
+
+    def shape(self) -> QPainterPath:
+        return _PORT_SHAPE
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        colors = self.node_item.colors
+        accent = self.node_item.accent
+        r = self.RADIUS + (1.5 if self._hover or self.highlight else 0.0)
+        fill = accent if self.connected else colors.port_fill
+        pen = QPen(accent, 1.6)
+        if self.highlight == "ok":
+            fill, pen = colors.port_ok, QPen(colors.port_ok.darker(130), 2.0)
+        elif self.highlight == "bad":
+            fill, pen = colors.error, QPen(colors.error.darker(130), 2.0)
+        painter.setPen(pen)
+        painter.setBrush(fill)
+        painter.drawEllipse(QPointF(0, 0), r, r)
+
+    def hoverEnterEvent(self, event) -> None:
+        self._hover = True
+        self.update()
+
+    def hoverLeaveEvent(self, event) -> None:
+        self._hover = False
+        self.update()
+
+
+_PORT_BOUNDS = QRectF(-PortItem.HIT, -PortItem.HIT, 2 * PortItem.HIT, 2 * PortItem.HIT)
+_PORT_SHAPE = QPainterPath()
+_PORT_SHAPE.addEllipse(_PORT_BOUNDS)
+
+
+class NodeItem(QGraphicsItem):
+    """A layer block: a rounded rectangle coloured by category, with ports on both sides."""
+
+    WIDTH = 180.0
+    MIN_HEIGHT = 70.0
+    HEADER = 24.0
+    PORT_STEP = 20.0
+    RADIUS = 7.0
+
+    def __init__(self, node: Node, colors: CanvasPalette, dark: bool) -> None:
+        super().__init__()
+        self.node_id = node.id
+        self.edges: list[EdgeItem] = []  # the wires touching this block (kept by the scene)
+        self.in_ports: list[PortItem] = []
+        self.out_ports: list[PortItem] = []
+        spec = node.spec
+        self.type_id = node.type
+        self.category = spec.category
+        self.title = spec.title
+        self.is_head = spec.role == "head"
+        self.name = node.name
+        self.shape_text = "…"
+        self.out_label = "?"  # the output shape as wires show it
+        self.stats_text = ""
+        self.severity: str | None = None
+        self.problems: tuple[Problem, ...] = ()
+        self._analysis_key: Any = object()
+        self._info: NodeInfo | None = None
+        self._height = self.MIN_HEIGHT
+        self._labels: list[str] = []
+        self._text_x = 12.0
+        self._elided: dict[str, str] | None = None  # made on first paint: most blocks are off screen
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable)
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemSendsGeometryChanges)
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.set_colors(colors, dark)
+        self.set_ports(node.input_ports(), len(node.output_ports()))
+        self.setPos(QPointF(*node.pos))
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def height(self) -> float:
+        return self._height
+
+    def rect(self) -> QRectF:
+        return QRectF(0.0, 0.0, self.WIDTH, self._height)
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def shape(self) -> QPainterPath:
+        return self._outline
+
+    def _port_y(self, index: int, count: int) -> float:
+        body = self._height - self.HEADER
+        return self.HEADER + body * (index + 0.5) / max(count, 1)
+
+    def in_port_scene_pos(self, index: int) -> QPointF:
+        return self.pos() + QPointF(0.0, self._port_y(index, len(self.in_ports)))
+
+    def out_port_scene_pos(self, index: int) -> QPointF:
+        return self.pos() + QPointF(self.WIDTH, self._port_y(index, len(self.out_ports)))
+
+    def set_ports(self, input_names: Sequence[str], n_outputs: int) -> None:
+        """(Re)make the ports when their number changes (e.g. Add's ``inputs`` param)."""
+        names = list(input_names)
+        if names == [p.label for p in self.in_ports] and n_outputs == len(self.out_ports):
+            return
+        for port in self.in_ports + self.out_ports:
+            port.setParentItem(None)
+            if port.scene() is not None:
+                port.scene().removeItem(port)
+        self.prepareGeometryChange()
+        n_in = len(names)
+        self._height = max(self.MIN_HEIGHT, self.HEADER + self.PORT_STEP * max(n_in, n_outputs) + 10.0)
+        self.in_ports = [PortItem(self, False, i, label) for i, label in enumerate(names)]
+        self.out_ports = [PortItem(self, True, i, "out") for i in range(n_outputs)]
+        for i, port in enumerate(self.in_ports):
+            port.setPos(0.0, self._port_y(i, n_in))
+        for i, port in enumerate(self.out_ports):
+            port.setPos(self.WIDTH, self._port_y(i, n_outputs))
+        # Port labels only where a block has several inputs (Add/Concatenate 1, 2; Crop in, like).
+        self._labels = names if n_in > 1 else []
+        label_w = max((text_width("small", s) for s in self._labels), default=0.0)
+        self._text_x = 12.0 + (label_w + 8.0 if self._labels else 0.0)
+        self._build_paths()
+        self._elided = None
+
+    def _build_paths(self) -> None:
+        rect = self.rect()
+        outline = QPainterPath()
+        outline.addRoundedRect(rect, self.RADIUS, self.RADIUS)
+        band = QPainterPath()
+        band.addRect(QRectF(0.0, 0.0, self.WIDTH, self.HEADER))
+        self._outline = outline
+        self._header = outline.intersected(band)
+        self._bounds = rect.adjusted(-4.0, -4.0, 4.0, 4.0)
+
+    # ------------------------------------------------------------------ content
+    def set_colors(self, colors: CanvasPalette, dark: bool) -> None:
+        self.colors = colors
+        self.accent = category_color(self.category, dark)
+        self.body = body_color(self.category, dark)
+        self.update()
+        for port in self.in_ports + self.out_ports:
+            port.update()
+
+    def set_name(self, name: str) -> None:
+        if name != self.name:
+            self.name = name
+            self._elided = None
+            self.update()
+
+    def set_analysis(self, info: NodeInfo | None, problems: Sequence[Problem]) -> bool:
+        """Show what the analysis says about this block. Returns whether anything changed."""
+        key = (
+            None if info is None else (info.out_shape, info.params, info.macs, info.rf),
+            tuple(problems),
+        )
+        if key == self._analysis_key:
+            return False
+        self._analysis_key = key
+        self._info = info
+        self.problems = tuple(problems)
+        severities = {p.severity for p in self.problems}
+        self.severity = ERROR if ERROR in severities else WARNING if WARNING in severities else None
+        if info is None or info.out_shape is None:
+            self.out_label = "?"
+            self.shape_text = "shape unknown"
+            self.stats_text = ""
+        else:
+            self.out_label = shape_str(info.out_shape)
+            self.shape_text = f"in {self.out_label}" if self.is_head else self.out_label
+            stats = f"{format_count(info.params)} params" if info.params else "no params"
+            if info.macs:
+                stats += f" · {format_count(info.macs)} MACs"
+            self.stats_text = stats
+        self._elided = None
+        self.update()
+        return True
+
+    def _elide(self) -> dict[str, str]:
+        """Fit the strings to the block (once per change, when first painted)."""
+        name_room = max(self.WIDTH - 24.0 - text_width("title", self.title), 30.0)
+        right_room = self.WIDTH - self._text_x - (30.0 if self.severity else 10.0)
+        self._elided = {
+            "name": elided("name", self.name, name_room),
+            "shape": elided("shape", self.shape_text, right_room),
+            "stats": elided("small", self.stats_text, right_room),
+        }
+        return self._elided
+
+    def tooltip_text(self) -> str:
+        """The tooltip: name, problems (each with its reason) and the numbers. Made when asked."""
+        info = self._info
+        lines = [f"{self.name} ({self.title})"]
+        for p in self.problems:
+            lines.append(("Error: " if p.severity == ERROR else "Warning: ") + p.message)
+        if info is not None and info.out_shape is not None:
+            lines.append(f"output {shape_str(info.out_shape)}")
+            if info.params:
+                lines.append(f"{info.params:,} parameters")
+            if info.macs:
+                lines.append(f"{format_count(info.macs)} multiply-adds per sample")
+            if info.rf is not None:
+                lines.append(f"receptive field {info.rf}")
+        return "\n".join(lines)
+
+    def toolTip(self) -> str:
+        # NOTE: QGraphicsItem.toolTip() is not virtual; this serves Python callers, and the
+        # scene's helpEvent() shows tooltip_text() to the user.
+        return self.tooltip_text()
+
+    # ------------------------------------------------------------------ painting
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        c = self.colors
+        rect = self.rect()
+        if self.severity == ERROR:
+            border, width, body = QPen(c.error, 2.2), 2.2, c.error_tint
+        elif self.severity == WARNING:
+            border, width, body = QPen(c.warning, 2.2), 2.2, self.body
+        else:
+            border, width, body = QPen(self.accent.darker(115), 1.0), 1.0, self.body
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(body)
+        painter.drawPath(self._outline)
+        painter.setBrush(c.error_header if self.severity == ERROR else self.accent)
+        painter.drawPath(self._header)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        if width > 1.0:
+            inset = width / 2
+            painter.setPen(border)
+            painter.drawRoundedRect(rect.adjusted(inset, inset, -inset, -inset), self.RADIUS, self.RADIUS)
+        else:
+            painter.setPen(border)
+            painter.drawPath(self._outline)
+        if self.isSelected():
+            painter.setPen(QPen(c.selection, 2.5))
+            painter.drawRoundedRect(rect.adjusted(-2.5, -2.5, 2.5, 2.5), self.RADIUS + 2, self.RADIUS + 2)
+
+        w, hh = self.WIDTH, self.HEADER
+        if self.severity:
+            self._paint_badge(painter, QPointF(w - 17.0, hh + (self._height - hh) / 2))
+        if option.levelOfDetailFromTransform(painter.worldTransform()) < TEXT_MIN_ZOOM:
+            return
+        texts = self._elided or self._elide()
+        painter.setPen(c.header_text)
+        painter.setFont(font("name"))
+        painter.drawText(QRectF(9.0, 0.0, w - 18.0, hh), _LEFT, texts["name"])
+        painter.setFont(font("title"))
+        header_muted = QColor(c.header_text)
+        header_muted.setAlpha(215)
+        painter.setPen(header_muted)
+        painter.drawText(QRectF(9.0, 0.0, w - 18.0, hh), _RIGHT, self.title)
+
+        x = self._text_x
+        body_h = self._height - hh
+        mid = hh + body_h / 2
+        painter.setPen(c.text if self._info is not None and self._info.out_shape is not None else c.text_muted)
+        painter.setFont(font("shape"))
+        painter.drawText(QRectF(x, mid - 19.0, w - x - 8.0, 18.0), _LEFT, texts["shape"])
+        painter.setPen(c.text_muted)
+        painter.setFont(font("small"))
+        painter.drawText(QRectF(x, mid + 1.0, w - x - 8.0, 16.0), _LEFT, texts["stats"])
+        for i, label in enumerate(self._labels):
+            y = self._port_y(i, len(self._labels))
+            painter.drawText(QRectF(9.0, y - 8.0, 40.0, 16.0), _LEFT, label)
+
+    def _paint_badge(self, painter: QPainter, center: QPointF) -> None:
+        color = self.colors.error if self.severity == ERROR else self.colors.warning
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(color)
+        painter.drawEllipse(center, 8.0, 8.0)
+        painter.setPen(QColor("#ffffff"))
+        painter.setFont(font("shape"))
+        painter.drawText(QRectF(center.x() - 8.0, center.y() - 8.0, 16.0, 16.0), _CENTER, "!")
+
+    # ------------------------------------------------------------------ changes
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
+        if change == QGraphicsItem.GraphicsItemChange.ItemPositionChange:
+            scene = self.scene()
+            if scene is not None and getattr(scene, "snapping", False):
+                return QPointF(round(value.x() / GRID) * GRID, round(value.y() / GRID) * GRID)
+        elif change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
+            for edge in self.edges:
+                edge.update_path()
+        elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            self.setZValue(1.0 if value else 0.0)
+        return super().itemChange(change, value)
+
+
+class EdgeItem(QGraphicsItem):
+    """A wire: a cubic curve from an output port to an input port.
+
+    Its tensor shape is shown by :attr:`label_item`, a separate item stacked above
+    the blocks, so the label stays readable where blocks sit close together.
+    """
+
+    def __init__(self, edge: Edge, src: NodeItem, dst: NodeItem, colors: CanvasPalette) -> None:
+        super().__init__()
+        self.edge = edge
+        self.src_item = src
+        self.dst_item = dst
+        self.colors = colors
+        self.label_item = EdgeLabelItem(self)
+        self._path = QPainterPath()
+        self._shape: QPainterPath | None = None
+        self._bounds = QRectF()
+        self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
+        self.setZValue(-1.0)
+        self.update_path()
+
+    @property
+    def label(self) -> str:
+        return self.label_item.text
+
+    def set_colors(self, colors: CanvasPalette) -> None:
+        self.colors = colors
+        self.update()
+        self.label_item.update()
+
+    def set_label(self, text: str) -> bool:
+        """Show ``text`` (a shape such as ``6×28×28``) at the wire's middle. Returns whether it changed."""
+        return self.label_item.set_text(text)
+
+    def update_path(self) -> None:
+        """Follow the ports (called when either block moves or changes its ports)."""
+        p1 = self.src_item.out_port_scene_pos(self.edge.src_port)
+        p2 = self.dst_item.in_port_scene_pos(self.edge.dst_port)
+        dx = max(40.0, abs(p2.x() - p1.x()) * 0.5)
+        c1, c2 = QPointF(p1.x() + dx, p1.y()), QPointF(p2.x() - dx, p2.y())
+        path = QPainterPath(p1)
+        path.cubicTo(c1, c2, p2)
+        self._path = path
+        self.label_item.place((p1 + 3 * c1 + 3 * c2 + p2) / 8.0)
+        self._geometry_changed()
+
+    def _geometry_changed(self) -> None:
+        self.prepareGeometryChange()
+        self._shape = None
+        self._bounds = self._path.boundingRect().adjusted(-3.0, -3.0, 3.0, 3.0)
+
+    def path(self) -> QPainterPath:
+        return self._path
+
+    def tooltip_text(self) -> str:
+        return self.label_item.tooltip_text()
+
+    def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:
+        if change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
+            self.label_item.update()
+        elif change == QGraphicsItem.GraphicsItemChange.ItemVisibleHasChanged:
+            self.label_item.setVisible(self.isVisible())
+        return super().itemChange(change, value)
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def shape(self) -> QPainterPath:
+        if self._shape is None:
+            stroker = QPainterPathStroker()
+            stroker.setWidth(10.0)
+            self._shape = stroker.createStroke(self._path)
+        return self._shape
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        c = self.colors
+        selected = self.isSelected()
+        pen = QPen(c.wire_selected if selected else c.wire, 2.6 if selected else 1.8)
+        if option.levelOfDetailFromTransform(painter.worldTransform()) < 0.6:
+            # NOTE: zoomed out, a thin cosmetic pen keeps wires visible and is much cheaper to stroke.
+            pen.setCosmetic(True)
+            pen.setWidthF(2.0 if selected else 1.1)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setPen(pen)
+        painter.drawPath(self._path)
+
+
+class EdgeLabelItem(QGraphicsItem):
+    """The shape tag of a wire, sitting just above the wire's middle and above the blocks.
+
+    Clicking it selects its wire (Ctrl toggles), as clicking the wire itself does.
+    """
+
+    #: Below this zoom the labels are too small to read and are not drawn.
+    MIN_ZOOM = 0.45
+
+    def __init__(self, edge_item: EdgeItem) -> None:
+        super().__init__()
+        self.edge_item = edge_item
+        self.text = ""
+        self._rect = QRectF()
+        self._bounds = QRectF()
+        self.setAcceptedMouseButtons(Qt.MouseButton.LeftButton)
+        self.setZValue(2.0)  # NOTE: above every block, so a tag between close blocks stays readable
+
+    def set_text(self, text: str) -> bool:
+        if text == self.text:
+            return False
+        self.text = text
+        rect = QRectF()
+        if text:
+            w, h = text_width("small", text) + 8.0, _metrics("small").height() + 2.0
+            rect = QRectF(-w / 2, -h - 3.0, w, h)
+        if rect != self._rect:
+            self.prepareGeometryChange()
+            self._rect = rect
+            self._bounds = rect.adjusted(-1.0, -1.0, 1.0, 1.0)
+        self.update()
+        return True
+
+    def mousePressEvent(self, event) -> None:
+        edge = self.edge_item
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            edge.setSelected(not edge.isSelected())
+        else:
+            if edge.scene() is not None:
+                edge.scene().clearSelection()
+            edge.setSelected(True)
+        event.accept()
+
+    def tooltip_text(self) -> str:
+        if not self.text or self.text == "?":
+            return "the shape on this wire is unknown until the blocks before it are fixed"
+        return f"each sample's tensor on this wire is {self.text}"
+
+    def place(self, mid: QPointF) -> None:
+        """Put the label's bottom centre just above ``mid`` (the wire's middle)."""
+        self.setPos(mid)
+
+    def boundingRect(self) -> QRectF:
+        return self._bounds
+
+    def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget: QWidget | None = None) -> None:
+        if not self.text or option.levelOfDetailFromTransform(painter.worldTransform()) < self.MIN_ZOOM:
+            return
+        c = self.edge_item.colors
+        selected = self.edge_item.isSelected()
+        painter.setPen(QPen(c.wire_selected if selected else c.grid_major, 1.0))
+        painter.setBrush(c.label_bg)
+        painter.drawRoundedRect(self._rect, 4.0, 4.0)
+        painter.setPen(c.wire_selected if selected else c.label_text)
+        painter.setFont(font("small"))
+        painter.drawText(self._rect, _CENTER, self.text)
+
+
+class TempWireItem(QGraphicsPathItem):
+    """The dashed wire that follows the mouse while a connection is dragged."""
+
+    def __init__(self, colors: CanvasPalette) -> None:
+        super().__init__()
+        self.colors = colors
+        self.setZValue(10.0)
+        self.set_valid(None)
+
+    def set_valid(self, valid: bool | None) -> None:
+        color = self.colors.wire_invalid if valid is False else self.colors.wire_selected
+        pen = QPen(color, 2.0, Qt.PenStyle.DashLine)
+        pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+        self.setPen(pen)
+        self.setBrush(QBrush(Qt.BrushStyle.NoBrush))
+
+    def set_ends(self, start: QPointF, end: QPointF) -> None:
+        """A curve from an output (``start``) to an input (``end``)."""
+        dx = max(40.0, abs(end.x() - start.x()) * 0.5)
+        path = QPainterPath(start)
+        path.cubicTo(QPointF(start.x() + dx, start.y()), QPointF(end.x() - dx, end.y()), end)
+        self.setPath(path)
+
+    def shape(self) -> QPainterPath:
+        return QPainterPath()  # never under the mouse: drops look through it

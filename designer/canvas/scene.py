@@ -1,0 +1,574 @@
+"""The canvas scene: one item per block and wire, following the document's events.
+
+:class:`GraphScene` never changes its items on its own initiative. Gestures (a
+drag, a wire drawn with the mouse, a key press) become undo commands pushed onto
+the document; the graph announces what changed and the ``_on_<event>`` handlers
+update the items. Undo, redo, loading a file and scripted edits therefore all
+draw through the same path. A fresh analysis only touches items whose numbers
+or problems changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsSceneHelpEvent, QGraphicsSceneMouseEvent, QToolTip
+
+from designer import clipboard
+from designer.canvas.items import GRID, EdgeItem, NodeItem, PortItem, TempWireItem
+from designer.colors import app_is_dark, canvas_palette
+from designer.commands import (
+    ApplyLayoutCommand,
+    ConnectCommand,
+    DisconnectCommand,
+    MacroCommand,
+    MoveNodesCommand,
+    PasteCommand,
+    RemoveNodesCommand,
+)
+from designer.document import Document
+from engine.analysis import Analysis
+from engine.errors import GraphError
+from engine.graph import Edge, GraphEvent, Node
+from engine.layout import auto_layout
+from engine.project import graph_to_dict
+
+#: Half the side of the scene rectangle: room to pan far beyond any real network.
+SCENE_HALF = 50_000.0
+#: How far each paste or duplicate lands from the blocks it copies.
+PASTE_STEP = 40.0
+
+LOCKED_MESSAGE = "The network is read-only while it trains: stop training to edit it"
+
+
+@dataclass
+class _WireDrag:
+    """A wire being drawn: ``anchor`` is the port it started from (or the source of a detached wire)."""
+
+    anchor: PortItem
+    temp: TempWireItem
+    detached: Edge | None = None
+    target: PortItem | None = None
+
+
+class GraphScene(QGraphicsScene):
+    """Blocks and wires of a :class:`~designer.document.Document`.
+
+    Signals:
+        node_selection_changed(list): the ids of the selected blocks, in graph order.
+        status_message(str): a refusal or hint for the status bar (e.g. why a wire is not allowed).
+    """
+
+    node_selection_changed = Signal(list)
+    status_message = Signal(str)
+
+    def __init__(self, document: Document, parent=None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self.read_only = False
+        self.dark = app_is_dark()
+        self.colors = canvas_palette(self.dark)
+        self.snapping = False  # NOTE: on only while the mouse drags blocks (see NodeItem.itemChange)
+        self._nodes: dict[str, NodeItem] = {}
+        self._edges: dict[Edge, EdgeItem] = {}
+        self._wire: _WireDrag | None = None
+        self._selection: list[str] = []
+        self._selecting = False
+        self.setSceneRect(QRectF(-SCENE_HALF, -SCENE_HALF, 2 * SCENE_HALF, 2 * SCENE_HALF))
+        document.graph_event.connect(self._on_graph_event)
+        document.analysis_changed.connect(self._on_analysis_changed)
+        document.project_replaced.connect(self.rebuild)
+        document.select_requested.connect(self.select_nodes)
+        self.selectionChanged.connect(self._on_selection_changed)
+        self.rebuild()
+
+    # ------------------------------------------------------------------ queries
+    @property
+    def graph(self):
+        return self.document.graph
+
+    def node_item(self, node_id: str) -> NodeItem | None:
+        return self._nodes.get(node_id)
+
+    def edge_item(self, edge: Edge) -> EdgeItem | None:
+        return self._edges.get(edge)
+
+    def node_items(self) -> list[NodeItem]:
+        return list(self._nodes.values())
+
+    def edge_items(self) -> list[EdgeItem]:
+        return list(self._edges.values())
+
+    def selected_node_ids(self) -> list[str]:
+        chosen = {it.node_id for it in self.selectedItems() if isinstance(it, NodeItem)}
+        return [nid for nid in self._nodes if nid in chosen]
+
+    def selected_edges(self) -> list[Edge]:
+        return [it.edge for it in self.selectedItems() if isinstance(it, EdgeItem)]
+
+    # ------------------------------------------------------------------ selection
+    def select_nodes(self, node_ids: list[str]) -> None:
+        """Select exactly these blocks (one ``node_selection_changed``)."""
+        self._selecting = True
+        try:
+            self.clearSelection()
+            for nid in node_ids:
+                item = self._nodes.get(nid)
+                if item is not None:
+                    item.setSelected(True)
+        finally:
+            self._selecting = False
+        self._on_selection_changed()
+
+    def select_all(self) -> None:
+        self.select_nodes(list(self._nodes))
+
+    def center_on_node(self, node_id: str) -> None:
+        item = self._nodes.get(node_id)
+        if item is not None:
+            for view in self.views():
+                view.centerOn(item)
+
+    def _on_selection_changed(self) -> None:
+        if self._selecting:
+            return
+        ids = self.selected_node_ids()
+        if ids != self._selection:
+            self._selection = ids
+            self.node_selection_changed.emit(ids)
+
+    # ------------------------------------------------------------------ appearance
+    def set_dark(self, dark: bool) -> None:
+        if dark == self.dark:
+            return
+        self.dark = dark
+        self.colors = canvas_palette(dark)
+        for item in self._nodes.values():
+            item.set_colors(self.colors, dark)
+        for edge in self._edges.values():
+            edge.set_colors(self.colors)
+        for view in self.views():
+            view.resetCachedContent()
+
+    def set_read_only(self, read_only: bool) -> None:
+        """Lock or unlock editing (training locks the network it trains)."""
+        self.read_only = read_only
+        if read_only:
+            self._cancel_wire()
+        for item in self._nodes.values():
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, not read_only)
+
+    # ------------------------------------------------------------------ graph events
+    def rebuild(self) -> None:
+        """Drop every item and draw the current graph anew (a new project was loaded)."""
+        self._cancel_wire()
+        self._selecting = True
+        self._nodes.clear()
+        self._edges.clear()
+        self.clear()
+        self._selecting = False
+        graph = self.graph
+        for nid in graph.nodes:
+            self._on_node_added(nid)
+        for edge in graph.edges:
+            self._on_edge_added(edge)
+        self._on_analysis_changed(self.document.analysis)
+        self._on_selection_changed()
+
+    def _on_graph_event(self, event: GraphEvent) -> None:
+        handler = getattr(self, f"_on_{event.kind}", None)
+        if handler is not None:
+            handler(**event.data)
+
+    def _on_node_added(self, node_id: str) -> None:
+        node = self.graph.nodes.get(node_id)
+        if node is None or node_id in self._nodes:
+            return  # NOTE: added and removed again inside one batch
+        item = NodeItem(node, self.colors, self.dark)
+        if self.read_only:
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, False)
+        self._nodes[node_id] = item
+        self.addItem(item)
+        analysis = self.document.analysis
+        if node_id in analysis.nodes:
+            item.set_analysis(analysis.nodes[node_id], analysis.problems.get(node_id, ()))
+
+    def _on_node_removed(self, node_id: str, node: Node | None = None, edges: list[Edge] = ()) -> None:
+        for edge in edges:
+            self._on_edge_removed(edge)
+        item = self._nodes.pop(node_id, None)
+        if item is not None:
+            if self._wire is not None and self._wire.anchor.node_item is item:
+                self._cancel_wire()
+            self.removeItem(item)
+
+    def _on_edge_added(self, edge: Edge) -> None:
+        src, dst = self._nodes.get(edge.src), self._nodes.get(edge.dst)
+        if src is None or dst is None or edge in self._edges or edge not in self.graph.edges:
+            return
+        item = EdgeItem(edge, src, dst, self.colors)
+        item.set_label(src.out_label)
+        self._edges[edge] = item
+        src.edges.append(item)
+        dst.edges.append(item)
+        self.addItem(item)
+        self.addItem(item.label_item)
+        self._sync_port_marks(src)
+        self._sync_port_marks(dst)
+
+    def _on_edge_removed(self, edge: Edge) -> None:
+        item = self._edges.pop(edge, None)
+        if item is None:
+            return
+        for end in (item.src_item, item.dst_item):
+            if item in end.edges:
+                end.edges.remove(item)
+            self._sync_port_marks(end)
+        self.removeItem(item.label_item)
+        self.removeItem(item)
+
+    def _on_params_changed(self, node_id: str, **_changes) -> None:
+        node, item = self.graph.nodes.get(node_id), self._nodes.get(node_id)
+        if node is None or item is None:
+            return
+        item.set_ports(node.input_ports(), len(node.output_ports()))
+        for edge in item.edges:
+            edge.update_path()
+        self._sync_port_marks(item)
+
+    def _on_node_renamed(self, node_id: str, new: str, **_old) -> None:
+        item = self._nodes.get(node_id)
+        if item is not None:
+            item.set_name(new)
+
+    def _on_node_moved(self, node_id: str, new: tuple[float, float], **_old) -> None:
+        item = self._nodes.get(node_id)
+        if item is not None:
+            item.setPos(QPointF(*new))
+
+    def _on_cleared(self) -> None:
+        self.rebuild()
+
+    def _sync_port_marks(self, item: NodeItem) -> None:
+        graph = self.graph
+        if item.node_id not in graph.nodes:
+            return
+        fed = graph.inputs_of(item.node_id)
+        for port, edge in zip(item.in_ports, fed):
+            port.set_connected(edge is not None)
+        used = {e.edge.src_port for e in item.edges if e.edge.src == item.node_id}
+        for port in item.out_ports:
+            port.set_connected(port.index in used)
+
+    def _on_analysis_changed(self, analysis: Analysis) -> None:
+        """Update only the blocks and wires whose numbers or problems changed."""
+        nodes, problems, items = analysis.nodes, analysis.problems, self._nodes
+        for nid, item in items.items():
+            item.set_analysis(nodes.get(nid), problems.get(nid, ()))
+        for edge, item in self._edges.items():
+            text = items[edge.src].out_label
+            if text != item.label:
+                item.set_label(text)
+
+    # ------------------------------------------------------------------ mouse
+    def mousePressEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            port = self._port_at(event.scenePos())
+            if port is not None:
+                event.accept()
+                if self.read_only:
+                    self.status_message.emit(LOCKED_MESSAGE)
+                else:
+                    self._start_wire(port, event.scenePos())
+                return
+        super().mousePressEvent(event)
+        if event.button() == Qt.MouseButton.LeftButton and not self.read_only:
+            self.snapping = True
+
+    def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        if self._wire is not None:
+            self._drag_wire(event.scenePos())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        if self._wire is not None and event.button() == Qt.MouseButton.LeftButton:
+            self._finish_wire(event.scenePos())
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+        if self.snapping and event.button() == Qt.MouseButton.LeftButton:
+            self.snapping = False
+            self._commit_moves()
+
+    def _commit_moves(self) -> None:
+        """Record a finished drag as one move command (items are already where the user put them)."""
+        graph = self.graph
+        moves = {}
+        for nid, item in self._nodes.items():
+            old = graph.nodes[nid].pos
+            new = (item.pos().x(), item.pos().y())
+            if new != old:
+                moves[nid] = (old, new)
+        if moves:
+            self.document.push(MoveNodesCommand(self.document, moves))
+
+    # ------------------------------------------------------------------ wiring
+    def _port_at(self, pos: QPointF) -> PortItem | None:
+        for item in self.items(pos):
+            if isinstance(item, PortItem):
+                return item
+            if isinstance(item, NodeItem):
+                return None
+        return None
+
+    def _target_at(self, pos: QPointF, want_output: bool) -> PortItem | None:
+        """The port a wire dropped at ``pos`` would attach to: a port, or the nearest port of a block."""
+        for item in self.items(pos):
+            if isinstance(item, PortItem):
+                return item if item.is_output == want_output else None
+            if isinstance(item, NodeItem):
+                ports = item.out_ports if want_output else item.in_ports
+                if not ports:
+                    return None
+                return min(ports, key=lambda p: abs(p.scene_center().y() - pos.y()))
+        return None
+
+    def _start_wire(self, port: PortItem, pos: QPointF) -> None:
+        detached = None
+        anchor = port
+        if not port.is_output:
+            detached = self.graph.edge_into(port.node_id, port.index)
+            if detached is not None:
+                # NOTE: dragging from a fed input picks up its wire: drop it elsewhere or on nothing.
+                anchor = self._nodes[detached.src].out_ports[detached.src_port]
+                self._edges[detached].setVisible(False)
+        temp = TempWireItem(self.colors)
+        self.addItem(temp)
+        self._wire = _WireDrag(anchor, temp, detached)
+        self._drag_wire(pos)
+
+    def _candidate(self, drag: _WireDrag, target: PortItem) -> Edge:
+        a = drag.anchor
+        if a.is_output:
+            return Edge(a.node_id, a.index, target.node_id, target.index)
+        return Edge(target.node_id, target.index, a.node_id, a.index)
+
+    def _refusal(self, drag: _WireDrag, edge: Edge) -> str | None:
+        if edge == drag.detached:
+            return None
+        try:
+            self.graph.check_connect(edge)
+        except GraphError as exc:
+            return str(exc)
+        return None
+
+    def _drag_wire(self, pos: QPointF) -> None:
+        drag = self._wire
+        target = self._target_at(pos, want_output=not drag.anchor.is_output)
+        if target is not drag.target:
+            if drag.target is not None:
+                drag.target.set_highlight(None)
+            drag.target = target
+            if target is not None:
+                ok = self._refusal(drag, self._candidate(drag, target)) is None
+                target.set_highlight("ok" if ok else "bad")
+                drag.temp.set_valid(ok)
+            else:
+                drag.temp.set_valid(None)
+        end = target.scene_center() if target is not None else pos
+        start = drag.anchor.scene_center()
+        if drag.anchor.is_output:
+            drag.temp.set_ends(start, end)
+        else:
+            drag.temp.set_ends(end, start)
+
+    def _finish_wire(self, pos: QPointF) -> None:
+        drag = self._wire
+        target = self._target_at(pos, want_output=not drag.anchor.is_output)
+        self._cancel_wire()
+        if target is None:
+            if drag.detached is not None:
+                self.document.push(DisconnectCommand(self.document, drag.detached))
+            return
+        edge = self._candidate(drag, target)
+        if edge == drag.detached:
+            return
+        reason = self._refusal(drag, edge)
+        if reason is not None:
+            self.status_message.emit(reason)
+            return
+        if drag.detached is None:
+            cmd = ConnectCommand(self.document, edge.src, edge.src_port, edge.dst, edge.dst_port)
+        else:
+            graph = self.graph
+            cmd = MacroCommand(
+                f"Rewire {graph.node(edge.src).name} → {graph.node(edge.dst).name}",
+                [
+                    DisconnectCommand(self.document, drag.detached),
+                    ConnectCommand(self.document, edge.src, edge.src_port, edge.dst, edge.dst_port),
+                ],
+            )
+        self.document.push(cmd)
+
+    def _cancel_wire(self) -> None:
+        drag, self._wire = self._wire, None
+        if drag is None:
+            return
+        if drag.target is not None:
+            drag.target.set_highlight(None)
+        self.removeItem(drag.temp)
+        if drag.detached is not None and drag.detached in self._edges:
+            self._edges[drag.detached].setVisible(True)
+
+    # ------------------------------------------------------------------ tooltips
+    def helpEvent(self, event: QGraphicsSceneHelpEvent) -> None:
+        """Tooltips are written when asked for, not on every analysis (see NodeItem.tooltip_text)."""
+        for item in self.items(event.scenePos()):
+            text = item.tooltip_text() if hasattr(item, "tooltip_text") else item.toolTip()
+            if text:
+                QToolTip.showText(event.screenPos(), text, event.widget())
+                event.accept()
+                return
+        QToolTip.hideText()
+        event.ignore()
+
+    # ------------------------------------------------------------------ keyboard
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        action = self._action_for(event)
+        if action is not None:
+            event.accept()
+            action()
+            return
+        super().keyPressEvent(event)
+
+    def _action_for(self, event: QKeyEvent):
+        key, mods = event.key(), event.modifiers()
+        ctrl = mods == Qt.KeyboardModifier.ControlModifier
+        if key == Qt.Key.Key_Escape:
+            return self._cancel_wire if self._wire is not None else self.clearSelection
+        if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and not ctrl:
+            return self.delete_selected
+        if event.matches(QKeySequence.StandardKey.Copy):
+            return self.copy_selected
+        if event.matches(QKeySequence.StandardKey.Cut):
+            return self.cut_selected
+        if event.matches(QKeySequence.StandardKey.Paste):
+            return self.paste
+        if ctrl and key == Qt.Key.Key_D:
+            return self.duplicate_selected
+        if event.matches(QKeySequence.StandardKey.SelectAll):
+            return self.select_all
+        if event.matches(QKeySequence.StandardKey.Undo):
+            return self.undo
+        if event.matches(QKeySequence.StandardKey.Redo) or (ctrl and key == Qt.Key.Key_Y):
+            return self.redo
+        return None
+
+    # ------------------------------------------------------------------ edit actions
+    def _refuse_if_locked(self) -> bool:
+        if self.read_only:
+            self.status_message.emit(LOCKED_MESSAGE)
+        return self.read_only
+
+    def undo(self) -> None:
+        if not self._refuse_if_locked():
+            self.document.undo_stack.undo()
+
+    def redo(self) -> None:
+        if not self._refuse_if_locked():
+            self.document.undo_stack.redo()
+
+    def delete_selected(self) -> None:
+        """Delete the selected blocks and wires as one undo step."""
+        if self._refuse_if_locked():
+            return
+        ids = self.selected_node_ids()
+        gone = set(ids)
+        wires = [e for e in self.selected_edges() if e.src not in gone and e.dst not in gone]
+        if not ids and not wires:
+            return
+        doc = self.document
+        if not wires:
+            cmd = RemoveNodesCommand(doc, ids)
+        elif not ids and len(wires) == 1:
+            cmd = DisconnectCommand(doc, wires[0])
+        else:
+            parts = [f"{len(ids)} block" + ("s" if len(ids) != 1 else "")] if ids else []
+            parts += [f"{len(wires)} wire" + ("s" if len(wires) != 1 else "")]
+            # NOTE: the wires here touch no deleted block, so RemoveNodesCommand does not record them too.
+            steps = [DisconnectCommand(doc, edge) for edge in wires]
+            if ids:
+                steps.append(RemoveNodesCommand(doc, ids))
+            cmd = MacroCommand("Delete " + " and ".join(parts), steps)
+        doc.push(cmd)
+
+    def copy_selected(self) -> bool:
+        """Copy the selected blocks and the wires between them. Returns whether anything was copied."""
+        ids = self.selected_node_ids()
+        if not ids:
+            self.status_message.emit("Select some blocks to copy")
+            return False
+        clipboard.copy_blocks(self.graph, ids)
+        self.status_message.emit(f"Copied {len(ids)} block" + ("s" if len(ids) != 1 else ""))
+        return True
+
+    def cut_selected(self) -> None:
+        if not self._refuse_if_locked() and self.copy_selected():
+            self.delete_selected()
+
+    def paste(self) -> None:
+        """Paste the blocks on the clipboard (from this or another document), selected."""
+        if self._refuse_if_locked():
+            return
+        data = clipboard.pasted_blocks()
+        if data is None:
+            self.status_message.emit("The clipboard holds no blocks to paste")
+            return
+        self._push_copy(data, None)
+
+    def duplicate_selected(self) -> None:
+        """Copy the selected blocks beside themselves, without touching the clipboard."""
+        if self._refuse_if_locked():
+            return
+        ids = self.selected_node_ids()
+        if not ids:
+            self.status_message.emit("Select some blocks to duplicate")
+            return
+        n = len(ids)
+        self._push_copy(graph_to_dict(self.graph, ids), f"Duplicate {n} block" + ("s" if n != 1 else ""))
+
+    def _push_copy(self, data: dict, text: str | None) -> None:
+        try:
+            cmd = PasteCommand(self.document, data, self._paste_offset(data), text=text)
+        except GraphError as exc:
+            self.status_message.emit(str(exc))
+            return
+        self.document.push(cmd)
+
+    def _paste_offset(self, data: dict) -> tuple[float, float]:
+        """Step down-right until the copy does not land exactly on existing blocks."""
+        taken = {tuple(n.pos) for n in self.graph.nodes.values()}
+        try:
+            x, y = (float(v) for v in data["nodes"][0].get("pos", (0.0, 0.0)))
+        except (TypeError, ValueError, KeyError, IndexError):
+            return (PASTE_STEP, PASTE_STEP)
+        k = 0
+        while (x + k * PASTE_STEP, y + k * PASTE_STEP) in taken:
+            k += 1
+        return (k * PASTE_STEP, k * PASTE_STEP)
+
+    def arrange(self, direction: str = "lr") -> None:
+        """Lay the graph out automatically (``"lr"`` or ``"tb"``), as one undo step."""
+        if self._refuse_if_locked() or not self._nodes:
+            return
+        graph = self.graph
+        raw = auto_layout(graph, direction)
+        positions = {nid: (round(x / GRID) * GRID, round(y / GRID) * GRID) for nid, (x, y) in raw.items()}
+        if all(graph.nodes[nid].pos == pos for nid, pos in positions.items()):
+            return
+        text = "Arrange left to right" if direction == "lr" else "Arrange top to bottom"
+        self.document.push(ApplyLayoutCommand(self.document, positions, text=text))

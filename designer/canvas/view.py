@@ -1,0 +1,352 @@
+"""The canvas widget: zoom, pan, a background grid, drops from the palette, a read-only lock.
+
+:class:`GraphView` owns a :class:`~designer.canvas.scene.GraphScene` for one document.
+Wheel zooms around the cursor; the middle button, or Space with the left button,
+pans; a layer dragged from the palette (MIME :data:`LAYER_MIME`, payload the layer
+type id) lands where it is dropped, snapped to the grid.
+"""
+
+from __future__ import annotations
+
+import math
+
+from PySide6.QtCore import QEvent, QLineF, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import (
+    QAction,
+    QColor,
+    QContextMenuEvent,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeyEvent,
+    QMouseEvent,
+    QPainter,
+    QPen,
+    QWheelEvent,
+)
+from PySide6.QtWidgets import QFrame, QGraphicsView, QLabel, QMenu, QWidget
+
+from designer.canvas.items import GRID, NodeItem
+from designer.canvas.scene import LOCKED_MESSAGE, PASTE_STEP, GraphScene
+from designer.colors import app_is_dark
+from designer.commands import AddNodeCommand
+from designer.document import Document
+from engine.errors import GraphError
+
+#: MIME type of a layer dragged from the palette; the payload is the layer type id (UTF-8).
+LAYER_MIME = "application/x-netdesigner-layer"
+
+MIN_ZOOM = 0.1
+MAX_ZOOM = 4.0
+#: fit_all() never magnifies beyond this, so a two-block network does not fill the screen.
+MAX_FIT_ZOOM = 1.25
+ZOOM_STEP = 1.25
+
+
+class GraphView(QGraphicsView):
+    """The network canvas for one :class:`~designer.document.Document`.
+
+    Signals:
+        status_message(str): a refusal or hint to show in the status bar.
+    """
+
+    status_message = Signal(str)
+
+    def __init__(self, document: Document, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.document = document
+        self._scene = GraphScene(document, self)
+        self.setScene(self._scene)
+        self._scene.status_message.connect(self.status_message)
+        self._read_only = False
+        self._space = False
+        self._pan_from: QPointF | None = None
+        self.setRenderHint(QPainter.RenderHint.Antialiasing)
+        self.setRenderHint(QPainter.RenderHint.TextAntialiasing)
+        self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
+        self.setRubberBandSelectionMode(Qt.ItemSelectionMode.IntersectsItemShape)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self.setCacheMode(QGraphicsView.CacheModeFlag.CacheBackground)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(True)
+        self._banner = QLabel(LOCKED_MESSAGE, self)
+        self._banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._banner.hide()
+        self._style_banner()
+        self.centerOn(QPointF(400.0, 200.0))
+
+    # NOTE: QGraphicsView.scene() already returns our GraphScene; this only narrows the type.
+    def scene(self) -> GraphScene:
+        return self._scene
+
+    # ------------------------------------------------------------------ zoom
+    def zoom(self) -> float:
+        """The current scale (1.0 = one scene unit per pixel)."""
+        return self.transform().m11()
+
+    def set_zoom(self, zoom: float) -> None:
+        """Scale to ``zoom`` about the viewport centre (clamped to the allowed range)."""
+        anchor = self.transformationAnchor()
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorViewCenter)
+        self._scale_by(zoom / self.zoom())
+        self.setTransformationAnchor(anchor)
+
+    def zoom_in(self) -> None:
+        self.set_zoom(self.zoom() * ZOOM_STEP)
+
+    def zoom_out(self) -> None:
+        self.set_zoom(self.zoom() / ZOOM_STEP)
+
+    def fit_all(self) -> None:
+        """Show every block, magnifying no more than :data:`MAX_FIT_ZOOM`."""
+        rect = self._scene.itemsBoundingRect()
+        if rect.isEmpty():
+            self.resetTransform()
+            self.centerOn(QPointF(0.0, 0.0))
+            return
+        rect = rect.adjusted(-60.0, -60.0, 60.0, 60.0)
+        self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
+        zoom = self.zoom()
+        if zoom > MAX_FIT_ZOOM or zoom < MIN_ZOOM:
+            self.resetTransform()
+            target = min(max(zoom, MIN_ZOOM), MAX_FIT_ZOOM)
+            self.scale(target, target)
+        self.centerOn(rect.center())
+
+    def _scale_by(self, factor: float) -> None:
+        zoom = self.zoom()
+        target = min(max(zoom * factor, MIN_ZOOM), MAX_ZOOM)
+        if not math.isclose(target, zoom):
+            self.scale(target / zoom, target / zoom)
+
+    def wheelEvent(self, event: QWheelEvent) -> None:
+        delta = event.angleDelta().y()
+        if delta == 0:
+            super().wheelEvent(event)
+            return
+        self._scale_by(1.0015 ** delta)
+        event.accept()
+
+    # ------------------------------------------------------------------ pan
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        button = event.button()
+        if button == Qt.MouseButton.MiddleButton or (button == Qt.MouseButton.LeftButton and self._space):
+            self._pan_from = event.position()
+            self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if self._pan_from is not None:
+            delta = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.pan_by(delta.x(), delta.y())
+            event.accept()
+            return
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event: QMouseEvent) -> None:
+        if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
+            self._pan_from = None
+            self._set_idle_cursor()
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        """Move the content by (dx, dy) pixels, as a hand dragging the canvas."""
+        h, v = self.horizontalScrollBar(), self.verticalScrollBar()
+        h.setValue(h.value() - round(dx))
+        v.setValue(v.value() - round(dy))
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self._space = True
+                self._set_idle_cursor()
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space:
+            if not event.isAutoRepeat():
+                self._space = False
+                self._set_idle_cursor()
+            event.accept()
+            return
+        super().keyReleaseEvent(event)
+
+    def focusOutEvent(self, event) -> None:
+        self._space = False
+        self._set_idle_cursor()
+        super().focusOutEvent(event)
+
+    def _set_idle_cursor(self) -> None:
+        if self._space:
+            self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+        else:
+            self.viewport().unsetCursor()
+
+    # ------------------------------------------------------------------ background
+    def drawBackground(self, painter: QPainter, rect: QRectF) -> None:
+        colors = self._scene.colors
+        painter.fillRect(rect, colors.background_locked if self._read_only else colors.background)
+        major = GRID * 5
+        step = GRID if self.zoom() * GRID >= 9.0 else major if self.zoom() * major >= 9.0 else 0.0
+        if not step:
+            return
+        minor_lines, major_lines = [], []
+        x = math.floor(rect.left() / step) * step
+        while x <= rect.right():
+            (major_lines if x % major == 0 else minor_lines).append((x, rect.top(), x, rect.bottom()))
+            x += step
+        y = math.floor(rect.top() / step) * step
+        while y <= rect.bottom():
+            (major_lines if y % major == 0 else minor_lines).append((rect.left(), y, rect.right(), y))
+            y += step
+        for lines, color in ((minor_lines, colors.grid_minor), (major_lines, colors.grid_major)):
+            if lines:
+                painter.setPen(QPen(color, 0))
+                painter.drawLines([QLineF(*line) for line in lines])
+
+    # ------------------------------------------------------------------ drops and adding
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if not event.mimeData().hasFormat(LAYER_MIME):
+            event.ignore()
+        elif self._read_only:
+            self.status_message.emit(LOCKED_MESSAGE)
+            event.ignore()
+        else:
+            event.acceptProposedAction()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if event.mimeData().hasFormat(LAYER_MIME) and not self._read_only:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragLeaveEvent(self, event) -> None:
+        event.accept()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        mime = event.mimeData()
+        if not mime.hasFormat(LAYER_MIME):
+            event.ignore()
+            return
+        type_id = bytes(mime.data(LAYER_MIME).data()).decode("utf-8").strip()
+        node_id = self.add_block(type_id, self.mapToScene(event.position().toPoint()))
+        if node_id is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+
+    def add_block(self, type_id: str, center: QPointF) -> str | None:
+        """Add a block of ``type_id`` centred near ``center`` (scene coordinates), snapped; select it.
+
+        Returns the new block's id, or None when it was refused (the reason goes to ``status_message``).
+        """
+        if self._read_only:
+            self.status_message.emit(LOCKED_MESSAGE)
+            return None
+        x = round((center.x() - NodeItem.WIDTH / 2) / GRID) * GRID
+        y = round((center.y() - NodeItem.MIN_HEIGHT / 2) / GRID) * GRID
+        taken = {tuple(n.pos) for n in self.document.graph.nodes.values()}
+        while (x, y) in taken:
+            x, y = x + PASTE_STEP, y + PASTE_STEP
+        try:
+            cmd = AddNodeCommand(self.document, type_id, (x, y))
+        except GraphError as exc:
+            self.status_message.emit(str(exc))
+            return None
+        self.document.push(cmd)
+        self._scene.select_nodes([cmd.node_id])
+        self.setFocus(Qt.FocusReason.OtherFocusReason)
+        return cmd.node_id
+
+    def add_at_center(self, type_id: str) -> str | None:
+        """Add a block in the middle of what is shown (the palette's double-click)."""
+        return self.add_block(type_id, self.mapToScene(self.viewport().rect().center()))
+
+    def arrange(self, direction: str = "lr") -> None:
+        """Auto-arrange the blocks (one undo step) and show them all."""
+        self._scene.arrange(direction)
+        self.fit_all()
+
+    # ------------------------------------------------------------------ read-only
+    def set_read_only(self, read_only: bool, message: str | None = None) -> None:
+        """Lock editing (no moves, wires, drops, deletes or undo); a banner says so.
+
+        ``message`` replaces the banner's default text (which speaks of training).
+        """
+        self._read_only = bool(read_only)
+        self._scene.set_read_only(self._read_only)
+        self._banner.setText(message or LOCKED_MESSAGE)
+        self._banner.setVisible(self._read_only)
+        self._place_banner()
+        self.resetCachedContent()
+        self.viewport().update()
+
+    def is_read_only(self) -> bool:
+        return self._read_only
+
+    def _style_banner(self) -> None:
+        c = self._scene.colors
+        fg = c.warning.name()
+        bg = QColor(c.background)
+        self._banner.setStyleSheet(
+            f"QLabel {{ color: {fg}; background: {bg.name()}; border: 1px solid {fg};"
+            " border-radius: 6px; padding: 4px 10px; font-weight: 600; }"
+        )
+
+    def _place_banner(self) -> None:
+        self._banner.adjustSize()
+        w = min(self._banner.sizeHint().width(), max(self.width() - 16, 50))
+        self._banner.setGeometry((self.width() - w) // 2, 8, w, self._banner.sizeHint().height())
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._place_banner()
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self._scene.set_dark(app_is_dark())
+            self._style_banner()
+            self.resetCachedContent()
+        super().changeEvent(event)
+
+    # ------------------------------------------------------------------ context menu
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:
+        scene = self._scene
+        item = self.itemAt(event.pos())
+        if isinstance(item, NodeItem) and not item.isSelected():
+            scene.select_nodes([item.node_id])
+        has_sel = bool(scene.selected_node_ids())
+        menu = QMenu(self)
+        entries = (
+            ("Copy", scene.copy_selected, has_sel),
+            ("Paste", scene.paste, not self._read_only),
+            ("Duplicate", scene.duplicate_selected, has_sel and not self._read_only),
+            ("Delete", scene.delete_selected, (has_sel or bool(scene.selected_edges())) and not self._read_only),
+            (None, None, False),
+            ("Select all", scene.select_all, True),
+            ("Arrange left to right", lambda: self.arrange("lr"), not self._read_only),
+            ("Arrange top to bottom", lambda: self.arrange("tb"), not self._read_only),
+            ("Fit all", self.fit_all, True),
+        )
+        for text, slot, enabled in entries:
+            if text is None:
+                menu.addSeparator()
+                continue
+            action = QAction(text, menu)
+            action.setEnabled(enabled)
+            action.triggered.connect(slot)
+            menu.addAction(action)
+        menu.exec(event.globalPos())
+        event.accept()
+

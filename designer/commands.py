@@ -1,0 +1,409 @@
+"""Undo commands: every gesture on the network is one of these.
+
+Each command stores ids and old/new values and calls :class:`~engine.graph.Graph`
+methods only; the canvas redraws from the graph's events. A command checks its
+edit when it is constructed and raises :class:`~engine.errors.GraphError` with the
+engine's reason if the edit is not allowed, so a caller can show the reason and
+push nothing::
+
+    try:
+        cmd = ConnectCommand(doc, a, 0, b, 0)
+    except GraphError as exc:
+        show(str(exc))
+    else:
+        doc.push(cmd)
+
+Several commands form one undo step with :class:`MacroCommand`. (Do not build a step
+from Python commands given a ``parent``: PySide does not keep such a child's Python
+object alive, and pushing the parent crashed in testing.)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtGui import QUndoCommand
+
+from engine.errors import GraphError
+from engine.graph import Edge, Node
+from engine.graph import _check_name as check_name  # NOTE: the engine's own name rule
+from engine.layers import registry
+
+if TYPE_CHECKING:  # pragma: no cover
+    from designer.document import Document
+
+Pos = tuple[float, float]
+
+__all__ = [
+    "AddNodeCommand",
+    "ApplyLayoutCommand",
+    "ConnectCommand",
+    "DisconnectCommand",
+    "MacroCommand",
+    "MoveNodesCommand",
+    "PasteCommand",
+    "RemoveNodesCommand",
+    "RenameCommand",
+    "SetParamsCommand",
+    "format_value",
+]
+
+
+class MacroCommand(QUndoCommand):
+    """Several commands as one undo step: redo runs them in order, undo in reverse."""
+
+    def __init__(self, text: str, commands: list[QUndoCommand]) -> None:
+        super().__init__(text)
+        self.commands = list(commands)
+
+    def redo(self) -> None:
+        for cmd in self.commands:
+            cmd.redo()
+
+    def undo(self) -> None:
+        for cmd in reversed(self.commands):
+            cmd.undo()
+
+
+class AddNodeCommand(QUndoCommand):
+    """Add one block. ``node_id`` is known after the first redo and reused by later ones."""
+
+    def __init__(
+        self,
+        doc: Document,
+        type_id: str,
+        pos: Pos,
+        params: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        spec = registry.get(type_id)
+        spec.resolve_params(params or {})  # raises with the reason
+        if name is not None:
+            name = check_name(name)
+            _check_name_free(doc, name)
+        super().__init__(f"Add {spec.title}")
+        self.doc = doc
+        self.type_id = type_id
+        self.pos = (float(pos[0]), float(pos[1]))
+        self.params = dict(params or {})
+        self.name = name
+        self.node_id: str | None = None
+
+    def redo(self) -> None:
+        node = self.doc.graph.add_node(
+            self.type_id, self.params, name=self.name, pos=self.pos, node_id=self.node_id
+        )
+        self.node_id, self.name = node.id, node.name
+
+    def undo(self) -> None:
+        self.doc.graph.remove_node(self.node_id)
+
+
+class RemoveNodesCommand(QUndoCommand):
+    """Delete blocks and every wire touching them; undo restores them exactly."""
+
+    def __init__(self, doc: Document, node_ids: list[str]) -> None:
+        graph = doc.graph
+        wanted = set(node_ids)
+        ids = [nid for nid in graph.nodes if nid in wanted]
+        missing = wanted - set(ids)
+        if missing:
+            raise GraphError(f"there is no block with id {sorted(missing)[0]!r}")
+        if not ids:
+            raise GraphError("nothing is selected to delete")
+        self.nodes: list[Node] = [_copy_node(graph.nodes[nid]) for nid in ids]
+        gone = set(ids)
+        self.edges: list[Edge] = [e for e in graph.edges if e.src in gone or e.dst in gone]
+        text = f"Delete {self.nodes[0].name}" if len(ids) == 1 else f"Delete {len(ids)} blocks"
+        super().__init__(text)
+        self.doc = doc
+
+    def redo(self) -> None:
+        graph = self.doc.graph
+        with graph.batch():
+            for node in self.nodes:
+                graph.remove_node(node.id)
+
+    def undo(self) -> None:
+        graph = self.doc.graph
+        with graph.batch():
+            for n in self.nodes:
+                graph.add_node(n.type, n.params, name=n.name, pos=n.pos, node_id=n.id)
+            for e in self.edges:
+                graph.connect(e.src, e.src_port, e.dst, e.dst_port)
+
+
+class ConnectCommand(QUndoCommand):
+    """Wire an output port to an input port."""
+
+    def __init__(self, doc: Document, src: str, src_port: int, dst: str, dst_port: int) -> None:
+        graph = doc.graph
+        self.edge = Edge(src, int(src_port), dst, int(dst_port))
+        graph.check_connect(self.edge)
+        super().__init__(f"Connect {graph.node(src).name} → {graph.node(dst).name}")
+        self.doc = doc
+
+    def redo(self) -> None:
+        e = self.edge
+        self.doc.graph.connect(e.src, e.src_port, e.dst, e.dst_port)
+
+    def undo(self) -> None:
+        self.doc.graph.disconnect(self.edge)
+
+
+class DisconnectCommand(QUndoCommand):
+    """Remove one wire."""
+
+    def __init__(self, doc: Document, edge: Edge) -> None:
+        graph = doc.graph
+        if edge not in graph.edges:
+            raise GraphError("that wire does not exist")
+        super().__init__(f"Disconnect {graph.node(edge.src).name} → {graph.node(edge.dst).name}")
+        self.doc = doc
+        self.edge = edge
+
+    def redo(self) -> None:
+        self.doc.graph.disconnect(self.edge)
+
+    def undo(self) -> None:
+        e = self.edge
+        self.doc.graph.connect(e.src, e.src_port, e.dst, e.dst_port)
+
+
+class SetParamsCommand(QUndoCommand):
+    """Apply the same parameter change to one or several blocks."""
+
+    def __init__(self, doc: Document, node_ids: list[str], changes: dict[str, Any]) -> None:
+        graph = doc.graph
+        if not changes:
+            raise GraphError("no parameter to change")
+        self.old: dict[str, dict[str, Any]] = {}
+        self.new: dict[str, dict[str, Any]] = {}
+        for nid in node_ids:
+            node = graph.node(nid)
+            spec = node.spec
+            new = {k: spec.param(k).validate(v) for k, v in changes.items()}
+            _check_ports_kept(graph, node, {**node.params, **new})
+            self.old[nid] = {k: node.params[k] for k in changes}
+            self.new[nid] = new
+        if not self.new:
+            raise GraphError("no block to change")
+        first = next(iter(self.new.values()))
+        what = ", ".join(f"{k} = {format_value(v)}" for k, v in first.items())
+        names = graph.node(node_ids[0]).name if len(node_ids) == 1 else f"{len(node_ids)} blocks"
+        super().__init__(f"Set {what} on {names}")
+        self.doc = doc
+
+    def redo(self) -> None:
+        self._apply(self.new)
+
+    def undo(self) -> None:
+        self._apply(self.old)
+
+    def _apply(self, values: dict[str, dict[str, Any]]) -> None:
+        graph = self.doc.graph
+        if len(values) == 1:
+            (nid, changes), = values.items()
+            graph.set_params(nid, changes)
+            return
+        with graph.batch():
+            for nid, changes in values.items():
+                graph.set_params(nid, changes)
+
+
+class RenameCommand(QUndoCommand):
+    """Give a block another display name."""
+
+    def __init__(self, doc: Document, node_id: str, name: str) -> None:
+        node = doc.graph.node(node_id)
+        name = check_name(name)
+        if name != node.name:
+            _check_name_free(doc, name, node_id)
+        super().__init__(f"Rename {node.name} → {name}")
+        self.doc = doc
+        self.node_id = node_id
+        self.old_name, self.new_name = node.name, name
+
+    def redo(self) -> None:
+        self.doc.graph.rename(self.node_id, self.new_name)
+
+    def undo(self) -> None:
+        self.doc.graph.rename(self.node_id, self.old_name)
+
+
+class MoveNodesCommand(QUndoCommand):
+    """Move blocks: ``{id: (old_pos, new_pos)}``. A whole drag is one command."""
+
+    def __init__(self, doc: Document, moves: dict[str, tuple[Pos, Pos]]) -> None:
+        graph = doc.graph
+        for nid in moves:
+            graph.node(nid)
+        if not moves:
+            raise GraphError("nothing to move")
+        self.moves = {nid: (_pos(old), _pos(new)) for nid, (old, new) in moves.items()}
+        text = f"Move {graph.node(next(iter(moves))).name}" if len(moves) == 1 else f"Move {len(moves)} blocks"
+        super().__init__(text)
+        self.doc = doc
+
+    def redo(self) -> None:
+        _move_all(self.doc, {nid: new for nid, (_, new) in self.moves.items()})
+
+    def undo(self) -> None:
+        _move_all(self.doc, {nid: old for nid, (old, _) in self.moves.items()})
+
+
+class ApplyLayoutCommand(QUndoCommand):
+    """Move blocks to computed positions (``{id: (x, y)}``), e.g. from auto-layout."""
+
+    def __init__(self, doc: Document, positions: dict[str, Pos], text: str = "Arrange blocks") -> None:
+        graph = doc.graph
+        self.new = {nid: _pos(p) for nid, p in positions.items()}
+        self.old = {nid: graph.node(nid).pos for nid in self.new}
+        super().__init__(text)
+        self.doc = doc
+
+    def redo(self) -> None:
+        _move_all(self.doc, self.new)
+
+    def undo(self) -> None:
+        _move_all(self.doc, self.old)
+
+
+class PasteCommand(QUndoCommand):
+    """Add copies of the blocks in ``graph_dict`` with fresh ids and unique names.
+
+    ``graph_dict`` is the engine's ``graph_to_dict`` form. Wires between copied
+    blocks are kept; wires to blocks outside the copy are dropped. The new blocks
+    are moved by ``offset`` and selected.
+    """
+
+    def __init__(
+        self,
+        doc: Document,
+        graph_dict: dict[str, Any],
+        offset: Pos = (0.0, 0.0),
+        text: str | None = None,
+    ) -> None:
+        self.items = _read_nodes(graph_dict)
+        known = {item["id"] for item in self.items}
+        self.wires = [w for w in _read_edges(graph_dict) if w[0] in known and w[2] in known]
+        _check_wires(self.items, self.wires)
+        n = len(self.items)
+        super().__init__(text or (f"Paste {n} block" + ("s" if n != 1 else "")))
+        self.doc = doc
+        self.offset = _pos(offset)
+        self.new_ids: dict[str, str] = {}  # copied id -> id in this graph, fixed by the first redo
+        self.new_names: dict[str, str] = {}
+
+    def redo(self) -> None:
+        graph = self.doc.graph
+        dx, dy = self.offset
+        with graph.batch():
+            for item in self.items:
+                old = item["id"]
+                name = self.new_names.get(old) or graph.unique_name(item["name"])
+                node = graph.add_node(
+                    item["type"],
+                    item["params"],
+                    name=name,
+                    pos=(item["pos"][0] + dx, item["pos"][1] + dy),
+                    node_id=self.new_ids.get(old),
+                )
+                self.new_ids[old], self.new_names[old] = node.id, node.name
+            for src, sp, dst, dp in self.wires:
+                graph.connect(self.new_ids[src], sp, self.new_ids[dst], dp)
+        self.doc.request_selection(list(self.new_ids.values()))
+
+    def undo(self) -> None:
+        graph = self.doc.graph
+        with graph.batch():
+            for nid in self.new_ids.values():
+                graph.remove_node(nid)
+
+
+# ---------------------------------------------------------------------- helpers
+def format_value(value: Any) -> str:
+    """A parameter value as a person would type it: ``32``, ``same``, ``0.5``, ``16×4×4``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (tuple, list)):
+        return "×".join(str(v) for v in value)
+    return str(value)
+
+
+def _copy_node(node: Node) -> Node:
+    return Node(node.id, node.type, node.name, dict(node.params), node.pos)
+
+
+def _pos(p: Any) -> Pos:
+    return (float(p[0]), float(p[1]))
+
+
+def _move_all(doc: Document, positions: dict[str, Pos]) -> None:
+    graph = doc.graph
+    if len(positions) == 1:
+        (nid, pos), = positions.items()
+        graph.move(nid, pos)
+        return
+    with graph.batch():
+        for nid, pos in positions.items():
+            graph.move(nid, pos)
+
+
+def _check_name_free(doc: Document, name: str, node_id: str | None = None) -> None:
+    if any(n.name == name and n.id != node_id for n in doc.graph.nodes.values()):
+        raise GraphError(f"another block is already called '{name}'")
+
+
+def _check_ports_kept(graph, node: Node, params: dict[str, Any]) -> None:
+    """Refuse a change that would remove a wired input port (the engine's set_params rule)."""
+    n_in = len(node.spec.input_ports(params))
+    for port, edge in enumerate(graph.inputs_of(node.id)):
+        if edge is not None and port >= n_in:
+            raise GraphError(f"'{node.name}' would lose input {port + 1}, which is wired: disconnect it first")
+
+
+def _read_nodes(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``nodes`` of a graph dict, checked enough that redo cannot fail half way."""
+    if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
+        raise GraphError("the clipboard does not hold Net Designer blocks")
+    out = []
+    for raw in data["nodes"]:
+        try:
+            spec = registry.get(raw["type"])
+            params = spec.resolve_params(dict(raw.get("params") or {}))
+            pos = _pos(raw.get("pos") or (0.0, 0.0))
+            item = {"id": str(raw["id"]), "type": spec.type_id, "params": params, "pos": pos}
+            item["name"] = check_name(raw.get("name") or spec.default_name)
+        except (KeyError, TypeError, IndexError) as exc:
+            raise GraphError(f"a copied block is malformed ({exc})") from None
+        out.append(item)
+    if not out:
+        raise GraphError("there are no blocks to paste")
+    return out
+
+
+def _check_wires(items: list[dict[str, Any]], wires: list[tuple[str, int, str, int]]) -> None:
+    """Refuse wires to ports the copied blocks do not have, or two wires into one port."""
+    by_id = {item["id"]: item for item in items}
+    fed = set()
+    for src, sp, dst, dp in wires:
+        a, b = by_id[src], by_id[dst]
+        n_out = len(registry.get(a["type"]).output_ports(a["params"]))
+        n_in = len(registry.get(b["type"]).input_ports(b["params"]))
+        if not (0 <= sp < n_out and 0 <= dp < n_in) or (dst, dp) in fed or src == dst:
+            raise GraphError("a copied wire does not fit its blocks")
+        fed.add((dst, dp))
+
+
+def _read_edges(data: dict[str, Any]) -> list[tuple[str, int, str, int]]:
+    out = []
+    for raw in data.get("edges") or []:
+        try:
+            (src, sp), (dst, dp) = raw["from"], raw["to"]
+            out.append((str(src), int(sp), str(dst), int(dp)))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GraphError(f"a copied wire is malformed ({exc})") from None
+    return out

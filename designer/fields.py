@@ -1,0 +1,233 @@
+"""Editors for layer parameters, generated from their :class:`~engine.layers.registry.Param`.
+
+Each editor reports a finished edit through :attr:`ParamField.edited` with the raw
+value (the engine validates and coerces it), and a value it could not take at all
+(a number typed outside the spin box's range) through :attr:`ParamField.refused`
+with the engine's reason, so the inspector shows every refusal the same way.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtGui import QValidator, QWheelEvent
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
+
+from engine.errors import ParamError
+from engine.layers.registry import Param, shape_str
+
+_INT_LIMIT = 2**31 - 1
+
+
+def _parse_int(text: str) -> int | None:
+    t = text.strip()
+    return int(t) if t.lstrip("-").isdigit() else None
+
+
+def _parse_float(text: str) -> float | None:
+    try:
+        return float(text.strip())
+    except ValueError:
+        return None
+
+
+def _reason(param: Param, value: Any) -> str:
+    try:
+        param.validate(value)
+    except ParamError as exc:
+        return str(exc)
+    return f"'{param.name}' cannot be {value!r}"
+
+
+class _NoWheelMixin:
+    """Ignore the mouse wheel unless focused, so scrolling the form never edits a value."""
+
+    def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
+        if self.hasFocus():  # type: ignore[attr-defined]
+            super().wheelEvent(event)  # type: ignore[misc]
+        else:
+            event.ignore()
+
+
+class IntSpin(_NoWheelMixin, QSpinBox):
+    """A spin box over the declared range that lets an out-of-range number be typed and reports it."""
+
+    out_of_range = Signal(str)
+
+    def validate(self, text: str, pos: int):  # noqa: D102 - Qt's name
+        result = super().validate(text, pos)
+        state = result[0] if isinstance(result, tuple) else result
+        if state == QValidator.State.Invalid and _parse_int(text) is not None:
+            return QValidator.State.Intermediate
+        return result
+
+    def fixup(self, text: str) -> str:  # noqa: D102 - Qt's name
+        if _parse_int(text) is not None:
+            self.out_of_range.emit(text)
+        return text
+
+
+class FloatSpin(_NoWheelMixin, QDoubleSpinBox):
+    """A double spin box that shows numbers compactly (``1e-05``, ``0.1``) and accepts ``1e-3``."""
+
+    out_of_range = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setDecimals(15)  # the shown text is compact; this only sets the rounding
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 - Qt's name
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 - Qt's name
+        v = _parse_float(text)
+        return self.value() if v is None else v
+
+    def validate(self, text: str, pos: int):  # noqa: D102 - Qt's name
+        v = _parse_float(text)
+        if v is None:
+            partial = text.strip().lower()
+            ok = all(ch in "0123456789.-+e" for ch in partial)
+            return (QValidator.State.Intermediate if ok else QValidator.State.Invalid, text, pos)
+        if math.isfinite(v) and self.minimum() <= v <= self.maximum():
+            return (QValidator.State.Acceptable, text, pos)
+        return (QValidator.State.Intermediate, text, pos)
+
+    def fixup(self, text: str) -> str:  # noqa: D102 - Qt's name
+        if _parse_float(text) is not None:
+            self.out_of_range.emit(text)
+        return text
+
+
+class NoWheelCombo(_NoWheelMixin, QComboBox):
+    pass
+
+
+class ParamField(QObject):
+    """One parameter's editor. ``edited(name, value)``; ``refused(name, reason)``."""
+
+    edited = Signal(str, object)
+    refused = Signal(str, str)
+
+    def __init__(self, param: Param, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.param = param
+        self.widget = self._build(param)
+        self.widget.setToolTip(_tooltip(param))
+        self.widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.widget.setObjectName(f"param_{param.name}")
+
+    # ------------------------------------------------------------------ building
+    def _build(self, p: Param) -> QWidget:
+        if p.kind == "int":
+            w = IntSpin()
+            w.setRange(int(p.min) if p.min is not None else -_INT_LIMIT, int(min(p.max, _INT_LIMIT)) if p.max is not None else _INT_LIMIT)
+            w.setKeyboardTracking(False)
+            w.setAccelerated(True)
+            w.valueChanged.connect(lambda v: self.edited.emit(p.name, int(v)))
+            w.out_of_range.connect(lambda t: self.refused.emit(p.name, _reason(p, _parse_int(t))))
+            return w
+        if p.kind == "float":
+            w = FloatSpin()
+            w.setRange(p.min if p.min is not None else -1e12, p.max if p.max is not None else 1e12)
+            _set_float_step(w, p)
+            w.setKeyboardTracking(False)
+            w.valueChanged.connect(lambda v: self.edited.emit(p.name, float(v)))
+            w.out_of_range.connect(lambda t: self.refused.emit(p.name, _reason(p, _parse_float(t))))
+            return w
+        if p.kind == "bool":
+            w = QCheckBox()
+            w.clicked.connect(lambda checked: self.edited.emit(p.name, bool(checked)))
+            return w
+        if p.kind == "choice":
+            w = NoWheelCombo()
+            for c in p.choices:
+                w.addItem(str(c), c)
+            w.activated.connect(lambda i: self.edited.emit(p.name, w.itemData(i)))
+            return w
+        if p.kind == "int_or_choice":
+            w = NoWheelCombo()
+            w.setEditable(True)
+            w.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+            for c in p.choices:
+                w.addItem(str(c), c)
+            lo = _num(p.min) if p.min is not None else ""
+            hi = _num(p.max) if p.max is not None else ""
+            w.lineEdit().setPlaceholderText(f"{lo}–{hi} or {' / '.join(map(str, p.choices))}")
+            w.lineEdit().editingFinished.connect(lambda: self.edited.emit(p.name, _int_or_text(w.currentText())))
+            w.activated.connect(lambda i: self.edited.emit(p.name, _int_or_text(w.itemText(i))))
+            return w
+        if p.kind == "shape":
+            w = QLineEdit()
+            w.setPlaceholderText("e.g. 16, 4, 4")
+            w.editingFinished.connect(lambda: self.edited.emit(p.name, w.text()))
+            return w
+        raise AssertionError(f"no editor for param kind {p.kind!r}")
+
+    # ------------------------------------------------------------------ values
+    def set_value(self, value: Any) -> None:
+        """Show ``value`` without emitting :attr:`edited`."""
+        w = self.widget
+        w.blockSignals(True)
+        try:
+            if isinstance(w, (QSpinBox, QDoubleSpinBox)):
+                w.setValue(value)
+            elif isinstance(w, QCheckBox):
+                w.setChecked(bool(value))
+            elif isinstance(w, QComboBox) and not w.isEditable():
+                w.setCurrentIndex(max(0, w.findData(value)))
+            elif isinstance(w, QComboBox):
+                w.setEditText(str(value))
+            elif isinstance(w, QLineEdit):
+                w.setText(", ".join(str(d) for d in value) if isinstance(value, (tuple, list)) else str(value))
+                w.setCursorPosition(0)
+        finally:
+            w.blockSignals(False)
+        if isinstance(w, QComboBox) and w.isEditable():
+            w.lineEdit().blockSignals(True)
+            w.setEditText(str(value))
+            w.lineEdit().blockSignals(False)
+
+    def set_mixed(self, mixed: bool) -> None:
+        """Mark that the selected blocks hold different values for this parameter."""
+        self.widget.setProperty("mixed", mixed)
+        tip = _tooltip(self.param)
+        self.widget.setToolTip(tip + ("<p><i>The selected blocks differ here; an edit sets them all.</i></p>" if mixed else ""))
+
+
+def _int_or_text(text: str) -> int | str:
+    n = _parse_int(text)
+    return n if n is not None else text.strip()
+
+
+def _set_float_step(w: QDoubleSpinBox, p: Param) -> None:
+    span = (p.max - p.min) if p.min is not None and p.max is not None else None
+    if abs(p.default) and abs(p.default) < 1e-3:
+        w.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
+    elif span is not None and span <= 1:
+        w.setSingleStep(0.05)
+    else:
+        w.setSingleStep(0.1)
+
+
+def _num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else f"{v:g}"
+
+
+def _tooltip(p: Param) -> str:
+    bits = []
+    if p.kind in ("int", "float", "int_or_choice", "shape") and (p.min is not None or p.max is not None):
+        lo = _num(p.min) if p.min is not None else "−∞"
+        hi = _num(p.max) if p.max is not None else "∞"
+        bits.append(f"range {lo} – {hi}")
+    if p.kind in ("choice", "int_or_choice"):
+        bits.append("choices: " + ", ".join(map(str, p.choices)))
+    default = shape_str(p.default) if p.kind == "shape" else p.default
+    bits.append(f"default {default}")
+    return (
+        f"<p><b>{html.escape(p.title)}</b></p><p>{html.escape(p.doc, quote=False)}</p>"
+        f"<p style='color:gray'>{html.escape(' · '.join(bits), quote=False)}</p>"
+    )

@@ -1,0 +1,224 @@
+"""File commands of the window: new, open, save, save as, recent files, export, code preview.
+
+Every command that would replace the open project asks first when it has unsaved
+changes (:meth:`FileController.maybe_save`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox
+
+from designer.settings import settings
+from engine.errors import NetDesignerError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from designer.main_window import MainWindow
+
+PROJECT_FILTER = "Net Designer projects (*.json);;All files (*)"
+RECENT_KEY = "files/recent"
+MAX_RECENT = 8
+
+
+def recent_files() -> list[str]:
+    value = settings().value(RECENT_KEY, [])
+    if isinstance(value, str):
+        value = [value]
+    return [str(v) for v in (value or [])]
+
+
+def remember_recent(path: str | Path) -> None:
+    path = str(Path(path).resolve())
+    files = [path] + [p for p in recent_files() if p != path]
+    settings().setValue(RECENT_KEY, files[:MAX_RECENT])
+
+
+def forget_recent(path: str | Path | None = None) -> None:
+    """Drop ``path`` from the recent list (everything when None)."""
+    files = [] if path is None else [p for p in recent_files() if p != str(path)]
+    settings().setValue(RECENT_KEY, files)
+
+
+class FileController(QObject):
+    """The window's file commands. ``message(str)`` reports what happened for the status bar."""
+
+    message = Signal(str)
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+
+    @property
+    def document(self):
+        return self.window.document
+
+    # ------------------------------------------------------------------ unsaved work
+    def maybe_save(self) -> bool:
+        """True when it is fine to drop the open project (saved, discarded, or unchanged)."""
+        if not self.document.is_modified():
+            return True
+        answer = QMessageBox.question(
+            self.window,
+            "Unsaved changes",
+            f"“{self.document.project.name}” has changes that are not saved.\nSave them first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save,
+        )
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    # ------------------------------------------------------------------ new / open
+    def new_blank(self) -> bool:
+        if not self.maybe_save():
+            return False
+        from engine.project import Project
+
+        self.document.replace(Project(name="Untitled"))
+        self.window.dismiss_start_panel()
+        return True
+
+    def new_from_template(self, name: str | None = None) -> bool:
+        """Replace the project with a copy of template ``name`` (asks with the gallery when None)."""
+        if name is None:
+            from designer.gallery import TemplateGalleryDialog
+
+            dialog = TemplateGalleryDialog(self.window)
+            if not dialog.exec() or not dialog.selected_name:
+                return False
+            name = dialog.selected_name
+        if not self.maybe_save():
+            return False
+        from engine.templates import load_template
+
+        try:
+            project = load_template(name)
+        except NetDesignerError as exc:
+            QMessageBox.critical(self.window, "New from template", str(exc))
+            return False
+        self.document.replace(project, None)
+        self.window.fit_soon()
+        self.message.emit(f"New project from the {project.name} template")
+        return True
+
+    def open(self) -> bool:
+        """Ask for a project file and open it."""
+        if not self.maybe_save():
+            return False
+        recent = recent_files()
+        folder = self.document.path.parent if self.document.path else Path(recent[0]).parent if recent else Path.cwd()
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open project", str(folder), PROJECT_FILTER)
+        return self.open_path(path, ask=False) if path else False
+
+    def open_path(self, path: str | Path, ask: bool = True) -> bool:
+        """Open ``path``; a file that cannot be read is explained in a message box."""
+        if ask and not self.maybe_save():
+            return False
+        from engine.project import load_project
+
+        try:
+            project = load_project(path)
+        except (NetDesignerError, OSError) as exc:
+            QMessageBox.critical(self.window, "Could not open project", str(exc))
+            return False
+        self.document.replace(project, Path(path))
+        remember_recent(path)
+        self.window.fit_soon()
+        self.message.emit(f"Opened {Path(path).name}")
+        return True
+
+    # ------------------------------------------------------------------ save
+    def save(self) -> bool:
+        if self.document.path is None:
+            return self.save_as()
+        return self.save_to(self.document.path)
+
+    def save_as(self) -> bool:
+        doc = self.document
+        suggested = doc.path or Path.cwd() / f"{_file_stem(doc.project.name)}.json"
+        path, _ = QFileDialog.getSaveFileName(self.window, "Save project as", str(suggested), PROJECT_FILTER)
+        if not path:
+            return False
+        if not path.lower().endswith(".json"):
+            path += ".json"
+        return self.save_to(path)
+
+    def save_to(self, path: str | Path) -> bool:
+        from engine.project import save_project
+
+        doc, path = self.document, Path(path)
+        if doc.project.name in ("", "Untitled"):
+            doc.project.name = path.stem
+        try:
+            save_project(doc.project, path)
+        except (NetDesignerError, OSError) as exc:
+            QMessageBox.critical(self.window, "Could not save project", str(exc))
+            return False
+        doc.mark_saved(path)
+        remember_recent(path)
+        self.window.update_title()
+        self.message.emit(f"Saved {path.name}")
+        return True
+
+    # ------------------------------------------------------------------ export
+    def _weights(self):
+        """The project's trained weights as a state_dict, or None when it has none."""
+        doc = self.document
+        if not doc.project.weights or doc.path is None:
+            return None
+        from engine.export import load_weights
+        from engine.project import weights_path
+
+        path = weights_path(doc.project, doc.path)
+        return load_weights(path) if path is not None and path.exists() else None
+
+    def export_code(self, path: str | Path | None = None) -> list[Path]:
+        """Write the model as a standalone .py (and its weights as .pt when trained)."""
+        doc = self.document
+        if path is None:
+            base = doc.path.parent if doc.path else Path.cwd()
+            path, _ = QFileDialog.getSaveFileName(
+                self.window, "Export PyTorch code", str(base / f"{_file_stem(doc.project.name)}.py"),
+                "Python files (*.py)",
+            )
+            if not path:
+                return []
+            if not path.lower().endswith(".py"):
+                path += ".py"
+        from engine.export import export_code
+
+        try:
+            written = export_code(doc.graph, path, name=doc.project.name, state_dict=self._weights())
+        except (NetDesignerError, OSError) as exc:
+            QMessageBox.warning(self.window, "Export PyTorch code", f"The code was not exported: {exc}")
+            return []
+        self.message.emit("Exported " + " and ".join(p.name for p in written))
+        return written
+
+    def generated_source(self) -> str:
+        """The code the export would write (raises CompileError when the network has errors)."""
+        from engine.export import generate_for
+
+        return generate_for(self.document.graph, self.document.project.name).source
+
+    def preview_code(self):
+        """Show the generated code in a dialog (returns the dialog, shown non-modally)."""
+        from designer.code_preview import CodePreviewDialog
+
+        try:
+            source = self.generated_source()
+        except NetDesignerError as exc:
+            QMessageBox.warning(self.window, "PyTorch code", f"There is no code yet: {exc}")
+            return None
+        dialog = CodePreviewDialog(source, self.document.project.name, on_save=lambda: self.export_code(), parent=self.window)
+        dialog.show()
+        return dialog
+
+
+def _file_stem(name: str) -> str:
+    from engine.codegen import identifier
+
+    return identifier(name or "model", "model")

@@ -1,0 +1,317 @@
+"""The main window: palette (left), canvas (centre), inspector (right), summary and problems (bottom).
+
+The window assembles the panels and keeps their selections in step; file commands
+live in :mod:`designer.file_ops`, actions and menus in :mod:`designer.actions`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QTimer
+from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QMessageBox, QUndoView, QWidget
+
+from designer import theme
+from designer.actions import build_actions
+from designer.canvas.view import GraphView
+from designer.document import Document
+from designer.file_ops import FileController
+from designer.inspector import InspectorWidget
+from designer.palette import PaletteWidget
+from designer.problems import ProblemsWidget
+from designer.settings import settings
+from designer.start_panel import StartPanel
+from designer.summary import SummaryWidget
+from engine.analysis import Analysis
+
+APP_TITLE = "Net Designer"
+
+
+class MainWindow(QMainWindow):
+    """One window over one :class:`~designer.document.Document`."""
+
+    def __init__(self, document: Document | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("main_window")
+        self.setAcceptDrops(True)
+        self.document = document or Document()
+        if self.document.parent() is None:
+            self.document.setParent(self)
+        self.view = GraphView(self.document)
+        self.scene = self.view.scene()
+        self.setCentralWidget(self.view)
+        self.files = FileController(self)
+
+        self.layer_palette = PaletteWidget()
+        self.inspector = InspectorWidget(self.document)
+        self.summary = SummaryWidget()
+        self.problems = ProblemsWidget()
+        self.undo_view = QUndoView(self.document.undo_stack)
+        self.undo_view.setEmptyLabel("Start")
+        self._build_docks()
+        self.act = build_actions(self)
+        for dock in (self.palette_dock, self.inspector_dock, self.summary_dock, self.problems_dock, self.history_dock):
+            self.view_menu.addAction(dock.toggleViewAction())
+        self._build_status_bar()
+
+        self.start_panel = StartPanel(self.view)
+        self._start_dismissed = False
+        self._selecting = False
+        self._connect()
+        self.act.dark_theme.setChecked(theme.is_dark())
+        self._on_analysis(self.document.analysis)
+        self.update_title()
+        self._update_start_panel()
+        self._update_edit_actions()
+        QTimer.singleShot(0, self._fill_device_label)
+
+    # ------------------------------------------------------------------ building
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        dock.setFeatures(
+            QDockWidget.DockWidgetFeature.DockWidgetMovable
+            | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            | QDockWidget.DockWidgetFeature.DockWidgetClosable
+        )
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        A = Qt.DockWidgetArea
+        self.setCorner(Qt.Corner.BottomLeftCorner, A.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, A.RightDockWidgetArea)
+        self.palette_dock = self._dock("Layers", "palette_dock", self.layer_palette, A.LeftDockWidgetArea)
+        self.inspector_dock = self._dock("Inspector", "inspector_dock", self.inspector, A.RightDockWidgetArea)
+        self.summary_dock = self._dock("Model summary", "summary_dock", self.summary, A.BottomDockWidgetArea)
+        self.problems_dock = self._dock("Problems", "problems_dock", self.problems, A.BottomDockWidgetArea)
+        self.history_dock = self._dock("History", "history_dock", self.undo_view, A.BottomDockWidgetArea)
+        self.splitDockWidget(self.summary_dock, self.problems_dock, Qt.Orientation.Horizontal)
+        self.tabifyDockWidget(self.problems_dock, self.history_dock)
+        self.problems_dock.raise_()
+        em = self.fontMetrics().averageCharWidth()
+        self.inspector.setMinimumWidth(38 * em)
+        self._docks_sized = False
+        self._layout_restored = False
+
+    def _size_docks(self) -> None:
+        """Give the docks sensible first sizes (once the window has its own size)."""
+        em = self.fontMetrics().averageCharWidth()
+        palette_w = self.layer_palette.minimumSizeHint().width()
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [palette_w, 46 * em], Qt.Orientation.Horizontal)
+        self.resizeDocks(
+            [self.summary_dock, self.problems_dock], [int(self.width() * 0.55), int(self.width() * 0.3)],
+            Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks([self.summary_dock], [max(200, self.height() // 4)], Qt.Orientation.Vertical)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.validity_label = QLabel()
+        self.params_label = QLabel()
+        self.device_label = QLabel("Device: …")
+        self.device_label.setToolTip("Where training will run")
+        for label in (self.validity_label, self.params_label, self.device_label):
+            bar.addPermanentWidget(label)
+
+    def _connect(self) -> None:
+        doc, scene = self.document, self.scene
+        doc.analysis_changed.connect(self._on_analysis)
+        doc.modified_changed.connect(self.update_title)
+        doc.path_changed.connect(self.update_title)
+        doc.project_replaced.connect(self._on_project_replaced)
+        doc.undo_stack.indexChanged.connect(self._update_start_panel)
+        scene.node_selection_changed.connect(self._on_canvas_selection)
+        self.summary.selection_changed.connect(self._on_summary_selection)
+        self.problems.problem_activated.connect(self.select_and_center)
+        self.problems.counts_changed.connect(self._on_problem_counts)
+        self.layer_palette.add_requested.connect(self.add_block)
+        self.view.status_message.connect(self.show_message)
+        self.files.message.connect(self.show_message)
+        self.start_panel.new_blank_requested.connect(self.files.new_blank)
+        self.start_panel.open_requested.connect(self.files.open)
+        self.start_panel.template_requested.connect(self.files.new_from_template)
+        self.start_panel.layer_dropped.connect(self.add_block)
+
+    # ------------------------------------------------------------------ public API
+    def add_block(self, type_id: str) -> None:
+        """Add a block of ``type_id`` at the centre of the view (palette double-click or Enter)."""
+        self.view.add_at_center(type_id)
+        self.dismiss_start_panel()
+        self.view.setFocus()
+
+    def open_path(self, path: str | Path) -> bool:
+        return self.files.open_path(path)
+
+    def new_from_template(self, name: str) -> bool:
+        return self.files.new_from_template(name)
+
+    def select_and_center(self, node_id: str) -> None:
+        """Select one block everywhere and scroll the canvas to it."""
+        self.scene.select_nodes([node_id])
+        self.scene.center_on_node(node_id)
+
+    def arrange(self, direction: str) -> None:
+        """Auto-arrange the blocks (``"lr"`` left to right, ``"tb"`` top to bottom), then fit them."""
+        self.view.arrange(direction)
+
+    def fit_soon(self) -> None:
+        """Fit every block in view once the canvas has drawn the current graph."""
+        QTimer.singleShot(0, self.view.fit_all)
+
+    def set_dark_theme(self, dark: bool) -> None:
+        app = QApplication.instance()
+        if theme.is_dark() != dark:
+            theme.apply_theme(app, dark)
+        theme.save_dark(dark)
+        if self.act.dark_theme.isChecked() != dark:
+            self.act.dark_theme.setChecked(dark)
+        self.scene.set_dark(dark)
+        self.view.viewport().update()
+        self._on_analysis(self.document.analysis)  # status colours follow the theme
+
+    def is_start_state(self) -> bool:
+        return not self.start_panel.isHidden()
+
+    def dismiss_start_panel(self) -> None:
+        self._start_dismissed = True
+        self._update_start_panel()
+
+    def show_message(self, text: str) -> None:
+        self.statusBar().showMessage(text, 6000)
+
+    def update_title(self, *_args) -> None:
+        doc = self.document
+        name = doc.project.name or (doc.path.stem if doc.path else "Untitled")
+        marker = "*" if doc.is_modified() else ""
+        where = f" ({doc.path.name})" if doc.path and doc.path.stem != name else ""
+        self.setWindowTitle(f"{name}{marker}{where} — {APP_TITLE}")
+
+    def show_about(self) -> None:
+        QMessageBox.about(
+            self,
+            f"About {APP_TITLE}",
+            f"<b>{APP_TITLE}</b><p>Build neural networks visually, check every shape as you go, "
+            "and export them as clean PyTorch code.</p>",
+        )
+
+    # ------------------------------------------------------------------ reactions
+    def _on_analysis(self, analysis: Analysis) -> None:
+        graph = self.document.graph
+        self.summary.set_analysis(graph, analysis)
+        self.problems.set_analysis(graph, analysis)
+        self.problems_dock.setWindowTitle(self.problems.title())
+        c = theme.colors()
+        if not graph.nodes:
+            self.validity_label.setText("No blocks")
+            self.validity_label.setStyleSheet(f"color: {c['muted']}")
+        elif analysis.valid:
+            self.validity_label.setText("✓ Valid network")
+            self.validity_label.setStyleSheet(f"color: {c['ok']}")
+        else:
+            n = len(analysis.errors())
+            self.validity_label.setText(f"✗ {n} error{'s' if n != 1 else ''}")
+            self.validity_label.setStyleSheet(f"color: {c['error']}")
+        trainable = analysis.total_trainable
+        self.params_label.setText(f"Params: {analysis.total_params:,}")
+        self.params_label.setToolTip(f"{trainable:,} trainable, {analysis.total_frozen:,} frozen")
+        self._update_start_panel()
+
+    def _on_project_replaced(self) -> None:
+        self.update_title()
+        if len(self.document.graph):
+            self._start_dismissed = True
+        self._update_start_panel()
+
+    def _on_canvas_selection(self, node_ids: list) -> None:
+        self.inspector.set_selection(list(node_ids))
+        self._update_edit_actions()
+        if not self._selecting:
+            self.summary.select_nodes(list(node_ids))
+
+    def _on_summary_selection(self, node_ids: list) -> None:
+        self._selecting = True
+        try:
+            self.scene.select_nodes(node_ids)
+            if len(node_ids) == 1:
+                self.scene.center_on_node(node_ids[0])
+        finally:
+            self._selecting = False
+
+    def _update_edit_actions(self) -> None:
+        some = bool(self.scene.selected_node_ids())
+        for action in (self.act.cut, self.act.copy, self.act.duplicate):
+            action.setEnabled(some)
+
+    def _on_problem_counts(self, _errors: int, _warnings: int) -> None:
+        self.problems_dock.setWindowTitle(self.problems.title())
+
+    def _update_start_panel(self, *_args) -> None:
+        has_blocks = len(self.document.graph) > 0
+        if has_blocks:
+            self._start_dismissed = True
+        self.start_panel.setVisible(not has_blocks and not self._start_dismissed)
+
+    def _fill_device_label(self) -> None:
+        from designer.device import training_device_label
+
+        label = training_device_label()
+        self.device_label.setText(f"Device: {label}")
+
+    # ------------------------------------------------------------------ Qt overrides
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self._docks_sized:
+            self._docks_sized = True
+            if not self._layout_restored:
+                QTimer.singleShot(0, self._size_docks)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
+        if _project_url(event) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 - Qt's name
+        path = _project_url(event)
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        # NOTE: open after the drop returns; a modal prompt inside a drop handler blocks the source.
+        QTimer.singleShot(0, self, lambda: self.files.open_path(path))
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self.files.maybe_save():
+            event.ignore()
+            return
+        s = settings()
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        event.accept()
+
+    def restore_layout(self) -> bool:
+        """Put the window and its docks where they were last time; False when there is no record."""
+        s = settings()
+        geometry, state = s.value("window/geometry"), s.value("window/state")
+        if not isinstance(geometry, QByteArray) or not self.restoreGeometry(geometry):
+            return False
+        if isinstance(state, QByteArray):
+            self.restoreState(state)
+        self._layout_restored = True
+        return True
+
+
+def _project_url(event) -> str | None:
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile() and url.toLocalFile().lower().endswith(".json"):
+            return url.toLocalFile()
+    return None

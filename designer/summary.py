@@ -1,0 +1,222 @@
+"""The model summary: the engine's analysis as a table, one row per block, with a totals row.
+
+Selecting rows selects the blocks on the canvas and the other way round
+(:class:`SummaryWidget` emits :attr:`SummaryWidget.selection_changed`; the window
+calls :meth:`SummaryWidget.select_nodes` for the canvas's selection).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QAbstractTableModel, QItemSelection, QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStackedWidget, QTableView, QVBoxLayout, QWidget
+
+from designer.theme import colors
+from engine.analysis import ERROR, Analysis, format_count
+from engine.graph import Graph
+from engine.layers.registry import shape_str
+
+COLUMNS = ("Block", "Type", "Output shape", "Params", "MACs", "Receptive field")
+_NUMERIC = {3, 4}
+NODE_ROLE = Qt.ItemDataRole.UserRole
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One block's row, copied from the graph and analysis when they arrive."""
+
+    node_id: str
+    cells: tuple[str, ...]
+    tooltips: tuple[str | None, ...]
+    error: bool
+
+
+def _rows(graph: Graph, analysis: Analysis) -> list[_Row]:
+    ids = [nid for nid in analysis.order if nid in graph.nodes]
+    ids += [nid for nid in graph.nodes if nid not in ids]
+    rows = []
+    for nid in ids:
+        node = graph.nodes[nid]
+        info = analysis.nodes.get(nid)
+        errors = [p.message for p in analysis.problems.get(nid, []) if p.severity == ERROR]
+        if info is None or info.out_shape is None:
+            cells = (node.name, node.spec.title, "?", "—", "—", "—")
+            tips: tuple[str | None, ...] = (None,) * 6
+        else:
+            cells = (
+                node.name,
+                node.spec.title,
+                shape_str(info.out_shape),
+                f"{info.params:,}",
+                format_count(info.macs) if info.macs else "0",
+                str(info.rf) if info.rf else "—",
+            )
+            params_tip = f"{info.trainable:,} trainable, {info.frozen:,} frozen" if info.frozen else None
+            tips = (None, None, None, params_tip, f"{info.macs:,} multiply-accumulates per sample", None)
+        if errors:
+            tips = ("\n".join(errors),) * 6
+        rows.append(_Row(nid, cells, tips, bool(errors)))
+    return rows
+
+
+class SummaryModel(QAbstractTableModel):
+    """Rows: the blocks in the analysis's (topological) order, then ``Total``."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self._rows: list[_Row] = []
+        self._totals: tuple[str, ...] = ("",) * len(COLUMNS)
+
+    def set_analysis(self, graph: Graph, analysis: Analysis) -> None:
+        self.beginResetModel()
+        self._rows = _rows(graph, analysis)
+        n = len(self._rows)
+        self._totals = (
+            "Total",
+            f"{n} block{'s' if n != 1 else ''}",
+            "",
+            f"{analysis.total_params:,}",
+            format_count(analysis.total_macs),
+            "",
+        )
+        self.endResetModel()
+
+    def node_id(self, row: int) -> str | None:
+        return self._rows[row].node_id if 0 <= row < len(self._rows) else None
+
+    def row_of(self, node_id: str) -> int:
+        return next((i for i, r in enumerate(self._rows) if r.node_id == node_id), -1)
+
+    @property
+    def totals_row(self) -> int:
+        return len(self._rows)
+
+    # ------------------------------------------------------------------ Qt model
+    def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008 - Qt's name
+        return 0 if parent.isValid() or not self._rows else len(self._rows) + 1
+
+    def columnCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: N802, B008 - Qt's name
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:  # noqa: N802
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section]
+        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(_align(section))
+        return None
+
+    def flags(self, index: QModelIndex) -> Qt.ItemFlag:
+        if index.row() == self.totals_row:
+            return Qt.ItemFlag.ItemIsEnabled
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        row, col = index.row(), index.column()
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return int(_align(col))
+        if row == self.totals_row:
+            if role == Qt.ItemDataRole.DisplayRole:
+                return self._totals[col]
+            if role == Qt.ItemDataRole.FontRole:
+                font = QFont()
+                font.setBold(True)
+                return font
+            return None
+        r = self._rows[row]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return r.cells[col]
+        if role == NODE_ROLE:
+            return r.node_id
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return r.tooltips[col]
+        if role == Qt.ItemDataRole.ForegroundRole and r.error:
+            return QColor(colors()["error"])
+        return None
+
+
+def _align(col: int) -> Qt.AlignmentFlag:
+    horizontal = Qt.AlignmentFlag.AlignRight if col in _NUMERIC else Qt.AlignmentFlag.AlignLeft
+    return horizontal | Qt.AlignmentFlag.AlignVCenter
+
+
+class SummaryWidget(QWidget):
+    """The summary table. ``selection_changed(list)`` carries the block ids a person selected."""
+
+    selection_changed = Signal(list)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.model = SummaryModel(self)
+        self.table = QTableView()
+        self.table.setModel(self.model)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setAlternatingRowColors(True)
+        self.table.setShowGrid(False)
+        self.table.setWordWrap(False)
+        self.table.verticalHeader().hide()
+        self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
+        header = self.table.horizontalHeader()
+        header.setHighlightSections(False)
+        header.setStretchLastSection(True)
+        # NOTE: fixed first widths (not ResizeToContents) so columns never jump while editing.
+        em = self.fontMetrics().averageCharWidth()
+        for col, chars in enumerate((16, 15, 13, 11, 8)):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(col, chars * em + 12)
+        self.table.selectionModel().selectionChanged.connect(self._on_table_selection)
+        self.placeholder = QLabel("Each block's output shape, parameters, MACs and receptive field appear here.")
+        self.placeholder.setProperty("role", "muted")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setWordWrap(True)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.placeholder)
+        self.stack.addWidget(self.table)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.stack)
+        self._syncing = False
+        self._selected: list[str] = []
+
+    def set_analysis(self, graph: Graph, analysis: Analysis) -> None:
+        self._syncing = True
+        try:
+            self.model.set_analysis(graph, analysis)
+            self.stack.setCurrentWidget(self.table if self.model.rowCount() else self.placeholder)
+        finally:
+            self._syncing = False
+        self.select_nodes(self._selected)
+
+    def select_nodes(self, node_ids: list[str]) -> None:
+        """Select the rows of ``node_ids`` without emitting :attr:`selection_changed`."""
+        self._selected = list(node_ids)
+        selection = QItemSelection()
+        last = self.model.columnCount() - 1
+        rows = [self.model.row_of(nid) for nid in node_ids]
+        for row in (r for r in rows if r >= 0):
+            selection.select(self.model.index(row, 0), self.model.index(row, last))
+        self._syncing = True
+        try:
+            self.table.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+            if rows and rows[0] >= 0:
+                self.table.scrollTo(self.model.index(rows[0], 0))
+        finally:
+            self._syncing = False
+
+    def row_rect_center(self, node_id: str):
+        """Centre of ``node_id``'s row in viewport coordinates (for tests clicking a row)."""
+        return self.table.visualRect(self.model.index(self.model.row_of(node_id), 0)).center()
+
+    def _on_table_selection(self, *_args) -> None:
+        if self._syncing:
+            return
+        rows = sorted({i.row() for i in self.table.selectionModel().selectedRows()})
+        ids = [nid for nid in (self.model.node_id(r) for r in rows) if nid is not None]
+        self._selected = ids
+        self.selection_changed.emit(ids)

@@ -1,0 +1,73 @@
+"""Open the designer in one of the documented states, for screenshots.
+
+Run from the project root under a virtual screen, e.g.::
+
+    ../shared/tools/shot docs/screenshots/lenet5.png --wait 8 -- lenet5
+    # with SHOT_CMD="python docs/screenshots/take.py"
+
+Scenes: ``start`` (the start state), ``lenet5`` (the LeNet-5 template, arranged and fitted),
+``resnet-error`` (the ResNet template with one convolution's filters changed so a merge fails).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from PySide6.QtCore import QTimer  # noqa: E402
+
+from designer import app as designer_app  # noqa: E402
+from designer import theme  # noqa: E402
+
+
+def _broken_resnet() -> Path:
+    """A copy of the ResNet template whose second block's conv gives 24 channels, not 32."""
+    data = json.loads((ROOT / "resources/templates/resnet.json").read_text())
+    for node in data["graph"]["nodes"]:
+        if node["name"] == "res2_conv2":
+            node["params"]["filters"] = 24
+    data["name"] = "Small ResNet (broken)"
+    path = Path(tempfile.gettempdir()) / "resnet-broken.json"
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def main(scene: str) -> int:
+    application = designer_app._application()
+    theme.apply_theme(application, theme.saved_dark())
+    from designer.main_window import MainWindow
+
+    window = MainWindow()
+    designer_app._place(window)
+
+    def act() -> None:
+        if scene == "lenet5":
+            window.new_from_template("lenet5")
+            QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
+            QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, "conv2")]))
+        elif scene == "resnet-error":
+            window.files.open_path(_broken_resnet(), ask=False)
+
+            def show_error() -> None:
+                window.document.analyze_now()
+                bad = window.document.analysis.errors()[0].node_id
+                window.view.set_zoom(0.75)
+                window.select_and_center(bad)
+
+            QTimer.singleShot(300, show_error)
+
+    QTimer.singleShot(300, act)
+    return application.exec()
+
+
+def _named(window, name: str) -> str:
+    return next(nid for nid, n in window.document.graph.nodes.items() if n.name == name)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "start"))
