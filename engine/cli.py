@@ -1,4 +1,4 @@
-"""Headless command line: ``python main.py templates | new | analyze | export``.
+"""Headless command line: ``python main.py templates | new | analyze | export | train``.
 
 Every command exits 0 on success. Bad input (a missing or malformed file, an
 unknown template, weights that do not fit) prints one line on stderr and exits 2,
@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("project", type=Path, metavar="PROJECT.json")
     exp.add_argument("-o", "--output", required=True, type=Path, metavar="MODEL.py")
     exp.add_argument("--weights", type=Path, metavar="WEIGHTS.pt", help="weights to export (default: the project's)")
+
+    tr = sub.add_parser("train", help="train a project without a window")
+    tr.add_argument("project", type=Path, metavar="PROJECT.json")
+    tr.add_argument("--epochs", type=int, metavar="N", help="override the project's number of epochs")
+    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the project's device")
+    tr.add_argument("--out", type=Path, metavar="DIR", help="where checkpoints, metrics.csv and summary.json go "
+                    "(default: runs/<project name>)")
+    tr.add_argument("--resume", type=Path, metavar="CHECKPOINT.pt", help="continue from a checkpoint")
     return parser
 
 
@@ -61,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handler = {"templates": _templates, "new": _new, "analyze": _analyze, "export": _export}[args.command]
+    handler = {"templates": _templates, "new": _new, "analyze": _analyze, "export": _export, "train": _train}[
+        args.command
+    ]
     try:
         return handler(args)
     except (NetDesignerError, OSError) as exc:
@@ -114,6 +124,80 @@ def _export(args: argparse.Namespace) -> int:
     for path in export_code(project.graph, args.output, name=project.name, state_dict=state):
         print(f"wrote {path}")
     return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from engine.codegen import identifier
+    from engine.project import load_project, project_to_dict
+    from engine.training.runs import RunRecord, write_run
+    from engine.training.trainer import Trainer
+
+    project = load_project(args.project)
+    if args.epochs is not None and args.epochs < 1:
+        raise NetDesignerError("--epochs must be at least 1")
+    out = args.out or Path("runs") / identifier(project.name or args.project.stem, "run")
+    trainer = Trainer(
+        project, base_dir=args.project.resolve().parent, out_dir=out, epochs=args.epochs,
+        device=args.device, resume_from=args.resume,
+    )
+    bar = _ProgressBar(sys.stderr)
+    summary = None
+    for event in trainer.events():
+        kind, data = event.kind, event.data
+        if kind == "started":
+            print(f"training {project.name!r} on {data['device']}: {data['train']} training, {data['val']} "
+                  f"validation, {data['test']} test samples; {data['params']:,} parameters")
+        elif kind == "batches":
+            bar.update(data)
+        elif kind == "epoch":
+            bar.clear()
+            extras = "  ".join(f"{k} {v:.4g}" for k, v in data.items() if k.startswith("val_") and v is not None)
+            print(f"epoch {data['epoch']:>3}  train_loss {data['train_loss']:.4f}  {extras}  ({data['seconds']:.1f} s)")
+        elif kind == "early_stop":
+            print(f"early stopping at epoch {data['epoch']}: best validation loss was at epoch {data['best_epoch']}")
+        elif kind == "failed":
+            bar.clear()
+            raise NetDesignerError(f"training failed: {data['message']}")
+        elif kind == "finished":
+            summary = data
+    bar.clear()
+    record = RunRecord(project.name, project_to_dict(project), trainer.history, summary or {})
+    write_run(out, record)
+    tests = "  ".join(f"{k} {v:.4f}" for k, v in (summary or {}).get("test", {}).items())
+    print(f"test: {tests or 'no test split'}  ({summary['seconds']:.1f} s)")
+    print(f"wrote {out / 'metrics.csv'}, {out / 'summary.json'} and checkpoints in {out}")
+    return 0
+
+
+class _ProgressBar:
+    """A one-line progress bar with epoch, batch, speed and time left (redrawn on a terminal)."""
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+        self.tty = hasattr(stream, "isatty") and stream.isatty()
+        self.shown = False
+
+    def update(self, d: dict) -> None:
+        if not self.tty:
+            return
+        frac = d["step"] / max(1, d["total_steps"])
+        filled = int(frac * 30)
+        line = (f"\r[{'#' * filled}{'.' * (30 - filled)}] epoch {d['epoch']} batch {d['batch']}  "
+                f"{d['samples_per_s']:.0f} samples/s  {_clock(d['eta'])} left ")
+        self.stream.write(line)
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self.stream.write("\r" + " " * 100 + "\r")
+            self.stream.flush()
+            self.shown = False
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 60}:{seconds % 60:02d}"
 
 
 # ---------------------------------------------------------------------- formatting

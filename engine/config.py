@@ -280,7 +280,6 @@ class TrainingConfig(_Section):
     seed: int = _field(0, integer(0, MAX_SEED))
     device: str = _field("auto", choice("auto", "cpu", "cuda"))
     mixed_precision: bool = _field(False, boolean)
-    loss_alpha: float = _field(0.5, number(0.0, 1.0))  # box vs class loss, for localization
     extra: dict[str, Any] = field(default_factory=dict)
 
 

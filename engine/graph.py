@@ -246,7 +246,7 @@ class Graph:
         if name is None:
             name = self.unique_name(spec.default_name)
         else:
-            name = _check_name(name)
+            name = check_name(name)
             self._check_name_free(name)
         xy = _check_pos(pos, name)
         if node_id is None:
@@ -316,8 +316,8 @@ class Graph:
         self._drop_edge(edge)
         self._announce("edge_removed", edge=edge)
 
-    def set_params(self, node_id: str, changes: dict[str, Any]) -> None:
-        """Change some params of a block; every value is validated against its declaration."""
+    def check_params(self, node_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """The block's params with ``changes`` applied and validated; raises saying why not."""
         node = self.node(node_id)
         spec = node.spec
         new = dict(node.params)
@@ -327,20 +327,31 @@ class Graph:
         except ParamError as exc:
             raise _named(exc, f"'{node.name}' ({spec.title})", spec.title) from None
         n_in = len(spec.input_ports(new))
-        cut = [e for e in self._edges if e.dst == node_id and e.dst_port >= n_in]
+        cut = [e for e in self.inputs_of(node_id)[n_in:] if e is not None]
         if cut:
             raise GraphError(
                 f"'{node.name}' would lose input {_port_label(node, cut[0].dst_port)}, which is "
                 "wired: disconnect it first"
             )
+        return new
+
+    def set_params(self, node_id: str, changes: dict[str, Any]) -> None:
+        """Change some params of a block; every value is validated against its declaration."""
+        new = self.check_params(node_id, changes)
+        node = self._nodes[node_id]
         old = {k: node.params[k] for k in changes}
         node.params = new
         self._announce("params_changed", node_id=node_id, old=old, new={k: new[k] for k in changes})
 
+    def check_rename(self, node_id: str | None, name: Any) -> str:
+        """``name`` cleaned up, if block ``node_id`` (None: a new block) may take it; else raises."""
+        name = check_name(name)
+        self._check_name_free(name, node_id)
+        return name
+
     def rename(self, node_id: str, name: str) -> None:
         node = self.node(node_id)
-        name = _check_name(name)
-        self._check_name_free(name, node_id)
+        name = self.check_rename(node_id, name)
         old, node.name = node.name, name
         self._names.pop(old, None)
         self._names[name] = node_id
@@ -398,7 +409,8 @@ class Graph:
             self._next_id = max(self._next_id, int(m.group(1)) + 1)
 
 
-def _check_name(name: Any) -> str:
+def check_name(name: Any) -> str:
+    """A block name cleaned of surrounding spaces, or GraphError saying what is wrong with it."""
     if not isinstance(name, str) or not _NAME_RE.search(name):
         raise GraphError("a block's name must be some visible text")
     name = name.strip()

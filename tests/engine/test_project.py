@@ -560,7 +560,6 @@ def test_config_defaults_and_round_trip():
         (TrainingConfig, "early_stopping_patience", -1, "training.early_stopping_patience"),
         (TrainingConfig, "device", "tpu", "training.device"),
         (TrainingConfig, "mixed_precision", "yes", "training.mixed_precision"),
-        (TrainingConfig, "loss_alpha", 2, "training.loss_alpha"),
         (TrainingConfig, "schedule", None, "training.schedule must be one of"),
         (ProbeConfig, "every_batches", 0, "probes.every_batches"),
         (ProbeConfig, "layer", 3, "probes.layer must be text or null"),

@@ -1,0 +1,82 @@
+"""Standardization with statistics of the training split only.
+
+Normalization statistics are parameters of the model: they are computed on the training data
+and applied unchanged to validation, test and any later input, so nothing about held-out data
+leaks into training. They are saved beside a checkpoint (``to_dict``) for the same reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from engine.data.base import DataError, Dataset
+
+__all__ = ["Normalizer"]
+
+MIN_STD = 1e-8
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """(x - mean) / std per channel of images (N, C, H, W) or per feature of vectors (N, F)."""
+
+    mean: Tensor  # (C,) or (F,)
+    std: Tensor
+
+    @classmethod
+    def fit(cls, train: Dataset) -> Normalizer:
+        """Mean and standard deviation of the training split; a constant channel gets std 1."""
+        if len(train) == 0:
+            raise DataError(f"cannot normalize with statistics of an empty training set ({train.name})")
+        x = train.x.double()
+        dims = [d for d in range(x.dim()) if d != 1]  # all but the channel / feature axis
+        mean = x.mean(dim=dims)
+        std = x.std(dim=dims, unbiased=False)
+        std = torch.where(std < MIN_STD, torch.ones_like(std), std)
+        return cls(mean.float(), std.float())
+
+    def _view(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        if x.dim() < 2 or x.shape[1] != self.mean.shape[0]:
+            raise DataError(
+                f"the normalizer was fitted on {self.mean.shape[0]} channels or features, "
+                f"but this data has shape {tuple(x.shape[1:])}"
+            )
+        shape = (1, -1) + (1,) * (x.dim() - 2)
+        return self.mean.to(x.device, x.dtype).view(shape), self.std.to(x.device, x.dtype).view(shape)
+
+    def transform(self, x: Tensor) -> Tensor:
+        """Normalize a batch (on any device)."""
+        mean, std = self._view(x)
+        return (x - mean) / std
+
+    def inverse(self, x: Tensor) -> Tensor:
+        """Undo :meth:`transform`, to show normalized inputs as they were."""
+        mean, std = self._view(x)
+        return x * std + mean
+
+    def apply(self, ds: Dataset) -> Dataset:
+        """The data set with normalized inputs; targets are untouched."""
+        return ds.with_x(self.transform(ds.x))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> Normalizer:
+        bad = DataError("normalizer statistics must be an object with lists 'mean' and 'std' of equal length")
+        if not isinstance(d, dict) or not isinstance(d.get("mean"), list) or not isinstance(d.get("std"), list):
+            raise bad
+        if len(d["mean"]) != len(d["std"]) or not d["mean"]:
+            raise bad
+        try:
+            mean = torch.tensor(d["mean"], dtype=torch.float32)
+            std = torch.tensor(d["std"], dtype=torch.float32)
+        except (TypeError, ValueError):
+            raise bad from None
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()) or (std <= 0).any():
+            raise DataError("normalizer statistics must be finite numbers with every std above 0")
+        return cls(mean, std)

@@ -1,0 +1,71 @@
+"""A few samples of a data set as plain arrays with their label text, for a samples view."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine.data.base import Dataset
+
+__all__ = ["preview"]
+
+
+def _unit(a: np.ndarray) -> np.ndarray:
+    """Values already in [0, 1] stay; anything else (normalized data) is stretched to [0, 1]."""
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= 0.0 and hi <= 1.0:
+        return a.astype(np.float32)
+    return ((a - lo) / (hi - lo if hi > lo else 1.0)).astype(np.float32)
+
+
+def _picture(sample: np.ndarray) -> np.ndarray:
+    """HxW or HxWx3 in [0, 1] from (C, H, W), or from a flattened square image."""
+    if sample.ndim == 1:
+        side = math.isqrt(sample.size)
+        if side * side == sample.size:
+            return _unit(sample.reshape(side, side))
+        if sample.size % 3 == 0 and (side := math.isqrt(sample.size // 3)) ** 2 * 3 == sample.size:
+            return _unit(sample.reshape(3, side, side).transpose(1, 2, 0))
+        return _unit(sample[None, :])  # a strip of feature values
+    if sample.shape[0] == 3:
+        return _unit(sample.transpose(1, 2, 0))
+    return _unit(sample[0])
+
+
+def _text(ds: Dataset, i: int) -> str:
+    t = ds.targets
+    if "label" in t:
+        k = int(t["label"][i])
+        return ds.classes[k] if ds.classes and k < len(ds.classes) else str(k)
+    if "binary" in t:
+        return " ".join(str(int(v)) for v in t["binary"][i].tolist())
+    if "value" in t:
+        return ", ".join(f"{v:.3g}" for v in t["value"][i].tolist())
+    return ""
+
+
+def preview(ds: Dataset, n: int = 16) -> list[tuple[np.ndarray, str]]:
+    """Up to ``n`` samples spread over the data set, each as (array, label text).
+
+    The array is an image (H×W, or H×W×3 for RGB, floats in [0, 1]) for image data and for
+    vectors that are flattened square images (more than 16 values); a point (x, y) for 2-D
+    data, or (x, value) for 1-D regression; otherwise the feature values as a 1×F strip.
+    """
+    if len(ds) == 0 or n <= 0:
+        return []
+    idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(np.int64))
+    x = ds.x.detach().cpu().numpy()
+    out = []
+    for i in idx:
+        sample = x[i]
+        if ds.is_image or (sample.ndim == 1 and sample.size > 16):
+            array = _picture(sample)
+        elif sample.size == 2:
+            array = sample.astype(np.float32)
+        elif sample.size == 1 and "value" in ds.targets:
+            array = np.array([sample[0], float(ds.targets["value"][i, 0])], np.float32)
+        else:
+            array = _unit(sample[None, :])
+        out.append((array, _text(ds, int(i))))
+    return out

@@ -1,0 +1,1 @@
+"""Training: the loop (``trainer``), what each head learns from (``objectives``), run files (``runs``)."""

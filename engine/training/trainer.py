@@ -1,0 +1,462 @@
+"""The training loop: a plain generator of events, with no Qt and no threads of its own.
+
+:class:`Trainer` takes a *snapshot* of a project (plain data), compiles its own
+model, loads and splits the data, and trains, yielding :class:`TrainEvent` s:
+``started``, ``batches`` (losses since the last such event, throttled to a few
+dozen per second whatever the batch rate), ``epoch``, ``checkpoint``,
+``early_stop``, ``finished`` and ``failed``. Stop, pause and resume are flags in a
+:class:`Control` that the loop checks between batches, so a worker thread (or the
+CLI) drives the same loop.
+
+A NaN or infinite loss, running out of GPU memory, and any other exception end
+the run with a ``failed`` event whose message says what happened and what to try;
+the generator itself never raises for a training problem.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+from engine.compile import compile_graph
+from engine.config import TrainingConfig
+from engine.errors import NetDesignerError
+from engine.project import Project, project_to_dict
+from engine.training.objectives import HEAD_TARGETS, MAIN_METRIC, MetricSum, mixed_loss
+
+
+class TrainingError(NetDesignerError):
+    """Training cannot start or cannot go on; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    kind: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Control:
+    """Thread-safe stop / pause / resume flags, checked by the loop between batches."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._running = threading.Event()
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # a paused loop must wake up to see the stop
+
+    def pause(self) -> None:
+        self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def wait_while_paused(self) -> None:
+        while not self._running.wait(0.1):
+            pass
+
+
+def pick_device(choice: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU. Asking for CUDA without one is an error."""
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise TrainingError("training was asked to use CUDA, but this machine has no CUDA GPU: choose cpu or auto")
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def make_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
+    wd = cfg.weight_decay
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov and cfg.momentum > 0, weight_decay=wd)
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(params, lr=cfg.lr, weight_decay=wd)
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=wd)
+    return torch.optim.Adam(params, lr=cfg.lr, weight_decay=wd)
+
+
+def make_scheduler(optimizer, cfg: TrainingConfig, epochs: int):
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+    if cfg.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=max(1, cfg.step_size // 3))
+    return None
+
+
+class Trainer:
+    """One training run of a project snapshot. Iterate :meth:`events` to run it."""
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        base_dir: Path | None = None,
+        out_dir: Path | None = None,
+        epochs: int | None = None,
+        device: str | None = None,
+        control: Control | None = None,
+        resume_from: Path | None = None,
+        emit_interval: float = 1 / 30,
+        splits=None,
+    ) -> None:
+        # NOTE: a deep copy through plain data: the caller's project is never shared with the loop.
+        from engine.project import project_from_dict
+
+        self.project = project_from_dict(project_to_dict(project), source=project.name or "<snapshot>")
+        self.cfg = self.project.training
+        self.epochs = epochs or self.cfg.epochs
+        self.device_choice = device or self.cfg.device
+        self.base_dir = base_dir
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.control = control or Control()
+        self.resume_from = resume_from
+        self.emit_interval = emit_interval
+        self._given_splits = splits
+        self.model: torch.nn.Module | None = None
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ setup
+    def _prepare(self) -> None:
+        from engine.data import Normalizer, load_dataset, split_dataset
+
+        graph = self.project.graph
+        torch.manual_seed(self.cfg.seed)
+        self.device = pick_device(self.device_choice)
+        compiled = compile_graph(graph, self.project.name or "Net", title=self.project.name)
+        self.code = compiled.code
+        if len(self.code.input_ids) != 1:
+            raise TrainingError("training needs exactly one Input block")
+        self.heads = [(nid, graph.nodes[nid].type, graph.nodes[nid].params["weight"]) for nid in self.code.output_ids if graph.nodes[nid].spec.role == "head"]
+        if len(self.heads) != len(self.code.output_ids):
+            raise TrainingError(
+                "add an output block (Class output, Regression output, ...) after the last layer so "
+                "training knows what to learn"
+            )
+        if self._given_splits is not None:
+            train, val, test = self._given_splits
+        else:
+            data = load_dataset(self.project.data, self.code.input_shapes[0], base_dir=self.base_dir)
+            train, val, test = split_dataset(data, self.project.data.val_fraction, self.project.data.test_fraction, self.project.data.seed)
+        for nid, kind, _ in self.heads:
+            key, words = HEAD_TARGETS[kind]
+            if key not in train.targets:
+                name = graph.nodes[nid].name
+                raise TrainingError(
+                    f"'{name}' needs {words}, but the '{self.project.data.dataset}' data set has "
+                    f"{', '.join(sorted(train.targets)) or 'no targets'}: pick another data set or output block"
+                )
+        self.normalizer = Normalizer.fit(train) if self.project.data.normalize else None
+        if self.normalizer is not None:
+            train, val, test = (self.normalizer.apply(s) for s in (train, val, test))
+        self.splits = {"train": train, "val": val, "test": test}
+        self.model = compiled.module.to(self.device)
+        self.optimizer = make_optimizer(self.model.parameters(), self.cfg)
+        self.scheduler = make_scheduler(self.optimizer, self.cfg, self.epochs)
+        self.amp = self.cfg.mixed_precision and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
+        self._tensors = {name: self._to_device(split) for name, split in self.splits.items()}
+        self.augment = None
+        if self.project.data.augment:
+            from engine.data import Augmenter
+
+            self.augment = Augmenter(self.project.data.augment)
+        self.start_epoch = 1
+        self.best = (math.inf, 0)
+        if self.resume_from is not None:
+            self._load_checkpoint(Path(self.resume_from))
+
+    def _to_device(self, split):
+        x = split.x.to(self.device, non_blocking=True)
+        targets = {k: v.to(self.device, non_blocking=True) for k, v in split.targets.items()}
+        return x, targets
+
+    # ------------------------------------------------------------------ loop
+    def events(self) -> Iterator[TrainEvent]:
+        """Run the whole training, yielding events. Never raises for a training problem."""
+        try:
+            yield from self._run()
+        except TrainingError as exc:
+            yield TrainEvent("failed", {"message": str(exc)})
+        except NetDesignerError as exc:
+            yield TrainEvent("failed", {"message": str(exc)})
+        except torch.cuda.OutOfMemoryError:
+            yield TrainEvent("failed", {"message": _oom_message(self.cfg.batch_size)})
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower():
+                yield TrainEvent("failed", {"message": _oom_message(self.cfg.batch_size)})
+            else:
+                yield TrainEvent("failed", {"message": f"training stopped with an error: {exc}"})
+        except Exception as exc:  # noqa: BLE001 - any failure reaches the window as a message
+            yield TrainEvent("failed", {"message": f"training stopped with an error: {type(exc).__name__}: {exc}"})
+
+    def _run(self) -> Iterator[TrainEvent]:
+        self._prepare()
+        x_train, t_train = self._tensors["train"]
+        n = x_train.shape[0]
+        if n == 0:
+            raise TrainingError("the training split is empty: use more data or smaller validation/test fractions")
+        bs = min(self.cfg.batch_size, n)
+        batches = math.ceil(n / bs)
+        if self.out_dir:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        yield TrainEvent(
+            "started",
+            {
+                "device": _device_name(self.device),
+                "epochs": self.epochs,
+                "batches_per_epoch": batches,
+                "train": n,
+                "val": len(self.splits["val"]),
+                "test": len(self.splits["test"]),
+                "params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+                "classes": self.splits["train"].classes,
+                "main_metric": MAIN_METRIC[self.heads[0][1]][0],
+            },
+        )
+        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        cpu_gen = torch.Generator().manual_seed(self.cfg.seed)
+        patience = self.cfg.early_stopping_patience
+        total_steps = self.epochs * batches
+        t_start = time.perf_counter()
+        step = (self.start_epoch - 1) * batches
+        pending: list[torch.Tensor] = []
+        last_emit = time.perf_counter()
+        stopped = False
+        for epoch in range(self.start_epoch, self.epochs + 1):
+            self.model.train()
+            t_epoch = time.perf_counter()
+            order = torch.randperm(n, generator=cpu_gen).to(self.device)
+            loss_sum = torch.zeros((), device=self.device)
+            for b in range(batches):
+                if self.control.paused:
+                    self.control.wait_while_paused()
+                if self.control.stopped:
+                    stopped = True
+                    break
+                idx = order[b * bs : (b + 1) * bs]
+                loss = self._step(x_train[idx], {k: v[idx] for k, v in t_train.items()}, gen)
+                pending.append(loss)
+                loss_sum += loss
+                step += 1
+                now = time.perf_counter()
+                if now - last_emit >= self.emit_interval or b == batches - 1:
+                    losses = torch.stack(pending).float().cpu().numpy()
+                    pending.clear()
+                    last_emit = now
+                    if not all(map(math.isfinite, losses.tolist())):
+                        raise TrainingError(
+                            f"the loss became {'NaN' if any(map(math.isnan, losses.tolist())) else 'infinite'} "
+                            f"at epoch {epoch}, batch {b + 1}: training diverged. Lower the learning rate "
+                            f"(now {self.optimizer.param_groups[0]['lr']:g}) or add BatchNorm"
+                        )
+                    elapsed = now - t_start
+                    done = step - (self.start_epoch - 1) * batches
+                    rate = done * bs / max(elapsed, 1e-9)
+                    yield TrainEvent(
+                        "batches",
+                        {
+                            "epoch": epoch,
+                            "batch": b + 1,
+                            "step": step,
+                            "total_steps": total_steps,
+                            "losses": losses,
+                            "samples_per_s": rate,
+                            "elapsed": elapsed,
+                            "eta": (total_steps - step) * bs / max(rate, 1e-9),
+                        },
+                    )
+            if stopped:
+                break
+            train_loss = float(loss_sum) / batches
+            record = {"epoch": epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"]}
+            val_loss, val_metrics = self.evaluate("val")
+            record["val_loss"] = val_loss
+            record.update({f"val_{k}": v for k, v in val_metrics.items()})
+            record["seconds"] = time.perf_counter() - t_epoch
+            self.history.append(record)
+            self._schedule(val_loss if val_loss is not None else train_loss)
+            yield TrainEvent("epoch", record)
+            monitored = val_loss if val_loss is not None else train_loss
+            improved = monitored < self.best[0]
+            if improved:
+                self.best = (monitored, epoch)
+                self._best_state = copy.deepcopy({k: v.detach().cpu() for k, v in self.model.state_dict().items()})
+            if self.out_dir:
+                yield from self._save_checkpoints(epoch, improved)
+            if patience and epoch - self.best[1] >= patience:
+                yield TrainEvent("early_stop", {"epoch": epoch, "best_epoch": self.best[1]})
+                break
+        if self.cfg.restore_best and getattr(self, "_best_state", None) is not None and (patience or stopped):
+            self.model.load_state_dict(self._best_state)
+        test_loss, test_metrics = self.evaluate("test")
+        summary = {
+            "stopped": stopped,
+            "epochs_run": len(self.history),
+            "best_epoch": self.best[1],
+            "test_loss": test_loss,
+            "test": test_metrics,
+            "seconds": time.perf_counter() - t_start,
+            "device": _device_name(self.device),
+        }
+        yield TrainEvent("finished", summary)
+
+    def _step(self, x, targets, gen) -> torch.Tensor:
+        mix = None
+        if self.augment is not None:
+            x, targets, mix = self.augment(x, targets, gen)
+        with torch.autocast(self.device.type, enabled=self.amp):
+            outs = self.model(x)
+            loss = self._loss(outs, targets, mix)
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        return loss.detach()
+
+    def _loss(self, outs, targets, mix=None) -> torch.Tensor:
+        if not isinstance(outs, tuple):
+            outs = (outs,)
+        total = None
+        for (nid, kind, weight), out in zip(self.heads, outs):
+            term = weight * mixed_loss(kind, out.float(), targets[HEAD_TARGETS[kind][0]], mix)
+            total = term if total is None else total + term
+        return total
+
+    @torch.no_grad()
+    def evaluate(self, split: str, batch_size: int = 512) -> tuple[float | None, dict[str, float]]:
+        """Mean loss and metrics of the current model on a split (None, {} when it is empty)."""
+        x, targets = self._tensors[split]
+        n = x.shape[0]
+        if n == 0:
+            return None, {}
+        was_training = self.model.training
+        self.model.eval()
+        sums = [MetricSum(kind) for _, kind, _ in self.heads]
+        loss_total = 0.0
+        for i in range(0, n, batch_size):
+            xb = x[i : i + batch_size]
+            tb = {k: v[i : i + batch_size] for k, v in targets.items()}
+            with torch.autocast(self.device.type, enabled=self.amp):
+                outs = self.model(xb)
+            outs = outs if isinstance(outs, tuple) else (outs,)
+            loss_total += float(self._loss(outs, tb)) * xb.shape[0]
+            for s, (nid, kind, _), out in zip(sums, self.heads, outs):
+                s.update(out.float(), tb[HEAD_TARGETS[kind][0]])
+        self.model.train(was_training)
+        metrics: dict[str, float] = {}
+        for s, (nid, kind, _) in zip(sums, self.heads):
+            prefix = "" if len(self.heads) == 1 else f"{self.project.graph.nodes[nid].name}_"
+            metrics.update({prefix + k: v for k, v in s.result().items()})
+        return loss_total / n, metrics
+
+    def _schedule(self, monitored: float) -> None:
+        if self.scheduler is None:
+            return
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(monitored)
+        else:
+            self.scheduler.step()
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint(self, epoch: int) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "epoch": epoch,
+            "best_loss": self.best[0],
+            "best_epoch": self.best[1],
+            "normalizer": self.normalizer.to_dict() if self.normalizer is not None else None,
+        }
+
+    def _save_checkpoints(self, epoch: int, improved: bool) -> Iterator[TrainEvent]:
+        from engine.fileio import atomic_write
+
+        state = self.checkpoint(epoch)
+        last = self.out_dir / "last.pt"
+        atomic_write(last, lambda tmp: torch.save(state, tmp))
+        yield TrainEvent("checkpoint", {"path": str(last), "epoch": epoch, "best": False})
+        if improved:
+            best = self.out_dir / "best.pt"
+            atomic_write(best, lambda tmp: torch.save(state, tmp))
+            yield TrainEvent("checkpoint", {"path": str(best), "epoch": epoch, "best": True})
+
+    def _load_checkpoint(self, path: Path) -> None:
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=True)
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None and state.get("scheduler"):
+                self.scheduler.load_state_dict(state["scheduler"])
+        except FileNotFoundError:
+            raise TrainingError(f"{path}: the checkpoint does not exist") from None
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise TrainingError(f"{path}: this checkpoint does not fit the network ({str(exc).splitlines()[0]})") from None
+        self.start_epoch = int(state["epoch"]) + 1
+        self.best = (float(state.get("best_loss", math.inf)), int(state.get("best_epoch", 0)))
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    return "CPU"
+
+
+def _oom_message(batch_size: int) -> str:
+    return (
+        f"the GPU ran out of memory with batch size {batch_size}: lower the batch size, use fewer "
+        "filters or smaller images, or turn on mixed precision"
+    )
+
+
+def cross_validate(project: Project, k: int, *, epochs: int | None = None, base_dir: Path | None = None,
+                   control: Control | None = None) -> list[dict[str, Any]]:
+    """Train ``k`` fresh models, each validated on a different fold; one summary per fold.
+
+    The project's test split is held out first and never seen by any fold; the
+    rest is split into ``k`` stratified folds (see :func:`engine.data.kfold`).
+    """
+    from engine.codegen import generate
+    from engine.data import kfold, load_dataset, split_dataset
+
+    if k < 2:
+        raise TrainingError("k-fold cross-validation needs at least 2 folds")
+    code = generate(project.graph)
+    data = load_dataset(project.data, code.input_shapes[0], base_dir=base_dir)
+    rest, _, test = split_dataset(data, 0.0, project.data.test_fraction, project.data.seed)
+    results = []
+    for fold, (train, val) in enumerate(kfold(rest, k, project.data.seed), start=1):
+        trainer = Trainer(project, epochs=epochs, base_dir=base_dir, control=control, splits=(train, val, test))
+        summary: dict[str, Any] = {"fold": fold}
+        for event in trainer.events():
+            if event.kind == "failed":
+                raise TrainingError(f"fold {fold}: {event.data['message']}")
+            if event.kind == "finished":
+                summary.update(event.data)
+                summary["val"] = {k: v for k, v in trainer.history[-1].items() if k.startswith("val_")} if trainer.history else {}
+        results.append(summary)
+    return results

@@ -1,0 +1,168 @@
+"""The built-in templates: each loads, round-trips, analyses clean, compiles and runs;
+the committed files are exactly what ``make_templates.py`` builds."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from engine.analysis import analyze
+from engine.compile import compile_graph
+from engine.errors import ProjectError
+from engine.project import load_project, project_from_dict, project_to_dict, save_project
+from engine.templates import TEACHING_ORDER, TEMPLATE_DIR, list_templates, load_template
+from tests.conftest import ROOT
+from tests.engine.helpers import torch_counts
+
+NAMES = list(TEACHING_ORDER)
+HEADS_FOR_TASK = {
+    "classification": ["ClassificationOutput"],
+    "binary": ["BinaryOutput"],
+    "regression": ["RegressionOutput"],
+    "segmentation": ["SegmentationOutput"],
+    "localization": ["ClassificationOutput", "BoxOutput"],
+}
+OFFLINE_DATASETS = {"spiral", "xor", "circles", "gaussians", "regression1d", "digits", "iris", "wine", "breast_cancer", "shapes"}
+
+
+@pytest.fixture(scope="module")
+def maker():
+    """``resources/templates/make_templates.py``, imported as a module."""
+    path = ROOT / "resources" / "templates" / "make_templates.py"
+    spec = importlib.util.spec_from_file_location("make_templates", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up here
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
+
+
+def test_every_template_is_listed_in_teaching_order():
+    infos = list_templates()
+    assert [t.name for t in infos] == NAMES
+    for t in infos:
+        assert t.path == TEMPLATE_DIR / f"{t.name}.json"
+        assert t.title and t.description
+        assert "\n" not in t.description and len(t.description) <= 120
+
+
+def test_other_templates_follow_alphabetically(tmp_path):
+    for name in ("resnet", "mlp"):
+        shutil.copy(TEMPLATE_DIR / f"{name}.json", tmp_path)
+    for name in ("zeta", "alpha"):
+        shutil.copy(TEMPLATE_DIR / "perceptron.json", tmp_path / f"{name}.json")
+    assert [t.name for t in list_templates(tmp_path)] == ["mlp", "resnet", "alpha", "zeta"]
+    assert load_template("zeta", tmp_path).name == "Perceptron"
+
+
+def test_unknown_template_names_the_known_ones():
+    with pytest.raises(ProjectError, match="no template called 'lenet'.*lenet5.*unet"):
+        load_template("lenet")
+
+
+def test_an_empty_folder_has_no_templates(tmp_path):
+    assert list_templates(tmp_path) == []
+    assert list_templates(tmp_path / "missing") == []
+    with pytest.raises(ProjectError, match="none are installed"):
+        load_template("mlp", tmp_path)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_round_trips(name, tmp_path):
+    project = load_template(name)
+    data = project_to_dict(project)
+    assert project_to_dict(project_from_dict(json.loads(json.dumps(data)))) == data
+    save_project(project, tmp_path / "copy.json")
+    assert project_to_dict(load_project(tmp_path / "copy.json")) == data
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_is_clean_and_runs(name):
+    project = load_template(name)
+    graph = project.graph
+    result = analyze(graph)
+    assert result.errors() == []
+    assert result.warnings() == []
+
+    heads = [nid for nid, n in graph.nodes.items() if n.spec.role == "head"]
+    assert sorted(graph.nodes[h].type for h in heads) == sorted(HEADS_FOR_TASK[project.data.task])
+    inputs = [nid for nid, n in graph.nodes.items() if n.spec.role == "input"]
+    assert len(inputs) == 1
+    in_shape = result.nodes[inputs[0]].out_shape
+    if len(in_shape) == 3:
+        assert in_shape[1] == in_shape[2] == project.data.image_size
+    assert project.data.dataset in OFFLINE_DATASETS
+
+    compiled = compile_graph(graph)
+    model = compiled.module
+    assert torch_counts(model)[0] == result.total_trainable
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = model(torch.randn(3, *in_shape))
+    outs = out if isinstance(out, tuple) else (out,)
+    assert compiled.code.output_ids == heads
+    assert [tuple(o.shape) for o in outs] == [(3, *result.nodes[h].out_shape) for h in heads]
+    assert all(torch.isfinite(o).all() for o in outs)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_template_is_laid_out_and_named(name):
+    project = load_template(name)
+    graph = project.graph
+    pos = {nid: n.pos for nid, n in graph.nodes.items()}
+    for e in graph.edges:
+        assert pos[e.dst][0] > pos[e.src][0]
+    assert len(set(pos.values())) == len(pos)
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n.name) for n in graph.nodes.values())
+    # The live views look at a real layer of the network.
+    if project.probes.layer is not None:
+        assert compile_graph(graph).submodule(project.probes.layer) is not None
+
+
+def test_lenet5_has_the_classic_parameter_count():
+    project = load_template("lenet5")
+    assert analyze(project.graph).total_params == 61_706
+    assert torch_counts(compile_graph(project.graph).module) == (61_706, 0)
+
+
+def test_localization_head_weights_are_alpha_and_one_minus_alpha():
+    project = load_template("localization")
+    weights = {n.type: n.params["weight"] for n in project.graph.nodes.values() if n.spec.role == "head"}
+    alpha = weights["ClassificationOutput"]
+    assert 0 < alpha < 1 and weights == {"ClassificationOutput": alpha, "BoxOutput": pytest.approx(1 - alpha)}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_committed_file_is_what_the_script_builds(maker, name, tmp_path):
+    template = next(t for t in maker.TEMPLATES if t.name == name)
+    built = maker.build_project(template)
+    save_project(built, tmp_path / f"{name}.json")
+    committed = (TEMPLATE_DIR / f"{name}.json").read_bytes()
+    assert (tmp_path / f"{name}.json").read_bytes() == committed, (
+        f"{name}.json is out of date: run python resources/templates/make_templates.py"
+    )
+
+
+def test_script_knows_every_committed_template(maker):
+    assert [t.name for t in maker.TEMPLATES] == NAMES
+
+
+def test_script_runs_from_the_repository_root():
+    result = subprocess.run(
+        [sys.executable, "resources/templates/make_templates.py", "--check"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "up to date" in result.stdout
