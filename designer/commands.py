@@ -26,7 +26,7 @@ from PySide6.QtGui import QUndoCommand
 
 from engine.errors import GraphError
 from engine.graph import Edge, Node
-from engine.graph import _check_name as check_name  # NOTE: the engine's own name rule
+from engine.graph import check_name
 from engine.layers import registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -79,8 +79,7 @@ class AddNodeCommand(QUndoCommand):
         spec = registry.get(type_id)
         spec.resolve_params(params or {})  # raises with the reason
         if name is not None:
-            name = check_name(name)
-            _check_name_free(doc, name)
+            name = doc.graph.check_rename(None, name)
         super().__init__(f"Add {spec.title}")
         self.doc = doc
         self.type_id = type_id
@@ -181,11 +180,9 @@ class SetParamsCommand(QUndoCommand):
         self.new: dict[str, dict[str, Any]] = {}
         for nid in node_ids:
             node = graph.node(nid)
-            spec = node.spec
-            new = {k: spec.param(k).validate(v) for k, v in changes.items()}
-            _check_ports_kept(graph, node, {**node.params, **new})
+            full = graph.check_params(nid, changes)
             self.old[nid] = {k: node.params[k] for k in changes}
-            self.new[nid] = new
+            self.new[nid] = {k: full[k] for k in changes}
         if not self.new:
             raise GraphError("no block to change")
         first = next(iter(self.new.values()))
@@ -216,9 +213,7 @@ class RenameCommand(QUndoCommand):
 
     def __init__(self, doc: Document, node_id: str, name: str) -> None:
         node = doc.graph.node(node_id)
-        name = check_name(name)
-        if name != node.name:
-            _check_name_free(doc, name, node_id)
+        name = doc.graph.check_rename(node_id, name)
         super().__init__(f"Rename {node.name} → {name}")
         self.doc = doc
         self.node_id = node_id
@@ -350,19 +345,6 @@ def _move_all(doc: Document, positions: dict[str, Pos]) -> None:
     with graph.batch():
         for nid, pos in positions.items():
             graph.move(nid, pos)
-
-
-def _check_name_free(doc: Document, name: str, node_id: str | None = None) -> None:
-    if any(n.name == name and n.id != node_id for n in doc.graph.nodes.values()):
-        raise GraphError(f"another block is already called '{name}'")
-
-
-def _check_ports_kept(graph, node: Node, params: dict[str, Any]) -> None:
-    """Refuse a change that would remove a wired input port (the engine's set_params rule)."""
-    n_in = len(node.spec.input_ports(params))
-    for port, edge in enumerate(graph.inputs_of(node.id)):
-        if edge is not None and port >= n_in:
-            raise GraphError(f"'{node.name}' would lose input {port + 1}, which is wired: disconnect it first")
 
 
 def _read_nodes(data: dict[str, Any]) -> list[dict[str, Any]]:
