@@ -1,0 +1,107 @@
+"""The headless commands: output, exit codes, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from engine.cli import main
+from engine.templates import list_templates
+from tests.conftest import ROOT
+
+
+def run_cli(*args):
+    """Run ``python main.py ARGS`` as a user would; returns the CompletedProcess."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *map(str, args)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_templates_lists_one_per_line_name_first(capsys):
+    assert main(["templates"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    names = [t.name for t in list_templates()]
+    assert [line.split()[0] for line in lines] == names
+    assert "lenet5" in names and "unet" in names
+
+
+def test_new_analyze_export_round_trip(tmp_path, capsys):
+    project = tmp_path / "lenet.json"
+    assert main(["new", "--template", "lenet5", "-o", str(project)]) == 0
+    assert main(["analyze", str(project)]) == 0
+    table = capsys.readouterr().out
+    assert "Total params: 61,706" in table and "No problems found." in table
+    assert "conv1" in table and "6×28×28" in table and "5×5" in table
+
+    assert main(["analyze", str(project), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["valid"] and doc["totals"]["params"] == 61_706
+    conv1 = next(b for b in doc["blocks"] if b["name"] == "conv1")
+    assert conv1["output_shape"] == [6, 28, 28] and conv1["macs"] == 117_600
+    assert conv1["receptive_field"]["size"] == 5
+
+    out = tmp_path / "lenet.py"
+    assert main(["export", str(project), "-o", str(out)]) == 0
+    assert "class LeNet5(nn.Module)" in out.read_text()
+    assert not out.with_suffix(".pt").exists()  # no trained weights yet
+
+
+def test_new_refuses_to_overwrite_without_force(tmp_path, capsys):
+    project = tmp_path / "p.json"
+    project.write_text("{}")
+    assert main(["new", "--template", "mlp", "-o", str(project)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main(["new", "--template", "mlp", "-o", str(project), "--force"]) == 0
+
+
+def test_export_writes_weights_when_the_project_has_them(tmp_path):
+    import torch
+
+    from engine.compile import compile_graph
+    from engine.project import load_project, save_project
+
+    project_path = tmp_path / "mlp.json"
+    assert main(["new", "--template", "mlp", "-o", str(project_path)]) == 0
+    project = load_project(project_path)
+    torch.save(compile_graph(project.graph).module.state_dict(), tmp_path / "trained.pt")
+    project.weights = "trained.pt"
+    save_project(project, project_path)
+    assert main(["export", str(project_path), "-o", str(tmp_path / "out" / "model.py")]) == 2  # no such folder
+    (tmp_path / "out").mkdir()
+    assert main(["export", str(project_path), "-o", str(tmp_path / "out" / "model.py")]) == 0
+    assert (tmp_path / "out" / "model.pt").exists()
+
+
+def test_analyze_exits_1_and_lists_problems_for_a_broken_network(tmp_path, capsys):
+    from engine.project import load_project, save_project
+
+    path = tmp_path / "resnet.json"
+    main(["new", "--template", "resnet", "-o", str(path)])
+    project = load_project(path)
+    conv = next(n for n in project.graph.nodes.values() if n.name == "res2_conv2")
+    project.graph.set_params(conv.id, {"filters": 24})
+    save_project(project, path)
+    capsys.readouterr()
+    assert main(["analyze", str(path)]) == 1
+    assert "Add needs equal shapes" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["new", "--template", "nope", "-o", "{tmp}/x.json"], "nope"),
+        (["analyze", "{tmp}/missing.json"], "missing.json"),
+        (["analyze", "{tmp}/bad.json"], "bad.json"),
+        (["export", "{tmp}/bad.json", "-o", "{tmp}/m.py"], "bad.json"),
+        (["analyze"], "PROJECT.json"),
+        (["frobnicate"], "frobnicate"),
+    ],
+)
+def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, args, words):
+    (tmp_path / "bad.json").write_text('{"format": "net-designer-project", "version": 1, "graph": {"nodes": [')
+    result = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])
+    assert result.returncode == 2
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1 and words in err[0], result.stderr
+    assert "Traceback" not in result.stderr
