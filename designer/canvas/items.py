@@ -38,6 +38,10 @@ _RIGHT = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight
 _CENTER = Qt.AlignmentFlag.AlignCenter
 #: Below this zoom a block's texts are too small to read and are not drawn.
 TEXT_MIN_ZOOM = 0.3
+#: Below this zoom the details are too small to read: a block shows only its name, drawn
+#: large enough to stay legible, until BLANK_ZOOM where it is just a coloured box.
+SIMPLE_ZOOM = 0.6
+BLANK_ZOOM = 0.12
 
 
 def font(role: str) -> QFont:
@@ -359,7 +363,10 @@ class NodeItem(QGraphicsItem):
         w, hh = self.WIDTH, self.HEADER
         if self.severity:
             self._paint_badge(painter, QPointF(w - 17.0, hh + (self._height - hh) / 2))
-        if option.levelOfDetailFromTransform(painter.worldTransform()) < TEXT_MIN_ZOOM:
+        lod = option.levelOfDetailFromTransform(painter.worldTransform())
+        if lod < SIMPLE_ZOOM:
+            if lod >= BLANK_ZOOM:
+                self._paint_name_only(painter, lod)
             return
         texts = self._elided or self._elide()
         painter.setPen(c.header_text)
@@ -383,6 +390,16 @@ class NodeItem(QGraphicsItem):
         for i, label in enumerate(self._labels):
             y = self._port_y(i, len(self._labels))
             painter.drawText(QRectF(9.0, y - 8.0, 40.0, 16.0), _LEFT, label)
+
+    def _paint_name_only(self, painter: QPainter, lod: float) -> None:
+        """Zoomed out: the block's name alone, about 12 px high on screen, over the body."""
+        f = QFont(font("name"))
+        f.setPixelSize(max(8, min(int(12.0 / lod), 44)))
+        painter.setFont(f)
+        painter.setPen(self.colors.text)
+        rect = QRectF(6.0, self.HEADER - 4.0, self.WIDTH - 12.0, self._height - self.HEADER + 4.0)
+        name = QFontMetricsF(f).elidedText(self.name, Qt.TextElideMode.ElideRight, rect.width())
+        painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, name)
 
     def _paint_badge(self, painter: QPainter, center: QPointF) -> None:
         color = self.colors.error if self.severity == ERROR else self.colors.warning
