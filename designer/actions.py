@@ -118,6 +118,7 @@ def build_actions(win: MainWindow) -> Actions:
     m.addAction(a.dark_theme)
     win.view_menu = m
     help_menu = bar.addMenu("&Help")
+    win.help_menu = help_menu  # NOTE: menus added later (Train) go before Help
     help_menu.addAction(_action(win, "&About Net Designer", win.show_about))
     return a
 

@@ -23,6 +23,7 @@ from designer.problems import ProblemsWidget
 from designer.settings import settings
 from designer.start_panel import StartPanel
 from designer.summary import SummaryWidget
+from designer.training.controller import TrainingController
 from engine.analysis import Analysis
 
 APP_TITLE = "Net Designer"
@@ -54,6 +55,7 @@ class MainWindow(QMainWindow):
         for dock in (self.palette_dock, self.inspector_dock, self.summary_dock, self.problems_dock, self.history_dock):
             self.view_menu.addAction(dock.toggleViewAction())
         self._build_status_bar()
+        self.training = TrainingController(self)
 
         self.start_panel = StartPanel(self.view)
         self._start_dismissed = False
@@ -290,6 +292,7 @@ class MainWindow(QMainWindow):
         if not self.files.maybe_save():
             event.ignore()
             return
+        self.training.shutdown()
         s = settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())

@@ -6,7 +6,8 @@ Run from the project root under a virtual screen, e.g.::
     # with SHOT_CMD="python docs/screenshots/take.py"
 
 Scenes: ``start`` (the start state), ``lenet5`` (the LeNet-5 template, arranged and fitted),
-``resnet-error`` (the ResNet template with one convolution's filters changed so a merge fails).
+``resnet-error`` (the ResNet template with one convolution's filters changed so a merge fails),
+``training`` (LeNet-5 training live; shoot with ``--wait 16``).
 """
 
 from __future__ import annotations
@@ -60,6 +61,11 @@ def main(scene: str) -> int:
                 window.select_and_center(bad)
 
             QTimer.singleShot(300, show_error)
+        elif scene == "training":
+            window.new_from_template("lenet5")
+            QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
+            QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, "conv2")]))
+            QTimer.singleShot(600, window.training.start)
 
     QTimer.singleShot(300, act)
     return application.exec()

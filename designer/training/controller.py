@@ -1,0 +1,317 @@
+"""The window's training: docks, the Train menu and actions, runs and the lock during a run.
+
+:class:`TrainingController` is the one object the main window creates for training.
+It turns the open project into a plain snapshot when Train is pressed, starts a
+:class:`~designer.training.worker.TrainingSession`, feeds the dashboard, keeps every
+run in the runs panel, and locks editing (canvas, inspector, setup, undo, opening
+another project) until the run has ended::
+
+    win.training.start(epochs=3)           # programmatic Train; returns the session
+    win.training.wait(60_000)              # spin the event loop until the run has ended
+    win.training.last_session.summary      # the "finished" payload (test metrics, history)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QStyle, QWidget
+
+from designer.training.config_panel import TrainingConfigPanel
+from designer.training.dashboard import TrainingDashboard
+from designer.training.preview_dialog import DataPreviewDialog
+from designer.training.runs import RunEntry, RunsPanel
+from designer.training.worker import TrainingSession
+from engine.project import project_to_dict
+from engine.training.runs import RunRecord
+
+if TYPE_CHECKING:  # pragma: no cover
+    from designer.main_window import MainWindow
+
+__all__ = ["LOCK_MESSAGE", "TrainingController"]
+
+LOCK_MESSAGE = "Training… the network is locked (Stop with Shift+F5 to edit it)"
+DASHBOARD_SHARE = 0.4  # of the window's height, the first time the dashboard shows (at least 320 px)
+
+
+class TrainingController(QObject):
+    """Training in one main window.
+
+    Signals:
+        run_started(): a run was started (the session exists and its thread runs).
+        run_ended(str): a run has ended and been recorded, and editing is unlocked again;
+            the outcome is "finished", "stopped" or "failed".
+    """
+
+    run_started = Signal()
+    run_ended = Signal(str)
+
+    def __init__(self, win: MainWindow) -> None:
+        super().__init__(win)
+        self.win = win
+        self.session: TrainingSession | None = None
+        self.last_session: TrainingSession | None = None
+        self.preview_dialog: DataPreviewDialog | None = None
+        self._history: list[dict[str, Any]] = []
+        self._snapshot: dict[str, Any] = {}
+        self._run_name = ""
+        self._early_stop: dict[str, Any] | None = None
+        self._started_info: dict[str, Any] | None = None
+        self._dashboard_sized = False
+
+        self.dashboard = TrainingDashboard()
+        self.config_panel = TrainingConfigPanel(win.document)
+        self.runs = RunsPanel()
+        self._build_docks()
+        self._build_actions()
+        self.dashboard.set_actions(self.train_action, self.pause_action, self.stop_action)
+        self.config_panel.preview_requested.connect(self.preview_data)
+        self.runs.message.connect(win.show_message)
+        win.document.project_replaced.connect(self._on_project_replaced)
+        # NOTE: quitting without closing the window must still end the thread (a running QThread
+        # that is destroyed aborts the process).
+        QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
+        self._update_actions()
+
+    # ------------------------------------------------------------------ building
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self.win)
+        dock.setObjectName(name)
+        dock.setWidget(widget)
+        F = QDockWidget.DockWidgetFeature
+        dock.setFeatures(F.DockWidgetMovable | F.DockWidgetFloatable | F.DockWidgetClosable)
+        self.win.addDockWidget(area, dock)
+        return dock
+
+    def _build_docks(self) -> None:
+        A, win = Qt.DockWidgetArea, self.win
+        self.dashboard_dock = self._dock("Training", "training_dock", self.dashboard, A.BottomDockWidgetArea)
+        self.runs_dock = self._dock("Runs", "runs_dock", self.runs, A.BottomDockWidgetArea)
+        self.setup_dock = self._dock("Training setup", "training_setup_dock", self.config_panel, A.RightDockWidgetArea)
+        win.tabifyDockWidget(win.summary_dock, self.dashboard_dock)
+        win.tabifyDockWidget(self.dashboard_dock, self.runs_dock)
+        win.tabifyDockWidget(win.inspector_dock, self.setup_dock)
+        win.summary_dock.raise_()
+        win.inspector_dock.raise_()
+        for dock in (self.dashboard_dock, self.runs_dock, self.setup_dock):
+            win.view_menu.addAction(dock.toggleViewAction())
+
+    def _action(self, text: str, slot, shortcut: str = "", tip: str = "") -> QAction:
+        action = QAction(text, self.win)
+        if shortcut:
+            action.setShortcut(QKeySequence(shortcut))
+            tip = f"{tip} ({shortcut})" if tip else shortcut
+        if tip:
+            action.setToolTip(tip)
+            action.setStatusTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        self.win.addAction(action)  # NOTE: shortcuts work with the menu bar hidden and docks floating
+        return action
+
+    def _build_actions(self) -> None:
+        self.train_action = self._action("&Train", self.start, "F5", "Train the network on the chosen data")
+        self.pause_action = self._action("&Pause", self.toggle_pause, "F6", "Pause or resume training")
+        self.stop_action = self._action("&Stop", self.stop, "Shift+F5", "Stop training after the current batch")
+        self.setup_action = self._action("Training &Setup", self.show_setup, "", "Choose the data and how to train")
+        self.preview_action = self._action("Preview &Data…", self.preview_data, "", "Show samples of the data with their labels")
+        self.open_run_action = self._action("&Open Run Folder…", self.choose_run_folder, "",
+                                            "Open a run made by 'python main.py train --out DIR'")
+        icon = self.win.style().standardIcon
+        P = QStyle.StandardPixmap
+        self._icons = {"train": icon(P.SP_MediaPlay), "pause": icon(P.SP_MediaPause), "stop": icon(P.SP_MediaStop)}
+        self.train_action.setIcon(self._icons["train"])
+        self.pause_action.setIcon(self._icons["pause"])
+        self.stop_action.setIcon(self._icons["stop"])
+        menu = self.win.menuBar().addMenu("&Train")
+        self.win.menuBar().insertMenu(self.win.help_menu.menuAction(), menu)
+        for a in (self.train_action, self.pause_action, self.stop_action, None, self.setup_action,
+                  self.preview_action, None, self.open_run_action):
+            menu.addSeparator() if a is None else menu.addAction(a)
+        self.menu = menu
+
+    # ------------------------------------------------------------------ running
+    def is_running(self) -> bool:
+        return self.session is not None
+
+    def start(self, epochs: int | None = None, device: str | None = None) -> TrainingSession | None:
+        """Train the open project (Train, F5). Returns the session, or None when it cannot start.
+
+        Args:
+            epochs: override the project's epochs for this run.
+            device: override the project's device ("auto", "cpu" or "cuda").
+        """
+        if self.session is not None:
+            return self.session
+        doc = self.win.document
+        analysis = doc.analyze_now()
+        self.show_dashboard()
+        if not doc.graph.nodes:
+            self.dashboard.show_idle("There is no network to train yet: add blocks or start from a template.")
+            return None
+        if not analysis.valid:
+            n = len(analysis.errors())
+            self.dashboard.show_idle(
+                f"The network has {n} error{'s' if n != 1 else ''}: fix {'them' if n != 1 else 'it'} "
+                "(see Problems) before training."
+            )
+            return None
+        self._snapshot = project_to_dict(doc.project)
+        self._history, self._early_stop, self._started_info = [], None, None
+        self._run_name = self.runs.next_label()
+        base_dir = doc.path.parent if doc.path is not None else None
+        session = TrainingSession(self._snapshot, base_dir=base_dir, epochs=epochs, device=device, parent=self)
+        session.started.connect(self._on_started)
+        session.progress.connect(self.dashboard.on_progress)
+        session.epoch_done.connect(self._on_epoch)
+        session.early_stopped.connect(self._on_early_stop)
+        session.finished.connect(self.dashboard.on_finished)
+        session.failed.connect(self.dashboard.on_failed)
+        session.paused_changed.connect(self._on_paused)
+        session.ended.connect(self._on_ended)
+        self.session = self.last_session = session
+        self._lock(True)
+        self.dashboard.begin_run()
+        self._update_actions()
+        session.start()
+        self.win.show_message("Training started")
+        self.run_started.emit()
+        return session
+
+    def stop(self) -> None:
+        if self.session is not None:
+            self.session.stop()
+            self.dashboard.set_message("Stopping after this batch…")
+
+    def pause(self) -> None:
+        if self.session is not None:
+            self.session.pause()
+
+    def resume(self) -> None:
+        if self.session is not None:
+            self.session.resume()
+
+    def toggle_pause(self) -> None:
+        if self.session is None:
+            return
+        if self.session.is_paused():
+            self.session.resume()
+        else:
+            self.session.pause()
+
+    def wait(self, timeout_ms: int = 120_000) -> bool:
+        """Run the event loop until the current run has ended (or the timeout). True when it ended."""
+        if self.session is None:
+            return True
+        loop = QEventLoop()
+        self.run_ended.connect(loop.quit)
+        QTimer.singleShot(timeout_ms, loop.quit)
+        loop.exec()
+        self.run_ended.disconnect(loop.quit)
+        return self.session is None
+
+    def shutdown(self) -> None:
+        """Stop any run and wait for its thread (the window is closing)."""
+        if self.session is not None:
+            self.session.shutdown()
+
+    # ------------------------------------------------------------------ reactions
+    def _on_started(self, info: dict[str, Any]) -> None:
+        self._started_info = info
+        self.dashboard.on_started(info)
+
+    def _on_epoch(self, record: dict[str, Any]) -> None:
+        self._history.append(dict(record))
+        self.dashboard.on_epoch(record)
+
+    def _on_early_stop(self, data: dict[str, Any]) -> None:
+        self._early_stop = data
+        self.dashboard.on_early_stop(data)
+
+    def _on_paused(self, paused: bool) -> None:
+        self.dashboard.set_paused(paused)
+        if not paused and self.session is not None and not self.session.control.stopped:
+            self.dashboard.set_message("Training…")
+        self._update_actions()
+
+    def _on_ended(self, outcome: str) -> None:
+        session, self.session = self.session, None
+        if session is not None and self._started_info is not None:
+            self._record(session, outcome)
+        self._lock(False)
+        self._update_actions()
+        self.win.show_message({"finished": "Training finished", "stopped": "Training stopped"}.get(outcome, "Training failed"))
+        self.run_ended.emit(outcome)
+
+    def _record(self, session: TrainingSession, outcome: str) -> None:
+        summary = dict(session.summary)
+        history = summary.pop("history", None) or self._history
+        record = RunRecord(str(self._snapshot.get("name") or "Untitled"), self._snapshot, list(history), summary)
+        if self._early_stop is not None and outcome == "finished":
+            outcome = "early stop"
+        self.runs.add_run(RunEntry(record, label=self._run_name, outcome=outcome,
+                                   batch_losses=self.dashboard.batch.y.copy(), message=session.message))
+
+    def _on_project_replaced(self) -> None:
+        if self.session is not None:
+            self.stop()
+            self.win.show_message("Another project was opened: the training run was stopped")
+
+    # ------------------------------------------------------------------ the lock
+    def _lock(self, on: bool) -> None:
+        """Make the network and its settings read-only during a run (and editable after)."""
+        win, stack = self.win, self.win.document.undo_stack
+        win.view.set_read_only(on, LOCK_MESSAGE if on else None)
+        for widget in (win.inspector, self.config_panel, win.undo_view):
+            widget.setEnabled(not on)
+        win.act.undo.setEnabled(not on and stack.canUndo())
+        win.act.redo.setEnabled(not on and stack.canRedo())
+        for action in (win.act.new_blank, win.act.new_from_template, win.act.open):
+            action.setEnabled(not on)
+        win.act.recent_menu.setEnabled(not on)
+
+    def _update_actions(self) -> None:
+        running = self.session is not None
+        paused = running and self.session.is_paused()
+        self.train_action.setEnabled(not running)
+        self.pause_action.setEnabled(running)
+        self.stop_action.setEnabled(running)
+        self.pause_action.setText("&Resume" if paused else "&Pause")
+        self.pause_action.setIcon(self._icons["train" if paused else "pause"])
+
+    # ------------------------------------------------------------------ panels
+    def show_dashboard(self) -> None:
+        self.dashboard_dock.show()
+        self.dashboard_dock.raise_()
+        want = max(320, int(self.win.height() * DASHBOARD_SHARE))
+        if not self._dashboard_sized and self.win.isVisible() and self.dashboard_dock.height() < want:
+            self._dashboard_sized = True
+            self.win.resizeDocks([self.dashboard_dock], [want], Qt.Orientation.Vertical)
+
+    def show_setup(self) -> None:
+        self.setup_dock.show()
+        self.setup_dock.raise_()
+
+    def preview_data(self) -> DataPreviewDialog:
+        """Open the data preview for the project's current data settings."""
+        doc = self.win.document
+        base_dir = doc.path.parent if doc.path is not None else None
+        if self.preview_dialog is not None:
+            self.preview_dialog.close()
+            self.preview_dialog.deleteLater()
+        self.preview_dialog = DataPreviewDialog(doc.project, doc.analysis, base_dir, parent=self.win)
+        self.preview_dialog.open()
+        return self.preview_dialog
+
+    def choose_run_folder(self) -> None:
+        self.runs_dock.show()
+        self.runs_dock.raise_()
+        self.runs.choose_folder()
+
+    def open_run(self, path) -> RunEntry:
+        """Open a CLI run folder into the runs panel (raises NetDesignerError when it is not one)."""
+        entry = self.runs.open_folder(path)
+        self.runs_dock.show()
+        self.runs_dock.raise_()
+        return entry

@@ -1,0 +1,396 @@
+"""The training dashboard: controls, progress, live loss and metric curves, and what happened.
+
+Signals from the worker only append to numpy buffers and remember the latest progress;
+a :class:`QTimer` draws whatever changed, 10 to 30 times a second. So the plots cost the
+same whether batches come at 10 or 10,000 a second, and nothing draws per signal.
+
+The timer adapts: pyqtgraph paints in Python, which holds the GIL that a small model's
+training loop needs too, so the dashboard keeps its drawing (updates and paints) near
+:data:`DRAW_BUDGET` of the time and skips drawing while it is hidden.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import time
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QSplitter,
+    QStackedWidget,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from designer import theme
+from designer.training.plots import RUN_COLORS, CurveBuffer, make_plot, style_plot
+
+__all__ = ["DRAW_BUDGET", "EMA_BETA", "MAX_HZ", "MIN_HZ", "TrainingDashboard", "clock"]
+
+MIN_HZ, MAX_HZ = 10, 30  # how often the plots redraw during a run
+DRAW_BUDGET = 0.1  # the share of time drawing may take before the redraw rate drops
+EMA_BETA = 0.9  # weight of the past in the smoothed loss
+
+EMPTY_TEXT = (
+    "<p style='font-size:12pt'><b>No training yet</b></p>"
+    "<p>Choose the data and how to train in <b>Training setup</b>, then press <b>Train</b> (F5).<br>"
+    "The loss and the score of every epoch appear here while the network learns.</p>"
+)
+METRIC_NAMES = {
+    "accuracy": "accuracy",
+    "pixel_accuracy": "pixel accuracy",
+    "iou": "IoU",
+    "box_iou": "box IoU",
+    "box_mae": "box MAE",
+    "mae": "MAE",
+    "r2": "R²",
+}
+_TRAIN, _VAL = "#2f6fde", "#e8730c"
+
+
+def clock(seconds: float) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for a number of seconds."""
+    if not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = int(round(seconds))
+    h, rest = divmod(s, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def metric_title(key: str) -> str:
+    """``val_accuracy`` -> ``accuracy``; a multi-head prefix is kept (``boxes_box_iou`` -> ``boxes box IoU``)."""
+    key = key.removeprefix("val_")
+    for name, words in METRIC_NAMES.items():
+        if key == name or key.endswith("_" + name):
+            return (key[: -len(name)].replace("_", " ") + words).strip()
+    return key.replace("_", " ")
+
+
+def format_metric(key: str, value: float) -> str:
+    if value is None or not math.isfinite(value):
+        return "–"
+    if "accuracy" in key:
+        return f"{100 * value:.1f} %"
+    return f"{value:.4g}"
+
+
+class TrainingDashboard(QWidget):
+    """Train / Pause / Stop, a progress bar, the loss and metric plots and a message line.
+
+    The controller feeds it: :meth:`begin_run`, then :meth:`on_started`, :meth:`on_progress`,
+    :meth:`on_epoch`, and :meth:`on_finished` or :meth:`on_failed`.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("training_dashboard")
+        self.redraws = 0  # timer ticks that drew something (tests and benchmarks)
+        self.draw_seconds = 0.0  # time spent updating and painting the plots (benchmarks)
+        self._frame_cost = 0.0
+        self._timer = QTimer(self)
+        self._timer.setInterval(1000 // MAX_HZ)
+        self._timer.timeout.connect(self.redraw)
+        self._build()
+        self._reset()
+
+    # ------------------------------------------------------------------ building
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(6, 4, 6, 4)
+        outer.setSpacing(4)
+
+        bar = QHBoxLayout()
+        self.train_button, self.pause_button, self.stop_button = QToolButton(), QToolButton(), QToolButton()
+        for b in (self.train_button, self.pause_button, self.stop_button):
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+            b.setMinimumWidth(80)
+            bar.addWidget(b)
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setMinimumWidth(160)
+        bar.addWidget(self.progress_bar, 1)
+        outer.addLayout(bar)
+
+        line = QHBoxLayout()
+        self.message_label = QLabel()
+        self.message_label.setWordWrap(True)
+        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.message_label.setTextFormat(Qt.TextFormat.RichText)
+        line.addWidget(self.message_label, 1)
+        self.speed_label = QLabel()
+        self.speed_label.setToolTip("Training samples processed per second")
+        self.device_label = QLabel()
+        self.device_label.setToolTip("Where this run trains")
+        for label in (self.speed_label, self.device_label):
+            label.setProperty("role", "muted")
+            line.addWidget(label)
+        self.log_box = QCheckBox("Log scale")
+        self.log_box.setToolTip("Show the loss on a logarithmic axis: late, small improvements become visible")
+        self.log_box.toggled.connect(self.set_log_scale)
+        line.addWidget(self.log_box)
+        outer.addLayout(line)
+
+        self.stack = QStackedWidget()
+        self.empty_label = QLabel(EMPTY_TEXT)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setProperty("role", "muted")
+        self.stack.addWidget(self.empty_label)
+
+        self.loss_plot = make_plot("Loss", "loss")
+        self.metric_plot = make_plot("Validation score", "score", legend="bottom")
+        li = self.loss_plot.getPlotItem()
+        faint = pg.mkColor(_TRAIN)
+        faint.setAlpha(90)
+        # NOTE: no antialiasing on the long curves: it multiplies their paint time.
+        self.batch_curve = li.plot(pen=pg.mkPen(faint, width=1), name="training, per batch")
+        self.smooth_curve = li.plot(pen=pg.mkPen(_TRAIN, width=2), name="training, smoothed")
+        self.train_curve = li.plot(
+            pen=pg.mkPen(_TRAIN, width=1.5, style=Qt.PenStyle.DashLine), symbol="o", symbolSize=5,
+            symbolBrush=_TRAIN, symbolPen=None, name="training, per epoch", antialias=True,
+        )
+        self.val_curve = li.plot(
+            pen=pg.mkPen(_VAL, width=2), symbol="o", symbolSize=5, symbolBrush=_VAL, symbolPen=None,
+            name="validation, per epoch", antialias=True,
+        )
+        split = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(self.loss_plot)
+        split.addWidget(self.metric_plot)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        self.stack.addWidget(split)
+        outer.addWidget(self.stack, 1)
+
+    def set_actions(self, train: QAction, pause: QAction, stop: QAction) -> None:
+        """Show the window's Train, Pause and Stop actions as the dashboard's buttons."""
+        self.train_button.setDefaultAction(train)
+        self.pause_button.setDefaultAction(pause)
+        self.stop_button.setDefaultAction(stop)
+
+    def _reset(self) -> None:
+        self.batch = CurveBuffer(1024)
+        self.smooth = CurveBuffer(1024)
+        self.train_epochs = CurveBuffer()
+        self.val_epochs = CurveBuffer()
+        self.metrics: dict[str, CurveBuffer] = {}
+        self._metric_curves: dict[str, pg.PlotDataItem] = {}
+        self._ema = 0.0
+        self._ema_steps = 0
+        self._batches_per_epoch = 1
+        self._epochs = 0
+        self._latest: dict[str, Any] | None = None
+        self._progress_dirty = False
+        self._paused = False
+
+    # ------------------------------------------------------------------ the run
+    def is_empty(self) -> bool:
+        return self.stack.currentIndex() == 0
+
+    def begin_run(self, text: str = "Preparing the data and the model…") -> None:
+        """Clear the plots for a new run and start redrawing."""
+        self._reset()
+        for curve in (self.batch_curve, self.smooth_curve, self.train_curve, self.val_curve):
+            curve.setData([], [])
+        mi = self.metric_plot.getPlotItem()
+        for curve in list(mi.listDataItems()):
+            mi.removeItem(curve)
+        mi.legend.setVisible(False)  # NOTE: an empty legend still draws its frame
+        self.stack.setCurrentIndex(1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("Starting…")
+        self.speed_label.clear()
+        self.device_label.clear()
+        self.set_message(text)
+        self._timer.start()
+
+    def on_started(self, info: dict[str, Any]) -> None:
+        self._batches_per_epoch = max(1, int(info.get("batches_per_epoch", 1)))
+        self._epochs = int(info.get("epochs", 0))
+        self.device_label.setText(f"on {info.get('device', '?')}")
+        metric = str(info.get("main_metric", "score"))
+        self.metric_plot.getPlotItem().setLabel("left", metric_title(metric))
+        self.set_message(
+            f"Training on {int(info.get('train', 0)):,} samples, validating on {int(info.get('val', 0)):,}; "
+            f"{int(info.get('params', 0)):,} parameters."
+        )
+        self.progress_bar.setFormat(f"Epoch 1/{self._epochs}")
+
+    def on_progress(self, d: dict[str, Any]) -> None:
+        """Append the batch losses (x in epochs) and the smoothed loss; remember the progress."""
+        losses = np.asarray(d.get("losses", ()), dtype=np.float64)
+        if losses.size:
+            last = int(d["step"])
+            steps = np.arange(last - losses.size + 1, last + 1, dtype=np.float64)
+            xs = steps / self._batches_per_epoch
+            self.batch.extend(xs, losses)
+            self.smooth.extend(xs, self._smoothed(losses))
+        self._latest = d
+        self._progress_dirty = True
+
+    def _smoothed(self, losses: np.ndarray) -> np.ndarray:
+        """Exponential moving average, bias-corrected so the first points are not pulled to zero."""
+        out = np.empty_like(losses)
+        ema, k = self._ema, self._ema_steps
+        for i, v in enumerate(losses):
+            if math.isfinite(v):
+                ema = EMA_BETA * ema + (1 - EMA_BETA) * v
+                k += 1
+            out[i] = ema / (1 - EMA_BETA**k) if k else math.nan
+        self._ema, self._ema_steps = ema, k
+        return out
+
+    def on_epoch(self, rec: dict[str, Any]) -> None:
+        epoch = float(rec["epoch"])
+        self.train_epochs.append(epoch, _num(rec.get("train_loss")))
+        if rec.get("val_loss") is not None:
+            self.val_epochs.append(epoch, _num(rec["val_loss"]))
+        for key, value in rec.items():
+            if key.startswith("val_") and key != "val_loss" and value is not None:
+                self._metric_buffer(key).append(epoch, _num(value))
+
+    def _metric_buffer(self, key: str) -> CurveBuffer:
+        if key not in self.metrics:
+            color = _VAL if not self.metrics else RUN_COLORS[(len(self.metrics) + 1) % len(RUN_COLORS)]
+            self.metrics[key] = CurveBuffer()
+            self._metric_curves[key] = self.metric_plot.getPlotItem().plot(
+                pen=pg.mkPen(color, width=2), symbol="o", symbolSize=5, symbolBrush=color, symbolPen=None,
+                name=f"validation {metric_title(key)}", antialias=True,
+            )
+            self.metric_plot.getPlotItem().legend.setVisible(True)
+        return self.metrics[key]
+
+    def set_paused(self, paused: bool) -> None:
+        self._paused = paused
+        self._progress_dirty = True
+        if paused:
+            self.set_message("Paused. Press Resume (F6) to go on, or Stop (Shift+F5) to end the run.")
+        self.redraw()
+
+    def on_early_stop(self, d: dict[str, Any]) -> None:
+        self.set_message(
+            f"Early stopping at epoch {d.get('epoch')}: the validation loss has not improved since epoch "
+            f"{d.get('best_epoch')}."
+        )
+
+    def on_finished(self, summary: dict[str, Any]) -> None:
+        self.redraw()
+        self._timer.stop()
+        stopped = bool(summary.get("stopped"))
+        parts = [f"test {metric_title(k)} <b>{format_metric(k, v)}</b>" for k, v in (summary.get("test") or {}).items()]
+        if summary.get("test_loss") is not None:
+            parts.append(f"test loss {summary['test_loss']:.4g}")
+        what = "Stopped" if stopped else "Finished"
+        text = f"{what} after {summary.get('epochs_run', 0)} epoch(s) in {clock(summary.get('seconds', 0.0))}"
+        if summary.get("best_epoch"):
+            text += f" (best epoch {summary['best_epoch']})"
+        text += (": " + " · ".join(parts)) if parts else ": no test split to score."
+        self.set_message(text, "ok", rich=True)
+        self.progress_bar.setFormat(f"{what} — epoch {summary.get('epochs_run', 0)}/{self._epochs}")
+        if not stopped:
+            self.progress_bar.setValue(self.progress_bar.maximum())
+
+    def on_failed(self, message: str) -> None:
+        self.redraw()
+        self._timer.stop()
+        text = message[:1].upper() + message[1:]
+        self.set_message(f"<b>Training failed.</b> {html.escape(text)}", "error", rich=True)
+        self.progress_bar.setFormat("Failed")
+
+    def show_idle(self, text: str, kind: str = "error") -> None:
+        """A message when a run could not even start (the network has errors, say)."""
+        self.set_message(text, kind)
+
+    # ------------------------------------------------------------------ drawing
+    def redraw(self) -> None:
+        """Draw what changed since the last tick; then pick the next tick to stay within the budget."""
+        if not self.isVisible():
+            return  # NOTE: drawn when shown again (showEvent); the buffers keep everything
+        t0 = time.perf_counter()
+        drew = False
+        drew |= self.batch.draw(self.batch_curve)
+        drew |= self.smooth.draw(self.smooth_curve)
+        drew |= self.train_epochs.draw(self.train_curve)
+        drew |= self.val_epochs.draw(self.val_curve)
+        for key, buf in self.metrics.items():
+            drew |= buf.draw(self._metric_curves[key])
+        if self._progress_dirty:
+            self._draw_progress()
+            drew = True
+        if drew:
+            self.redraws += 1
+        painted = self.loss_plot.take_paint_seconds() + self.metric_plot.take_paint_seconds()
+        cost = time.perf_counter() - t0 + painted
+        self.draw_seconds += cost
+        self._frame_cost = 0.7 * self._frame_cost + 0.3 * cost
+        interval = min(1.0 / MIN_HZ, max(1.0 / MAX_HZ, self._frame_cost / DRAW_BUDGET))
+        self._timer.setInterval(int(1000 * interval))
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.redraw()
+
+    def _draw_progress(self) -> None:
+        self._progress_dirty = False
+        d = self._latest
+        if d is None:
+            if self._paused:
+                self.progress_bar.setFormat("Paused")
+            return
+        total = max(1, int(d.get("total_steps", 1)))
+        self.progress_bar.setValue(int(self.progress_bar.maximum() * min(1.0, d["step"] / total)))
+        text = (
+            f"Epoch {d['epoch']}/{self._epochs} · batch {d['batch']}/{self._batches_per_epoch} · "
+            f"{clock(d.get('eta', math.nan))} left"
+        )
+        self.progress_bar.setFormat(("Paused — " if self._paused else "") + text)
+        self.speed_label.setText(f"{d.get('samples_per_s', 0):,.0f} samples/s")
+
+    def set_log_scale(self, on: bool) -> None:
+        self.loss_plot.getPlotItem().setLogMode(y=bool(on))
+        if self.log_box.isChecked() != on:
+            self.log_box.setChecked(on)
+
+    def set_message(self, text: str, kind: str = "info", rich: bool = False) -> None:
+        """Show ``text`` under the controls; ``kind`` is info, ok or error (which colours it).
+
+        Plain text is escaped; ``rich`` text is shown as the HTML it is.
+        """
+        c = theme.colors()
+        color = {"error": c["error"], "ok": c["ok"]}.get(kind, c["muted"])
+        self.message_kind = kind
+        body = text if rich else html.escape(text)
+        self.message_label.setText(f"<span style='color:{color}'>{body}</span>")
+        self.message_label.setVisible(bool(text))
+
+    def message_text(self) -> str:
+        """The message as plain text (for tests and accessibility)."""
+        from PySide6.QtGui import QTextDocument
+
+        doc = QTextDocument()
+        doc.setHtml(self.message_label.text())
+        return doc.toPlainText()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange):
+            for plot in (self.loss_plot, self.metric_plot):
+                style_plot(plot)
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

@@ -1,0 +1,137 @@
+"""Names and explanations for the training setup form, in a learner's words."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AUGMENT_FIELDS",
+    "DATASET_TITLES",
+    "DATA_FILES",
+    "DEVICE_TITLES",
+    "GENERATED",
+    "HEAD_LOSSES",
+    "KNOWN_SIZES",
+    "OPTIMIZER_TITLES",
+    "SCHEDULE_TITLES",
+    "TASK_TITLES",
+    "TIPS",
+]
+
+DATASET_TITLES = {
+    "spiral": "Spiral (2-D points)",
+    "xor": "XOR (2-D points)",
+    "circles": "Circles (2-D points)",
+    "gaussians": "Two blobs (2-D points)",
+    "regression1d": "Sine curve (regression)",
+    "digits": "Handwritten digits (8×8)",
+    "iris": "Iris flowers (table)",
+    "wine": "Wine (table)",
+    "breast_cancer": "Breast cancer (table)",
+    "shapes": "Shapes (images, masks, boxes)",
+    "image_folder": "My images (folder)…",
+    "csv": "My table (CSV file)…",
+    "npz": "My arrays (.npz file)…",
+}
+GENERATED = ("spiral", "xor", "circles", "gaussians", "regression1d", "shapes")
+DATA_FILES = ("image_folder", "csv", "npz")
+KNOWN_SIZES = {"digits": 1797, "iris": 150, "wine": 178, "breast_cancer": 569}
+
+#: value -> (shown text, tooltip)
+TASK_TITLES = {
+    "classification": ("Classification", "One class per sample (which digit is this?)."),
+    "binary": ("Binary", "A yes-or-no answer per output (is this tumour malignant?)."),
+    "regression": ("Regression", "Predict numbers (the height of a curve at x)."),
+    "segmentation": ("Segmentation", "A class for every pixel (which pixels belong to the shape?)."),
+    "localization": ("Localization", "A class and a bounding box per image (what is it, and where?)."),
+}
+
+#: value -> (shown text, tooltip)
+OPTIMIZER_TITLES = {
+    "sgd": ("SGD (with momentum)", "Stochastic gradient descent: step against the gradient of each batch. "
+            "Momentum keeps part of the last step, so it rolls through small bumps."),
+    "adam": ("Adam", "Adapts a step size for every weight from running averages of its gradients; a good "
+             "first choice that needs little tuning."),
+    "rmsprop": ("RMSprop", "Divides each weight's step by a running average of its squared gradients, so "
+                "steep directions take smaller steps."),
+    "adagrad": ("Adagrad", "Gives rarely-updated weights bigger steps; steps shrink as gradients add up, "
+                "so it can stop learning on long runs."),
+}
+SCHEDULE_TITLES = {
+    "none": ("Constant", "Keep the learning rate the same for the whole run."),
+    "step": ("Step decay", "Multiply the learning rate by the factor every 'step size' epochs."),
+    "cosine": ("Cosine", "Lower the learning rate smoothly along a half cosine, to almost zero at the last epoch."),
+    "plateau": ("Reduce on plateau", "Multiply the learning rate by the factor when the validation loss stops "
+                "improving (after a third of 'step size' epochs without progress)."),
+}
+DEVICE_TITLES = {
+    "auto": ("Automatic", "Train on the GPU (CUDA) when this computer has one, else on the CPU."),
+    "cpu": ("CPU", "Always train on the processor: slower for big networks, but works everywhere."),
+    "cuda": ("GPU (CUDA)", "Train on the NVIDIA GPU; training fails with a message if there is none."),
+}
+HEAD_LOSSES = {
+    "ClassificationOutput": "cross-entropy",
+    "BinaryOutput": "binary cross-entropy",
+    "RegressionOutput": "mean squared error",
+    "SegmentationOutput": "per-pixel cross-entropy",
+    "BoxOutput": "mean squared error of the box",
+}
+
+#: option -> (label, largest value or None for on/off, spin step, tooltip)
+AUGMENT_FIELDS = {
+    "flip": ("Mirror left-right:", None, 0, "Mirror each training image left-right with probability 1/2. "
+             "Good for photos; wrong for digits and text, whose mirror images mean something else."),
+    "shift": ("Shift:", 0.5, 0.05, "Move images by up to this fraction of their size, so the network "
+              "does not rely on where things are."),
+    "rotation": ("Rotation (°):", 180.0, 5.0, "Turn images by up to this many degrees either way."),
+    "scale": ("Zoom:", 0.9, 0.05, "Zoom in or out by up to this fraction (0.1: from 90 % to 110 %)."),
+    "noise": ("Noise:", 10.0, 0.05, "Add random noise of this standard deviation to every input value, so "
+              "small disturbances do not change the answer."),
+    "brightness": ("Brightness:", 10.0, 0.05, "Brighten or darken whole images by up to this much."),
+    "contrast": ("Contrast:", 0.99, 0.05, "Raise or lower the contrast by up to this factor (0.2: 80 % to 120 %)."),
+    "mixup": ("Mixup:", 10.0, 0.1, "Blend pairs of training samples and their targets (alpha of the mixing "
+              "weight; 0.2 is typical). Smooths the decision boundary."),
+}
+
+TIPS = {
+    "augment": "Random changes to each training batch: the network sees new variants every epoch and "
+               "overfits less. Validation and test data are never changed.",
+    "data.dataset": "What the network learns from: a built-in set, or your own images, table or arrays.",
+    "data.path": "Your data: a folder with one subfolder per class of images, a CSV file or an .npz file. "
+                 "A path inside the project's folder is stored relative to it.",
+    "data.feature_columns": "Which CSV columns are the inputs, separated by commas. Empty: every column but the target.",
+    "data.target_column": "The CSV column to predict. Empty: the last column.",
+    "data.task": "What the network should predict; the output block must match it.",
+    "data.samples": "How many samples to generate.",
+    "data.noise": "How much random noise the generated samples carry: more noise makes the task harder.",
+    "data.image_size": "Resize images to this side length before they meet the Input block. "
+                       "'from the Input' uses the Input block's size.",
+    "data.val_fraction": "The part of the data held back to check the network after each epoch. The network "
+                         "never trains on it, so it shows whether learning generalizes (or overfits).",
+    "data.test_fraction": "The part of the data kept aside until the very end, for one honest final score.",
+    "data.seed": "Fixes which samples land in training, validation and test. The same seed gives the same split.",
+    "data.normalize": "Shift and scale the inputs to mean 0 and standard deviation 1 (measured on the "
+                      "training part only). Training is faster and steadier.",
+    "training.loss": "What training minimizes. Each output block brings its own loss.",
+    "training.optimizer": "How the weights move downhill on the loss.",
+    "training.lr": "How big each step of the optimizer is. Too big and the loss jumps or becomes NaN; "
+                   "too small and learning crawls. Type 0.001 or 1e-3.",
+    "training.momentum": "For SGD: how much of the previous step carries over (0.9 is usual; 0 is plain SGD).",
+    "training.nesterov": "For SGD with momentum: look ahead along the momentum before computing the "
+                         "gradient. Often a little faster.",
+    "training.batch_size": "Samples per weight update. 1 is online learning; the whole training set is "
+                           "(full) batch learning; anything in between is mini-batch.",
+    "training.epochs": "How many times training goes through all the training data.",
+    "training.schedule": "How the learning rate changes during the run.",
+    "training.step_size": "Step decay: epochs between cuts. Reduce on plateau: waits a third of this many "
+                          "epochs without improvement before cutting.",
+    "training.gamma": "What the learning rate is multiplied by at each cut (0.1 divides it by ten).",
+    "training.weight_decay": "Pulls every weight a little towards zero at each step (L2 regularization), "
+                             "which keeps the network simpler and reduces overfitting. 0 is off; try 1e-4.",
+    "training.early_stopping_patience": "Stop when the validation loss has not improved for this many "
+                                        "epochs. 'off' always trains every epoch.",
+    "training.restore_best": "When early stopping ends the run (or you stop it), go back to the weights of "
+                             "the epoch with the lowest validation loss.",
+    "training.seed": "Fixes the random start weights, shuffling and augmentation, so a run can be repeated.",
+    "training.device": "Where the arithmetic happens.",
+    "training.mixed_precision": "On a CUDA GPU, compute in 16-bit floats where it is safe: faster and half "
+                                "the memory. Ignored on the CPU.",
+}

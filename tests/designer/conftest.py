@@ -1,0 +1,42 @@
+"""Designer test fixtures: no test may leave a QThread running."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import QThread
+from PySide6.QtWidgets import QApplication
+
+
+@pytest.fixture(autouse=True)
+def no_thread_left_running(monkeypatch):
+    """Fail the test if a QThread it started is still running at its end (and stop that thread).
+
+    Every ``QThread.start`` is recorded; a thread whose C++ object is gone had finished
+    (deleting a running QThread aborts the process).
+    """
+    started: list[QThread] = []
+    original = QThread.start
+
+    def start(self, *args, **kwargs):
+        started.append(self)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(QThread, "start", start)
+    yield started
+    app = QApplication.instance()
+    if app is not None:
+        app.processEvents()
+    running = []
+    for thread in started:
+        try:
+            if thread.isRunning():
+                running.append(thread)
+        except RuntimeError:  # the C++ object was deleted, after it finished
+            continue
+    for thread in running:
+        thread.requestInterruption()
+        thread.quit()
+        thread.wait(30_000)
+    if running:
+        names = ", ".join(t.objectName() or "QThread" for t in running)
+        pytest.fail(f"the test left {len(running)} QThread(s) running: {names}")

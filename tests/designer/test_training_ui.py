@@ -1,0 +1,359 @@
+"""Training in the window as a person uses it: Train, watch, pause, stop, compare, set up, preview."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtTest import QTest
+from PySide6.QtWidgets import QApplication
+
+from designer import theme
+from designer.main_window import MainWindow
+from designer.training.plots import CurveBuffer
+from designer.training.worker import TrainingSession
+from engine.cli import main as cli_main
+from engine.project import project_to_dict, save_project
+from engine.templates import load_template
+
+RUN_TIMEOUT = 30_000
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path):
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    theme.apply_theme(QApplication.instance(), False)
+
+
+def small_mlp(epochs: int = 3, **training):
+    """The MLP template on a few hundred spiral points: an epoch takes a few milliseconds."""
+    p = load_template("mlp")
+    p.data.samples = 300
+    p.training.epochs = epochs
+    p.training.device = "cpu"
+    for key, value in training.items():
+        setattr(p.training, key, value)
+    return p
+
+
+@pytest.fixture
+def window(qtbot):
+    w = MainWindow()
+    w.resize(1400, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    w.document.replace(small_mlp())
+    yield w
+    w.training.shutdown()
+    w.document.undo_stack.setClean()
+    w.close()
+    w.deleteLater()
+    QApplication.processEvents()
+
+
+def train(qtbot, w: MainWindow, epochs: int | None = None) -> str:
+    """Start a run and wait for its end; returns the outcome."""
+    with qtbot.waitSignal(w.training.run_ended, timeout=RUN_TIMEOUT) as blocker:
+        assert w.training.start(epochs=epochs) is not None
+    return blocker.args[0]
+
+
+# ---------------------------------------------------------------------- train, watch, stop
+def test_train_button_streams_updates_and_stop_ends_the_thread(window, qtbot, no_thread_left_running):
+    window.document.project.training.epochs = 500
+    dash = window.training.dashboard
+    assert dash.is_empty() and "No training yet" in dash.empty_label.text()
+    qtbot.mouseClick(dash.train_button, Qt.MouseButton.LeftButton)
+    session = window.training.session
+    assert session is not None and window.training.is_running()
+    assert not window.training.train_action.isEnabled() and window.training.stop_action.isEnabled()
+    qtbot.waitUntil(lambda: dash.batch.n > 20 and dash.progress_bar.value() > 0, timeout=RUN_TIMEOUT)
+    first = dash.batch.n
+    qtbot.waitUntil(lambda: dash.batch.n > first and len(dash.val_epochs) >= 2, timeout=RUN_TIMEOUT)
+    assert "Epoch" in dash.progress_bar.format() and "left" in dash.progress_bar.format()
+    assert "samples/s" in dash.speed_label.text() and dash.device_label.text() == "on CPU"
+    assert dash.redraws > 0 and len(dash.smooth) == len(dash.batch)
+    dash.log_box.click()
+    assert dash.loss_plot.getPlotItem().ctrl.logYCheck.isChecked()
+    thread = session.thread
+    with qtbot.waitSignal(window.training.run_ended, timeout=RUN_TIMEOUT) as ended:
+        qtbot.mouseClick(dash.stop_button, Qt.MouseButton.LeftButton)
+    assert ended.args == ["stopped"]
+    assert session.thread is None and not window.training.is_running()
+    assert all(_finished(t) for t in no_thread_left_running) and thread in no_thread_left_running
+    assert "Stopped" in dash.message_text() and "test accuracy" in dash.message_text()
+    assert window.training.train_action.isEnabled() and not window.training.stop_action.isEnabled()
+
+
+def _finished(thread) -> bool:
+    try:
+        return thread.isFinished()
+    except RuntimeError:  # deleted after it finished
+        return True
+
+
+def test_keyboard_shortcuts_train_pause_resume_and_stop(window, qtbot):
+    window.document.project.training.epochs = 500
+    window.activateWindow()
+    window.view.setFocus()
+    dash = window.training.dashboard
+    QTest.keyClick(window, Qt.Key.Key_F5)
+    session = window.training.session
+    assert session is not None
+    qtbot.waitUntil(lambda: dash.batch.n > 0, timeout=RUN_TIMEOUT)
+    QTest.keyClick(window, Qt.Key.Key_F6)
+    assert session.is_paused() and window.training.pause_action.text() == "&Resume"
+    qtbot.wait(150)  # the batch in flight may still arrive
+    frozen = dash.batch.n
+    qtbot.wait(400)
+    assert dash.batch.n == frozen, "a paused run must not train"
+    assert "Paused" in dash.progress_bar.format()
+    QTest.keyClick(window, Qt.Key.Key_F6)
+    assert not session.is_paused()
+    qtbot.waitUntil(lambda: dash.batch.n > frozen, timeout=RUN_TIMEOUT)
+    with qtbot.waitSignal(window.training.run_ended, timeout=RUN_TIMEOUT):
+        QTest.keyClick(window, Qt.Key.Key_F5, Qt.KeyboardModifier.ShiftModifier)
+
+
+def test_stop_while_paused_ends_the_run(window, qtbot):
+    window.document.project.training.epochs = 500
+    session = window.training.start()
+    qtbot.waitUntil(lambda: window.training.dashboard.batch.n > 0, timeout=RUN_TIMEOUT)
+    window.training.pause()
+    with qtbot.waitSignal(window.training.run_ended, timeout=RUN_TIMEOUT) as ended:
+        window.training.stop()
+    assert ended.args == ["stopped"] and session.thread is None
+
+
+# ---------------------------------------------------------------------- lock during a run
+def test_the_network_is_read_only_during_a_run_and_editable_after(window, qtbot):
+    w, doc = window, window.document
+    doc.project.training.epochs = 500
+    w.training.start()
+    assert w.view.is_read_only() and w.view._banner.isVisible()
+    assert "Training" in w.view._banner.text()
+    assert not w.inspector.isEnabled() and not w.training.config_panel.isEnabled()
+    assert not w.undo_view.isEnabled() and not w.act.undo.isEnabled() and not w.act.open.isEnabled()
+    before = len(doc.graph)
+    w.view.add_at_center("Dense")
+    assert len(doc.graph) == before, "the canvas must refuse edits while training"
+    with qtbot.waitSignal(w.training.run_ended, timeout=RUN_TIMEOUT):
+        w.training.stop()
+    assert not w.view.is_read_only() and not w.view._banner.isVisible()
+    assert w.inspector.isEnabled() and w.training.config_panel.isEnabled() and w.act.open.isEnabled()
+    w.view.add_at_center("Dense")
+    assert len(doc.graph) == before + 1
+    w.act.undo.trigger()
+    assert len(doc.graph) == before
+
+
+def test_an_invalid_network_does_not_start(window, qtbot):
+    window.view.add_at_center("Dense")  # a loose Dense block has no input: an error
+    window.document.analyze_now()
+    assert window.training.start() is None
+    assert "error" in window.training.dashboard.message_text()
+    assert not window.view.is_read_only()
+
+
+# ---------------------------------------------------------------------- failures become messages
+def test_a_diverging_run_shows_the_message_and_the_window_stays_usable(window, qtbot):
+    window.document.replace(small_mlp(epochs=20, optimizer="sgd", lr=1e6))
+    assert train(qtbot, window) == "failed"
+    dash = window.training.dashboard
+    text = dash.message_text()
+    assert "Training failed" in text and "NaN" in text and "learning rate" in text
+    assert dash.message_kind == "error" and dash.progress_bar.format() == "Failed"
+    assert not window.view.is_read_only() and window.training.train_action.isEnabled()
+    window.view.add_at_center("ReLU")  # still editable
+    assert window.training.runs.entries[-1].outcome == "failed"
+
+
+def test_a_relative_data_path_is_read_from_the_project_folder(window, qtbot, tmp_path):
+    rng = np.random.default_rng(0)
+    rows = ["x1,x2,kind"] + [f"{a:.3f},{b:.3f},{'in' if a * a + b * b < 0.5 else 'out'}"
+                             for a, b in rng.uniform(-1, 1, (200, 2))]
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "points.csv").write_text("\n".join(rows) + "\n")
+    p = small_mlp(epochs=2)
+    p.data.dataset, p.data.path = "csv", "data/points.csv"
+    save_project(p, tmp_path / "p.json")
+    assert window.open_path(tmp_path / "p.json")
+    dialog = window.training.preview_data()
+    assert not dialog.error and {"in", "out"} <= set(dialog.labels())
+    dialog.close()
+    assert train(qtbot, window) == "finished"
+    assert "test accuracy" in window.training.dashboard.message_text()
+
+
+def test_a_missing_data_file_fails_with_a_message(window, qtbot, tmp_path):
+    p = small_mlp()
+    p.data.dataset, p.data.path = "csv", "missing.csv"
+    save_project(p, tmp_path / "p.json")
+    window.open_path(tmp_path / "p.json")
+    assert train(qtbot, window) == "failed"
+    assert str(tmp_path / "missing.csv") in window.training.dashboard.message_text()
+
+
+# ---------------------------------------------------------------------- runs and comparison
+def test_two_finished_runs_are_overlaid_with_their_differences(window, qtbot):
+    assert train(qtbot, window, epochs=3) == "finished"
+    panel = window.training.config_panel
+    lr = panel.fields[("training", "lr")]
+    lr.setValue(0.05)  # an edit between the runs, through the form
+    assert train(qtbot, window, epochs=3) == "finished"
+    runs = window.training.runs
+    assert len(runs.entries) == 2 and len(runs.checked_entries()) == 2
+    assert len(runs.loss_curves) == 2 and len(runs.metric_curves) == 2
+    for curve in runs.loss_curves.values():
+        x, y = curve.getData()
+        assert list(x) == [1.0, 2.0, 3.0] and np.isfinite(y).all()
+    legend = runs.loss_plot.getPlotItem().legend
+    assert len(legend.items) == 2
+    assert "lr: 0.01 vs 0.05" in runs.diff_label.text()
+    first = runs.entries[0]
+    assert first.record.project["training"]["lr"] == 0.01 and len(first.history) == 3
+    assert first.batch_losses is not None and first.batch_losses.size > 0
+    runs.set_checked([first])
+    assert len(runs.loss_curves) == 1
+
+
+def test_a_cli_run_folder_opens_with_its_curves(window, qtbot, tmp_path, capsys):
+    save_project(small_mlp(), tmp_path / "mlp.json")
+    out = tmp_path / "run"
+    assert cli_main(["train", str(tmp_path / "mlp.json"), "--epochs", "2", "--device", "cpu", "--out", str(out)]) == 0
+    capsys.readouterr()
+    entry = window.training.open_run(out)
+    runs = window.training.runs
+    assert entry in runs.checked_entries() and entry.outcome == "opened"
+    x, y = runs.loss_curves[id(entry)].getData()
+    assert list(x) == [1.0, 2.0] and np.isfinite(y).all()
+    mx, my = runs.metric_curves[id(entry)].getData()
+    assert len(mx) == 2 and ((0 <= my) & (my <= 1)).all()
+    assert "accuracy" in runs.list.item(0).text()
+
+
+def test_a_folder_that_is_not_a_run_is_refused(window, tmp_path):
+    from engine.errors import NetDesignerError
+
+    with pytest.raises(NetDesignerError, match="not a training run folder"):
+        window.training.open_run(tmp_path)
+
+
+# ---------------------------------------------------------------------- setup form
+def test_a_setup_edit_is_undoable_and_reaches_the_project(window, qtbot):
+    doc, panel = window.document, window.training.config_panel
+    assert not doc.is_modified()
+    lr = panel.fields[("training", "lr")]
+    lr.lineEdit().selectAll()
+    QTest.keyClicks(lr.lineEdit(), "0.05")
+    QTest.keyClick(lr.lineEdit(), Qt.Key.Key_Return)
+    assert doc.project.training.lr == pytest.approx(0.05) and doc.is_modified()
+    assert doc.undo_stack.undoText() == "Set learning rate"
+    combo = panel.fields[("training", "optimizer")]
+    i = combo.findData("sgd")
+    combo.setCurrentIndex(i)
+    combo.activated.emit(i)
+    assert doc.project.training.optimizer == "sgd" and panel.fields[("training", "momentum")].isEnabled()
+    window.act.undo.trigger()
+    assert doc.project.training.optimizer == "adam" and not panel.fields[("training", "momentum")].isEnabled()
+    window.act.undo.trigger()
+    assert doc.project.training.lr == pytest.approx(0.01) and lr.value() == pytest.approx(0.01)
+    assert not doc.is_modified()
+    window.act.redo.trigger()
+    assert doc.project.training.lr == pytest.approx(0.05)
+
+
+def test_spin_clicks_on_one_field_merge_into_one_undo_step(window):
+    doc, panel = window.document, window.training.config_panel
+    epochs = panel.fields[("training", "epochs")]
+    start = doc.undo_stack.count()
+    for _ in range(3):
+        epochs.stepUp()
+    assert doc.project.training.epochs == 6 and doc.undo_stack.count() == start + 1
+    doc.undo_stack.undo()
+    assert doc.project.training.epochs == 3
+
+
+def test_a_refused_setting_shows_the_reason_and_changes_nothing(window):
+    doc, panel = window.document, window.training.config_panel
+    panel.fields[("data", "val_fraction")].setValue(0.5)
+    panel.fields[("data", "test_fraction")].setValue(0.6)
+    assert doc.project.data.test_fraction == 0.15
+    assert "add up to" in panel.error_label.text() and not panel.error_label.isHidden()
+    assert panel.fields[("data", "test_fraction")].value() == pytest.approx(0.15)
+
+
+def test_augmentation_and_data_set_choices_go_into_the_data_config(window):
+    doc, panel = window.document, window.training.config_panel
+    panel.fields[("augment", "noise")].setValue(0.2)
+    assert doc.project.data.augment == {"noise": 0.2}
+    panel.fields[("augment", "noise")].setValue(0.0)
+    assert doc.project.data.augment == {}
+    combo = panel.fields[("data", "dataset")]
+    i = combo.findData("csv")
+    combo.activated.emit(i)
+    assert doc.project.data.dataset == "csv"
+    assert panel.form_data.isRowVisible(panel.fields[("data", "path")])
+    assert not panel.form_data.isRowVisible(panel.fields[("data", "samples")])
+    assert "cross-entropy" in panel.loss_label.text()
+
+
+# ---------------------------------------------------------------------- data preview
+def test_data_preview_shows_images_with_their_labels(window, qtbot):
+    window.document.replace(load_template("lenet5"))
+    dialog = window.training.preview_data()
+    assert not dialog.error and len(dialog.samples) == 32
+    assert set(dialog.labels()) <= {str(d) for d in range(10)}
+    assert dialog.view.layout().count() == 32
+    dialog.close()
+
+
+def test_data_preview_of_points_and_of_a_missing_file(window, qtbot):
+    dialog = window.training.preview_data()
+    assert not dialog.error and len(dialog.samples) > 100
+    assert {"arm 0", "arm 1"} <= set(dialog.labels())
+    dialog.close()
+    window.document.project.data.dataset = "npz"
+    dialog = window.training.preview_data()
+    assert "path" in dialog.error and not dialog.error_label.isHidden()
+    dialog.close()
+
+
+# ---------------------------------------------------------------------- the worker itself
+def test_the_worker_sends_at_most_about_30_updates_a_second(qtbot):
+    p = small_mlp(epochs=40, batch_size=1)  # online learning: thousands of batches a second
+    session = TrainingSession(project_to_dict(p))
+    losses = []
+    session.progress.connect(lambda d: losses.append(len(d["losses"])))
+    t0 = time.perf_counter()
+    with qtbot.waitSignal(session.ended, timeout=RUN_TIMEOUT):
+        session.start()
+        qtbot.waitUntil(lambda: len(losses) > 5, timeout=RUN_TIMEOUT)
+        session.stop()
+    elapsed = time.perf_counter() - t0
+    assert session.signals_received == len(losses)
+    assert len(losses) <= 35 * elapsed + 5
+    assert max(losses) > 1, "batches must be coalesced"
+
+
+def test_closing_the_window_during_a_run_stops_the_thread(qtbot, no_thread_left_running):
+    w = MainWindow()
+    w.show()
+    w.document.replace(small_mlp(epochs=500))
+    session = w.training.start()
+    qtbot.waitUntil(lambda: w.training.dashboard.batch.n > 0, timeout=RUN_TIMEOUT)
+    w.close()
+    assert session.thread is None and session.outcome == "stopped"
+    assert all(_finished(t) for t in no_thread_left_running)
+    w.deleteLater()
+
+
+def test_curve_buffers_grow_by_doubling():
+    buf = CurveBuffer(4)
+    buf.extend(np.arange(3), np.arange(3))
+    assert buf.capacity == 4
+    buf.extend(np.arange(3, 10), np.arange(3, 10) * 2.0)
+    assert buf.capacity == 16 and buf.n == 10 and buf.dirty
+    assert list(buf.y[-2:]) == [16.0, 18.0]
