@@ -118,6 +118,7 @@ class Trainer:
         resume_from: Path | None = None,
         emit_interval: float = 1 / 30,
         splits=None,
+        probes: bool = False,
     ) -> None:
         # NOTE: a deep copy through plain data: the caller's project is never shared with the loop.
         from engine.project import project_from_dict
@@ -132,6 +133,8 @@ class Trainer:
         self.resume_from = resume_from
         self.emit_interval = emit_interval
         self._given_splits = splits
+        self.with_probes = probes
+        self.probe_runner = None
         self.model: torch.nn.Module | None = None
         self.history: list[dict[str, Any]] = []
 
@@ -165,6 +168,7 @@ class Trainer:
                     f"'{name}' needs {words}, but the '{self.project.data.dataset}' data set has "
                     f"{', '.join(sorted(train.targets)) or 'no targets'}: pick another data set or output block"
                 )
+        raw_probe = (val if len(val) else train).x[: self.project.probes.probe_samples]
         self.normalizer = Normalizer.fit(train) if self.project.data.normalize else None
         if self.normalizer is not None:
             train, val, test = (self.normalizer.apply(s) for s in (train, val, test))
@@ -180,6 +184,8 @@ class Trainer:
             from engine.data import Augmenter
 
             self.augment = Augmenter(self.project.data.augment)
+        if self.with_probes:
+            self._make_probe_runner(raw_probe)
         self.start_epoch = 1
         self.best = (math.inf, 0)
         if self.resume_from is not None:
@@ -254,10 +260,15 @@ class Trainer:
                     stopped = True
                     break
                 idx = order[b * bs : (b + 1) * bs]
+                probing = self.probe_runner is not None and self.probe_runner.due(step + 1)
+                if probing:
+                    self.probe_runner.mark(self.model)
                 loss = self._step(x_train[idx], {k: v[idx] for k, v in t_train.items()}, gen)
                 pending.append(loss)
                 loss_sum += loss
                 step += 1
+                if probing:
+                    yield TrainEvent("probes", self.probe_runner.run(self.model, step))
                 now = time.perf_counter()
                 if now - last_emit >= self.emit_interval or b == batches - 1:
                     losses = torch.stack(pending).float().cpu().numpy()
@@ -296,6 +307,9 @@ class Trainer:
             self.history.append(record)
             self._schedule(val_loss if val_loss is not None else train_loss)
             yield TrainEvent("epoch", record)
+            if self.probe_runner is not None:
+                split = self.splits["val"] if len(self.splits["val"]) else self.splits["train"]
+                yield TrainEvent("insight", {"epoch": epoch, **self.probe_runner.evaluate(self.model, split)})
             monitored = val_loss if val_loss is not None else train_loss
             improved = monitored < self.best[0]
             if improved:
@@ -319,6 +333,20 @@ class Trainer:
             "device": _device_name(self.device),
         }
         yield TrainEvent("finished", summary)
+
+    def _make_probe_runner(self, raw_probe: torch.Tensor) -> None:
+        """Probes on a few fixed validation samples (see :mod:`engine.probes`); never fatal."""
+        from engine.probes.runner import ProbeRunner
+
+        x_probe = self._tensors["val" if len(self.splits["val"]) else "train"][0][: len(raw_probe)]
+        display = None
+        if raw_probe.dim() == 4:
+            lo = raw_probe.amin(dim=(1, 2, 3), keepdim=True)
+            hi = raw_probe.amax(dim=(1, 2, 3), keepdim=True)
+            display = (raw_probe - lo) / (hi - lo).clamp(min=1e-8)
+        self.probe_runner = ProbeRunner(
+            self.project.graph, self.code, x_probe, config=self.project.probes, display_x=display
+        )
 
     def _step(self, x, targets, gen) -> torch.Tensor:
         mix = None

@@ -1,0 +1,458 @@
+"""The scheduled probes: what the training worker computes every N batches (or seconds).
+
+The trainer calls, around each step::
+
+    probing = runner.due(step)            # every N batches or T seconds since the last run
+    if probing:
+        runner.mark(model)                # weights before the step, for update ratios
+    ...one optimizer step...
+    if probing:
+        results = runner.run(model, step) # numpy arrays and plain numbers only
+
+Everything is computed on one detached copy of the model, made at the first run and refreshed
+in place afterwards, so the training model's mode, weights, gradients and hooks are never
+touched and a long run does not grow memory. One forward pass of the few probe images serves
+the activations, the class maps, the predictions and the activation histograms.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.analysis import Analysis
+from engine.codegen import GeneratedModel
+from engine.graph import Graph
+import engine.probes.cam as cam_mod
+import engine.probes.views as views
+from engine.probes.base import Head, ProbeError, Tap, class_head, find_heads, resolve_block
+from engine.probes.snapshot import detached_copy, refresh
+
+__all__ = ["ProbeRunner", "ProbeSettings"]
+
+
+@dataclass
+class ProbeSettings:
+    """What the scheduled probes compute and how often.
+
+    ``every_batches`` / ``every_seconds``: run when either many batches or that much time
+    passed since the last run (None switches a trigger off). ``layer``: the block whose
+    activations are shown (None: the first ReLU, else the first block). ``filters_layer``:
+    the convolution whose kernels are shown (None: the first). ``cam_method``: ``"cam"``,
+    ``"gradcam"`` or ``"off"``; ``cam_layer`` the Grad-CAM block (None: the default);
+    ``class_index`` the class explained (None: the predicted one). ``sample``: the probe image
+    whose activations are shown. ``histograms``: weight and activation histograms with
+    ``bins`` bins. ``grid_steps``: resolution of the decision-region grid.
+    """
+
+    every_batches: int | None = 50
+    every_seconds: float | None = None
+    layer: str | None = None
+    filters_layer: str | None = None
+    cam_method: str = "gradcam"
+    cam_layer: str | None = None
+    class_index: int | None = None
+    sample: int = 0
+    probe_samples: int = 8
+    histograms: bool = True
+    bins: int = 30
+    grid_steps: int = 100
+    hardest: int = 16
+
+    @classmethod
+    def from_config(cls, config: Any = None) -> ProbeSettings:
+        """From a :class:`engine.config.ProbeConfig` (its ``extra`` may set any other field), a dict or None."""
+        if config is None:
+            return cls()
+        if isinstance(config, cls):
+            return config
+        known = {f.name for f in fields(cls)}
+        if isinstance(config, dict):
+            return cls(**{k: v for k, v in config.items() if k in known})
+        values = {k: getattr(config, k) for k in known if hasattr(config, k)}
+        values.update({k: v for k, v in (getattr(config, "extra", None) or {}).items() if k in known})
+        return cls(**values)
+
+
+class ProbeRunner:
+    """Computes the scheduled probes of one training run (see the module docstring).
+
+    Args:
+        graph, code: the graph and the generated code of the model that trains.
+        probe_x: the fixed probe inputs, already normalized as the model sees them; the first
+            ``probe_samples`` are used.
+        probe_y: their targets (kept for the views that compare; optional).
+        config: a :class:`ProbeSettings`, an :class:`engine.config.ProbeConfig`, a dict or None.
+        display_x: the probe images as a person sees them ((N, C, H, W) in [0, 1]); by default
+            each probe image scaled into [0, 1].
+    """
+
+    def __init__(
+        self, graph: Graph, code: GeneratedModel, probe_x: torch.Tensor, probe_y: torch.Tensor | None = None,
+        config: Any = None, *, analysis: Analysis | None = None, display_x: torch.Tensor | None = None,
+    ) -> None:
+        self.settings = ProbeSettings.from_config(config)
+        s = self.settings
+        self.graph, self.code = graph, code
+        self.tap = Tap(graph, code, analysis)
+        n = max(1, min(int(s.probe_samples), len(probe_x)))
+        self.x = probe_x[:n].detach()
+        self.y = probe_y[:n].detach() if probe_y is not None else None
+        self._display = display_x[:n].detach().cpu() if display_x is not None else None
+        self.heads = find_heads(graph, code)
+        self.problems: dict[str, str] = {}
+        self.layer = self._pick(s.layer, self._default_layer, "activations")
+        self.filters_layer = self._pick(s.filters_layer, lambda: views.first_conv(graph, self.tap.order), "filters")
+        if self.filters_layer is not None and graph.nodes[self.filters_layer].type not in views.CONV_TYPES:
+            self.problems["filters"] = f"'{graph.nodes[self.filters_layer].name}' is not a convolution"
+            self.filters_layer = None
+        if not 0 <= s.sample < n:
+            self.problems["activations"] = f"probe sample {s.sample} does not exist (there are {n}); showing sample 0"
+            s.sample = 0
+        self.cam_method, self.cam_layer, self.cam_path, self.cam_head = self._prepare_cam()
+        self.class_head = self._first_class_head()
+        self._copy: nn.Module | None = None
+        self._source_id: int | None = None
+        self._device: torch.device | None = None
+        self._x_dev = self.x
+        self._before: dict[str, torch.Tensor] | None = None
+        self._marked = False
+        self._last_step = 0
+        self._last_time = time.monotonic()
+        self._runs = 0
+        self.runs = 0
+
+    # ------------------------------------------------------------------ set-up
+    def _pick(self, chosen: str | None, default, what: str) -> str | None:
+        if chosen is None:
+            return default()
+        try:
+            return resolve_block(self.graph, chosen)
+        except ProbeError as exc:
+            self.problems[what] = str(exc)
+            return default()
+
+    def _default_layer(self) -> str | None:
+        order = [nid for nid in self.tap.order if self.graph.nodes[nid].spec.role not in ("input", "head")]
+        for nid in order:
+            if self.graph.nodes[nid].type in views.DYING:
+                return nid
+        return order[0] if order else None
+
+    def _prepare_cam(self):
+        method = self.settings.cam_method
+        if method == "off":
+            return "off", None, None, None
+        try:
+            if method == "cam":
+                path = cam_mod.cam_path(self.graph, self.code)
+                self._check_class_index(path.head)
+                cam_mod.image_size(self.code, "CAM")
+                return "cam", path.features, path, path.head
+            if method != "gradcam":
+                raise ProbeError(f"unknown class-map method {method!r}: choose cam, gradcam or off")
+            head = class_head(self.graph, self.code, "Grad-CAM")
+            self._check_class_index(head)
+            layer = self.settings.cam_layer
+            layer = resolve_block(self.graph, layer) if layer is not None else None
+            layer = cam_mod.grad_cam_layer(self.graph, self.tap, layer)
+            cam_mod.image_size(self.code, "Grad-CAM")
+            if layer not in self.tap.ancestors([head.node_id]):
+                raise ProbeError(f"Grad-CAM: '{self.graph.nodes[layer].name}' does not feed the class output")
+            return "gradcam", layer, None, head
+        except ProbeError as exc:
+            self.problems["cam"] = str(exc)
+            return "off", None, None, None
+
+    def _check_class_index(self, head: Head) -> None:
+        ci = self.settings.class_index
+        k = (self.tap.shape(head.source) or (0,))[0]
+        if ci is not None and not 0 <= ci < k:
+            raise ProbeError(f"class index {ci} is out of range: the network has {k} classes (0 to {k - 1})")
+
+    # ------------------------------------------------------------------ schedule
+    def due(self, step: int, now: float | None = None) -> bool:
+        """Whether the probes should run after training step ``step`` (counted from 1)."""
+        s = self.settings
+        if self._runs == 0:
+            return True  # the first step: show something at once
+        if s.every_batches and step - self._last_step >= s.every_batches:
+            return True
+        if s.every_seconds:
+            return (time.monotonic() if now is None else now) - self._last_time >= s.every_seconds
+        return False
+
+    @torch.no_grad()
+    def mark(self, model: nn.Module) -> None:
+        """Remember the weights before the coming step; the next :meth:`run` reports update ratios."""
+        params = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+        if self._before is None or list(self._before) != [n for n, _ in params]:
+            self._before = {n: p.detach().clone() for n, p in params}
+        else:
+            for n, p in params:
+                self._before[n].copy_(p)
+        self._marked = True
+
+    # ------------------------------------------------------------------ running
+    def _snapshot(self, model: nn.Module) -> nn.Module:
+        fresh = self._copy is None or self._source_id != id(model)
+        if not fresh:
+            try:
+                refresh(self._copy, model)
+            except (ValueError, RuntimeError):  # another module at the same address
+                fresh = True
+        if fresh:
+            self._copy = detached_copy(model)
+            self._source_id = id(model)
+        device = next(model.parameters(), torch.empty(0)).device
+        if device != self._device:
+            self._device = device
+            self._x_dev = self.x.to(device)
+        return self._copy
+
+    def run(self, model: nn.Module, step: int | None = None) -> dict[str, Any]:
+        """Compute the scheduled probes for the model as it is now.
+
+        Returns a dict of plain data (numpy arrays, floats, strings, lists); a probe that
+        cannot be computed is left out and its reason is in ``problems``:
+
+        * ``step`` (int or None), ``seconds`` (time this run took), ``problems`` {probe: why}.
+        * ``activations``: see :func:`engine.probes.views.activations` (maps (C, H, W) or a
+          vector (F,), min, max, dead, dead_fraction, node_id, name).
+        * ``filters``: ``node_id``, ``name``, ``tiles`` (out, in, k, k) in [0, 1], ``rgb``
+          (out, k, k, 3) when the kernels read 3 channels, else None.
+        * ``cam``: ``method`` ("cam" or "gradcam"), ``node_id`` and ``name`` of the weighed
+          block, ``maps`` (N, H, W) float32 in [0, 1] at input resolution, ``classes`` (N,).
+        * ``predictions``: ``scores`` (N, K) float32 and ``classes`` (N,) of the class output.
+        * ``gradients``: ``layers`` (block names) and ``node_ids`` of the L blocks with
+          weights, ``grad_norm``, ``weight_norm`` (L,) float64, and ``update_ratio`` (L,) when
+          :meth:`mark` was called before the step, else None.
+        * ``weight_histograms`` / ``activation_histograms``: ``layers``, ``node_ids``,
+          ``counts`` (L, bins) float32, ``edges`` (L, bins + 1) float32.
+        """
+        t0 = time.perf_counter()
+        s = self.settings
+        out: dict[str, Any] = {"step": step, "problems": dict(self.problems)}
+        copy = self._snapshot(model)
+        self._forward_probes(copy, out)
+        self._safe(out, "filters", lambda: self._filters(copy))
+        self._safe(out, "gradients", lambda: self._gradients(model))
+        if s.histograms:
+            self._safe(out, "weight_histograms", lambda: self._weight_histograms(copy))
+        self._marked = False
+        self._runs += 1
+        self._last_step = step if step is not None else self._last_step + (s.every_batches or 1)
+        self._last_time = time.monotonic()
+        self.runs += 1
+        out["seconds"] = time.perf_counter() - t0
+        return out
+
+    def _safe(self, out: dict, key: str, compute) -> None:
+        try:
+            value = compute()
+        except Exception as exc:  # noqa: BLE001 - a view that fails must not stop training
+            out["problems"][key] = _why(exc)
+            return
+        if value is not None:
+            out[key] = value
+
+    def _forward_probes(self, copy: nn.Module, out: dict) -> None:
+        """One pass of the probe images: activations, class map, predictions, activation histograms."""
+        s = self.settings
+        head = self.cam_head or self.class_head
+        want = {nid for nid in (self.layer, head.node_id if head else None) if nid}
+        if self.cam_method == "cam":
+            want.add(self.cam_path.features)
+        hist_ids: list[str] = []
+        hists: list = []
+        visit = None
+        if s.histograms:
+
+            def visit(nid: str, value: torch.Tensor) -> None:
+                hist_ids.append(nid)
+                hists.append(views.histogram_on_device(value, s.bins))
+
+        roles = self.graph.nodes
+        also = [nid for nid in self.tap.order if roles[nid].spec.role not in ("input", "head")] if s.histograms else []
+        leaf = self.cam_layer if self.cam_method == "gradcam" else None
+        try:
+            with torch.enable_grad() if leaf else torch.no_grad():
+                values = self.tap.run(copy, self._x_dev, want, leaf=leaf, also=also, visit=visit)
+        except Exception as exc:  # noqa: BLE001 - a view that fails must not stop training
+            out["problems"]["forward"] = _why(exc)
+            return
+        grads = None
+        if leaf is not None:
+            try:
+                grads = self._grad_cam_gradients(values, head, leaf)
+            except Exception as exc:  # noqa: BLE001
+                out["problems"]["cam"] = _why(exc)
+        if self.layer is not None:
+            self._safe(out, "activations", lambda: views.activations(
+                copy, self.code, self.graph, self.layer, self._x_dev, s.sample, value=values[self.layer]))
+        if head is not None:
+            scores = values[head.node_id].detach().float()
+            self._safe(out, "predictions", lambda: _predictions(scores))
+        if self.cam_method == "cam" or grads is not None:
+            self._safe(out, "cam", lambda: self._cam(copy, values, grads, head))
+        if s.histograms:
+            self._safe(out, "activation_histograms", lambda: self._activation_histograms(hist_ids, hists))
+        del values, grads
+
+    def _grad_cam_gradients(self, values: dict, head: Head, leaf: str) -> torch.Tensor:
+        with torch.enable_grad():
+            scores = values[head.node_id].float()
+            classes = cam_mod.pick_classes(scores, self.settings.class_index, "Grad-CAM")
+            chosen = scores.gather(1, classes[:, None]).sum()
+            (grads,) = torch.autograd.grad(chosen, values[leaf])
+        return grads
+
+    def _first_class_head(self) -> Head | None:
+        try:
+            return class_head(self.graph, self.code)
+        except ProbeError:
+            return None
+
+    def _cam(self, copy: nn.Module, values: dict, grads, head: Head) -> dict[str, Any]:
+        size = cam_mod.image_size(self.code, "CAM")
+        scores = values[head.node_id].detach().float()
+        if self.cam_method == "cam":
+            maps, classes = cam_mod.cam_from(copy, self.code, self.graph, self.tap, self.cam_path,
+                                             values[self.cam_path.features], scores, self.settings.class_index)
+            heat = cam_mod.scale_cam(maps, size)
+        else:
+            classes = cam_mod.pick_classes(scores, self.settings.class_index, "Grad-CAM")
+            heat = cam_mod.scale_grad_cam(cam_mod.weigh_maps(values[self.cam_layer], grads), size)
+        return {
+            "method": self.cam_method,
+            "node_id": self.cam_layer,
+            "name": self.graph.nodes[self.cam_layer].name,
+            "maps": heat.cpu().numpy().astype(np.float32),
+            "classes": classes.cpu().numpy(),
+        }
+
+    def _filters(self, copy: nn.Module) -> dict[str, Any] | None:
+        nid = self.filters_layer
+        if nid is None:
+            return None
+        tiles = views.filters(copy, self.code, nid)
+        rgb = tiles.transpose(0, 2, 3, 1).copy() if tiles.shape[1] == 3 else None
+        return {"node_id": nid, "name": self.graph.nodes[nid].name, "tiles": tiles, "rgb": rgb}
+
+    def _layer_names(self, attrs: list[str]) -> tuple[list[str], list[str | None]]:
+        by_attr = {a: nid for nid, a in self.code.attrs.items()}
+        ids = [by_attr.get(a) for a in attrs]
+        return [self.graph.nodes[i].name if i else a for a, i in zip(attrs, ids)], ids
+
+    def _gradients(self, model: nn.Module) -> dict[str, Any]:
+        stats = views.gradient_stats(model)
+        attrs = list(stats)
+        names, ids = self._layer_names(attrs)
+        ratio = None
+        if self._marked and self._before is not None:
+            after = {n: p for n, p in model.named_parameters() if n in self._before}
+            r = views.update_ratio(self._before, after)
+            ratio = np.array([r.get(a, math.nan) for a in attrs], dtype=np.float64)
+        return {
+            "layers": names,
+            "node_ids": ids,
+            "grad_norm": np.array([stats[a]["grad_norm"] for a in attrs], dtype=np.float64),
+            "weight_norm": np.array([stats[a]["weight_norm"] for a in attrs], dtype=np.float64),
+            "update_ratio": ratio,
+        }
+
+    def _activation_histograms(self, ids: list[str], parts: list) -> dict[str, Any]:
+        counts, edges = views.finish_histograms(parts, self.settings.bins)
+        return {"layers": [self.graph.nodes[n].name for n in ids], "node_ids": list(ids), "counts": counts, "edges": edges}
+
+    def _weight_histograms(self, copy: nn.Module) -> dict[str, Any]:
+        h = views.histograms(copy, self.settings.bins)
+        names, ids = self._layer_names(h["layers"])
+        return {"layers": names, "node_ids": ids, "counts": h["counts"], "edges": h["edges"]}
+
+    # ------------------------------------------------------------------ on request
+    def images(self) -> np.ndarray:
+        """The probe images for display: (N, H, W) grayscale or (N, H, W, 3) RGB in [0, 1]."""
+        x = self._display if self._display is not None else self.x.detach().cpu().float()
+        if x.dim() != 4:
+            raise ProbeError("the probe samples are not images")
+        if self._display is None:
+            lo = x.amin(dim=(1, 2, 3), keepdim=True)
+            span = (x.amax(dim=(1, 2, 3), keepdim=True) - lo).clamp_min(1e-12)
+            x = (x - lo) / span
+        x = x.clamp(0, 1)
+        if x.shape[1] == 3:
+            return x.permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
+        return x.mean(1).numpy().astype(np.float32)
+
+    def evaluate(self, model: nn.Module, dataset) -> dict[str, Any]:
+        """The decision views on a data set (validation, say), for an epoch's end.
+
+        Returns, as the network's heads allow: ``confusion`` (``matrix`` (K, K) int64, row =
+        true class; ``per_class_accuracy`` (K,); ``classes`` names or None), ``hardest``
+        (``indices`` into ``dataset``, ``losses``, hardest first), ``decision_grid`` (``probs``
+        (S, S, K) with rows along y, ``x_range``, ``y_range``) for 2-D inputs, ``regression_curve``
+        (``xs`` (S,), ``ys`` (S, k), the data's ``x`` and ``y``) for 1-D regression, ``masks``
+        (N, H, W) and ``boxes`` (N, 4) predicted for the probe images, and ``problems``.
+        """
+        s = self.settings
+        out: dict[str, Any] = {"problems": {}}
+        copy = self._snapshot(model)
+        if not self.heads or len(dataset) == 0:
+            return out
+        in_shape = tuple(self.code.input_shapes[0]) if self.code.input_shapes else ()
+        for head in self.heads:
+            kind = head.type
+            if kind in ("ClassificationOutput", "BinaryOutput") and "confusion" not in out:
+                if "label" in dataset.targets:
+                    self._safe(out, "confusion", lambda h=head: self._confusion(copy, dataset, h))
+                if in_shape == (2,):
+                    self._safe(out, "decision_grid", lambda h=head: self._grid(copy, dataset, h))
+            elif kind == "RegressionOutput" and in_shape == (1,):
+                self._safe(out, "regression_curve", lambda h=head: self._curve(copy, dataset, h))
+            elif kind == "SegmentationOutput":
+                self._safe(out, "masks", lambda h=head: views.predicted_masks(copy, self._x_dev, output=h.index))
+            elif kind == "BoxOutput":
+                self._safe(out, "boxes", lambda h=head: views.predicted_boxes(copy, self._x_dev, output=h.index))
+        first = self.heads[0]
+        self._safe(out, "hardest", lambda: dict(zip(("indices", "losses"), views.hardest(
+            copy, dataset, s.hardest, head_type=first.type, output=first.index))) | {"head": first.node_id})
+        return out
+
+    def _confusion(self, copy, dataset, head: Head) -> dict[str, Any]:
+        m = views.confusion(copy, dataset, output=head.index)
+        return {"matrix": m, "per_class_accuracy": views.per_class_accuracy(m), "classes": dataset.classes}
+
+    def _grid(self, copy, dataset, head: Head) -> dict[str, Any]:
+        (xr, yr) = views.data_range(dataset.x)[:2]
+        kind = "binary" if head.type == "BinaryOutput" else "class"
+        probs = views.decision_grid(copy, xr, yr, self.settings.grid_steps, output=head.index, kind=kind)
+        return {"probs": probs, "x_range": xr, "y_range": yr}
+
+    def _curve(self, copy, dataset, head: Head) -> dict[str, Any]:
+        (xr,) = views.data_range(dataset.x)[:1]
+        xs, ys = views.regression_curve(copy, xr, 200, output=head.index)
+        data_y = dataset.targets.get("value")
+        return {"xs": xs, "ys": ys, "x": dataset.x.reshape(-1).cpu().numpy(),
+                "y": data_y.reshape(len(dataset), -1).cpu().numpy() if data_y is not None else None}
+
+    def close(self) -> None:
+        """Drop the model copy and the weight snapshot."""
+        self._copy = self._before = None
+        self._source_id = None
+
+
+# ---------------------------------------------------------------------- helpers
+def _why(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ProbeError) else f"{type(exc).__name__}: {exc}"
+
+
+def _predictions(scores: torch.Tensor) -> dict[str, np.ndarray]:
+    classes = scores.argmax(1) if scores.shape[1] > 1 else (scores[:, 0] > 0).long()
+    return {"scores": scores.cpu().numpy().astype(np.float32), "classes": classes.cpu().numpy()}
