@@ -7,7 +7,7 @@
 
 import sys
 
-SUBCOMMANDS = {"templates", "new", "analyze", "export", "train"}
+SUBCOMMANDS = {"templates", "new", "analyze", "export", "train", "explain"}
 
 
 def main(argv: list[str]) -> int:

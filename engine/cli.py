@@ -1,4 +1,4 @@
-"""Headless command line: ``python main.py templates | new | analyze | export | train``.
+"""Headless command line: ``python main.py templates | new | analyze | export | train | explain``.
 
 Every command exits 0 on success. Bad input (a missing or malformed file, an
 unknown template, weights that do not fit) prints one line on stderr and exits 2,
@@ -60,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", type=Path, metavar="DIR", help="where checkpoints, metrics.csv and summary.json go "
                     "(default: runs/<project name>)")
     tr.add_argument("--resume", type=Path, metavar="CHECKPOINT.pt", help="continue from a checkpoint")
+
+    ex = sub.add_parser("explain", help="CAM or Grad-CAM heat map of one input, as PNG overlay and .npy")
+    ex.add_argument("project", type=Path, metavar="PROJECT.json")
+    ex.add_argument("--weights", type=Path, required=True, metavar="W.pt", help="trained weights or a checkpoint")
+    ex.add_argument("--input", required=True, metavar="IMAGE_OR_INDEX",
+                    help="an image file, or the index of a sample of the project's data set")
+    ex.add_argument("--method", choices=("cam", "gradcam"), default="gradcam")
+    ex.add_argument("--layer", metavar="BLOCK", help="Grad-CAM's target block (name or id); default: the last spatial block")
+    ex.add_argument("--class", dest="class_index", type=int, metavar="K", help="class to explain (default: the predicted one)")
+    ex.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png",
+                    help="the overlay; the raw map goes to OUT.npy (values in [0, 1], input resolution)")
     return parser
 
 
@@ -69,7 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
-    handler = {"templates": _templates, "new": _new, "analyze": _analyze, "export": _export, "train": _train}[
+    handler = {"templates": _templates, "new": _new, "analyze": _analyze, "export": _export, "train": _train,
+               "explain": _explain}[
         args.command
     ]
     try:
@@ -123,6 +135,29 @@ def _export(args: argparse.Namespace) -> int:
     state = load_weights(source) if source is not None else None
     for path in export_code(project.graph, args.output, name=project.name, state_dict=state):
         print(f"wrote {path}")
+    return 0
+
+
+def _explain(args: argparse.Namespace) -> int:
+    import torch
+
+    from engine.probes.explain import explain
+    from engine.project import load_project
+
+    project = load_project(args.project)
+    try:
+        weights = torch.load(args.weights, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise NetDesignerError(f"{args.weights}: the weights file does not exist") from None
+    except Exception as exc:  # noqa: BLE001 - a corrupt or unsafe file: say so in one line
+        raise NetDesignerError(f"{args.weights}: not a readable weights file ({type(exc).__name__})") from None
+    source = int(args.input) if args.input.lstrip("-").isdigit() else Path(args.input)
+    png, npy, info = explain(
+        project, weights, source, method=args.method, layer=args.layer, class_index=args.class_index,
+        out_png=args.output, base_dir=args.project.resolve().parent,
+    )
+    extra = ", ".join(f"{k} {v}" for k, v in info.items() if isinstance(v, (int, float, str)))
+    print(f"wrote {png} and {npy}" + (f" ({extra})" if extra else ""))
     return 0
 
 

@@ -105,3 +105,26 @@ def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, args, words):
     err = result.stderr.strip().splitlines()
     assert len(err) == 1 and words in err[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_explain_writes_overlay_and_raw_map(tmp_path, capsys):
+    import numpy as np
+
+    from engine.project import load_project, save_project
+
+    path = tmp_path / "nin.json"
+    main(["new", "--template", "nin", "-o", str(path)])
+    project = load_project(path)
+    project.data.samples = 120
+    save_project(project, path)
+    assert main(["train", str(path), "--epochs", "1", "--out", str(tmp_path / "run")]) == 0
+    out = tmp_path / "cam.png"
+    args = ["explain", str(path), "--weights", str(tmp_path / "run" / "best.pt"), "--input", "0", "-o", str(out)]
+    assert main([*args, "--method", "cam"]) == 0
+    heat = np.load(tmp_path / "cam.npy")
+    assert heat.shape == (32, 32) and heat.min() >= 0.0 and heat.max() <= 1.0 and out.stat().st_size > 0
+    assert main([*args, "--method", "gradcam"]) == 0
+    capsys.readouterr()
+    assert main([*args, "--class", "9"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "out of range" in err[0]
