@@ -10,6 +10,7 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from designer import theme
+from designer.clipboard import release_clipboard
 from designer.settings import APPLICATION, ORGANIZATION
 
 
@@ -20,6 +21,7 @@ def _application() -> QApplication:
         # instead of rounding them, so text and icons are sharp and the right size.
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication([sys.argv[0] if sys.argv else "net-designer"])
+    app.aboutToQuit.connect(release_clipboard)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName(APPLICATION)

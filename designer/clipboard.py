@@ -57,6 +57,18 @@ def copy_blocks(graph: Graph, node_ids: Iterable[str], clipboard: QClipboard | N
     return data
 
 
+def release_clipboard(clipboard: QClipboard | None = None) -> None:
+    """Clear the clipboard if it holds our blocks, while Python is still running.
+
+    NOTE: the clipboard owns the QMimeData we gave it. Left there, Qt deletes it from a
+    static destructor after the interpreter has shut down, and the process crashes on exit.
+    """
+    board = clipboard or QGuiApplication.clipboard()
+    mime = board.mimeData()
+    if mime is not None and mime.hasFormat(MIME_TYPE):
+        board.clear()
+
+
 def pasted_blocks(clipboard: QClipboard | None = None) -> dict[str, Any] | None:
     """The blocks on the clipboard, or None."""
     return blocks_from_mime((clipboard or QGuiApplication.clipboard()).mimeData())

@@ -19,6 +19,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Si
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QStyle, QWidget
 
+from designer.insight import InsightPanel
 from designer.training.config_panel import TrainingConfigPanel
 from designer.training.dashboard import TrainingDashboard
 from designer.training.preview_dialog import DataPreviewDialog
@@ -64,11 +65,16 @@ class TrainingController(QObject):
         self.dashboard = TrainingDashboard()
         self.config_panel = TrainingConfigPanel(win.document)
         self.runs = RunsPanel()
+        self.insight = InsightPanel()
+        self.probe_layer: str | None = None  # the block clicked last: its activations are shown
         self._build_docks()
         self._build_actions()
         self.dashboard.set_actions(self.train_action, self.pause_action, self.stop_action)
         self.config_panel.preview_requested.connect(self.preview_data)
         self.runs.message.connect(win.show_message)
+        self.insight.message.connect(win.show_message)
+        self.insight.sample_requested.connect(self._on_probe_sample)
+        win.scene.node_selection_changed.connect(self._on_canvas_selection)
         win.document.project_replaced.connect(self._on_project_replaced)
         # NOTE: quitting without closing the window must still end the thread (a running QThread
         # that is destroyed aborts the process).
@@ -90,12 +96,14 @@ class TrainingController(QObject):
         self.dashboard_dock = self._dock("Training", "training_dock", self.dashboard, A.BottomDockWidgetArea)
         self.runs_dock = self._dock("Runs", "runs_dock", self.runs, A.BottomDockWidgetArea)
         self.setup_dock = self._dock("Training setup", "training_setup_dock", self.config_panel, A.RightDockWidgetArea)
+        self.insight_dock = self._dock("Insight", "insight_dock", self.insight, A.BottomDockWidgetArea)
         win.tabifyDockWidget(win.summary_dock, self.dashboard_dock)
         win.tabifyDockWidget(self.dashboard_dock, self.runs_dock)
+        win.tabifyDockWidget(self.runs_dock, self.insight_dock)
         win.tabifyDockWidget(win.inspector_dock, self.setup_dock)
         win.summary_dock.raise_()
         win.inspector_dock.raise_()
-        for dock in (self.dashboard_dock, self.runs_dock, self.setup_dock):
+        for dock in (self.dashboard_dock, self.runs_dock, self.insight_dock, self.setup_dock):
             win.view_menu.addAction(dock.toggleViewAction())
 
     def _action(self, text: str, slot, shortcut: str = "", tip: str = "") -> QAction:
@@ -158,6 +166,8 @@ class TrainingController(QObject):
             )
             return None
         self._snapshot = project_to_dict(doc.project)
+        if self.probe_layer in doc.graph.nodes and _probe_able(doc.graph.nodes[self.probe_layer]):
+            self._snapshot["probes"]["layer"] = self.probe_layer
         self._history, self._early_stop, self._started_info = [], None, None
         self._run_name = self.runs.next_label()
         base_dir = doc.path.parent if doc.path is not None else None
@@ -170,6 +180,9 @@ class TrainingController(QObject):
         session.failed.connect(self.dashboard.on_failed)
         session.paused_changed.connect(self._on_paused)
         session.ended.connect(self._on_ended)
+        session.probes.connect(self.insight.on_probes)
+        session.insight.connect(self.insight.on_insight)
+        self.insight.begin_run()
         self.session = self.last_session = session
         self._lock(True)
         self.dashboard.begin_run()
@@ -228,6 +241,23 @@ class TrainingController(QObject):
     def _on_early_stop(self, data: dict[str, Any]) -> None:
         self._early_stop = data
         self.dashboard.on_early_stop(data)
+
+    def _on_canvas_selection(self, ids: list[str]) -> None:
+        """One block clicked: its activations are shown (from the next probe run, or the next Train)."""
+        nodes = self.win.document.graph.nodes
+        if len(ids) != 1 or ids[0] not in nodes:
+            return
+        node = nodes[ids[0]]
+        able = _probe_able(node)
+        if able:
+            self.probe_layer = node.id
+            if self.session is not None:
+                self.session.set_probe_layer(self.probe_layer)
+        self.insight.show_block(node.name, able, self.session is not None)
+
+    def _on_probe_sample(self, sample: int) -> None:
+        if self.session is not None:
+            self.session.set_probe_sample(sample)
 
     def _on_paused(self, paused: bool) -> None:
         self.dashboard.set_paused(paused)
@@ -289,6 +319,10 @@ class TrainingController(QObject):
             self._dashboard_sized = True
             self.win.resizeDocks([self.dashboard_dock], [want], Qt.Orientation.Vertical)
 
+    def show_insight(self) -> None:
+        self.insight_dock.show()
+        self.insight_dock.raise_()
+
     def show_setup(self) -> None:
         self.setup_dock.show()
         self.setup_dock.raise_()
@@ -315,3 +349,8 @@ class TrainingController(QObject):
         self.runs_dock.show()
         self.runs_dock.raise_()
         return entry
+
+
+def _probe_able(node) -> bool:
+    """Whether a block's output can be shown as activations (not the Input, not an output head)."""
+    return node.spec.role not in ("input", "head")

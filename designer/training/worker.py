@@ -11,7 +11,6 @@ and views connect to it, never to the worker), and always ``quit()`` s and
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -34,24 +33,12 @@ def _merge_batches(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, An
     return merged
 
 
-def _leave_a_core_for_the_window() -> None:
-    """Use one CPU thread fewer than PyTorch's default, so the window stays responsive.
-
-    NOTE: only when the count is still the default (all cores); a count set on purpose is kept.
-    On a 2-core machine this was also faster for the small networks of the course.
-    """
-    import torch
-
-    cores = os.cpu_count() or 1
-    if cores > 1 and torch.get_num_threads() >= cores:
-        torch.set_num_threads(cores - 1)
-
-
 class TrainingWorker(QObject):
     """Runs one training in whatever thread it is moved to. Create it, move it, then call :meth:`run`.
 
     Signals (emitted from the worker thread; connect through :class:`TrainingSession`):
         train_event(str, dict): every trainer event by kind; ``batches`` events are coalesced.
+            ``probes`` events (every N batches) carry the probe images too, as ``images``.
         done(): the loop has ended (after ``finished`` or ``failed``).
     """
 
@@ -78,6 +65,39 @@ class TrainingWorker(QObject):
         self.signals_sent = 0  # progress signals, for benchmarks and tests
         self._pending: dict[str, Any] | None = None
         self._last_sent = 0.0
+        self._runner = None
+        self._images = None
+        self._wishes: dict[str, Any] = {}
+
+    def set_probe_layer(self, node_id: str) -> None:
+        """Probe this block's activations from the next probe run on (called from the main thread)."""
+        self._wishes["layer"] = node_id
+        self._forward_wishes()
+
+    def set_probe_sample(self, sample: int) -> None:
+        """Show this probe sample's activations from the next probe run on (called from the main thread)."""
+        self._wishes["sample"] = int(sample)
+        self._forward_wishes()
+
+    def _forward_wishes(self) -> None:
+        runner = self._runner
+        if runner is None:
+            return  # NOTE: kept until the runner exists (see run())
+        wishes, self._wishes = self._wishes, {}
+        if "layer" in wishes:
+            runner.set_activation_layer(wishes["layer"])
+        if "sample" in wishes:
+            runner.set_sample(wishes["sample"])
+
+    def _with_images(self, data: dict[str, Any]) -> dict[str, Any]:
+        """The probe results with the probe images for display (computed once; None when not images)."""
+        if self._images is None and self._runner is not None:
+            try:
+                self._images = self._runner.images()
+            except Exception:  # noqa: BLE001 - not image data: the views show no pictures
+                self._images = False
+        data["images"] = self._images if self._images is not False else None
+        return data
 
     @Slot()
     def run(self) -> None:
@@ -86,19 +106,23 @@ class TrainingWorker(QObject):
             from engine.project import project_from_dict
             from engine.training.trainer import Trainer
 
-            _leave_a_core_for_the_window()
             project = project_from_dict(self.snapshot, source="<snapshot>")
             trainer = Trainer(
                 project, base_dir=self.base_dir, epochs=self.epochs, device=self.device,
-                control=self.control, emit_interval=self.min_interval,
+                control=self.control, emit_interval=self.min_interval, probes=True,
             )
             for ev in trainer.events():
+                if self._runner is None and trainer.probe_runner is not None:
+                    self._runner = trainer.probe_runner
+                    self._forward_wishes()
                 if ev.kind == "batches":
                     self._on_batches(ev.data)
                 else:
                     self._flush()
                     if ev.kind == "finished":
                         ev.data.setdefault("history", list(trainer.history))
+                    elif ev.kind == "probes":
+                        self._with_images(ev.data)
                     self.train_event.emit(ev.kind, ev.data)
         except Exception as exc:  # noqa: BLE001 - every failure reaches the window as a message
             self._flush()
@@ -136,6 +160,8 @@ class TrainingSession(QObject):
         failed(str): the run ended with an error; the text says what happened and what to try.
         ended(str): the thread is gone; the outcome is "finished", "stopped" or "failed".
         paused_changed(bool): pause or resume took effect in the controls.
+        probes(dict): the scheduled probes (:meth:`engine.probes.runner.ProbeRunner.run`) plus ``images``.
+        insight(dict): an epoch's decision views (``epoch`` and :meth:`~engine.probes.runner.ProbeRunner.evaluate`).
     """
 
     started = Signal(object)
@@ -147,6 +173,8 @@ class TrainingSession(QObject):
     failed = Signal(str)
     ended = Signal(str)
     paused_changed = Signal(bool)
+    probes = Signal(object)
+    insight = Signal(object)
 
     def __init__(
         self,
@@ -200,6 +228,16 @@ class TrainingSession(QObject):
             self.control.resume()
             self.paused_changed.emit(False)
 
+    def set_probe_layer(self, node_id: str) -> None:
+        """Show this block's activations from the next probe run on (ignored once the run has ended)."""
+        if self._worker is not None:
+            self._worker.set_probe_layer(node_id)
+
+    def set_probe_sample(self, sample: int) -> None:
+        """Show this probe sample's activations from the next probe run on."""
+        if self._worker is not None:
+            self._worker.set_probe_sample(sample)
+
     def is_running(self) -> bool:
         """True from :meth:`start` until the thread has ended."""
         return self._started and self.outcome is None
@@ -237,6 +275,10 @@ class TrainingSession(QObject):
             self.early_stopped.emit(data)
         elif kind == "checkpoint":
             self.checkpoint.emit(data)
+        elif kind == "probes":
+            self.probes.emit(data)
+        elif kind == "insight":
+            self.insight.emit(data)
         elif kind == "finished":
             self.summary = data
             self.finished.emit(data)

@@ -127,6 +127,7 @@ class ProbeRunner:
         self._last_time = time.monotonic()
         self._runs = 0
         self.runs = 0
+        self._wanted: dict[str, Any] = {}  # NOTE: set from another thread, applied by run()
 
     # ------------------------------------------------------------------ set-up
     def _pick(self, chosen: str | None, default, what: str) -> str | None:
@@ -175,6 +176,31 @@ class ProbeRunner:
         k = (self.tap.shape(head.source) or (0,))[0]
         if ci is not None and not 0 <= ci < k:
             raise ProbeError(f"class index {ci} is out of range: the network has {k} classes (0 to {k - 1})")
+
+    def set_activation_layer(self, node_id: str) -> None:
+        """Show this block's activations from the next :meth:`run` on (safe from another thread)."""
+        self._wanted["layer"] = node_id
+
+    def set_sample(self, sample: int) -> None:
+        """Show this probe sample's activations from the next :meth:`run` on (safe from another thread)."""
+        self._wanted["sample"] = int(sample)
+
+    def _apply_wanted(self) -> None:
+        wanted, self._wanted = self._wanted, {}
+        if "layer" in wanted:
+            self.problems.pop("activations", None)
+            nid = wanted["layer"]
+            node = self.graph.nodes.get(nid)
+            if node is None or node.spec.role in ("input", "head"):
+                what = f"'{node.name}'" if node is not None else repr(nid)
+                self.problems["activations"] = f"{what} has no activations to show: pick a layer block"
+            else:
+                self.layer = nid
+        if "sample" in wanted:
+            if 0 <= wanted["sample"] < len(self.x):
+                self.settings.sample = wanted["sample"]
+            else:
+                self.problems["activations"] = f"probe sample {wanted['sample']} does not exist (there are {len(self.x)})"
 
     # ------------------------------------------------------------------ schedule
     def due(self, step: int, now: float | None = None) -> bool:
@@ -237,6 +263,8 @@ class ProbeRunner:
           ``counts`` (L, bins) float32, ``edges`` (L, bins + 1) float32.
         """
         t0 = time.perf_counter()
+        if self._wanted:
+            self._apply_wanted()
         s = self.settings
         out: dict[str, Any] = {"step": step, "problems": dict(self.problems)}
         copy = self._snapshot(model)
@@ -397,7 +425,8 @@ class ProbeRunner:
         Returns, as the network's heads allow: ``confusion`` (``matrix`` (K, K) int64, row =
         true class; ``per_class_accuracy`` (K,); ``classes`` names or None), ``hardest``
         (``indices`` into ``dataset``, ``losses``, hardest first), ``decision_grid`` (``probs``
-        (S, S, K) with rows along y, ``x_range``, ``y_range``) for 2-D inputs, ``regression_curve``
+        (S, S, K) with rows along y, ``x_range``, ``y_range``, the data's ``x`` (N, 2) and
+        ``labels``) for 2-D inputs, ``regression_curve``
         (``xs`` (S,), ``ys`` (S, k), the data's ``x`` and ``y``) for 1-D regression, ``masks``
         (N, H, W) and ``boxes`` (N, 4) predicted for the probe images, and ``problems``.
         """
@@ -433,7 +462,9 @@ class ProbeRunner:
         (xr, yr) = views.data_range(dataset.x)[:2]
         kind = "binary" if head.type == "BinaryOutput" else "class"
         probs = views.decision_grid(copy, xr, yr, self.settings.grid_steps, output=head.index, kind=kind)
-        return {"probs": probs, "x_range": xr, "y_range": yr}
+        labels = dataset.targets.get("label")
+        return {"probs": probs, "x_range": xr, "y_range": yr, "x": dataset.x[:, :2].cpu().numpy(),
+                "labels": labels.reshape(-1).cpu().numpy() if labels is not None else None}
 
     def _curve(self, copy, dataset, head: Head) -> dict[str, Any]:
         (xr,) = views.data_range(dataset.x)[:1]

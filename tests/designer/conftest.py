@@ -40,3 +40,29 @@ def no_thread_left_running(monkeypatch):
     if running:
         names = ", ".join(t.objectName() or "QThread" for t in running)
         pytest.fail(f"the test left {len(running)} QThread(s) running: {names}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Drop every Qt object Python still holds while the QApplication exists.
+
+    NOTE: otherwise the interpreter destroys leftover widgets, scenes and the canvas's
+    cached fonts after Qt has shut down, and the process can crash on exit.
+    """
+    import gc
+
+    from designer.canvas import items
+    from designer.clipboard import release_clipboard
+
+    app = QApplication.instance()
+    if app is None:
+        return
+    release_clipboard()
+    for widget in QApplication.topLevelWidgets():
+        widget.close()
+        widget.deleteLater()
+    items._FONTS.clear()
+    items._METRICS.clear()
+    gc.collect()
+    app.sendPostedEvents(None, 0)
+    app.processEvents()
+    gc.collect()

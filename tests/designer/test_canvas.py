@@ -524,3 +524,31 @@ def test_the_qt_binding_keeps_none_alive(qtbot):
     for _ in range(2000):
         obj.setObjectName("x")
     assert sys.getrefcount(None) >= before - 50
+
+
+def test_the_program_exits_cleanly_after_copying_blocks(tmp_path):
+    """The clipboard owns our QMimeData; left there, Qt deleted it after Python shut down (a crash)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.conftest import ROOT
+
+    script = textwrap.dedent(
+        """
+        from PySide6.QtCore import QTimer
+        from designer.app import _application
+        from designer.main_window import MainWindow
+        app = _application()
+        w = MainWindow()
+        w.new_from_template("mlp")
+        w.scene.select_all()
+        w.scene.copy_selected()
+        QTimer.singleShot(200, w.close)
+        QTimer.singleShot(400, app.quit)
+        app.exec()
+        """
+    )
+    env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]

@@ -19,6 +19,7 @@ RUNNER = textwrap.dedent(
     """
     import importlib.util, sys
     import torch
+    torch.set_num_threads(int(sys.argv[6]))  # the parent's: conv sums in the same order
     spec = importlib.util.spec_from_file_location("exported", sys.argv[1])
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -89,7 +90,8 @@ def _run_exported(tmp_path, graph, name, inputs):
     (tmp_path / "runner.py").write_text(RUNNER)
     result = subprocess.run(
         [sys.executable, "-I", str(tmp_path / "runner.py"), str(tmp_path / "model.py"), compiled.code.class_name,
-         str(tmp_path / "model.pt"), str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt")],
+         str(tmp_path / "model.pt"), str(tmp_path / "inputs.pt"), str(tmp_path / "out.pt"),
+         str(torch.get_num_threads())],
         cwd=tmp_path, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode == 0, result.stderr

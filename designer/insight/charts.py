@@ -1,0 +1,229 @@
+"""The chart views of the Insight dock: gradient flow per layer, and the epoch's decisions.
+
+Bars, images and text items are made once and updated in place (``setOpts`` / ``setImage``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from designer.insight.images import ImagePlot
+from designer.insight.maps import class_name
+from designer.training.plots import make_plot
+
+__all__ = ["DecisionsView", "GradientView", "region_colours"]
+
+PALETTE = np.array([(47, 111, 222), (232, 115, 12), (46, 160, 67), (200, 50, 60), (140, 86, 200),
+                    (140, 90, 70), (220, 100, 180), (120, 120, 120), (180, 180, 40), (30, 180, 190)], dtype=np.uint8)
+
+
+def _log10(values) -> np.ndarray:
+    v = np.asarray(values, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(np.isfinite(v) & (v > 0), np.log10(np.where(v > 0, v, 1.0)), np.nan)
+
+
+class _Bars:
+    """One bar chart on a log scale (bars from the lowest value up), updated in place."""
+
+    def __init__(self, title: str, y_label: str, colour: str) -> None:
+        self.widget = make_plot(title, y_label, "", legend=None)
+        self.widget.getPlotItem().setClipToView(False)
+        self.bars = pg.BarGraphItem(x=[], height=[], y0=[], width=0.7, brush=colour, pen=None)
+        self.widget.addItem(self.bars)
+        self._names: list[str] = []
+
+    def show(self, names: list[str], values) -> None:
+        logs = _log10(values)
+        finite = logs[np.isfinite(logs)]
+        base = math.floor(finite.min()) - 0.5 if finite.size else 0.0
+        logs = np.where(np.isfinite(logs), logs, base)
+        x = np.arange(len(names), dtype=float)
+        self.bars.setOpts(x=x, height=logs - base, y0=np.full(len(names), base))
+        if names != self._names:
+            self._names = list(names)
+            self.widget.getPlotItem().getAxis("bottom").setTicks([list(enumerate(names))])
+        self.widget.getPlotItem().getViewBox().autoRange(padding=0.05)
+
+
+class GradientView(QWidget):
+    """Per-layer gradient norm and update/weight ratio: vanishing or exploding gradients show at once."""
+
+    title = "Gradient flow"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.header = QLabel("Gradient size per layer, from the input side (left) to the output (right).")
+        self.header.setWordWrap(True)
+        self.grad = _Bars("Gradient norm", "log10 ‖grad‖", "#2f6fde")
+        self.ratio = _Bars("Update / weight (healthy near 1e-3)", "log10 ratio", "#e8730c")
+        row = QHBoxLayout()
+        row.addWidget(self.grad.widget)
+        row.addWidget(self.ratio.widget)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.header)
+        layout.addLayout(row, 1)
+        self.data: dict[str, Any] | None = None
+
+    def update_probes(self, data: dict[str, Any]) -> None:
+        g = data.get("gradients")
+        if g is None or not len(g["layers"]):
+            return
+        self.data = g
+        self.grad.show(g["layers"], g["grad_norm"])
+        if g.get("update_ratio") is not None:
+            self.ratio.show(g["layers"], g["update_ratio"])
+        self.header.setText(f"Gradient size per layer at step {data.get('step')}, input side left (log scale).")
+
+    def csv(self) -> tuple[list[str], list] | None:
+        g = self.data
+        if g is None:
+            return None
+        ratio = g.get("update_ratio")
+        ratio = ratio if ratio is not None else [math.nan] * len(g["layers"])
+        return ["layer", "grad_norm", "weight_norm", "update_ratio"], zip(g["layers"], g["grad_norm"], g["weight_norm"], ratio)
+
+
+def region_colours(probs: np.ndarray) -> np.ndarray:
+    """(S, S, K) class probabilities as RGBA uint8: the winner's colour, more opaque when surer."""
+    p = np.asarray(probs, dtype=np.float32)
+    if p.shape[-1] == 1:
+        p = np.concatenate([1.0 - p, p], axis=-1)
+    k = p.shape[-1]
+    win = p.argmax(-1)
+    sure = (p.max(-1) - 1.0 / k) / (1.0 - 1.0 / k)
+    rgba = np.empty(p.shape[:2] + (4,), dtype=np.uint8)
+    rgba[..., :3] = PALETTE[win % len(PALETTE)]
+    rgba[..., 3] = (40 + 200 * np.clip(sure, 0, 1)).astype(np.uint8)
+    return rgba
+
+
+class DecisionsView(QWidget):
+    """After each epoch: the confusion matrix, the decision regions or fitted curve, the hardest samples."""
+
+    title = "Decisions"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.header = QLabel("How the network decides on the validation data appears here after each epoch.")
+        self.header.setWordWrap(True)
+        self.confusion = ImagePlot("Confusion (rows: true, columns: predicted)", axes=True)
+        self.accuracy = QLabel()
+        self.accuracy.setWordWrap(True)
+        self.regions = make_plot("Decision regions", "x2", "x1", legend=None)
+        self.region_image = pg.ImageItem(axisOrder="row-major")
+        self.points = pg.ScatterPlotItem(size=5, pen=pg.mkPen("k", width=0.5))
+        self.fit = pg.PlotDataItem(pen=pg.mkPen("#e8730c", width=2))
+        for item in (self.region_image, self.points, self.fit):
+            self.regions.addItem(item)
+        self.hardest = QTableWidget(0, 2)
+        self.hardest.setHorizontalHeaderLabels(["sample", "loss"])
+        self.hardest.setToolTip("The validation samples with the highest loss, hardest first")
+        self.hardest.verticalHeader().setVisible(False)
+        self.hardest.setMaximumWidth(220)
+        left = QVBoxLayout()
+        left.addWidget(self.confusion, 1)
+        left.addWidget(self.accuracy)
+        row = QHBoxLayout()
+        row.addLayout(left, 1)
+        row.addWidget(self.regions, 1)
+        row.addWidget(self.hardest)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.header)
+        layout.addLayout(row, 1)
+        self._texts: list[pg.TextItem] = []
+        self.data: dict[str, Any] | None = None
+        self.regions.hide()
+
+    def update_insight(self, data: dict[str, Any]) -> None:
+        self.data = data
+        self.header.setText(f"How the network decides on the validation data after epoch {data.get('epoch')}.")
+        if "confusion" in data:
+            self._show_confusion(data["confusion"])
+        if "decision_grid" in data:
+            self._show_grid(data["decision_grid"])
+        elif "regression_curve" in data:
+            self._show_curve(data["regression_curve"])
+        h = data.get("hardest")
+        if h is not None:
+            self.hardest.setRowCount(len(h["indices"]))
+            for r, (i, loss) in enumerate(zip(h["indices"], h["losses"])):
+                self.hardest.setItem(r, 0, QTableWidgetItem(str(int(i))))
+                self.hardest.setItem(r, 1, QTableWidgetItem(f"{float(loss):.4g}"))
+
+    def _show_confusion(self, c: dict[str, Any]) -> None:
+        m = np.asarray(c["matrix"], dtype=np.float32)
+        names = c.get("classes")
+        if names and len(names) < len(m) and not m[len(names):].any() and not m[:, len(names):].any():
+            m = m[: len(names), : len(names)]  # NOTE: more outputs than the data has classes
+        k = m.shape[0]
+        rows = m / np.maximum(m.sum(1, keepdims=True), 1)
+        self.confusion.show_image(rows, levels=(0.0, 1.0), cmap=pg.colormap.get("viridis"))
+        if len(self._texts) != k * k:  # NOTE: made when the class count changes, not per epoch
+            for t in self._texts:
+                self.confusion.removeItem(t)
+            self._texts = [pg.TextItem(anchor=(0.5, 0.5)) for _ in range(k * k)]
+            for t in self._texts:
+                self.confusion.addItem(t)
+            ticks = [[(i + 0.5, class_name(i, names)) for i in range(k)]]
+            for axis in ("left", "bottom"):
+                self.confusion.getPlotItem().getAxis(axis).setTicks(ticks)
+        for idx, t in enumerate(self._texts):
+            r, col = divmod(idx, k)
+            t.setText(str(int(m[r, col])))
+            t.setColor((0, 0, 0) if rows[r, col] > 0.6 else (255, 255, 255))
+            t.setPos(col + 0.5, r + 0.5)
+        acc = c["per_class_accuracy"]
+        self.accuracy.setText("Per-class accuracy: " + ", ".join(
+            f"{class_name(i, names)} {a:.0%}" for i, a in enumerate(acc) if np.isfinite(a)))
+
+    def _show_grid(self, g: dict[str, Any]) -> None:
+        (x0, x1), (y0, y1) = g["x_range"], g["y_range"]
+        self.region_image.setImage(region_colours(g["probs"]), autoLevels=False, levels=(0, 255))
+        self.region_image.setRect(x0, y0, x1 - x0, y1 - y0)
+        if g.get("x") is not None:
+            labels = g.get("labels")
+            labels = np.zeros(len(g["x"]), int) if labels is None else np.asarray(labels, int)
+            brushes = [pg.mkBrush(*PALETTE[i % len(PALETTE)]) for i in labels]
+            self.points.setData(pos=np.asarray(g["x"], dtype=float), brush=brushes)
+        self.regions.getPlotItem().setTitle("Decision regions (points: validation data)", size="10pt")
+        self.regions.show()
+
+    def _show_curve(self, c: dict[str, Any]) -> None:
+        ys = np.asarray(c["ys"])
+        self.fit.setData(np.asarray(c["xs"]), ys[:, 0] if ys.ndim == 2 else ys)
+        if c.get("y") is not None:
+            self.points.setData(x=np.asarray(c["x"]), y=np.asarray(c["y"])[:, 0], brush=pg.mkBrush(47, 111, 222, 160))
+        self.regions.getPlotItem().setTitle("Fitted curve over the validation data", size="10pt")
+        self.regions.show()
+
+    def csv(self) -> tuple[list[str], list] | None:
+        d = self.data
+        if d is None:
+            return None
+        rows: list[list] = []
+        if "confusion" in d:
+            c = d["confusion"]
+            m = np.asarray(c["matrix"])
+            names = [class_name(i, c.get("classes")) for i in range(len(m))]
+            header = ["true \\ predicted", *names, "accuracy"]
+            rows += [[names[i], *m[i].tolist(), c["per_class_accuracy"][i]] for i in range(len(m))]
+        elif "regression_curve" in d:
+            c = d["regression_curve"]
+            header = ["x", "fitted_y"]
+            rows += [[x, y] for x, y in zip(c["xs"], np.asarray(c["ys"]).reshape(len(c["xs"]), -1)[:, 0])]
+        else:
+            header = ["validation_sample", "loss"]
+        h = d.get("hardest")
+        if h is not None:
+            if rows:
+                rows += [[], ["validation_sample", "loss"]]
+            rows += [[int(i), float(loss)] for i, loss in zip(h["indices"], h["losses"])]
+        return header, rows

@@ -1,0 +1,127 @@
+"""The Insight dock: what the network learns while it trains, one tab per view.
+
+Fed by the training session's ``probes`` and ``insight`` signals (main thread; each view
+updates its own items in place). Every view can be saved as a PNG or its numbers as CSV.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
+
+from designer.insight.charts import DecisionsView, GradientView
+from designer.insight.images import save_csv, save_png
+from designer.insight.maps import ActivationsView, CamView, FiltersView
+
+__all__ = ["InsightPanel"]
+
+
+class InsightPanel(QWidget):
+    """Activations, filters, class maps, gradient flow and decisions of the running network.
+
+    Signals:
+        sample_requested(int): the person chose another probe sample for the activations.
+        message(str): a line for the status bar (a file was saved, say).
+    """
+
+    sample_requested = Signal(int)
+    message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.activations = ActivationsView()
+        self.filters = FiltersView()
+        self.cam = CamView()
+        self.gradients = GradientView()
+        self.decisions = DecisionsView()
+        self.views = [self.activations, self.filters, self.cam, self.gradients, self.decisions]
+        self.tabs = QTabWidget()
+        for view in self.views:
+            self.tabs.addTab(view, view.title)
+        self.status = QLabel("Train the network to see what it learns. Click a block to see its activations.")
+        self.status.setWordWrap(True)
+        self.png_button = QPushButton("Save PNG…")
+        self.png_button.setToolTip("Save the current view as a picture")
+        self.png_button.clicked.connect(lambda: self.save_png())
+        self.csv_button = QPushButton("Save CSV…")
+        self.csv_button.setToolTip("Save the numbers of the current view")
+        self.csv_button.clicked.connect(lambda: self.save_csv())
+        top = QHBoxLayout()
+        top.addWidget(self.status, 1)
+        top.addWidget(self.png_button)
+        top.addWidget(self.csv_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addLayout(top)
+        layout.addWidget(self.tabs, 1)
+        self.activations.sample_changed.connect(self.sample_requested)
+        self.probe_runs = 0
+        self.insight_runs = 0
+
+    # ------------------------------------------------------------------ feeding
+    def on_probes(self, data: dict[str, Any]) -> None:
+        """One scheduled probe run (see :meth:`engine.probes.runner.ProbeRunner.run`, plus ``images``)."""
+        self.probe_runs += 1
+        for view in (self.activations, self.filters, self.cam, self.gradients):
+            view.update_probes(data)
+        self.status.setText(f"Probes at step {data.get('step')} ({data.get('seconds', 0.0) * 1000:.0f} ms)")
+
+    def on_insight(self, data: dict[str, Any]) -> None:
+        """An epoch's decision views (``epoch`` and :meth:`~engine.probes.runner.ProbeRunner.evaluate`)."""
+        self.insight_runs += 1
+        names = (data.get("confusion") or {}).get("classes")
+        if names:
+            self.cam.class_names = list(names)
+        self.decisions.update_insight(data)
+
+    def show_block(self, name: str, probe_able: bool, running: bool) -> None:
+        """Say which block the activations will show (the canvas selection changed)."""
+        if not probe_able:
+            self.status.setText(f"'{name}' has no activations to show: pick a layer block.")
+        elif running:
+            self.status.setText(f"Showing '{name}' from the next probe run.")
+        else:
+            self.status.setText(f"'{name}' will be shown when training starts.")
+
+    def begin_run(self) -> None:
+        self.cam.frames.clear()
+
+    # ------------------------------------------------------------------ saving
+    def current_view(self) -> QWidget:
+        return self.tabs.currentWidget()
+
+    def _ask(self, what: str, suffix: str) -> str:
+        name = self.current_view().title.lower().replace(" ", "-")
+        path, _ = QFileDialog.getSaveFileName(self, f"Save {what}", f"{name}.{suffix}", f"{what} (*.{suffix})")
+        return path
+
+    def save_png(self, path: str | Path | None = None) -> Path | None:
+        """Save the current view as a PNG (asks where when ``path`` is None). Returns the path written."""
+        path = path or self._ask("PNG image", "png")
+        if not path:
+            return None
+        if not save_png(self.current_view(), path):
+            self.message.emit(f"Could not write {path}")
+            return None
+        self.message.emit(f"Saved {path}")
+        return Path(path)
+
+    def save_csv(self, path: str | Path | None = None) -> Path | None:
+        """Save the current view's numbers as CSV (asks where when ``path`` is None). None when empty."""
+        table = self.current_view().csv()
+        if table is None:
+            self.message.emit("Nothing to save yet: train the network first")
+            return None
+        path = path or self._ask("CSV table", "csv")
+        if not path:
+            return None
+        try:
+            save_csv(path, *table)
+        except OSError as exc:
+            self.message.emit(f"Could not write {path}: {exc}")
+            return None
+        self.message.emit(f"Saved {path}")
+        return Path(path)
