@@ -436,11 +436,16 @@ class ProbeRunner:
         if not self.heads or len(dataset) == 0:
             return out
         in_shape = tuple(self.code.input_shapes[0]) if self.code.input_shapes else ()
+        try:
+            scores = views.predict_all(copy, dataset.x)  # NOTE: one pass serves every view below
+        except Exception as exc:  # noqa: BLE001 - a probe never stops training
+            out["problems"]["predictions"] = str(exc)
+            return out
         for head in self.heads:
             kind = head.type
             if kind in ("ClassificationOutput", "BinaryOutput") and "confusion" not in out:
                 if "label" in dataset.targets:
-                    self._safe(out, "confusion", lambda h=head: self._confusion(copy, dataset, h))
+                    self._safe(out, "confusion", lambda h=head: self._confusion(copy, dataset, h, scores[h.index]))
                 if in_shape == (2,):
                     self._safe(out, "decision_grid", lambda h=head: self._grid(copy, dataset, h))
             elif kind == "RegressionOutput" and in_shape == (1,):
@@ -451,11 +456,12 @@ class ProbeRunner:
                 self._safe(out, "boxes", lambda h=head: views.predicted_boxes(copy, self._x_dev, output=h.index))
         first = self.heads[0]
         self._safe(out, "hardest", lambda: dict(zip(("indices", "losses"), views.hardest(
-            copy, dataset, s.hardest, head_type=first.type, output=first.index))) | {"head": first.node_id})
+            copy, dataset, s.hardest, head_type=first.type, output=first.index, scores=scores[first.index],
+        ))) | {"head": first.node_id})
         return out
 
-    def _confusion(self, copy, dataset, head: Head) -> dict[str, Any]:
-        m = views.confusion(copy, dataset, output=head.index)
+    def _confusion(self, copy, dataset, head: Head, scores: torch.Tensor) -> dict[str, Any]:
+        m = views.confusion(copy, dataset, output=head.index, scores=scores)
         return {"matrix": m, "per_class_accuracy": views.per_class_accuracy(m), "classes": dataset.classes}
 
     def _grid(self, copy, dataset, head: Head) -> dict[str, Any]:

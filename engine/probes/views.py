@@ -271,6 +271,21 @@ def _output(out, index: int) -> torch.Tensor:
 
 
 @torch.no_grad()
+def predict_all(model: nn.Module, x: torch.Tensor, batch_size: int = 512) -> list[torch.Tensor]:
+    """Every output of the model for ``x`` in one pass (one float tensor per output)."""
+    device = _device(model)
+    parts: list[list[torch.Tensor]] = []
+    for i in range(0, x.shape[0], batch_size):
+        out = model(x[i : i + batch_size].to(device))
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        if not parts:
+            parts = [[] for _ in outs]
+        for bucket, o in zip(parts, outs):
+            bucket.append(o.float())
+    return [torch.cat(b) for b in parts]
+
+
+@torch.no_grad()
 def _predict(model: nn.Module, x: torch.Tensor, output: int, batch_size: int = 512) -> torch.Tensor:
     device = _device(model)
     parts = [_output(model(x[i : i + batch_size].to(device)), output).float() for i in range(0, x.shape[0], batch_size)]
@@ -322,12 +337,17 @@ def regression_curve(
 
 def confusion(
     model_copy: nn.Module, ds, *, output: int = 0, classes: int | None = None, batch_size: int = 512,
+    scores: torch.Tensor | None = None,
 ) -> np.ndarray:
-    """Confusion matrix (K, K) int64 of a data set with labels: row = true class, column = predicted."""
+    """Confusion matrix (K, K) int64 of a data set with labels: row = true class, column = predicted.
+
+    ``scores``: the model's outputs for ``ds`` when the caller has them already (saves a pass).
+    """
     if "label" not in ds.targets:
         raise ProbeError(f"a confusion matrix needs class labels; {ds.name} has none")
     labels = ds.targets["label"].reshape(-1)
-    scores = _predict(model_copy, ds.x, output, batch_size)
+    if scores is None:
+        scores = _predict(model_copy, ds.x, output, batch_size)
     k = classes or max(scores.shape[1], len(ds.classes or ()), int(labels.max()) + 1 if len(labels) else 1)
     pred = scores.argmax(1).cpu() if scores.shape[1] > 1 else (scores[:, 0] > 0).long().cpu()
     idx = labels.cpu() * k + pred
@@ -362,19 +382,23 @@ _TARGET = {
 
 def hardest(
     model_copy: nn.Module, ds, k: int = 16, *, head_type: str = "ClassificationOutput", output: int = 0,
-    batch_size: int = 512,
+    batch_size: int = 512, scores: torch.Tensor | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` samples with the highest loss, hardest first: (indices (k,), losses (k,))."""
+    """The ``k`` samples with the highest loss, hardest first: (indices (k,), losses (k,)).
+
+    ``scores``: the model's outputs for ``ds`` when the caller has them already (saves a pass).
+    """
     key = _TARGET.get(head_type)
     if key is None or key not in ds.targets:
         raise ProbeError(f"{ds.name} has no {key or head_type} targets to measure a loss against")
     target = ds.targets[key]
-    device = _device(model_copy)
     losses = []
+    if scores is None:
+        scores = _predict(model_copy, ds.x, output, batch_size)
     with torch.no_grad():
         for i in range(0, len(ds), batch_size):
-            out = _output(model_copy(ds.x[i : i + batch_size].to(device)), output).float()
-            losses.append(_sample_losses(head_type, out, target[i : i + batch_size].to(device)).cpu())
+            out = scores[i : i + batch_size]
+            losses.append(_sample_losses(head_type, out, target[i : i + batch_size].to(out.device)).cpu())
     if not losses:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     loss = torch.cat(losses)

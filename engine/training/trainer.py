@@ -15,6 +15,7 @@ the generator itself never raises for a training problem.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
@@ -252,7 +253,7 @@ class Trainer:
             self.model.train()
             t_epoch = time.perf_counter()
             order = torch.randperm(n, generator=cpu_gen).to(self.device)
-            loss_sum = torch.zeros((), device=self.device)
+            epoch_loss = 0.0  # summed from the batches' losses as they are sent out
             for b in range(batches):
                 if self.control.paused:
                     self.control.wait_while_paused()
@@ -265,7 +266,6 @@ class Trainer:
                     self.probe_runner.mark(self.model)
                 loss = self._step(x_train[idx], {k: v[idx] for k, v in t_train.items()}, gen)
                 pending.append(loss)
-                loss_sum += loss
                 step += 1
                 if probing:
                     yield TrainEvent("probes", self.probe_runner.run(self.model, step))
@@ -273,6 +273,7 @@ class Trainer:
                 if now - last_emit >= self.emit_interval or b == batches - 1:
                     losses = torch.stack(pending).float().cpu().numpy()
                     pending.clear()
+                    epoch_loss += float(losses.sum())
                     last_emit = now
                     if not all(map(math.isfinite, losses.tolist())):
                         raise TrainingError(
@@ -298,7 +299,7 @@ class Trainer:
                     )
             if stopped:
                 break
-            train_loss = float(loss_sum) / batches
+            train_loss = epoch_loss / batches
             record = {"epoch": epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"]}
             val_loss, val_metrics = self.evaluate("val")
             record["val_loss"] = val_loss
@@ -352,7 +353,7 @@ class Trainer:
         mix = None
         if self.augment is not None:
             x, targets, mix = self.augment(x, targets, gen)
-        with torch.autocast(self.device.type, enabled=self.amp):
+        with self._autocast():
             outs = self.model(x)
             loss = self._loss(outs, targets, mix)
         self.optimizer.zero_grad(set_to_none=True)
@@ -365,12 +366,18 @@ class Trainer:
             self.optimizer.step()
         return loss.detach()
 
+    def _autocast(self):
+        """Mixed precision on CUDA when asked for; otherwise nothing (no per-step cost)."""
+        return torch.autocast(self.device.type) if self.amp else contextlib.nullcontext()
+
     def _loss(self, outs, targets, mix=None) -> torch.Tensor:
         if not isinstance(outs, tuple):
             outs = (outs,)
         total = None
         for (nid, kind, weight), out in zip(self.heads, outs):
-            term = weight * mixed_loss(kind, out.float(), targets[HEAD_TARGETS[kind][0]], mix)
+            term = mixed_loss(kind, out.float(), targets[HEAD_TARGETS[kind][0]], mix)
+            if weight != 1.0:
+                term = weight * term
             total = term if total is None else total + term
         return total
 
@@ -388,7 +395,7 @@ class Trainer:
         for i in range(0, n, batch_size):
             xb = x[i : i + batch_size]
             tb = {k: v[i : i + batch_size] for k, v in targets.items()}
-            with torch.autocast(self.device.type, enabled=self.amp):
+            with self._autocast():
                 outs = self.model(xb)
             outs = outs if isinstance(outs, tuple) else (outs,)
             loss_total += float(self._loss(outs, tb)) * xb.shape[0]
