@@ -37,7 +37,7 @@ from designer.training.plots import RUN_COLORS, CurveBuffer, make_plot, style_pl
 
 __all__ = ["DRAW_BUDGET", "EMA_BETA", "MAX_HZ", "MIN_HZ", "TrainingDashboard", "clock"]
 
-MIN_HZ, MAX_HZ = 10, 30  # how often the plots redraw during a run
+MIN_HZ, MAX_HZ = 2, 5  # how often the plots redraw during a run
 DRAW_BUDGET = 0.1  # the share of time drawing may take before the redraw rate drops
 EMA_BETA = 0.9  # weight of the past in the smoothed loss
 

@@ -139,12 +139,12 @@ def test_save_png_and_csv_of_each_view(panel, tmp_path):
 
 # ---------------------------------------------------------------------- a real run in the window
 def small_cnn():
-    """LeNet-5 on 200 shape images, one epoch, probes every 2 batches."""
+    """LeNet-5 on 200 shape images, three epochs, probes every 2 batches."""
     p = load_template("lenet5")
     p.data.dataset = "shapes"
     p.data.samples = 200
     p.data.augment = {}
-    p.training.epochs = 1
+    p.training.epochs = 3
     p.training.batch_size = 32
     p.training.device = "cpu"
     p.probes.every_batches = 2
@@ -178,10 +178,12 @@ def test_training_in_the_window_fills_the_insight_dock(window, qtbot, tmp_path):
         assert session is not None and ctl._snapshot["probes"]["layer"] == "n3"
         qtbot.waitUntil(lambda: panel.probe_runs >= 1, timeout=RUN_TIMEOUT)
         assert panel.activations.data["node_id"] == "n3"
+        ctl.pause()  # NOTE: paused, the run cannot end before the next probe sees the choice
         window.scene.select_nodes(["n6"])  # relu2, during the run
-        qtbot.waitUntil(lambda: panel.activations.data["node_id"] == "n6" or not ctl.is_running(), timeout=RUN_TIMEOUT)
+        ctl.resume()
+        qtbot.waitUntil(lambda: panel.activations.data["node_id"] == "n6", timeout=RUN_TIMEOUT)
     assert ended.args[0] == "finished"
-    assert panel.probe_runs >= 2 and panel.insight_runs == 1
+    assert panel.probe_runs >= 2 and panel.insight_runs == 3
     assert panel.activations.data["node_id"] == "n6"
     assert panel.activations.plot.image.image.ndim == 2
     assert panel.filters.data["name"] == "conv1" and panel.filters.plot.image.image is not None
