@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from PySide6.QtCore import QThread
 from PySide6.QtWidgets import QApplication
@@ -66,3 +68,23 @@ def pytest_sessionfinish(session, exitstatus):
     app.sendPostedEvents(None, 0)
     app.processEvents()
     gc.collect()
+
+
+@contextlib.contextmanager
+def training_window(qtbot, project):
+    """A shown main window with ``project`` open; on exit any run is stopped and the window closed."""
+    from designer.main_window import MainWindow
+
+    w = MainWindow()
+    w.resize(1400, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    w.document.replace(project)
+    try:
+        yield w
+    finally:
+        w.training.shutdown()
+        w.document.undo_stack.setClean()
+        w.close()
+        w.deleteLater()
+        QApplication.processEvents()

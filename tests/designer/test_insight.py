@@ -15,6 +15,7 @@ from designer.insight.images import tile
 from designer.insight.maps import FILM_FRAMES
 from designer.main_window import MainWindow
 from engine.templates import load_template
+from tests.designer.conftest import training_window
 
 RUN_TIMEOUT = 60_000
 
@@ -153,17 +154,8 @@ def small_cnn():
 
 @pytest.fixture
 def window(qtbot):
-    w = MainWindow()
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    w.document.replace(small_cnn())
-    yield w
-    w.training.shutdown()
-    w.document.undo_stack.setClean()
-    w.close()
-    w.deleteLater()
-    QApplication.processEvents()
+    with training_window(qtbot, small_cnn()) as w:
+        yield w
 
 
 def test_training_in_the_window_fills_the_insight_dock(window, qtbot, tmp_path):

@@ -17,6 +17,7 @@ from designer.training.worker import TrainingSession
 from engine.cli import main as cli_main
 from engine.project import project_to_dict, save_project
 from engine.templates import load_template
+from tests.designer.conftest import training_window
 
 RUN_TIMEOUT = 30_000
 
@@ -40,17 +41,8 @@ def small_mlp(epochs: int = 3, **training):
 
 @pytest.fixture
 def window(qtbot):
-    w = MainWindow()
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    w.document.replace(small_mlp())
-    yield w
-    w.training.shutdown()
-    w.document.undo_stack.setClean()
-    w.close()
-    w.deleteLater()
-    QApplication.processEvents()
+    with training_window(qtbot, small_mlp()) as w:
+        yield w
 
 
 def train(qtbot, w: MainWindow, epochs: int | None = None) -> str:
