@@ -13,6 +13,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from designer.insight.charts import DecisionsView, GradientView
+from designer.insight.histograms import HistogramsView
 from designer.insight.images import save_csv, save_png
 from designer.insight.maps import ActivationsView, CamView, FiltersView
 
@@ -20,7 +21,7 @@ __all__ = ["InsightPanel"]
 
 
 class InsightPanel(QWidget):
-    """Activations, filters, class maps, gradient flow and decisions of the running network.
+    """Activations, filters, class maps, gradient flow, histograms and decisions of the running network.
 
     Signals:
         sample_requested(int): the person chose another probe sample for the activations.
@@ -36,8 +37,9 @@ class InsightPanel(QWidget):
         self.filters = FiltersView()
         self.cam = CamView()
         self.gradients = GradientView()
+        self.histograms = HistogramsView()
         self.decisions = DecisionsView()
-        self.views = [self.activations, self.filters, self.cam, self.gradients, self.decisions]
+        self.views = [self.activations, self.filters, self.cam, self.gradients, self.histograms, self.decisions]
         self.tabs = QTabWidget()
         for view in self.views:
             self.tabs.addTab(view, view.title)
@@ -65,7 +67,7 @@ class InsightPanel(QWidget):
     def on_probes(self, data: dict[str, Any]) -> None:
         """One scheduled probe run (see :meth:`engine.probes.runner.ProbeRunner.run`, plus ``images``)."""
         self.probe_runs += 1
-        for view in (self.activations, self.filters, self.cam, self.gradients):
+        for view in (self.activations, self.filters, self.cam, self.gradients, self.histograms):
             view.update_probes(data)
         self.status.setText(f"Probes at step {data.get('step')} ({data.get('seconds', 0.0) * 1000:.0f} ms)")
 

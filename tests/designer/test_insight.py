@@ -42,6 +42,11 @@ def probe_dict(step: int = 1, n: int = 4, kind: str = "maps") -> dict:
         "gradients": {"layers": ["conv1", "conv2", "fc"], "node_ids": ["n2", "n5", "n9"],
                       "grad_norm": np.array([1e-3, 1e-2, 0.5]), "weight_norm": np.array([1.0, 2.0, 3.0]),
                       "update_ratio": np.array([1e-4, 1e-3, 1e-2])},
+        "weight_histograms": {"layers": ["conv1", "fc"], "node_ids": ["n2", "n9"],
+                              "counts": np.array([[0, 2, 6, 2], [1, 1, 1, 1]]),
+                              "edges": np.array([[-1.0, -0.5, 0.0, 0.5, 1.0], [-2.0, -1.0, 0.0, 1.0, 2.0]])},
+        "activation_histograms": {"layers": ["relu1"], "node_ids": ["n3"], "counts": np.array([[8, 0, 0, 2]]),
+                                  "edges": np.array([[0.0, 0.25, 0.5, 0.75, 1.0]])},
     }
 
 
@@ -101,6 +106,18 @@ def test_synthetic_probes_fill_every_view_in_place(panel):
     assert not np.allclose(before, panel.cam.plot.image.image)
 
 
+def test_histograms_show_each_layer_as_a_row_of_shares(panel, tmp_path):
+    panel.on_probes(probe_dict())
+    weights = panel.histograms.weights.image.image
+    assert weights.shape == (2, 4)
+    np.testing.assert_allclose(weights.sum(axis=1), [1.0, 1.0], rtol=1e-6)
+    np.testing.assert_allclose(panel.histograms.activations.image.image, [[0.8, 0, 0, 0.2]], rtol=1e-6)
+    assert "relu1 0…1" in panel.histograms.ranges.text()
+    panel.tabs.setCurrentWidget(panel.histograms)
+    rows = list(csv.reader(open(panel.save_csv(tmp_path / "h.csv"))))
+    assert rows[0] == ["kind", "layer", "bin_low", "bin_high", "count"] and len(rows) == 1 + 4 + 4 + 4
+
+
 def test_vector_activations_show_as_a_strip(panel):
     panel.on_probes(probe_dict(kind="vector"))
     assert panel.activations.plot.image.image.shape == (2, 32)
@@ -134,7 +151,7 @@ def test_save_png_and_csv_of_each_view(panel, tmp_path):
         assert png is not None and png.stat().st_size > 500
         rows = list(csv.reader(open(panel.save_csv(tmp_path / f"{i}.csv"))))
         assert len(rows) > 2, view.title
-    confusion = list(csv.reader(open(tmp_path / "4.csv")))
+    confusion = list(csv.reader(open(tmp_path / "5.csv")))
     assert confusion[0] == ["true \\ predicted", "circle", "square", "triangle", "accuracy"]
 
 
@@ -179,6 +196,7 @@ def test_training_in_the_window_fills_the_insight_dock(window, qtbot, tmp_path):
     assert panel.activations.data["node_id"] == "n6"
     assert panel.activations.plot.image.image.ndim == 2
     assert panel.filters.data["name"] == "conv1" and panel.filters.plot.image.image is not None
+    assert panel.histograms.weights.image.image.shape[0] == 5  # conv1, conv2, fc1, fc2, fc3
     assert panel.cam.plot.image.image.shape[2] == 3 and len(panel.cam.frames) == panel.probe_runs
     k = panel.decisions.confusion.image.image.shape
     assert k[0] == k[1] >= 3 and panel.decisions.hardest.rowCount() > 0
