@@ -115,6 +115,25 @@ def vector_image_shape(features: int, src_channels: int, image_size: int | None)
     return None
 
 
+
+def rgb_or_gray_shape(input_shape: tuple[int, ...], image_size: int | None, what: str) -> tuple[int, int, int]:
+    """(C, H, W) of the images ``what`` must produce for this Input: its own image shape, or a
+    square grayscale/RGB image whose flattened length matches a vector Input."""
+    if len(input_shape) == 3:
+        c, h, w = input_shape
+    else:
+        found = vector_image_shape(int(input_shape[0]), 1, image_size)
+        if found is None:
+            raise DataError(
+                f"{what} makes square images: a vector Input needs a square number of features "
+                f"(784 for 28×28 grayscale, 3072 for 32×32 RGB), not {input_shape[0]}"
+            )
+        c, h = found
+        w = h
+    if c not in (1, 3):
+        raise DataError(f"{what} makes grayscale (1 channel) or RGB (3 channels) images; the Input has {c} channels")
+    return c, h, w
+
 def _convert_channels(x: Tensor, channels: int, name: str) -> Tensor:
     have = x.shape[1]
     if have == channels:

@@ -19,7 +19,7 @@ import torch
 from engine.data.base import (
     DataError,
     Dataset,
-    vector_image_shape,
+    rgb_or_gray_shape,
     as_float,
     fit_images,
     fit_vectors,
@@ -40,23 +40,6 @@ def _pillow() -> Any:
     except ImportError:
         raise DataError("reading an image folder needs the Pillow package: pip install pillow") from None
     return Image
-
-
-def _folder_image_shape(input_shape: tuple[int, ...], image_size: int | None) -> tuple[int, int, int]:
-    if len(input_shape) == 3:
-        c, h, w = input_shape
-    else:
-        found = vector_image_shape(int(input_shape[0]), 1, image_size)
-        if found is None:
-            raise DataError(
-                "an image folder needs an image Input, or a vector Input with a square number of "
-                f"features (784 for 28×28 grayscale, 3072 for 32×32 RGB), not {input_shape[0]}"
-            )
-        c, h = found
-        w = h
-    if c not in (1, 3):
-        raise DataError(f"images are read as grayscale (1 channel) or RGB (3 channels); the Input has {c} channels")
-    return c, h, w
 
 
 def _read_image(image: Any, path: Path, mode: str, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
@@ -83,7 +66,7 @@ def load_image_folder(folder: Path, input_shape: tuple[int, ...], image_size: in
             f"image folder {folder} has one class subfolder ({class_dirs[0].name}): a classifier needs two or more"
         )
     image = _pillow()
-    c, h, w = _folder_image_shape(input_shape, image_size)
+    c, h, w = rgb_or_gray_shape(input_shape, image_size, "an image folder")
     mode = "L" if c == 1 else "RGB"
     pictures: list[np.ndarray] = []
     labels: list[int] = []

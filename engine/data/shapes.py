@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engine.data.base import DataError, Dataset, vector_image_shape, labels_and_binary
+from engine.data.base import DataError, Dataset, labels_and_binary, rgb_or_gray_shape
 
 __all__ = ["SHAPE_CLASSES", "make_shapes"]
 
@@ -27,19 +27,7 @@ BLOCK = 256  # images drawn at once: bounds the memory of the (block, H, W) arra
 
 
 def _image_shape(input_shape: tuple[int, ...], image_size: int | None) -> tuple[int, int, int]:
-    if len(input_shape) == 3:
-        c, h, w = input_shape
-    else:
-        found = vector_image_shape(int(input_shape[0]), 1, image_size)
-        if found is None:
-            raise DataError(
-                f"shapes draws square images: a vector Input needs a square number of features "
-                f"(such as 1024 for 32×32 grayscale, or 3072 for 32×32 RGB), not {input_shape[0]}"
-            )
-        c, s = found
-        h = w = s
-    if c not in (1, 3):
-        raise DataError(f"shapes draws grayscale (1 channel) or RGB (3 channels) images; the Input has {c} channels")
+    c, h, w = rgb_or_gray_shape(input_shape, image_size, "shapes")
     if min(h, w) < MIN_SIDE:
         raise DataError(f"shapes needs images of at least {MIN_SIDE}×{MIN_SIDE} pixels, not {h}×{w}")
     return c, h, w
