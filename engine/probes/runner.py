@@ -419,7 +419,7 @@ class ProbeRunner:
             return x.permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
         return x.mean(1).numpy().astype(np.float32)
 
-    def evaluate(self, model: nn.Module, dataset) -> dict[str, Any]:
+    def evaluate(self, model: nn.Module, dataset, scores: list[torch.Tensor] | None = None) -> dict[str, Any]:
         """The decision views on a data set (validation, say), for an epoch's end.
 
         Returns, as the network's heads allow: ``confusion`` (``matrix`` (K, K) int64, row =
@@ -429,6 +429,8 @@ class ProbeRunner:
         ``labels``) for 2-D inputs, ``regression_curve``
         (``xs`` (S,), ``ys`` (S, k), the data's ``x`` and ``y``) for 1-D regression, ``masks``
         (N, H, W) and ``boxes`` (N, 4) predicted for the probe images, and ``problems``.
+        ``scores``: the model's outputs for ``dataset`` (one tensor per output) when the caller
+        has them already.
         """
         s = self.settings
         out: dict[str, Any] = {"problems": {}}
@@ -437,7 +439,8 @@ class ProbeRunner:
             return out
         in_shape = tuple(self.code.input_shapes[0]) if self.code.input_shapes else ()
         try:
-            scores = views.predict_all(copy, dataset.x)  # NOTE: one pass serves every view below
+            # NOTE: one pass serves every view below; the trainer hands over its validation pass.
+            scores = scores if scores is not None else views.predict_all(copy, dataset.x)
         except Exception as exc:  # noqa: BLE001 - a probe never stops training
             out["problems"]["predictions"] = str(exc)
             return out

@@ -136,6 +136,7 @@ class Trainer:
         self._given_splits = splits
         self.with_probes = probes
         self.probe_runner = None
+        self.last_outputs: list[torch.Tensor] | None = None
         self.model: torch.nn.Module | None = None
         self.history: list[dict[str, Any]] = []
 
@@ -301,7 +302,7 @@ class Trainer:
                 break
             train_loss = epoch_loss / batches
             record = {"epoch": epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"]}
-            val_loss, val_metrics = self.evaluate("val")
+            val_loss, val_metrics = self.evaluate("val", keep_outputs=self.probe_runner is not None)
             record["val_loss"] = val_loss
             record.update({f"val_{k}": v for k, v in val_metrics.items()})
             record["seconds"] = time.perf_counter() - t_epoch
@@ -309,8 +310,11 @@ class Trainer:
             self._schedule(val_loss if val_loss is not None else train_loss)
             yield TrainEvent("epoch", record)
             if self.probe_runner is not None:
-                split = self.splits["val"] if len(self.splits["val"]) else self.splits["train"]
-                yield TrainEvent("insight", {"epoch": epoch, **self.probe_runner.evaluate(self.model, split)})
+                if len(self.splits["val"]):
+                    views = self.probe_runner.evaluate(self.model, self.splits["val"], scores=self.last_outputs)
+                else:
+                    views = self.probe_runner.evaluate(self.model, self.splits["train"])
+                yield TrainEvent("insight", {"epoch": epoch, **views})
             monitored = val_loss if val_loss is not None else train_loss
             improved = monitored < self.best[0]
             if improved:
@@ -340,11 +344,8 @@ class Trainer:
         from engine.probes.runner import ProbeRunner
 
         x_probe = self._tensors["val" if len(self.splits["val"]) else "train"][0][: len(raw_probe)]
-        display = None
-        if raw_probe.dim() == 4:
-            lo = raw_probe.amin(dim=(1, 2, 3), keepdim=True)
-            hi = raw_probe.amax(dim=(1, 2, 3), keepdim=True)
-            display = (raw_probe - lo) / (hi - lo).clamp(min=1e-8)
+        # NOTE: the raw images (before normalization) are what a person recognises.
+        display = raw_probe if raw_probe.dim() == 4 else None
         self.probe_runner = ProbeRunner(
             self.project.graph, self.code, x_probe, config=self.project.probes, display_x=display
         )
@@ -382,8 +383,14 @@ class Trainer:
         return total
 
     @torch.no_grad()
-    def evaluate(self, split: str, batch_size: int = 512) -> tuple[float | None, dict[str, float]]:
-        """Mean loss and metrics of the current model on a split (None, {} when it is empty)."""
+    def evaluate(
+        self, split: str, batch_size: int = 512, keep_outputs: bool = False
+    ) -> tuple[float | None, dict[str, float]]:
+        """Mean loss and metrics of the current model on a split (None, {} when it is empty).
+
+        With ``keep_outputs`` the model's outputs (one tensor per head) are kept in
+        ``last_outputs``, so the epoch's insight views need no second pass over the split.
+        """
         x, targets = self._tensors[split]
         n = x.shape[0]
         if n == 0:
@@ -391,6 +398,7 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         sums = [MetricSum(kind) for _, kind, _ in self.heads]
+        kept: list[list[torch.Tensor]] = [[] for _ in self.heads]
         loss_total = 0.0
         for i in range(0, n, batch_size):
             xb = x[i : i + batch_size]
@@ -399,9 +407,12 @@ class Trainer:
                 outs = self.model(xb)
             outs = outs if isinstance(outs, tuple) else (outs,)
             loss_total += float(self._loss(outs, tb)) * xb.shape[0]
-            for s, (nid, kind, _), out in zip(sums, self.heads, outs):
+            for s, (nid, kind, _), out, bucket in zip(sums, self.heads, outs, kept):
                 s.update(out.float(), tb[HEAD_TARGETS[kind][0]])
+                if keep_outputs:
+                    bucket.append(out.detach().float())
         self.model.train(was_training)
+        self.last_outputs = [torch.cat(b) for b in kept] if keep_outputs else None
         metrics: dict[str, float] = {}
         for s, (nid, kind, _) in zip(sums, self.heads):
             prefix = "" if len(self.heads) == 1 else f"{self.project.graph.nodes[nid].name}_"

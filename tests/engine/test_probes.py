@@ -614,6 +614,12 @@ def test_runner_evaluate_views():
     assert out["decision_grid"]["probs"].shape == (25, 25, 2)
     assert out["confusion"]["matrix"].sum() == len(ds) and out["confusion"]["per_class_accuracy"].shape == (2,)
     assert out["hardest"]["indices"].shape == (5,)
+    # Outputs handed over by the caller (the trainer's validation pass) give the same views.
+    from engine.probes.views import predict_all
+
+    shared = runner.evaluate(model, ds, scores=predict_all(model, ds.x))
+    np.testing.assert_array_equal(shared["confusion"]["matrix"], out["confusion"]["matrix"])
+    np.testing.assert_array_equal(shared["hardest"]["indices"], out["hardest"]["indices"])
 
 
 # ---------------------------------------------------------------------- on demand
