@@ -139,18 +139,12 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _explain(args: argparse.Namespace) -> int:
-    import torch
-
+    from engine.export import read_weights_file
     from engine.probes.explain import explain
     from engine.project import load_project
 
     project = load_project(args.project)
-    try:
-        weights = torch.load(args.weights, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise NetDesignerError(f"{args.weights}: the weights file does not exist") from None
-    except Exception as exc:  # noqa: BLE001 - a corrupt or unsafe file: say so in one line
-        raise NetDesignerError(f"{args.weights}: not a readable weights file ({type(exc).__name__})") from None
+    weights = read_weights_file(args.weights)  # NOTE: a checkpoint keeps its normalizer for explain
     source = int(args.input) if args.input.lstrip("-").isdigit() else Path(args.input)
     png, npy, info = explain(
         project, weights, source, method=args.method, layer=args.layer, class_index=args.class_index,

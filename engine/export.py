@@ -29,15 +29,21 @@ def generate_for(graph: Graph, name: str) -> GeneratedModel:
     return generate(graph, class_name=name or "Net", title=name)
 
 
-def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
-    """A ``state_dict`` from disk, loaded safely (``weights_only=True``)."""
+def read_weights_file(path: str | Path):
+    """Whatever a weights or checkpoint file holds, loaded safely (``weights_only=True``)."""
     path = Path(path)
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise ExportError(f"{path}: the weights file does not exist") from None
     except Exception as exc:  # torch raises many kinds for a corrupt or unsafe file
         raise ExportError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})") from None
+
+
+def load_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """A ``state_dict`` from a weights file or from a training checkpoint's model part."""
+    path = Path(path)
+    state = read_weights_file(path)
     if isinstance(state, Mapping) and "model" in state and isinstance(state["model"], Mapping):
         state = state["model"]  # a training checkpoint: take the model's part
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
