@@ -38,7 +38,6 @@ from designer.training.options import (
     DATASET_TITLES,
     DEVICE_TITLES,
     GENERATED,
-    HEAD_LOSSES,
     KNOWN_SIZES,
     OPTIMIZER_TITLES,
     SCHEDULE_TITLES,
@@ -48,6 +47,7 @@ from designer.training.options import (
 from engine.config import DataConfig, TrainingConfig
 from engine.data import DATASET_INFO
 from engine.errors import ProjectError
+from engine.training.objectives import LOSS_NAMES
 
 __all__ = ["TrainingConfigPanel"]
 
@@ -390,7 +390,7 @@ class TrainingConfigPanel(QWidget):
         if not heads:
             self.loss_label.setText("No output block yet: add one (Class output, Regression output, …) to choose the loss.")
             return
-        parts = [f"{HEAD_LOSSES.get(n.type, 'its own loss')} ({n.name})" for n in heads]
+        parts = [f"{LOSS_NAMES.get(n.type, 'its own loss')} ({n.name})" for n in heads]
         self.loss_label.setText("; ".join(parts) + ". The output block sets the loss.")
 
 

@@ -8,7 +8,6 @@ __all__ = [
     "DATA_FILES",
     "DEVICE_TITLES",
     "GENERATED",
-    "HEAD_LOSSES",
     "KNOWN_SIZES",
     "OPTIMIZER_TITLES",
     "SCHEDULE_TITLES",
@@ -66,13 +65,6 @@ DEVICE_TITLES = {
     "auto": ("Automatic", "Train on the GPU (CUDA) when this computer has one, else on the CPU."),
     "cpu": ("CPU", "Always train on the processor: slower for big networks, but works everywhere."),
     "cuda": ("GPU (CUDA)", "Train on the NVIDIA GPU; training fails with a message if there is none."),
-}
-HEAD_LOSSES = {
-    "ClassificationOutput": "cross-entropy",
-    "BinaryOutput": "binary cross-entropy",
-    "RegressionOutput": "mean squared error",
-    "SegmentationOutput": "per-pixel cross-entropy",
-    "BoxOutput": "mean squared error of the box",
 }
 
 #: option -> (label, largest value or None for on/off, spin step, tooltip)

@@ -21,6 +21,15 @@ HEAD_TARGETS = {
     "BoxOutput": ("box", "bounding boxes"),
 }
 
+#: head type -> its loss, in words (what the training setup shows)
+LOSS_NAMES = {
+    "ClassificationOutput": "cross-entropy",
+    "BinaryOutput": "binary cross-entropy",
+    "RegressionOutput": "mean squared error",
+    "SegmentationOutput": "per-pixel cross-entropy",
+    "BoxOutput": "mean squared error of the box",
+}
+
 #: head type -> the metric shown as "the" score of a run, and whether higher is better
 MAIN_METRIC = {
     "ClassificationOutput": ("accuracy", True),
