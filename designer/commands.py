@@ -198,14 +198,7 @@ class SetParamsCommand(QUndoCommand):
         self._apply(self.old)
 
     def _apply(self, values: dict[str, dict[str, Any]]) -> None:
-        graph = self.doc.graph
-        if len(values) == 1:
-            (nid, changes), = values.items()
-            graph.set_params(nid, changes)
-            return
-        with graph.batch():
-            for nid, changes in values.items():
-                graph.set_params(nid, changes)
+        _edit_each(self.doc.graph, values, self.doc.graph.set_params)
 
 
 class RenameCommand(QUndoCommand):
@@ -337,14 +330,17 @@ def _pos(p: Any) -> Pos:
 
 
 def _move_all(doc: Document, positions: dict[str, Pos]) -> None:
-    graph = doc.graph
-    if len(positions) == 1:
-        (nid, pos), = positions.items()
-        graph.move(nid, pos)
+    _edit_each(doc.graph, positions, doc.graph.move)
+
+
+def _edit_each(graph, values: dict[str, Any], edit) -> None:
+    """``edit(node_id, value)`` for each block, atomically; a single edit skips batch()'s snapshot."""
+    if len(values) == 1:
+        edit(*next(iter(values.items())))
         return
     with graph.batch():
-        for nid, pos in positions.items():
-            graph.move(nid, pos)
+        for nid, value in values.items():
+            edit(nid, value)
 
 
 def _read_nodes(data: dict[str, Any]) -> list[dict[str, Any]]:
