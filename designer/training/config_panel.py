@@ -390,7 +390,11 @@ class TrainingConfigPanel(QWidget):
         if not heads:
             self.loss_label.setText("No output block yet: add one (Class output, Regression output, …) to choose the loss.")
             return
-        parts = [f"{LOSS_NAMES.get(n.type, 'its own loss')} ({n.name})" for n in heads]
+        parts = [
+            ("" if n.params["weight"] == 1.0 else f"{n.params['weight']:g} × ")
+            + f"{LOSS_NAMES.get(n.type, 'its own loss')} ({n.name})"
+            for n in heads
+        ]
         self.loss_label.setText("; ".join(parts) + ". The output block sets the loss.")
 
 
