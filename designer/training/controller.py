@@ -252,12 +252,12 @@ class TrainingController(QObject):
         if able:
             self.probe_layer = node.id
             if self.session is not None:
-                self.session.set_probe_layer(self.probe_layer)
+                self.session.set_probe_wish("layer", self.probe_layer)
         self.insight.show_block(node.name, able, self.session is not None)
 
     def _on_probe_sample(self, sample: int) -> None:
         if self.session is not None:
-            self.session.set_probe_sample(sample)
+            self.session.set_probe_wish("sample", sample)
 
     def _on_paused(self, paused: bool) -> None:
         self.dashboard.set_paused(paused)
@@ -277,11 +277,13 @@ class TrainingController(QObject):
     def _record(self, session: TrainingSession, outcome: str) -> None:
         summary = dict(session.summary)
         history = summary.pop("history", None) or self._history
+        weights = summary.pop("weights", None)
         record = RunRecord(str(self._snapshot.get("name") or "Untitled"), self._snapshot, list(history), summary)
         if self._early_stop is not None and outcome == "finished":
             outcome = "early stop"
         self.runs.add_run(RunEntry(record, label=self._run_name, outcome=outcome,
-                                   batch_losses=self.dashboard.batch.y.copy(), message=session.message))
+                                   batch_losses=self.dashboard.batch.y.copy(), message=session.message,
+                                   weights=weights))
 
     def _on_project_replaced(self) -> None:
         if self.session is not None:

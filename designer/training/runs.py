@@ -55,6 +55,7 @@ class RunEntry:
     message: str = ""
     colour: str = RUN_COLORS[0]
     extra: dict[str, Any] = field(default_factory=dict)
+    weights: dict[str, Any] | None = None  # the trained state_dict (CPU tensors); None for an opened folder
 
     @property
     def name(self) -> str:

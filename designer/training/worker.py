@@ -69,14 +69,12 @@ class TrainingWorker(QObject):
         self._images = None
         self._wishes: dict[str, Any] = {}
 
-    def set_probe_layer(self, node_id: str) -> None:
-        """Probe this block's activations from the next probe run on (called from the main thread)."""
-        self._wishes["layer"] = node_id
-        self._forward_wishes()
+    def set_probe_wish(self, name: str, value: Any) -> None:
+        """Change a probe setting from the next probe run on (called from the main thread).
 
-    def set_probe_sample(self, sample: int) -> None:
-        """Show this probe sample's activations from the next probe run on (called from the main thread)."""
-        self._wishes["sample"] = int(sample)
+        ``name`` is one of :data:`engine.probes.runner.ProbeRunner.WISHES`.
+        """
+        self._wishes[name] = value
         self._forward_wishes()
 
     def _forward_wishes(self) -> None:
@@ -84,10 +82,8 @@ class TrainingWorker(QObject):
         if runner is None:
             return  # NOTE: kept until the runner exists (see run())
         wishes, self._wishes = self._wishes, {}
-        if "layer" in wishes:
-            runner.set_activation_layer(wishes["layer"])
-        if "sample" in wishes:
-            runner.set_sample(wishes["sample"])
+        for name, value in wishes.items():
+            runner.want(name, value)
 
     def _with_images(self, data: dict[str, Any]) -> dict[str, Any]:
         """The probe results with the probe images for display (computed once; None when not images)."""
@@ -121,6 +117,8 @@ class TrainingWorker(QObject):
                     self._flush()
                     if ev.kind == "finished":
                         ev.data.setdefault("history", list(trainer.history))
+                        # NOTE: the trained weights (CPU copies) stay with the run for the on-demand views.
+                        ev.data["weights"] = {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}
                     elif ev.kind == "probes":
                         self._with_images(ev.data)
                     self.train_event.emit(ev.kind, ev.data)
@@ -228,15 +226,10 @@ class TrainingSession(QObject):
             self.control.resume()
             self.paused_changed.emit(False)
 
-    def set_probe_layer(self, node_id: str) -> None:
-        """Show this block's activations from the next probe run on (ignored once the run has ended)."""
+    def set_probe_wish(self, name: str, value: Any) -> None:
+        """Change a probe setting (``layer``, ``sample``, ...) from the next probe run on; ignored once the run has ended."""
         if self._worker is not None:
-            self._worker.set_probe_layer(node_id)
-
-    def set_probe_sample(self, sample: int) -> None:
-        """Show this probe sample's activations from the next probe run on."""
-        if self._worker is not None:
-            self._worker.set_probe_sample(sample)
+            self._worker.set_probe_wish(name, value)
 
     def is_running(self) -> bool:
         """True from :meth:`start` until the thread has ended."""

@@ -177,13 +177,22 @@ class ProbeRunner:
         if ci is not None and not 0 <= ci < k:
             raise ProbeError(f"class index {ci} is out of range: the network has {k} classes (0 to {k - 1})")
 
+    #: What :meth:`want` accepts: the activations' block (a node id) and probe sample (an index).
+    WISHES = ("layer", "sample")
+
+    def want(self, name: str, value: Any) -> None:
+        """Change a setting from the next :meth:`run` on (safe from another thread; see :data:`WISHES`)."""
+        if name not in self.WISHES:
+            raise ProbeError(f"unknown probe setting {name!r}: choose one of {', '.join(self.WISHES)}")
+        self._wanted[name] = value
+
     def set_activation_layer(self, node_id: str) -> None:
         """Show this block's activations from the next :meth:`run` on (safe from another thread)."""
-        self._wanted["layer"] = node_id
+        self.want("layer", node_id)
 
     def set_sample(self, sample: int) -> None:
         """Show this probe sample's activations from the next :meth:`run` on (safe from another thread)."""
-        self._wanted["sample"] = int(sample)
+        self.want("sample", int(sample))
 
     def _apply_wanted(self) -> None:
         wanted, self._wanted = self._wanted, {}
