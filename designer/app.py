@@ -12,6 +12,10 @@ from PySide6.QtWidgets import QApplication
 from designer import theme
 from designer.clipboard import release_clipboard
 from designer.settings import APPLICATION, ORGANIZATION
+from engine.training import remote
+
+#: Milliseconds after the window opens before a spare training process is started.
+SPARE_DELAY_MS = 3000
 
 
 def _application() -> QApplication:
@@ -22,6 +26,7 @@ def _application() -> QApplication:
         QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
         app = QApplication([sys.argv[0] if sys.argv else "net-designer"])
     app.aboutToQuit.connect(release_clipboard)
+    app.aboutToQuit.connect(remote.discard_spare)
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
     app.setApplicationDisplayName(APPLICATION)
@@ -47,6 +52,8 @@ def run(argv: list[str]) -> int:
 
     window = MainWindow()
     _place(window)
+    # NOTE: the training process imports PyTorch in the background, so the first Train starts at once.
+    QTimer.singleShot(SPARE_DELAY_MS, remote.prestart)
     if argv:
         path = Path(argv[0])
         # An unreadable file is explained in a message box; the window stays in its start state.

@@ -1,12 +1,14 @@
-"""Training off the UI thread: a worker that runs the engine's loop and a session that owns it.
+"""Training off the UI thread: a worker that relays a training process, and a session that owns both.
 
-:class:`TrainingWorker` lives in a :class:`QThread` and iterates
-:meth:`engine.training.trainer.Trainer.events`, relaying each event as a Qt signal.
-Batch events are coalesced so the window receives at most :data:`MAX_UPDATES_PER_S`
-progress signals a second, whatever the batch rate. :class:`TrainingSession` lives
-in the main thread: it owns the thread and the worker, relays their signals (tests
-and views connect to it, never to the worker), and always ``quit()`` s and
-``wait()`` s the thread, at the end of a run and when the window closes.
+The training loop itself runs in a child process (:mod:`engine.training.remote`: its own
+interpreter, so painting and training never wait for each other's lock, and a crash in
+training cannot take the window down). :class:`TrainingWorker` lives in a :class:`QThread`,
+reads the child's events as they arrive and relays each as a Qt signal. Batch events are
+coalesced so the window receives at most :data:`MAX_UPDATES_PER_S` progress signals a
+second, whatever the batch rate. :class:`TrainingSession` lives in the main thread: it
+owns the process handle, the thread and the worker, relays their signals (tests and views
+connect to it, never to the worker), and always ``quit()`` s and ``wait()`` s the thread,
+at the end of a run and when the window closes.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
-from engine.training.trainer import Control
+from engine.training.remote import STOP_GRACE_S, TrainingProcess, TrainingRequest
 
 __all__ = ["MAX_UPDATES_PER_S", "TrainingSession", "TrainingWorker"]
 
-#: The most progress signals a second the worker sends to the window.
-MAX_UPDATES_PER_S = 30
+#: The most progress signals a second the worker sends to the window. Every batch's loss still
+#: arrives (coalesced); the dashboard draws a few frames a second, so more signals would only
+#: take time from training (measured: each costs the window's thread about a millisecond).
+MAX_UPDATES_PER_S = 10
 
 
 def _merge_batches(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
@@ -34,94 +38,40 @@ def _merge_batches(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, An
 
 
 class TrainingWorker(QObject):
-    """Runs one training in whatever thread it is moved to. Create it, move it, then call :meth:`run`.
+    """Relays one training process's events in whatever thread it is moved to. Move it, then call :meth:`run`.
 
     Signals (emitted from the worker thread; connect through :class:`TrainingSession`):
         train_event(str, dict): every trainer event by kind; ``batches`` events are coalesced.
-            ``probes`` events (every N batches) carry the probe images too, as ``images``.
-        done(): the loop has ended (after ``finished`` or ``failed``).
+            ``probes`` events carry the probe images too, as ``images``; ``finished`` carries
+            the trained ``weights`` as CPU tensors.
+        done(): the run has ended (after ``finished`` or ``failed``).
     """
 
     train_event = Signal(str, object)
     done = Signal()
 
-    def __init__(
-        self,
-        snapshot: dict[str, Any],
-        *,
-        base_dir: Path | None = None,
-        epochs: int | None = None,
-        device: str | None = None,
-        control: Control | None = None,
-        max_rate: float = MAX_UPDATES_PER_S,
-    ) -> None:
+    def __init__(self, process: TrainingProcess, *, max_rate: float = MAX_UPDATES_PER_S) -> None:
         super().__init__()
-        self.snapshot = snapshot
-        self.base_dir = base_dir
-        self.epochs = epochs
-        self.device = device
-        self.control = control or Control()
+        self.process = process
         self.min_interval = 1.0 / max_rate
         self.signals_sent = 0  # progress signals, for benchmarks and tests
         self._pending: dict[str, Any] | None = None
         self._last_sent = 0.0
-        self._runner = None
-        self._images = None
-        self._wishes: dict[str, Any] = {}
-
-    def set_probe_wish(self, name: str, value: Any) -> None:
-        """Change a probe setting from the next probe run on (called from the main thread).
-
-        ``name`` is one of :data:`engine.probes.runner.ProbeRunner.WISHES`.
-        """
-        self._wishes[name] = value
-        self._forward_wishes()
-
-    def _forward_wishes(self) -> None:
-        runner = self._runner
-        if runner is None:
-            return  # NOTE: kept until the runner exists (see run())
-        wishes, self._wishes = self._wishes, {}
-        for name, value in wishes.items():
-            runner.want(name, value)
-
-    def _with_images(self, data: dict[str, Any]) -> dict[str, Any]:
-        """The probe results with the probe images for display (computed once; None when not images)."""
-        if self._images is None and self._runner is not None:
-            try:
-                self._images = self._runner.images()
-            except Exception:  # noqa: BLE001 - not image data: the views show no pictures
-                self._images = False
-        data["images"] = self._images if self._images is not False else None
-        return data
 
     @Slot()
     def run(self) -> None:
-        """Train to the end (or to a stop); any exception becomes a ``failed`` event."""
+        """Relay every event to the end of the run; any exception becomes a ``failed`` event."""
         try:
-            from engine.project import project_from_dict
-            from engine.training.trainer import Trainer
-
-            project = project_from_dict(self.snapshot, source="<snapshot>")
-            trainer = Trainer(
-                project, base_dir=self.base_dir, epochs=self.epochs, device=self.device,
-                control=self.control, emit_interval=self.min_interval, probes=True,
-            )
-            for ev in trainer.events():
-                if self._runner is None and trainer.probe_runner is not None:
-                    self._runner = trainer.probe_runner
-                    self._forward_wishes()
+            for ev in self.process.events():
                 if ev.kind == "batches":
                     self._on_batches(ev.data)
-                else:
-                    self._flush()
-                    if ev.kind == "finished":
-                        ev.data.setdefault("history", list(trainer.history))
-                        # NOTE: the trained weights (CPU copies) stay with the run for the on-demand views.
-                        ev.data["weights"] = {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}
-                    elif ev.kind == "probes":
-                        self._with_images(ev.data)
-                    self.train_event.emit(ev.kind, ev.data)
+                    continue
+                self._flush()
+                if ev.kind == "finished" and ev.data.get("weights") is not None:
+                    import torch
+
+                    ev.data["weights"] = {k: torch.from_numpy(v) for k, v in ev.data["weights"].items()}
+                self.train_event.emit(ev.kind, ev.data)
         except Exception as exc:  # noqa: BLE001 - every failure reaches the window as a message
             self._flush()
             self.train_event.emit("failed", {"message": f"training stopped with an error: {type(exc).__name__}: {exc}"})
@@ -132,7 +82,7 @@ class TrainingWorker(QObject):
         self._pending = data if self._pending is None else _merge_batches(self._pending, data)
         now = time.perf_counter()
         # NOTE: a pause blocks the loop right after this event, so what is pending goes out now.
-        if now - self._last_sent >= self.min_interval or self.control.paused or self.control.stopped:
+        if now - self._last_sent >= self.min_interval or self.process.paused or self.process.stopped:
             self._flush(now)
 
     def _flush(self, now: float | None = None) -> None:
@@ -145,7 +95,7 @@ class TrainingWorker(QObject):
 
 
 class TrainingSession(QObject):
-    """One run in a worker thread, seen from the main thread.
+    """One run (a child process, relayed by a worker thread), seen from the main thread.
 
     Every payload is the trainer's plain dict, passed by reference (``Signal(object)``).
 
@@ -184,15 +134,15 @@ class TrainingSession(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.control = Control()
+        self.process = TrainingProcess(TrainingRequest(
+            snapshot, base_dir=base_dir, epochs=epochs, device=device, emit_interval=1.0 / MAX_UPDATES_PER_S,
+        ))
         self.outcome: str | None = None
         self.summary: dict[str, Any] = {}
         self.message = ""
         self._thread: QThread | None = QThread()
         self._thread.setObjectName("training")
-        self._worker: TrainingWorker | None = TrainingWorker(
-            snapshot, base_dir=base_dir, epochs=epochs, device=device, control=self.control
-        )
+        self._worker: TrainingWorker | None = TrainingWorker(self.process)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
         self._worker.train_event.connect(self._on_event)
@@ -213,37 +163,42 @@ class TrainingSession(QObject):
 
     def stop(self) -> None:
         """Ask the loop to stop after the current batch; ``finished`` (stopped) follows."""
-        self.control.stop()
+        self.process.stop()
         self.paused_changed.emit(False)
 
     def pause(self) -> None:
-        if self.is_running() and not self.control.paused:
-            self.control.pause()
+        if self.is_running() and not self.process.paused:
+            self.process.pause()
             self.paused_changed.emit(True)
 
     def resume(self) -> None:
-        if self.control.paused:
-            self.control.resume()
+        if self.process.paused:
+            self.process.resume()
             self.paused_changed.emit(False)
 
     def set_probe_wish(self, name: str, value: Any) -> None:
         """Change a probe setting (``layer``, ``sample``, ...) from the next probe run on; ignored once the run has ended."""
-        if self._worker is not None:
-            self._worker.set_probe_wish(name, value)
+        self.process.want(name, value)
 
     def is_running(self) -> bool:
         """True from :meth:`start` until the thread has ended."""
         return self._started and self.outcome is None
 
     def is_paused(self) -> bool:
-        return self.control.paused
+        return self.process.paused
+
+    def is_stopping(self) -> bool:
+        """True once Stop was pressed (the run ends after the current batch)."""
+        return self.process.stopped
 
     def shutdown(self) -> None:
         """Stop and wait for the thread to end (the window is closing). Safe to call twice."""
         thread = self._thread
         if thread is None:
             return
-        self.control.stop()
+        self.process.stop()
+        if not thread.wait(int(STOP_GRACE_S * 1000)):
+            self.process.kill()  # NOTE: the run did not stop in time; the worker sees the end and returns
         thread.quit()
         thread.wait()
         # NOTE: deliver the relays still queued for this object, in order, before the end.

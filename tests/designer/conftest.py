@@ -55,6 +55,9 @@ def pytest_sessionfinish(session, exitstatus):
     from designer.canvas import items
     from designer.clipboard import release_clipboard
 
+    from engine.training import remote
+
+    remote.discard_spare()
     app = QApplication.instance()
     if app is None:
         return

@@ -1,0 +1,445 @@
+"""Training in a child process: the same :class:`~engine.training.trainer.Trainer`, outside the caller's interpreter.
+
+Why a process and not only a thread: a window trains while it paints. In a thread of the
+window's process the training loop shares one interpreter lock with the painting, and on
+CPU, PyTorch's OpenMP threads run about 10 % slower when the loop is not the process's
+main thread (measured in ``bench/``). In a child process the loop is the main thread of its
+own interpreter, nothing it does can freeze the window, and a crash of the training code
+(a segfault in a library, the system killing it for memory) ends the child only: the
+parent reports it and keeps the person's work.
+
+The parent's side is :class:`TrainingProcess`; a worker thread iterates its
+:meth:`~TrainingProcess.events`, which block. Messages, all plain pickled data:
+
+* parent to child (control pipe): ``("run", request)`` once, then any of ``("stop",)``,
+  ``("pause",)``, ``("resume",)`` and ``("want", name, value)`` (a probe setting, see
+  :meth:`engine.probes.runner.ProbeRunner.want`);
+* child to parent (event pipe): ``("ready", {})`` once its imports are done, then
+  ``(kind, data)`` for each trainer event, ending with
+  ``finished`` or ``failed``. ``probes`` events carry the probe images as ``images``;
+  ``finished`` carries the ``history`` and the trained ``weights`` (a state dict of numpy arrays).
+
+Starting Python and importing PyTorch takes a second or two, so :func:`prestart` can start
+a spare child ahead of time; :class:`TrainingProcess` takes it when one is waiting. A child
+serves one run after another: after a run that ended normally it becomes the spare again,
+so the next run also skips PyTorch's first-run costs (its kernels and memory pools are warm:
+measured, a fresh process trained LeNet-5 about 4 % slower over a 2-second run).
+
+The child is started with ``spawn`` (every OS has it; forking a process with Qt's threads is
+unsafe), which imports the parent's ``__main__`` module again in the child: a script that
+opens the window must keep its start-up under ``if __name__ == "__main__":``, as ``main.py`` does.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+__all__ = ["TrainingProcess", "TrainingRequest", "discard_spare", "prestart", "wait_for_spare"]
+
+#: Seconds a stopped run may take to end by itself before its process is killed.
+STOP_GRACE_S = 5.0
+
+
+@dataclass
+class TrainingRequest:
+    """What the child trains: a project snapshot (plain data, see :func:`engine.project.project_to_dict`)."""
+
+    snapshot: dict[str, Any]
+    base_dir: Path | None = None
+    epochs: int | None = None
+    device: str | None = None
+    emit_interval: float = 1 / 30
+    probes: bool = True
+    wishes: dict[str, Any] = field(default_factory=dict)  # probe settings to apply from the first probe run
+
+
+# ---------------------------------------------------------------------- the child
+class _Wishes:
+    """Probe settings that arrive from the parent at any time, handed to the runner once it exists."""
+
+    def __init__(self, initial: dict[str, Any]) -> None:
+        self._lock = threading.Lock()
+        self._pending = dict(initial)
+        self._runner = None
+
+    def add(self, name: str, value: Any) -> None:
+        with self._lock:
+            self._pending[name] = value
+            self._flush()
+
+    def attach(self, runner) -> None:
+        with self._lock:
+            self._runner = runner
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._runner is None:
+            return
+        pending, self._pending = self._pending, {}
+        for name, value in pending.items():
+            try:
+                self._runner.want(name, value)
+            except Exception:  # noqa: BLE001 - an unknown setting never stops training
+                pass
+
+
+class _Mailbox:
+    """The child's second thread reads every control message; runs go to the main thread, the rest to the run."""
+
+    def __init__(self, control_conn) -> None:
+        import queue
+
+        self.conn = control_conn
+        self.requests: queue.Queue = queue.Queue()
+        self._lock = threading.Lock()
+        self.control = None
+        self.wishes: _Wishes | None = None
+        threading.Thread(target=self._listen, daemon=True, name="control").start()
+
+    def begin(self, control, wishes: _Wishes) -> None:
+        with self._lock:
+            self.control, self.wishes = control, wishes
+
+    def _listen(self) -> None:
+        while True:
+            try:
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                msg = ("quit",)  # NOTE: the parent is gone: nobody will read the results
+            what = msg[0]
+            if what in ("run", "quit"):
+                if what == "quit":
+                    with self._lock:
+                        if self.control is not None:
+                            self.control.stop()
+                self.requests.put(msg)
+                if what == "quit":
+                    return
+                continue
+            with self._lock:
+                control, wishes = self.control, self.wishes
+            if control is None:
+                continue  # NOTE: a late message for a run that has ended
+            if what == "stop":
+                control.stop()
+            elif what == "pause":
+                control.pause()
+            elif what == "resume":
+                control.resume()
+            elif what == "want" and wishes is not None:
+                wishes.add(msg[1], msg[2])
+
+
+def _numpy_state(model) -> dict[str, Any]:
+    return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
+
+
+def _child_main(event_conn, control_conn) -> None:
+    """Entry point of the child: serve runs one after another, then leave at once."""
+    # NOTE: a Ctrl+C in the terminal is the parent's to handle; the parent stops the child.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _serve(event_conn, control_conn)
+    finally:
+        # NOTE: everything the runs wrote is closed; skipping the interpreter's teardown avoids
+        # PyTorch's thread pools aborting ("terminate called ...") while the control thread waits.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
+def _serve(event_conn, control_conn) -> None:
+    """Import, then train each request that arrives and send its events, until the parent lets go.
+
+    One child serves run after run (the parent hands it back as the spare after each run), so
+    the second run of a network starts warm: PyTorch's kernels and memory pools are ready.
+    """
+    from engine.project import project_from_dict  # noqa: F401 - imported before "ready"
+    from engine.training.trainer import Trainer  # noqa: F401
+
+    try:
+        event_conn.send(("ready", {}))
+    except (BrokenPipeError, EOFError, OSError):
+        return
+    mailbox = _Mailbox(control_conn)
+    while True:
+        msg = mailbox.requests.get()
+        if msg[0] != "run":
+            return
+        if not _train(msg[1], event_conn, mailbox):
+            return
+
+
+def _train(request: TrainingRequest, event_conn, mailbox: _Mailbox) -> bool:
+    """One run; False when the parent can no longer be reached."""
+    from engine.project import project_from_dict
+    from engine.training.trainer import Control, Trainer
+
+    control = Control()
+    wishes = _Wishes(request.wishes)
+    mailbox.begin(control, wishes)
+    reachable = True
+
+    def send(kind: str, data: dict[str, Any]) -> None:
+        nonlocal reachable
+        try:
+            event_conn.send((kind, data))
+        except (BrokenPipeError, EOFError, OSError):
+            reachable = False
+            control.stop()
+
+    try:
+        project = project_from_dict(request.snapshot, source="<snapshot>")
+        trainer = Trainer(
+            project, base_dir=request.base_dir, epochs=request.epochs, device=request.device,
+            control=control, emit_interval=request.emit_interval, probes=request.probes,
+        )
+        images: Any = None
+        runner = None
+        for ev in trainer.events():
+            if runner is None and trainer.probe_runner is not None:
+                runner = trainer.probe_runner
+                wishes.attach(runner)
+            data = ev.data
+            if ev.kind == "probes":
+                if images is None:
+                    try:
+                        images = runner.images()
+                    except Exception:  # noqa: BLE001 - not image data: the views show no pictures
+                        images = False
+                data["images"] = images if images is not False else None
+            elif ev.kind == "finished":
+                data.setdefault("history", list(trainer.history))
+                if trainer.model is not None:
+                    data["weights"] = _numpy_state(trainer.model)
+            send(ev.kind, data)
+    except Exception as exc:  # noqa: BLE001 - every failure reaches the parent as a message
+        send("failed", {"message": f"training stopped with an error: {type(exc).__name__}: {exc}"})
+    finally:
+        mailbox.begin(None, None)
+    return reachable
+
+
+# ---------------------------------------------------------------------- the parent
+class _Child:
+    """A started child process and the parent's ends of its two pipes."""
+
+    def __init__(self) -> None:
+        ctx = mp.get_context("spawn")
+        self.events, child_events = ctx.Pipe(duplex=False)
+        child_control, self.control = ctx.Pipe(duplex=False)
+        self.process = ctx.Process(
+            target=_child_main, args=(child_events, child_control), name="net-designer-training", daemon=True
+        )
+        self.process.start()
+        # NOTE: closing the parent's copies is what makes recv() see the end when the child exits.
+        child_events.close()
+        child_control.close()
+
+        self.ready = False
+
+    def alive(self) -> bool:
+        return self.process.is_alive()
+
+    def wait_ready(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the child to finish importing; True when it has."""
+        if not self.ready and self.events.poll(timeout):
+            try:
+                kind, _ = self.events.recv()
+            except (EOFError, OSError):
+                return False
+            self.ready = kind == "ready"
+        return self.ready
+
+    def close(self) -> None:
+        for conn in (self.control, self.events):
+            try:
+                conn.close()
+            except OSError:
+                pass
+
+
+_spare: _Child | None = None
+_spare_lock = threading.Lock()
+
+
+def prestart() -> None:
+    """Start a spare child now (it imports PyTorch and waits), so the next run starts at once."""
+    global _spare
+    with _spare_lock:
+        if _spare is None or not _spare.alive():
+            _spare = _Child()
+
+
+def wait_for_spare(timeout: float = 60.0) -> bool:
+    """Wait until the spare child has imported everything (benchmarks measure a quiet machine)."""
+    with _spare_lock:
+        spare = _spare
+    return spare is not None and spare.wait_ready(timeout)
+
+
+def discard_spare() -> None:
+    """End the spare child, if any (the program is closing)."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None:
+        spare.close()  # NOTE: the child sees the control pipe close and exits
+        spare.process.join(2.0)
+        if spare.process.is_alive():
+            spare.process.kill()
+            spare.process.join()
+
+
+def _take() -> _Child:
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is not None and spare.alive():
+        return spare
+    if spare is not None:
+        spare.close()
+    return _Child()
+
+
+def _release(child: _Child, reuse: bool) -> None:
+    """A run is over: keep its child as the spare (it is warm) or end it."""
+    global _spare
+    if reuse:
+        child.ready = True
+        with _spare_lock:
+            if _spare is None or not _spare.alive():
+                _spare, child = child, None
+    if child is None:
+        return
+    child.close()  # NOTE: the child sees the control pipe close and exits
+    child.process.join(STOP_GRACE_S)
+    if child.process.is_alive():
+        child.process.kill()
+        child.process.join()
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is None:
+        return "it stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (the system may have run out of memory)" if -code == signal.SIGKILL else ""
+        return f"it was ended by {name}{hint}"
+    return f"it exited with code {code}"
+
+
+class TrainingProcess:
+    """One training run in a child process, seen from the parent.
+
+    ``start()`` sends the request (to the spare child when one is waiting); ``events()`` yields
+    :class:`~engine.training.trainer.TrainEvent` s as they arrive and blocks between them,
+    so iterate it in a worker thread. ``stop``, ``pause``, ``resume`` and ``want`` may be
+    called from any other thread; after the run they do nothing. If the child dies,
+    ``events()`` ends with a ``failed`` event that says so. A child whose run ended normally
+    becomes the spare for the next run.
+    """
+
+    def __init__(self, request: TrainingRequest) -> None:
+        self.request = request
+        self._child: _Child | None = None
+        self._send_lock = threading.Lock()
+        self._queued: list[tuple] = []
+        self._over = False
+        self.paused = False
+        self.stopped = False
+
+    # ------------------------------------------------------------------ control (any thread)
+    def start(self) -> None:
+        child = _take()
+        with self._send_lock:
+            self._child = child
+            self._raw_send(("run", self.request))
+            queued, self._queued = self._queued, []
+            for msg in queued:
+                self._raw_send(msg)
+
+    def stop(self) -> None:
+        self.stopped = True
+        self.paused = False
+        self._send(("stop",))
+
+    def pause(self) -> None:
+        self.paused = True
+        self._send(("pause",))
+
+    def resume(self) -> None:
+        self.paused = False
+        self._send(("resume",))
+
+    def want(self, name: str, value: Any) -> None:
+        """Change a probe setting (see :meth:`engine.probes.runner.ProbeRunner.want`) from the next probe run on."""
+        self._send(("want", name, value))
+
+    def kill(self) -> None:
+        """End the child at once (it did not stop in time); ``events()`` then ends with ``failed``."""
+        with self._send_lock:
+            child = None if self._over else self._child
+        if child is not None and child.alive():
+            child.process.kill()
+
+    def _send(self, msg: tuple) -> None:
+        with self._send_lock:
+            if self._over:
+                return  # NOTE: the child may already serve another run
+            if self._child is None:
+                self._queued.append(msg)
+            else:
+                self._raw_send(msg)
+
+    def _raw_send(self, msg: tuple) -> None:
+        try:
+            self._child.control.send(msg)
+        except (BrokenPipeError, EOFError, OSError):
+            pass  # NOTE: the child is gone; events() reports how it ended
+
+    # ------------------------------------------------------------------ events (the reading thread)
+    def events(self) -> Iterator:
+        """Every event of the run, in order; blocks while the child computes."""
+        from engine.training.trainer import TrainEvent
+
+        if self._child is None:
+            self.start()
+        child = self._child
+        ended = False
+        try:
+            while True:
+                try:
+                    kind, data = child.events.recv()
+                except (EOFError, OSError):
+                    break
+                except Exception as exc:  # noqa: BLE001 - a message that cannot be read ends the run
+                    yield TrainEvent("failed", {"message": f"a training result could not be read: {exc}"})
+                    break
+                if kind == "ready":
+                    continue
+                if kind in ("finished", "failed"):
+                    ended = True
+                yield TrainEvent(kind, data)
+                if ended:
+                    break
+            if not ended:
+                child.process.join(2.0)
+                yield TrainEvent("failed", {
+                    "message": f"the training process ended before the run was over: {_exit_reason(child.process.exitcode)}. "
+                    "Your network and settings are unchanged; try a smaller batch size or network",
+                })
+        finally:
+            with self._send_lock:
+                self._over = True
+            _release(child, reuse=ended and child.alive())
