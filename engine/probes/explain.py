@@ -20,7 +20,7 @@ from engine.errors import NetDesignerError
 from engine.probes.base import ProbeError, Tap, class_head, head_output, resolve_block
 from engine.probes.cam import cam, grad_cam, grad_cam_layer, cam_path, overlay, save_png
 
-__all__ = ["explain", "load_image"]
+__all__ = ["explain", "load_image", "load_project_data", "split_checkpoint", "training_normalizer"]
 
 METHODS = ("cam", "gradcam")
 
@@ -45,7 +45,7 @@ def load_image(path: str | Path, input_shape: tuple[int, ...]) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def _state_and_normalizer(weights: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
+def split_checkpoint(weights: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
     """A bare state dict, or a trainer checkpoint's model weights and its saved normalizer."""
     if isinstance(weights, Mapping) and isinstance(weights.get("model"), Mapping):
         return weights["model"], weights.get("normalizer")
@@ -95,7 +95,7 @@ def explain(
     graph = project.graph
     compiled = compile_graph(graph, project.name or "Net")
     code, model = compiled.code, compiled.module
-    state, saved_norm = _state_and_normalizer(weights_state_dict)
+    state, saved_norm = split_checkpoint(weights_state_dict)
     try:
         model.load_state_dict(state)
     except (RuntimeError, KeyError, TypeError) as exc:
@@ -119,12 +119,12 @@ def explain(
             index = operator.index(image_or_index)
         except TypeError:
             raise ProbeError(f"give an image file or a sample index, not {image_or_index!r}") from None
-        data = _load_data(project, shape, base_dir)
+        data = load_project_data(project, shape, base_dir)
         if not 0 <= index < len(data):
             raise ProbeError(f"sample {index} does not exist: the {data.name} data set has {len(data)} samples (0 to {len(data) - 1})")
         raw = data.x[index]
         source = f"sample {index}"
-    norm = _normalizer(project, normalizer if normalizer is not None else saved_norm, data, shape, base_dir)
+    norm = training_normalizer(project, normalizer if normalizer is not None else saved_norm, data, shape, base_dir)
     x = (norm.transform(raw[None]) if norm is not None else raw[None]).float()
 
     with torch.no_grad():
@@ -166,7 +166,8 @@ def _check_method(graph, code, tap: Tap, method: str, layer: str | None) -> str:
     return grad_cam_layer(graph, tap, resolve_block(graph, layer) if layer is not None else None)
 
 
-def _load_data(project, shape, base_dir):
+def load_project_data(project, shape, base_dir):
+    """The project's data set for an input of ``shape``; a loading problem becomes a :class:`ProbeError`."""
     from engine.data import load_dataset
 
     try:
@@ -175,7 +176,7 @@ def _load_data(project, shape, base_dir):
         raise ProbeError(f"the project's data set could not be loaded: {exc}") from None
 
 
-def _normalizer(project, given, data, shape, base_dir):
+def training_normalizer(project, given, data, shape, base_dir):
     """The normalizer training used: the given one, else fitted on the training split; None if off."""
     from engine.data import Normalizer, split_dataset
 
@@ -185,7 +186,7 @@ def _normalizer(project, given, data, shape, base_dir):
         return given if isinstance(given, Normalizer) else Normalizer.from_dict(given)
     if data is None:
         try:
-            data = _load_data(project, shape, base_dir)
+            data = load_project_data(project, shape, base_dir)
         except ProbeError as exc:
             raise ProbeError(f"{exc}; it is needed to normalize the image as training did (or pass the normalizer saved with the checkpoint)") from None
     cfg = project.data

@@ -22,7 +22,7 @@ from engine.codegen import GeneratedModel
 from engine.graph import Graph
 from engine.probes.base import ProbeError, Tap
 
-__all__ = ["Patches", "activation_maximization", "max_activating_patches", "patch_box", "unit_activation"]
+__all__ = ["Patches", "activation_maximization", "crop_window", "max_activating_patches", "patch_box", "unit_activation"]
 
 
 @dataclass
@@ -62,7 +62,8 @@ def patch_box(rf, row: int, col: int, image_hw: tuple[int, int] | None = None) -
     return start(row), start(col), size, size
 
 
-def _crop(image: torch.Tensor, box: tuple[int, int, int, int]) -> np.ndarray:
+def crop_window(image: torch.Tensor, box: tuple[int, int, int, int]) -> np.ndarray:
+    """The (C, h, w) window ``box`` = (top, left, h, w) of a (C, H, W) image; pixels outside the image are 0."""
     c, h, w = image.shape
     top, left, bh, bw = box
     out = np.zeros((c, bh, bw), np.float32)
@@ -119,7 +120,7 @@ def max_activating_patches(
     for i, p in zip(best_i.tolist(), best_p.tolist()):
         box = patch_box(rf, p // width, p % width, hw)
         boxes.append(box)
-        crops.append(_crop(x[i], box))
+        crops.append(crop_window(x[i], box))
     return Patches(crops, best_s.numpy().astype(np.float32), best_i.numpy(), np.array(boxes, dtype=np.int64).reshape(-1, 4))
 
 

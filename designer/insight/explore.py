@@ -1,0 +1,492 @@
+"""The Explore view of the Insight dock: what one unit of the trained network responds to, on demand.
+
+It works on the latest run that kept its trained weights (finished or stopped) and the block
+last clicked on the canvas. **Top patches** searches the run's data set for the images where
+the chosen channel responds most and shows the window of input pixels it sees there (its
+receptive field), with the response under each; **Dream** grows an input from noise that
+excites the channel (activation maximization). Both are computed by
+:mod:`engine.probes.explore` in a :class:`QThread` (an :class:`ExploreJob`), never on the UI
+thread; the view relays the job's signals and always quits and waits for the thread.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QCoreApplication, QObject, QRectF, Qt, QThread, Signal, Slot
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QGraphicsRectItem,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from designer.insight.images import ImagePlot, tile
+from engine.analysis import analyze
+from engine.errors import NetDesignerError
+from engine.probes.explore import Dream, TopPatches, dream, load_run, top_patches, units_of
+from engine.project import project_from_dict
+
+__all__ = ["EMPTY_TEXT", "ExploreJob", "ExploreView", "rgba"]
+
+EMPTY_TEXT = "Train the network first: these views use the trained weights of the latest run."
+TRAINING_TEXT = "Training… these views use the weights of a finished run: they are ready again when it ends."
+TOP = 9  # patches shown
+CAPTION_PX = 34  # room under each tile for its two caption lines, in screen pixels
+MIN_CELL_PX = 84  # the narrowest a tile and its gap may be on screen, so captions do not overlap
+CAPTION = (128, 128, 128)
+CAPTION_WIDTH_PX = 200
+OUTLINE = (230, 120, 20)  # the frame around the window a channel sees
+
+
+def _sample(index: int, label: str | None) -> str:
+    """``#12 circle``; a numeric class name reads ``#12 class 3``."""
+    if label is None:
+        return f"#{index}"
+    return f"#{index} {'class ' if label.isdigit() else ''}{html.escape(label)}"
+
+
+def rgba(images: np.ndarray, inside: np.ndarray | None = None, levels: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """``(N, C, H, W)`` images as ``(N, H, W, 4)`` floats in [0, 1]: grey for 1 channel, colour for 3
+    (others: their mean); transparent where ``inside`` (N, H, W) is False."""
+    a = np.asarray(images, dtype=np.float32)
+    lo, hi = levels
+    a = np.clip((a - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    rgb = a.transpose(0, 2, 3, 1) if a.shape[1] == 3 else np.repeat(a.mean(1)[..., None], 3, axis=3)
+    alpha = np.ones(rgb.shape[:3] + (1,), np.float32) if inside is None else np.asarray(inside, np.float32)[..., None]
+    return np.concatenate([rgb * alpha, alpha], axis=3)
+
+
+class ExploreJob(QObject):
+    """One computation in whatever thread it is moved to; :meth:`run` calls ``work()`` once.
+
+    Signals (emitted from the worker thread; the view relays them):
+        done(object): what ``work()`` returned.
+        failed(str): the error, in words (a :class:`NetDesignerError`'s message as it is).
+        ended(): ``run`` has returned.
+    """
+
+    done = Signal(object)
+    failed = Signal(str)
+    ended = Signal()
+
+    def __init__(self, work: Callable[[], Any]) -> None:
+        super().__init__()
+        self.work = work
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            self.done.emit(self.work())
+        except NetDesignerError as exc:
+            self.failed.emit(str(exc))
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the view as a message
+            self.failed.emit(f"the view could not be computed: {type(exc).__name__}: {exc}")
+        finally:
+            self.ended.emit()
+
+
+class ExploreView(QWidget):
+    """Top patches and activation maximization of one channel of the clicked block, for the latest run.
+
+    Signals:
+        ended(str): a computation has ended and its thread is gone: "patches", "dream", "failed", or
+            "outdated" (a newer run arrived while it ran, so its result was dropped).
+    """
+
+    title = "Explore"
+    ended = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.header = QLabel(EMPTY_TEXT)
+        self.header.setWordWrap(True)
+        self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.unit_label = QLabel("Channel")
+        self.channel = QSpinBox()
+        self.channel.setToolTip("Which channel (feature map) of the block to explore")
+        self.patches_button = QPushButton("Top patches")
+        self.patches_button.setToolTip(
+            f"Find the {TOP} images where this channel responds most, and show the part of each it sees"
+        )
+        self.patches_button.clicked.connect(lambda: self.find_patches())
+        self.steps = QSpinBox()
+        self.steps.setRange(1, 5000)
+        self.steps.setValue(100)
+        self.steps.setToolTip("Gradient-ascent steps of activation maximization")
+        self.lr = QDoubleSpinBox()
+        self.lr.setDecimals(3)
+        self.lr.setRange(0.001, 5.0)
+        self.lr.setSingleStep(0.01)
+        self.lr.setValue(0.1)
+        self.lr.setToolTip("How far each step moves the image (in units of the normalized input)")
+        self.dream_button = QPushButton("Dream (activation maximization)")
+        self.dream_button.setToolTip("Grow an image from noise that makes this channel respond as strongly as it can")
+        self.dream_button.clicked.connect(lambda: self.dream())
+        self.busy = QProgressBar()
+        self.busy.setRange(0, 0)  # NOTE: no maximum: an indeterminate "working" bar
+        self.busy.setMaximumWidth(120)
+        self.busy.setTextVisible(False)
+        self.busy.hide()
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.plot = ImagePlot()
+        self.caption = QLabel("")
+        self.caption.setWordWrap(True)
+        self.caption.setProperty("role", "muted")
+        row = QHBoxLayout()
+        for w in (self.unit_label, self.channel, self.patches_button):
+            row.addWidget(w)
+        row.addSpacing(16)
+        for w in (QLabel("Steps"), self.steps, QLabel("Learning rate"), self.lr, self.dream_button):
+            row.addWidget(w)
+        row.addSpacing(8)
+        row.addWidget(self.busy)
+        row.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(self.header)
+        layout.addLayout(row)
+        layout.addWidget(self.message)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.caption)
+
+        self.entry: Any = None  # the latest RunEntry with weights
+        self.base_dir: Path | None = None
+        self.node_id: str | None = None
+        self.training = False
+        self.result: TopPatches | Dream | None = None
+        self._graph = None
+        self._analysis = None
+        self._trained = None  # the entry's TrainedRun, once a job has built it
+        self._thread: QThread | None = None
+        self._job: ExploreJob | None = None
+        self._what = ""
+        self._texts: list[pg.TextItem] = []
+        self._frame: QGraphicsRectItem | None = None
+        self._update_controls()
+
+    # ------------------------------------------------------------------ what it works on
+    def set_run(self, entry: Any, base_dir: str | Path | None = None) -> None:
+        """Work on ``entry`` (a :class:`~designer.training.runs.RunEntry` with ``weights``) from now on."""
+        if entry is None or getattr(entry, "weights", None) is None:
+            return
+        project = project_from_dict(entry.record.project, source="<run snapshot>")
+        self.entry, self.base_dir = entry, Path(base_dir) if base_dir else None
+        self._graph, self._analysis, self._trained = project.graph, analyze(project.graph), None
+        if self.node_id not in self._graph.nodes:
+            self.node_id = self._default_block(project.probes.layer)
+        self._clear_result()
+        self._say("")
+        self._update_controls()
+
+    def show_block(self, node_id: str) -> None:
+        """Explore the block ``node_id`` (clicked on the canvas)."""
+        if node_id == self.node_id:
+            return
+        self.node_id = node_id
+        self.channel.setValue(0)
+        self._update_controls()
+
+    def set_training(self, running: bool) -> None:
+        """A run started (the buttons wait for it to end) or ended."""
+        self.training = running
+        if running and self.entry is not None:
+            self._say(TRAINING_TEXT)
+        elif not running and self.message.text() == TRAINING_TEXT:
+            self._say("")
+        self._update_controls()
+
+    def _default_block(self, chosen: str | None) -> str | None:
+        """The block the run probed, else its last block with feature maps, else its last layer."""
+        usable = [nid for nid in self._analysis.order if self._units(nid) is not None]
+        if chosen in usable:
+            return chosen
+        maps = [nid for nid in usable if self._units(nid)[0] == "channel"]
+        return (maps or usable or [None])[-1]
+
+    def _units(self, node_id: str | None) -> tuple[str, int] | None:
+        try:
+            return units_of(self._graph, self._analysis, node_id) if self._graph is not None else None
+        except NetDesignerError:
+            return None
+
+    def _update_controls(self) -> None:
+        """Header, channel range and buttons from the run, the block and whether something runs."""
+        busy = self._thread is not None
+        why, units = "", None
+        if self.entry is None:
+            why = EMPTY_TEXT
+        else:
+            try:
+                units = units_of(self._graph, self._analysis, self.node_id) if self.node_id else None
+            except NetDesignerError as exc:
+                why = f"{self.entry.name}: {exc}"
+            if units is None and not why:
+                why = f"{self.entry.name}: click a layer block on the canvas to explore it."
+        if units is not None:
+            kind, count = units
+            self.unit_label.setText(kind.capitalize())
+            self.channel.setRange(0, count - 1)
+            name = html.escape(self._graph.nodes[self.node_id].name)
+            rf = self._analysis.nodes[self.node_id].rf
+            sees = f"each sees {rf} input pixels" if rf is not None else "each sees the whole image"
+            self.header.setText(f"{html.escape(self.entry.name)} · <b>{name}</b>: {count} {kind}s, {sees}")
+        else:
+            self.header.setText(html.escape(why))
+        ready = units is not None and not busy and not self.training
+        self.patches_button.setEnabled(ready)
+        self.dream_button.setEnabled(ready)
+        self.channel.setEnabled(units is not None and not busy)
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setVisible(bool(text))
+        if self.message.property("role") != ("error" if error else "muted"):
+            self.message.setProperty("role", "error" if error else "muted")
+            self.message.style().unpolish(self.message)
+            self.message.style().polish(self.message)
+
+    # ------------------------------------------------------------------ computing
+    def find_patches(self) -> bool:
+        """Start Top patches for the chosen channel. False when it cannot start now."""
+        if not self.patches_button.isEnabled():
+            return False
+        node, ch = self.node_id, self.channel.value()
+        return self._start("patches", f"Searching the data for the images where {self._unit_text()} responds most…",
+                           lambda run: top_patches(run, node, ch, TOP))
+
+    def dream(self) -> bool:
+        """Start activation maximization for the chosen channel. False when it cannot start now."""
+        if not self.dream_button.isEnabled():
+            return False
+        node, ch, steps, lr = self.node_id, self.channel.value(), self.steps.value(), self.lr.value()
+        return self._start("dream", f"Dreaming up an image for {self._unit_text()} ({steps} steps)…",
+                           lambda run: dream(run, node, ch, steps, lr))
+
+    def _unit_text(self) -> str:
+        name = self._graph.nodes[self.node_id].name
+        return f"{self.unit_label.text().lower()} {self.channel.value()} of '{name}'"
+
+    def _start(self, what: str, busy_text: str, compute: Callable[[Any], Any]) -> bool:
+        """Run ``compute(trained_run)`` in a new thread (the buttons are enabled only when none runs)."""
+        entry, base_dir, trained = self.entry, self.base_dir, self._trained
+
+        def work():
+            run = trained or load_run(entry.record.project, entry.weights, base_dir)
+            return entry, run, compute(run)
+
+        self._what = what
+        thread = QThread()
+        thread.setObjectName("explore")
+        job = ExploreJob(work)
+        job.moveToThread(thread)
+        thread.started.connect(job.run)
+        job.done.connect(self._on_done)
+        job.failed.connect(self._on_failed)
+        # NOTE: quit() is thread-safe; called directly it ends the thread as soon as run() returns.
+        job.ended.connect(thread.quit, Qt.ConnectionType.DirectConnection)
+        thread.finished.connect(job.deleteLater)
+        thread.finished.connect(self._on_thread_finished)
+        self._thread, self._job = thread, job
+        self._say(busy_text)
+        self.busy.show()
+        self._update_controls()
+        thread.start()
+        return True
+
+    def is_busy(self) -> bool:
+        return self._thread is not None
+
+    def shutdown(self) -> None:
+        """Wait for a computation still running (the window is closing). Safe to call twice."""
+        thread = self._thread
+        if thread is None:
+            return
+        thread.quit()
+        thread.wait()
+        # NOTE: deliver the relays still queued for this view, in order, before the end.
+        QCoreApplication.sendPostedEvents(self, 0)
+        self._on_thread_finished()
+
+    @Slot(object)
+    def _on_done(self, out: tuple) -> None:
+        entry, run, result = out
+        if entry is not self.entry:
+            self._what = "outdated"  # NOTE: a newer run arrived meanwhile; these are not its weights
+            return
+        self._trained = run
+        self.result = result
+        self._say("")
+        self._draw()
+
+    @Slot(str)
+    def _on_failed(self, text: str) -> None:
+        self._what = "failed"
+        self._say(text[:1].upper() + text[1:], error=True)
+
+    @Slot()
+    def _on_thread_finished(self) -> None:
+        thread, self._thread, self._job = self._thread, None, None
+        if thread is None:
+            return
+        thread.wait()
+        thread.deleteLater()
+        self.busy.hide()
+        self._update_controls()
+        self.ended.emit(self._what)
+
+    # ------------------------------------------------------------------ drawing
+    def _clear_result(self) -> None:
+        self.result = None
+        self.plot.clear_image()
+        self._set_texts(0)
+        self._outline(None)
+        self.caption.setText("")
+
+    def _draw(self) -> None:
+        if isinstance(self.result, TopPatches):
+            self._draw_patches(self.result)
+        elif isinstance(self.result, Dream):
+            self._draw_dream(self.result)
+
+    def _draw_patches(self, found: TopPatches) -> None:
+        n = len(found.crops)
+        if n == 0:
+            self._clear_result()
+            self._say("The data set has no images to search.", error=True)
+            return
+        crops = np.stack(found.crops)
+        inside = np.stack(found.inside)
+        values = crops[np.broadcast_to(inside[:, None], crops.shape)]
+        lo, hi = (0.0, 1.0) if values.min() >= 0 and values.max() <= 1 else (float(values.min()), float(values.max()))
+        tiles = rgba(crops, inside, (lo, hi))
+        h, w = tiles.shape[1:3]
+        cols, gx, gy = self._grid(n, w, h)
+        # NOTE: each tile gets gy transparent rows below it, where its caption goes.
+        tiles = np.concatenate([tiles, np.zeros((n, gy, w, 4), np.float32)], axis=1)
+        self.plot.show_image(tile(tiles, cols=cols, pad=gx, fill=0.0))
+        self._set_texts(n)
+        self._outline(None)
+        for i, t in enumerate(self._texts):
+            r, c = divmod(i, cols)
+            self._caption(t, f"<b>{found.scores[i]:.3g}</b><br>{_sample(found.indices[i], found.labels[i])}",
+                          c * (w + gx) + w / 2, r * (h + gy + gx) + h)
+        self._fit(cols * (w + gx) - gx, math.ceil(n / cols) * (h + gy + gx) - gx)
+        u = found.unit
+        where = (f"the {found.rf_size}×{found.rf_size} window of input pixels it sees at its strongest position"
+                 if found.rf_size is not None else "the whole image (a vector unit sees all of it)")
+        self.caption.setText(
+            f"Top {n} of {found.searched} images for {u.kind} {u.index} of '{u.name}': each tile is {where}; "
+            "under it, the response and the sample's number and class. Transparent: outside the image."
+        )
+
+    def _draw_dream(self, made: Dream) -> None:
+        """The dreamt input with its window outlined, and beside it (for a channel) the window enlarged."""
+        img = made.image
+        region = made.window[:, made.inside] if made.window is not None else img.reshape(img.shape[0], -1)
+        lo, hi = (float(v) for v in np.percentile(region, [1, 99]))
+        whole = rgba(img[None], None, (lo, hi))[0]
+        h, w = whole.shape[:2]
+        panels = [whole]
+        captions = [f"<b>response {made.response:.3g}</b>"]
+        if made.window is not None:
+            s = made.window.shape[-1]
+            k = max(1, h // s)  # NOTE: enlarged by a whole factor, so its pixels stay square and sharp
+            zoom = rgba(made.window[None], made.inside[None], (lo, hi))[0].repeat(k, axis=0).repeat(k, axis=1)
+            panels.append(zoom)
+            captions.append(f"its window, ×{k}")
+        widths = sum(p.shape[1] for p in panels)
+        scale = min(max(self.plot.width(), 100) / (widths * 1.25), max(self.plot.height() - CAPTION_PX, 40) / h)
+        gap = max(2, math.ceil(48 / scale))  # NOTE: 48 screen pixels apart, so the captions stay apart too
+        gy = max(1, math.ceil(CAPTION_PX / scale))
+        canvas = np.zeros((h + gy, sum(p.shape[1] for p in panels) + gap * (len(panels) - 1), 4), np.float32)
+        x = 0
+        self._set_texts(len(panels))
+        for p, text, t in zip(panels, captions, self._texts):
+            canvas[: p.shape[0], x : x + p.shape[1]] = p
+            self._caption(t, text, x + p.shape[1] / 2, h)
+            x += p.shape[1] + gap
+        self.plot.show_image(canvas)
+        self._fit(canvas.shape[1], canvas.shape[0])
+        self._outline(made.box)
+        u = made.unit
+        self.caption.setText(
+            f"An input grown from noise by {made.steps} steps (learning rate {made.lr:g}) to make {u.kind} "
+            f"{u.index} of '{u.name}' respond strongly"
+            + (" at the centre of its map: only the outlined window can change it" if made.box else "")
+            + f". Contrast stretched to {lo:.2g} … {hi:.2g} (the data's pixel scale)."
+        )
+
+    def _outline(self, box: tuple[int, int, int, int] | None) -> None:
+        """A frame around ``box`` (top, left, height, width) on the first image; hidden for None."""
+        if self._frame is None:
+            self._frame = QGraphicsRectItem()
+            self._frame.setPen(pg.mkPen(OUTLINE, width=2))
+            self.plot.addItem(self._frame)
+        self._frame.setVisible(box is not None)
+        if box is not None:
+            top, left, bh, bw = box
+            self._frame.setRect(QRectF(left, top, bw, bh))
+
+    def _caption(self, item: pg.TextItem, text: str, x: float, y: float) -> None:
+        item.setHtml(f"<div align='center'>{text}</div>")
+        # NOTE: a fixed text width, so that the lines centre on the tile (without one they align left).
+        item.setTextWidth(CAPTION_WIDTH_PX)
+        item.setPos(x, y)
+
+    def _grid(self, n: int, w: int, h: int) -> tuple[int, int, int]:
+        """Columns, horizontal gap and caption rows (image pixels) that show ``n`` tiles largest."""
+        width, height = max(self.plot.width(), 100), max(self.plot.height(), 80)
+        best = (0.0, 1)
+        for cols in range(1, n + 1):
+            rows = math.ceil(n / cols)
+            side = min(width / cols - 6, (height - rows * CAPTION_PX) / rows)  # a tile's screen size
+            if side > best[0]:
+                best = (side, cols)
+        side, cols = best
+        scale = max(side, 8.0) / max(w, h)  # screen pixels per image pixel
+        gx = max(1, math.ceil(max(6.0, MIN_CELL_PX - side) / scale))
+        gy = max(1, math.ceil(CAPTION_PX / scale))
+        return cols, gx, gy
+
+    def _fit(self, width: float, height: float) -> None:
+        self.plot.getPlotItem().getViewBox().setRange(xRange=(0, width), yRange=(0, height), padding=0.02)
+
+    def _set_texts(self, n: int) -> None:
+        """One caption item per tile, created only when the number of tiles changes."""
+        if len(self._texts) == n:
+            return
+        for t in self._texts:
+            self.plot.removeItem(t)
+        self._texts = [pg.TextItem(anchor=(0.5, 0.0), color=CAPTION) for _ in range(n)]
+        for t in self._texts:
+            self.plot.addItem(t)
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if self.result is not None:
+            self._draw()
+
+    # ------------------------------------------------------------------ saving
+    def csv(self) -> tuple[list[str], list] | None:
+        if isinstance(self.result, TopPatches):
+            f = self.result
+            rows = [(rank, int(i), label or "", float(s), *map(int, box))
+                    for rank, (i, label, s, box) in enumerate(zip(f.indices, f.labels, f.scores, f.boxes), 1)]
+            return ["rank", "sample", "class", "response", "top", "left", "height", "width"], rows
+        if isinstance(self.result, Dream):
+            img = self.result.image
+            c, y, x = np.indices(img.shape).reshape(3, -1)
+            return ["channel", "y", "x", "value"], zip(c, y, x, img.reshape(-1))
+        return None
