@@ -12,14 +12,12 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
-from designer.insight.images import ImagePlot
+from designer.insight.images import PALETTE, ImagePlot
 from designer.insight.maps import class_name
+from designer.insight.samples import HardestGallery
 from designer.training.plots import make_plot
 
 __all__ = ["DecisionsView", "GradientView", "region_colours"]
-
-PALETTE = np.array([(47, 111, 222), (232, 115, 12), (46, 160, 67), (200, 50, 60), (140, 86, 200),
-                    (140, 90, 70), (220, 100, 180), (120, 120, 120), (180, 180, 40), (30, 180, 190)], dtype=np.uint8)
 
 
 def _log10(values) -> np.ndarray:
@@ -105,7 +103,8 @@ def region_colours(probs: np.ndarray) -> np.ndarray:
 
 
 class DecisionsView(QWidget):
-    """After each epoch: the confusion matrix, the decision regions or fitted curve, the hardest samples."""
+    """After each epoch: the confusion matrix, the decision regions or fitted curve, and the hardest
+    samples (for image data as pictures with their class maps, else as a table)."""
 
     title = "Decisions"
 
@@ -113,7 +112,9 @@ class DecisionsView(QWidget):
         super().__init__(parent)
         self.header = QLabel("How the network decides on the validation data appears here after each epoch.")
         self.header.setWordWrap(True)
-        self.confusion = ImagePlot("Confusion (rows: true, columns: predicted)", axes=True)
+        self.confusion = ImagePlot("Confusion matrix", axes=True)
+        self.confusion.getPlotItem().setLabel("left", "true class")
+        self.confusion.getPlotItem().setLabel("bottom", "predicted class")
         self.accuracy = QLabel()
         self.accuracy.setWordWrap(True)
         self.regions = make_plot("Decision regions", "x2", "x1", legend=None)
@@ -127,12 +128,16 @@ class DecisionsView(QWidget):
         self.hardest.setToolTip("The validation samples with the highest loss, hardest first")
         self.hardest.verticalHeader().setVisible(False)
         self.hardest.setMaximumWidth(220)
-        left = QVBoxLayout()
+        self.gallery = HardestGallery()
+        self.left = QWidget()
+        left = QVBoxLayout(self.left)
+        left.setContentsMargins(0, 0, 0, 0)
         left.addWidget(self.confusion, 1)
         left.addWidget(self.accuracy)
         row = QHBoxLayout()
-        row.addLayout(left, 1)
-        row.addWidget(self.regions, 1)
+        row.addWidget(self.left, 2)
+        row.addWidget(self.regions, 2)
+        row.addWidget(self.gallery, 4)
         row.addWidget(self.hardest)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -140,18 +145,26 @@ class DecisionsView(QWidget):
         layout.addLayout(row, 1)
         self._texts: list[pg.TextItem] = []
         self.data: dict[str, Any] | None = None
-        self.regions.hide()
+        for part in (self.regions, self.gallery):
+            part.hide()
 
     def update_insight(self, data: dict[str, Any]) -> None:
         self.data = data
         self.header.setText(f"How the network decides on the validation data after epoch {data.get('epoch')}.")
         if "confusion" in data:
             self._show_confusion(data["confusion"])
+        self.left.setVisible("confusion" in data)
         if "decision_grid" in data:
             self._show_grid(data["decision_grid"])
         elif "regression_curve" in data:
             self._show_curve(data["regression_curve"])
         h = data.get("hardest")
+        pictures = h is not None and h.get("images") is not None and len(h["images"]) > 0
+        self.gallery.setVisible(pictures)
+        self.hardest.setVisible(not pictures)
+        if pictures:
+            self.layout().activate()  # NOTE: the gallery lays its tiles out for the size it has now
+            self.gallery.show_hardest(h)
         if h is not None:
             self.hardest.setRowCount(len(h["indices"]))
             for r, (i, loss) in enumerate(zip(h["indices"], h["losses"])):
@@ -205,25 +218,47 @@ class DecisionsView(QWidget):
         self.regions.show()
 
     def csv(self) -> tuple[list[str], list] | None:
+        """The confusion matrix or fitted curve, then the hardest samples: one table per part, the
+        first one's header as the file's header and the next one after a blank row."""
         d = self.data
         if d is None:
             return None
-        rows: list[list] = []
-        if "confusion" in d:
-            c = d["confusion"]
-            m = np.asarray(c["matrix"])
-            names = [class_name(i, c.get("classes")) for i in range(len(m))]
-            header = ["true \\ predicted", *names, "accuracy"]
-            rows += [[names[i], *m[i].tolist(), c["per_class_accuracy"][i]] for i in range(len(m))]
-        elif "regression_curve" in d:
-            c = d["regression_curve"]
-            header = ["x", "fitted_y"]
-            rows += [[x, y] for x, y in zip(c["xs"], np.asarray(c["ys"]).reshape(len(c["xs"]), -1)[:, 0])]
-        else:
-            header = ["validation_sample", "loss"]
-        h = d.get("hardest")
-        if h is not None:
-            if rows:
-                rows += [[], ["validation_sample", "loss"]]
-            rows += [[int(i), float(loss)] for i, loss in zip(h["indices"], h["losses"])]
-        return header, rows
+        parts = [t for t in (_confusion_rows(d), _curve_rows(d), _hardest_rows(d)) if t]
+        if not parts:
+            return ["validation_sample", "loss"], []
+        rows: list[list] = list(parts[0][1:])
+        for part in parts[1:]:
+            rows += [[], *part]
+        return parts[0][0], rows
+
+
+def _confusion_rows(d: dict[str, Any]) -> list[list]:
+    if "confusion" not in d:
+        return []
+    c = d["confusion"]
+    m = np.asarray(c["matrix"])
+    names = [class_name(i, c.get("classes")) for i in range(len(m))]
+    return [["true \\ predicted", *names, "accuracy"]] + [
+        [names[i], *m[i].tolist(), c["per_class_accuracy"][i]] for i in range(len(m))]
+
+
+def _curve_rows(d: dict[str, Any]) -> list[list]:
+    if "regression_curve" not in d or "confusion" in d:
+        return []
+    c = d["regression_curve"]
+    ys = np.asarray(c["ys"]).reshape(len(c["xs"]), -1)[:, 0]
+    return [["x", "fitted_y"]] + [[x, y] for x, y in zip(c["xs"], ys)]
+
+
+def _hardest_rows(d: dict[str, Any]) -> list[list]:
+    """The hardest samples with their loss, and the true and predicted class of those with pictures."""
+    h = d.get("hardest")
+    if h is None:
+        return []
+    names = h.get("classes")
+    labels = [[class_name(int(c), names) for c in h[k]] for k in ("true", "predicted") if h.get(k) is not None]
+    rows = [["validation_sample", "loss"] + (["true", "predicted"] if len(labels) == 2 else [])]
+    for r, (i, loss) in enumerate(zip(h["indices"], h["losses"])):
+        extra = [lab[r] if r < len(lab) else "" for lab in labels] if len(labels) == 2 else []
+        rows.append([int(i), float(loss), *extra])
+    return rows

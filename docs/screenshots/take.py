@@ -7,7 +7,11 @@ Run from the project root under a virtual screen, e.g.::
 
 Scenes: ``start`` (the start state), ``lenet5`` (the LeNet-5 template, arranged and fitted),
 ``resnet-error`` (the ResNet template with one convolution's filters changed so a merge fails),
-``training`` (LeNet-5 training live; shoot with ``--wait 16``).
+``training`` (LeNet-5 training live; shoot with ``--wait 16``), ``explore`` and ``explore-dream``
+(LeNet-5 trained for 2 epochs, then the Explore tab's top patches or dream for conv2; ``--wait 35``),
+``class-maps`` and ``hardest`` (LeNet-5 after 3 epochs: the Class maps tab, the Decisions tab with the
+hardest samples), ``segmentation`` (U-Net: masks), ``localization`` (boxes) and ``localization-hardest``
+(its Decisions tab); ``--wait 40``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from PySide6.QtCore import QTimer  # noqa: E402
+from PySide6.QtCore import Qt, QTimer  # noqa: E402
 
 from designer import app as designer_app  # noqa: E402
 from designer import theme  # noqa: E402
@@ -66,9 +70,46 @@ def main(scene: str) -> int:
             QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
             QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, "conv2")]))
             QTimer.singleShot(600, window.training.start)
+        elif scene in ("explore", "explore-dream"):
+            window.new_from_template("lenet5")
+            QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
+            QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, "conv2")]))
+            QTimer.singleShot(600, lambda: window.training.start(epochs=2))
+            window.training.run_ended.connect(lambda _outcome: _explore(window, scene == "explore-dream"))
+        elif scene in INSIGHT_SCENES:
+            template, epochs, tab = INSIGHT_SCENES[scene]
+            window.new_from_template(template)
+            window.document.project.probes.every_batches = 5  # NOTE: a fuller film strip of class maps
+            QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
+            QTimer.singleShot(600, lambda: window.training.start(epochs=epochs))
+            window.training.run_ended.connect(lambda _outcome: _insight(window, tab))
 
     QTimer.singleShot(300, act)
     return application.exec()
+
+
+#: scene: (template, epochs, Insight tab shown once the run has ended); shoot with ``--wait 40``
+INSIGHT_SCENES = {
+    "class-maps": ("lenet5", 3, "cam"),
+    "hardest": ("lenet5", 3, "decisions"),
+    "segmentation": ("unet", 2, "predictions"),
+    "localization": ("localization", 3, "predictions"),
+    "localization-hardest": ("localization", 3, "decisions"),
+}
+
+
+def _insight(window, tab: str) -> None:
+    window.training.show_insight()
+    insight = window.training.insight
+    insight.tabs.setCurrentWidget(getattr(insight, tab))
+    window.resizeDocks([window.training.insight_dock], [int(window.height() * 0.5)], Qt.Orientation.Vertical)
+
+
+def _explore(window, dream: bool) -> None:
+    _insight(window, "explore")
+    view = window.training.insight.explore
+    view.channel.setValue(5)
+    view.dream() if dream else view.find_patches()
 
 
 def _named(window, name: str) -> str:

@@ -10,6 +10,7 @@ never change its mode, weights, gradients or hooks; the window only draws what t
 * :mod:`~engine.probes.views`: activations, filters, gradient statistics, histograms, decision
   regions, fitted curves, confusion matrices, hardest samples, predicted masks and boxes.
 * :mod:`~engine.probes.ondemand`: maximally activating patches and activation maximization.
+* :mod:`~engine.probes.explore`: those two for a finished run, rebuilt from its snapshot and weights.
 * :mod:`~engine.probes.explain`: the headless overlay PNG and raw map of one prediction.
 
 NOTE: the functions ``cam`` and ``explain`` are not re-exported here, so that

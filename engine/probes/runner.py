@@ -48,7 +48,9 @@ class ProbeSettings:
     ``"gradcam"`` or ``"off"``; ``cam_layer`` the Grad-CAM block (None: the default);
     ``class_index`` the class explained (None: the predicted one). ``sample``: the probe image
     whose activations are shown. ``histograms``: weight and activation histograms with
-    ``bins`` bins. ``grid_steps``: resolution of the decision-region grid.
+    ``bins`` bins. ``grid_steps``: resolution of the decision-region grid. ``hardest``: how many
+    of the hardest validation samples are listed; ``gallery``: how many of those (for image
+    data) come with their picture, labels and class map.
     """
 
     every_batches: int | None = 50
@@ -64,6 +66,11 @@ class ProbeSettings:
     bins: int = 30
     grid_steps: int = 100
     hardest: int = 16
+    gallery: int = 8
+
+    def __post_init__(self) -> None:
+        if self.every_seconds is not None and self.every_seconds <= 0:
+            self.every_seconds = None  # NOTE: the project file says 0 for "no time trigger"
 
     @classmethod
     def from_config(cls, config: Any = None) -> ProbeSettings:
@@ -105,6 +112,8 @@ class ProbeRunner:
         self.x = probe_x[:n].detach()
         self.y = probe_y[:n].detach() if probe_y is not None else None
         self._display = display_x[:n].detach().cpu() if display_x is not None else None
+        self._x_cpu: torch.Tensor | None = None
+        self._to_display: tuple[torch.Tensor, torch.Tensor] | None = None
         self.heads = find_heads(graph, code)
         self.problems: dict[str, str] = {}
         self.layer = self._pick(s.layer, self._default_layer, "activations")
@@ -147,38 +156,65 @@ class ProbeRunner:
         return order[0] if order else None
 
     def _prepare_cam(self):
-        method = self.settings.cam_method
-        if method == "off":
-            return "off", None, None, None
+        """Resolve the class-map settings; on a problem say why in ``problems["cam"]``.
+
+        A chosen Grad-CAM block that does not fit falls back to the default block; anything else
+        that does not fit switches the class maps off.
+        """
+        s = self.settings
         try:
-            if method == "cam":
-                path = cam_mod.cam_path(self.graph, self.code)
-                self._check_class_index(path.head)
-                cam_mod.image_size(self.code, "CAM")
-                return "cam", path.features, path, path.head
-            if method != "gradcam":
-                raise ProbeError(f"unknown class-map method {method!r}: choose cam, gradcam or off")
-            head = class_head(self.graph, self.code, "Grad-CAM")
-            self._check_class_index(head)
-            layer = self.settings.cam_layer
-            layer = resolve_block(self.graph, layer) if layer is not None else None
-            layer = cam_mod.grad_cam_layer(self.graph, self.tap, layer)
-            cam_mod.image_size(self.code, "Grad-CAM")
-            if layer not in self.tap.ancestors([head.node_id]):
-                raise ProbeError(f"Grad-CAM: '{self.graph.nodes[layer].name}' does not feed the class output")
-            return "gradcam", layer, None, head
+            return self._resolve_cam(s.cam_method, s.cam_layer, s.class_index)
         except ProbeError as exc:
             self.problems["cam"] = str(exc)
-            return "off", None, None, None
+        if s.cam_layer is not None:
+            try:
+                resolved = self._resolve_cam(s.cam_method, None, s.class_index)
+            except ProbeError:
+                pass
+            else:
+                s.cam_layer = None
+                return resolved
+        return "off", None, None, None
 
-    def _check_class_index(self, head: Head) -> None:
-        ci = self.settings.class_index
+    def _resolve_cam(self, method: str, layer: str | None, class_index: int | None):
+        """(method, weighed block, CAM path, class head) for these settings; ProbeError when they do not fit.
+
+        With ``"cam"``, a chosen block other than the maps the pooling averages is weighed by
+        Grad-CAM (CAM can only weigh those maps).
+        """
+        if method == "off":
+            return "off", None, None, None
+        layer = resolve_block(self.graph, layer) if layer is not None else None
+        if method == "cam" and layer is not None:
+            try:
+                features = cam_mod.cam_path(self.graph, self.code).features
+            except ProbeError:
+                features = None
+            if layer != features:
+                method = "gradcam"  # NOTE: CAM can only weigh the maps the pooling averages
+        if method == "cam":
+            path = cam_mod.cam_path(self.graph, self.code)
+            self._check_class_index(path.head, class_index)
+            cam_mod.image_size(self.code, "CAM")
+            return "cam", path.features, path, path.head
+        if method != "gradcam":
+            raise ProbeError(f"unknown class-map method {method!r}: choose cam, gradcam or off")
+        head = class_head(self.graph, self.code, "Grad-CAM")
+        self._check_class_index(head, class_index)
+        layer = cam_mod.grad_cam_layer(self.graph, self.tap, layer)
+        cam_mod.image_size(self.code, "Grad-CAM")
+        if layer not in self.tap.ancestors([head.node_id]):
+            raise ProbeError(f"Grad-CAM: '{self.graph.nodes[layer].name}' does not feed the class output")
+        return "gradcam", layer, None, head
+
+    def _check_class_index(self, head: Head, ci: int | None) -> None:
         k = (self.tap.shape(head.source) or (0,))[0]
         if ci is not None and not 0 <= ci < k:
             raise ProbeError(f"class index {ci} is out of range: the network has {k} classes (0 to {k - 1})")
 
-    #: What :meth:`want` accepts: the activations' block (a node id) and probe sample (an index).
-    WISHES = ("layer", "sample")
+    #: What :meth:`want` accepts: the activations' block (a node id), the probe sample (an index),
+    #: the class the maps explain (None: the predicted one) and the Grad-CAM block (None: the default).
+    WISHES = ("layer", "sample", "class_index", "cam_layer")
 
     def want(self, name: str, value: Any) -> None:
         """Change a setting from the next :meth:`run` on (safe from another thread; see :data:`WISHES`)."""
@@ -210,6 +246,29 @@ class ProbeRunner:
                 self.settings.sample = wanted["sample"]
             else:
                 self.problems["activations"] = f"probe sample {wanted['sample']} does not exist (there are {len(self.x)})"
+        for name in ("class_index", "cam_layer"):
+            if name in wanted:
+                self._want_cam(name, wanted[name])
+
+    def _want_cam(self, name: str, value: Any) -> None:
+        """Re-resolve the class maps with one setting changed; a wish that does not fit keeps the maps as they were."""
+        s = self.settings
+        if s.cam_method == "off":
+            self.problems["cam"] = "class maps are switched off in the probe settings: turn them on to choose"
+            return
+        layer, ci = s.cam_layer, s.class_index
+        try:
+            if name == "class_index":
+                ci = _class_index(value)
+            else:
+                layer = None if value is None else str(value)
+            resolved = self._resolve_cam(s.cam_method, layer, ci)
+        except ProbeError as exc:
+            self.problems["cam"] = str(exc)
+            return
+        self.problems.pop("cam", None)
+        s.cam_layer, s.class_index = (resolved[1] if layer is not None else None), ci
+        self.cam_method, self.cam_layer, self.cam_path, self.cam_head = resolved
 
     # ------------------------------------------------------------------ schedule
     def due(self, step: int, now: float | None = None) -> bool:
@@ -337,7 +396,7 @@ class ProbeRunner:
             scores = values[head.node_id].detach().float()
             self._safe(out, "predictions", lambda: _predictions(scores))
         if self.cam_method == "cam" or grads is not None:
-            self._safe(out, "cam", lambda: self._cam(copy, values, grads, head))
+            self._safe(out, "cam", lambda: self._cam(copy, values, grads, head) | {"class_index": s.class_index})
         if s.histograms:
             self._safe(out, "activation_histograms", lambda: self._activation_histograms(hist_ids, hists))
         del values, grads
@@ -349,6 +408,16 @@ class ProbeRunner:
             chosen = scores.gather(1, classes[:, None]).sum()
             (grads,) = torch.autograd.grad(chosen, values[leaf])
         return grads
+
+    def _class_maps(self, copy: nn.Module, x: torch.Tensor) -> dict[str, Any]:
+        """The class maps of other images than the probe images (the hardest samples, say)."""
+        head = self.cam_head
+        leaf = self.cam_layer if self.cam_method == "gradcam" else None
+        want = {head.node_id} | ({self.cam_path.features} if self.cam_method == "cam" else set())
+        with torch.enable_grad() if leaf else torch.no_grad():
+            values = self.tap.run(copy, x, want, leaf=leaf)
+        grads = self._grad_cam_gradients(values, head, leaf) if leaf else None
+        return self._cam(copy, values, grads, head)
 
     def _first_class_head(self) -> Head | None:
         try:
@@ -416,32 +485,53 @@ class ProbeRunner:
     # ------------------------------------------------------------------ on request
     def images(self) -> np.ndarray:
         """The probe images for display: (N, H, W) grayscale or (N, H, W, 3) RGB in [0, 1]."""
-        x = self._display if self._display is not None else self.x.detach().cpu().float()
-        if x.dim() != 4:
+        if self.x.dim() != 4:
             raise ProbeError("the probe samples are not images")
-        if self._display is None:
-            lo = x.amin(dim=(1, 2, 3), keepdim=True)
-            span = (x.amax(dim=(1, 2, 3), keepdim=True) - lo).clamp_min(1e-12)
-            x = (x - lo) / span
-        x = x.clamp(0, 1)
-        if x.shape[1] == 3:
-            return x.permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
-        return x.mean(1).numpy().astype(np.float32)
+        return _for_display(self._display if self._display is not None else _minmax(self.x.detach().cpu().float()))
+
+    def display_images(self, x: torch.Tensor) -> np.ndarray:
+        """Any model inputs (N, C, H, W) as :meth:`images` shows the probe images.
+
+        NOTE: the inputs are normalized per channel (an affine map), so the map back to what a
+        person sees is fitted once on the probe images and their display versions; without
+        display versions each image is scaled into [0, 1].
+        """
+        x = x.detach().cpu().float()
+        if x.dim() != 4:
+            raise ProbeError("the samples are not images")
+        if self._display is None or self._display.shape[1:] != self.x.shape[1:] or x.shape[1:] != self.x.shape[1:]:
+            return _for_display(_minmax(x))
+        if self._to_display is None:
+            self._to_display = _fit_affine(self._probe_inputs(), self._display.float())
+        scale, offset = self._to_display
+        return _for_display(x * scale[None, :, None, None] + offset[None, :, None, None])
+
+    def _probe_inputs(self) -> torch.Tensor:
+        if self._x_cpu is None:
+            self._x_cpu = self.x.detach().cpu()
+        return self._x_cpu
 
     def evaluate(self, model: nn.Module, dataset, scores: list[torch.Tensor] | None = None) -> dict[str, Any]:
         """The decision views on a data set (validation, say), for an epoch's end.
 
         Returns, as the network's heads allow: ``confusion`` (``matrix`` (K, K) int64, row =
         true class; ``per_class_accuracy`` (K,); ``classes`` names or None), ``hardest``
-        (``indices`` into ``dataset``, ``losses``, hardest first), ``decision_grid`` (``probs``
+        (``indices`` into ``dataset``, ``losses``, hardest first, ``head``; for image data the
+        first ``gallery`` of them also have ``images`` as :meth:`images` shows them, ``true`` and
+        ``predicted`` class (G,) or None, ``classes`` (names or None), ``masks`` (G, H, W) when
+        the first output is a segmentation and, when class maps are on, ``cam`` as in
+        :meth:`run`), ``decision_grid`` (``probs``
         (S, S, K) with rows along y, ``x_range``, ``y_range``, the data's ``x`` (N, 2) and
         ``labels``) for 2-D inputs, ``regression_curve``
         (``xs`` (S,), ``ys`` (S, k), the data's ``x`` and ``y``) for 1-D regression, ``masks``
-        (N, H, W) and ``boxes`` (N, 4) predicted for the probe images, and ``problems``.
+        (N, H, W) and ``boxes`` (N, 4) predicted for the probe images with ``probe_images``
+        beside them, ``true_masks``, ``mask_classes`` and ``true_boxes`` when ``dataset`` starts
+        with the probe images and has those targets, and ``problems``.
         ``scores``: the model's outputs for ``dataset`` (one tensor per output) when the caller
         has them already.
         """
-        s = self.settings
+        if self._wanted:
+            self._apply_wanted()
         out: dict[str, Any] = {"problems": {}}
         copy = self._snapshot(model)
         if not self.heads or len(dataset) == 0:
@@ -453,6 +543,7 @@ class ProbeRunner:
         except Exception as exc:  # noqa: BLE001 - a probe never stops training
             out["problems"]["predictions"] = str(exc)
             return out
+        truth = self._probe_targets(dataset)
         for head in self.heads:
             kind = head.type
             if kind in ("ClassificationOutput", "BinaryOutput") and "confusion" not in out:
@@ -464,12 +555,60 @@ class ProbeRunner:
                 self._safe(out, "regression_curve", lambda h=head: self._curve(copy, dataset, h))
             elif kind == "SegmentationOutput":
                 self._safe(out, "masks", lambda h=head: views.predicted_masks(copy, self._x_dev, output=h.index))
+                if truth is not None and "mask" in truth:
+                    out["true_masks"] = truth["mask"].numpy().astype(np.int64)
+                    out["mask_classes"] = dataset.mask_classes
             elif kind == "BoxOutput":
                 self._safe(out, "boxes", lambda h=head: views.predicted_boxes(copy, self._x_dev, output=h.index))
+                if truth is not None and "box" in truth:
+                    out["true_boxes"] = truth["box"].numpy().astype(np.float32)
+        if "masks" in out or "boxes" in out:
+            self._safe(out, "probe_images", self.images)
+        self._safe(out, "hardest", lambda: self._hardest(copy, dataset, scores, out["problems"]))
+        return out
+
+    def _probe_targets(self, dataset) -> dict[str, torch.Tensor] | None:
+        """The targets of the probe images when ``dataset`` starts with them (the trainer's split does)."""
+        n = len(self.x)
+        if len(dataset) < n or not isinstance(dataset.x, torch.Tensor):
+            return None
+        first = dataset.x[:n].detach().cpu()
+        probe = self._probe_inputs()
+        if first.shape != probe.shape or not torch.equal(first, probe):
+            return None
+        return {k: v[:n].detach().cpu() for k, v in dataset.targets.items()}
+
+    def _hardest(self, copy: nn.Module, dataset, scores: list[torch.Tensor], problems: dict) -> dict[str, Any]:
         first = self.heads[0]
-        self._safe(out, "hardest", lambda: dict(zip(("indices", "losses"), views.hardest(
-            copy, dataset, s.hardest, head_type=first.type, output=first.index, scores=scores[first.index],
-        ))) | {"head": first.node_id})
+        idx, losses = views.hardest(copy, dataset, self.settings.hardest, head_type=first.type,
+                                    output=first.index, scores=scores[first.index])
+        out = {"indices": idx, "losses": losses, "head": first.node_id}
+        if dataset.x.dim() == 4 and len(idx) and self.settings.gallery > 0:
+            try:
+                out.update(self._gallery(copy, dataset, idx[: self.settings.gallery], scores))
+            except Exception as exc:  # noqa: BLE001 - the list of hardest samples stands without pictures
+                problems["gallery"] = _why(exc)
+        return out
+
+    def _gallery(self, copy: nn.Module, dataset, idx: np.ndarray, scores: list[torch.Tensor]) -> dict[str, Any]:
+        """Pictures, true and predicted classes and class maps of a few samples (only these go through CAM)."""
+        rows = torch.as_tensor(idx, dtype=torch.long)
+        x = dataset.x[rows]
+        out: dict[str, Any] = {"images": self.display_images(x), "true": None, "predicted": None,
+                               "classes": dataset.classes}
+        head = self.class_head
+        if head is not None:
+            mine = scores[head.index][rows.to(scores[head.index].device)].float()
+            out["predicted"] = _predictions(mine)["classes"].astype(np.int64)
+            labels = dataset.targets.get("label")
+            if labels is not None:
+                out["true"] = labels.reshape(len(dataset), -1)[rows, 0].cpu().numpy().astype(np.int64)
+        first = self.heads[0]
+        if first.type == "SegmentationOutput":
+            out["masks"] = scores[first.index][rows.to(scores[first.index].device)].argmax(1).cpu().numpy()
+        if self.cam_method != "off":
+            maps = self._class_maps(copy, x.to(self._device or x.device))
+            out["cam"] = maps | {"class_index": self.settings.class_index}
         return out
 
     def _confusion(self, copy, dataset, head: Head, scores: torch.Tensor) -> dict[str, Any]:
@@ -500,6 +639,44 @@ class ProbeRunner:
 # ---------------------------------------------------------------------- helpers
 def _why(exc: Exception) -> str:
     return str(exc) if isinstance(exc, ProbeError) else f"{type(exc).__name__}: {exc}"
+
+
+def _class_index(value: Any) -> int | None:
+    """None, or a whole number as a class index; ProbeError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    raise ProbeError(f"class index {value!r} is not a whole number")
+
+
+def _minmax(x: torch.Tensor) -> torch.Tensor:
+    """Each image (N, C, H, W) scaled into [0, 1] by its own range."""
+    lo = x.amin(dim=(1, 2, 3), keepdim=True)
+    span = (x.amax(dim=(1, 2, 3), keepdim=True) - lo).clamp_min(1e-12)
+    return (x - lo) / span
+
+
+def _for_display(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) as (N, H, W, 3) RGB when C is 3, else (N, H, W) grayscale, float32 clamped into [0, 1]."""
+    x = x.float().clamp(0, 1)
+    if x.shape[1] == 3:
+        return x.permute(0, 2, 3, 1).contiguous().numpy().astype(np.float32)
+    return x.mean(1).numpy().astype(np.float32)
+
+
+def _fit_affine(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per channel (scale, offset) with ``y ≈ scale · x + offset`` by least squares ((N, C, H, W) both)."""
+    c = x.shape[1]
+    xs = x.double().transpose(0, 1).reshape(c, -1)
+    ys = y.double().transpose(0, 1).reshape(c, -1)
+    xm, ym = xs.mean(1), ys.mean(1)
+    var = ((xs - xm[:, None]) ** 2).mean(1)
+    cov = ((xs - xm[:, None]) * (ys - ym[:, None])).mean(1)
+    scale = torch.where(var > 1e-12, cov / var.clamp_min(1e-12), torch.zeros_like(var))
+    return scale.float(), (ym - scale * xm).float()
 
 
 def _predictions(scores: torch.Tensor) -> dict[str, np.ndarray]:

@@ -296,6 +296,10 @@ def test_probing_leaves_the_training_model_untouched():
     for _ in range(3):
         out = runner.run(model, step=1)
     assert {"activations", "filters", "cam", "gradients"} <= set(out) and out["problems"] == {}
+    from engine.data import Dataset
+
+    views = runner.evaluate(model, Dataset(x, {"label": torch.arange(8) % 3}, None, "toy"))
+    assert views["hardest"]["cam"]["maps"].shape == (8, 16, 16)
     copy = detached_copy(model)
     cam(copy, compiled.code, g, x)
     grad_cam(copy, compiled.code, g, x)
@@ -620,6 +624,137 @@ def test_runner_evaluate_views():
     shared = runner.evaluate(model, ds, scores=predict_all(model, ds.x))
     np.testing.assert_array_equal(shared["confusion"]["matrix"], out["confusion"]["matrix"])
     np.testing.assert_array_equal(shared["hardest"]["indices"], out["hardest"]["indices"])
+
+
+def labelled_images(n=12, c=3, size=16, classes=3, seed=3):
+    """Display images in [0, 1], the same normalized per channel, and a labelled Dataset of the latter."""
+    from engine.data import Dataset
+
+    gen = torch.Generator().manual_seed(seed)
+    raw = torch.rand(n, c, size, size, generator=gen)
+    mean, std = raw.mean(dim=(0, 2, 3)), raw.std(dim=(0, 2, 3))
+    x = (raw - mean[None, :, None, None]) / std[None, :, None, None]
+    labels = torch.arange(n) % classes
+    return raw, x, Dataset(x, {"label": labels}, [f"c{i}" for i in range(classes)], "toy")
+
+
+def test_runner_evaluate_gallery_of_the_hardest_samples():
+    g, ids = gap_net()
+    compiled, model = build(g)
+    raw, x, ds = labelled_images()
+    runner = ProbeRunner(g, compiled.code, x[:4], display_x=raw[:4], config={"hardest": 6, "gallery": 3})
+    out = runner.evaluate(model, ds)
+    h = out["hardest"]
+    assert out["problems"] == {} and h["indices"].shape == (6,) and h["images"].shape == (3, 16, 16, 3)
+    idx = h["indices"][:3]
+    # The display images are the raw images again, though the runner only saw normalized ones.
+    np.testing.assert_allclose(h["images"], raw[idx].permute(0, 2, 3, 1).numpy(), atol=1e-5)
+    np.testing.assert_array_equal(h["true"], ds.targets["label"][idx].numpy())
+    with torch.no_grad():
+        scores = model(x[idx])
+    np.testing.assert_array_equal(h["predicted"], scores.argmax(1).numpy())
+    assert h["classes"] == ["c0", "c1", "c2"]
+    c = h["cam"]
+    ref, classes = grad_cam(detached_copy(model), compiled.code, g, x[idx])
+    assert c["method"] == "gradcam" and c["node_id"] == ids["relu2"] and c["class_index"] is None
+    np.testing.assert_allclose(c["maps"], ref, atol=1e-5)
+    np.testing.assert_array_equal(c["classes"], h["predicted"])
+    runner.want("class_index", 2)  # a wish reaches the gallery too
+    chosen = runner.evaluate(model, ds)["hardest"]["cam"]
+    assert list(chosen["classes"]) == [2, 2, 2] and chosen["class_index"] == 2
+    off = ProbeRunner(g, compiled.code, x[:4], config={"cam_method": "off", "gallery": 2}).evaluate(model, ds)
+    assert "cam" not in off["hardest"] and off["hardest"]["images"].shape == (2, 16, 16, 3)
+    assert off["hardest"]["images"].min() >= 0 and off["hardest"]["images"].max() <= 1  # scaled per image
+
+
+def test_runner_evaluate_masks_and_boxes_with_their_truth():
+    from engine.data import Dataset
+
+    seg = Graph()
+    s = image_input(seg, 1, 8)
+    chain(seg, s, ("Conv2d", {"filters": 3, "kernel_size": 1}), "SegmentationOutput")
+    c_seg, m_seg = build(seg)
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    masks = torch.randint(0, 3, (6, 8, 8), generator=torch.Generator().manual_seed(1))
+    ds = Dataset(x, {"mask": masks}, None, "toy", mask_classes=["background", "a", "b"])
+    out = ProbeRunner(seg, c_seg.code, x[:3]).evaluate(m_seg, ds)
+    assert out["problems"] == {} and out["masks"].shape == (3, 8, 8) and out["probe_images"].shape == (3, 8, 8)
+    np.testing.assert_array_equal(out["true_masks"], masks[:3].numpy())
+    assert out["mask_classes"] == ["background", "a", "b"]
+    h = out["hardest"]
+    assert h["images"].shape == (6, 8, 8) and h["true"] is None and h["masks"].shape == (6, 8, 8)
+    np.testing.assert_array_equal(h["masks"], predicted_masks(m_seg, x)[h["indices"]])
+    elsewhere = ProbeRunner(seg, c_seg.code, x[3:]).evaluate(m_seg, ds)  # probe images not at the start
+    assert "masks" in elsewhere and "true_masks" not in elsewhere
+
+    loc = Graph()
+    i = image_input(loc, 1, 8)
+    f = then(loc, i, "Flatten")
+    chain(loc, f, ("Dense", {"units": 2}), "ClassificationOutput")
+    chain(loc, f, ("Dense", {"units": 4}), "Sigmoid", "BoxOutput")
+    c_loc, m_loc = build(loc)
+    boxes = torch.rand(6, 4, generator=torch.Generator().manual_seed(2)) / 2
+    ds = Dataset(x, {"label": torch.arange(6) % 2, "box": boxes}, ["p", "q"], "toy")
+    runner = ProbeRunner(loc, c_loc.code, x[:4])
+    out = runner.evaluate(m_loc, ds)
+    assert "Grad-CAM" in runner.problems["cam"]  # nothing spatial before the class output
+    assert out["boxes"].shape == (4, 4) and out["probe_images"].shape == (4, 8, 8)
+    np.testing.assert_allclose(out["true_boxes"], boxes[:4].numpy())
+    assert out["hardest"]["images"].shape == (6, 8, 8) and "cam" not in out["hardest"]
+    assert out["hardest"]["true"].shape == (6,)
+
+
+def test_runner_wishes_choose_the_class_and_the_grad_cam_block():
+    g, ids = gap_net()
+    side = then(g, ids["relu1"], "Conv2d", {"filters": 2, "kernel_size": 1})
+    then(g, side, "SegmentationOutput")  # a spatial block that does not feed the class output
+    compiled, model = build(g)
+    x = images(4)
+    runner = ProbeRunner(g, compiled.code, x, config={"histograms": False})
+    predicted = runner.run(model, 1)["cam"]["classes"]
+    runner.want("class_index", 1)
+    c = runner.run(model, 2)["cam"]
+    assert list(c["classes"]) == [1, 1, 1, 1] and c["class_index"] == 1
+    for bad, why in ((7, "out of range"), ("two", "not a whole number"), (1.5, "not a whole number")):
+        runner.want("class_index", bad)
+        out = runner.run(model, 3)
+        assert why in out["problems"]["cam"] and list(out["cam"]["classes"]) == [1, 1, 1, 1]  # kept as it was
+    runner.want("class_index", None)
+    out = runner.run(model, 4)
+    assert "cam" not in out["problems"] and np.array_equal(out["cam"]["classes"], predicted)
+
+    runner.want("cam_layer", ids["relu1"])
+    c = runner.run(model, 5)["cam"]
+    ref, _ = grad_cam(detached_copy(model), compiled.code, g, x, ids["relu1"])
+    assert c["node_id"] == ids["relu1"] and c["name"] == g.nodes[ids["relu1"]].name
+    np.testing.assert_allclose(c["maps"], ref, atol=1e-5)
+    for bad, why in ((ids["fc"], "not a spatial block"), (side, "does not feed the class output"),
+                     ("nope", "no block called")):
+        runner.want("cam_layer", bad)
+        out = runner.run(model, 6)
+        assert why in out["problems"]["cam"] and out["cam"]["node_id"] == ids["relu1"]
+    runner.want("cam_layer", None)
+    assert runner.run(model, 7)["cam"]["node_id"] == ids["relu2"]
+
+    with_cam = ProbeRunner(g, compiled.code, x, config={"cam_method": "cam", "histograms": False})
+    with_cam.want("cam_layer", ids["conv1"])  # CAM weighs only the pooled maps: another block gets Grad-CAM
+    assert with_cam.run(model, 1)["cam"]["method"] == "gradcam" and with_cam.cam_layer == ids["conv1"]
+    with_cam.want("cam_layer", None)
+    assert with_cam.run(model, 2)["cam"]["method"] == "cam"
+    g2, ids2 = flat_net()
+    c2, m2 = build(g2)
+    no_gap = ProbeRunner(g2, c2.code, images(4, 1, 12), config={"cam_method": "cam", "histograms": False})
+    assert "cam" not in no_gap.run(m2, 1)  # CAM cannot explain a flattening net ...
+    no_gap.want("cam_layer", ids2["relu"])
+    out = no_gap.run(m2, 2)  # ... Grad-CAM on a chosen block can
+    assert out["cam"]["method"] == "gradcam" and out["cam"]["node_id"] == ids2["relu"] and "cam" not in out["problems"]
+    off = ProbeRunner(g, compiled.code, x, config={"cam_method": "off"})
+    off.want("class_index", 0)
+    assert "switched off" in off.run(model, 1)["problems"]["cam"]
+    with pytest.raises(ProbeError, match="unknown probe setting"):
+        runner.want("colour", 1)
+    stale = ProbeRunner(g, compiled.code, x, config={"cam_layer": ids["fc"]})  # a remembered block that no longer fits
+    assert "not a spatial block" in stale.problems["cam"] and stale.cam_layer == ids["relu2"]
 
 
 # ---------------------------------------------------------------------- on demand
