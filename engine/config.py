@@ -289,7 +289,9 @@ class ProbeConfig(_Section):
 
     SECTION: ClassVar[str] = "probes"
 
+    enabled: bool = _field(True, boolean)  # off: the run computes no live views (the fastest training)
     every_batches: int = _field(50, integer(1, 1_000_000))
+    every_seconds: float = _field(0.0, number(0.0, 86_400.0))  # also after this long; 0 is off
     layer: str | None = _field(None, optional(text))  # a block id
     probe_samples: int = _field(8, integer(1, 64))
     cam_method: str = _field("gradcam", choice("cam", "gradcam", "off"))

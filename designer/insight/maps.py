@@ -10,16 +10,15 @@ from collections import deque
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
-from designer.insight.images import DIVERGING, VIRIDIS, ImagePlot, tile
+from designer.insight.images import DIVERGING, VIRIDIS, ImagePlot, TilePlot, tile
 from engine.probes.cam import overlay
 
 __all__ = ["ActivationsView", "CamView", "FiltersView", "FILM_FRAMES", "class_name"]
 
-FILM_FRAMES = 20  # overlays of probe sample 0 kept over time
+FILM_FRAMES = 20  # class maps kept over time, per probe sample
 VECTOR_COLS = 32  # a long vector wraps into rows of this many units
 
 
@@ -163,52 +162,196 @@ class FiltersView(QWidget):
 
 
 class CamView(QWidget):
-    """The probe images with the class-activation heat map over them, and sample 0 over time."""
+    """The probe images with the class-activation heat map over them, and one sample's maps over time.
+
+    Signals:
+        class_chosen(object): the class the maps should explain: None for each image's
+            predicted class, else a class index.
+        layer_requested(bool): Grad-CAM should weigh the block selected on the canvas (True)
+            or the default block (False).
+    """
 
     title = "Class maps"
+    class_chosen = Signal(object)
+    layer_requested = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.header = _label("Where the network looks: class-activation maps appear here while training runs.")
+        self.note_label = _label()
+        self.note_label.hide()
+        self.class_box = QComboBox()
+        self.class_box.setToolTip("The class whose evidence the maps show")
+        self.class_box.addItem("Predicted class", None)
+        self.class_box.currentIndexChanged.connect(self._on_class)
+        self.layer_button = QPushButton("Use selected block")
+        self.layer_button.setToolTip("Grad-CAM weighs the maps of the block selected on the canvas "
+                                     "(a convolution, activation or pooling block that feeds the class output)")
+        self.layer_button.clicked.connect(lambda: self.layer_requested.emit(True))
+        self.default_button = QPushButton("Default block")
+        self.default_button.setToolTip("Grad-CAM weighs the last spatial block before the class output")
+        self.default_button.clicked.connect(lambda: self.layer_requested.emit(False))
         self.opacity = QSlider(Qt.Orientation.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(50)
+        self.opacity.setMaximumWidth(140)
         self.opacity.setToolTip("How strongly the heat map covers the image")
         self.opacity.valueChanged.connect(self._redraw)
-        self.plot = ImagePlot()
+        self.plot = TilePlot()
         self.film = ImagePlot()
-        self.film.setMaximumHeight(110)
-        self.film_label = _label("Sample 0 over time (oldest left)")
-        top = QHBoxLayout()
-        top.addWidget(self.header, 1)
-        top.addWidget(QLabel("Opacity"))
-        top.addWidget(self.opacity)
+        self.film_box = QComboBox()
+        self.film_box.setToolTip("The probe image whose maps the film strip follows")
+        self.film_box.addItem("0")
+        self.film_box.currentIndexChanged.connect(self._show_film)
+        controls = QHBoxLayout()
+        controls.addWidget(QLabel("Explain"))
+        controls.addWidget(self.class_box)
+        controls.addSpacing(12)
+        controls.addWidget(QLabel("Grad-CAM block"))
+        controls.addWidget(self.layer_button)
+        controls.addWidget(self.default_button)
+        controls.addStretch(1)
+        controls.addWidget(QLabel("Opacity"))
+        controls.addWidget(self.opacity)
+        film_row = QHBoxLayout()
+        film_row.addWidget(QLabel("Film strip of probe sample"))
+        film_row.addWidget(self.film_box)
+        film_row.addWidget(QLabel("over time (oldest left)"), 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(top)
+        layout.addWidget(self.header)
+        layout.addWidget(self.note_label)
+        layout.addLayout(controls)
         layout.addWidget(self.plot, 1)
-        layout.addWidget(self.film_label)
+        layout.addLayout(film_row)
         layout.addWidget(self.film)
-        self.frames: deque[np.ndarray] = deque(maxlen=FILM_FRAMES)
-        self.class_names: list[str] | None = None
+        # NOTE: heat maps as uint8, FILM_FRAMES per probe sample, so switching samples shows history at once.
+        self.frames: dict[int, deque[np.ndarray]] = {}
+        self._class_names: list[str] | None = None
+        self._classes = 0
         self.images: np.ndarray | None = None
         self.data: dict[str, Any] | None = None
-        self._texts: list[pg.TextItem] = []
+        self._probe: dict[str, Any] | None = None  # the latest probe run recorded
+        self.predicted: np.ndarray | None = None
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_film()
+
+    def _fit_film(self) -> None:
+        """The film strip only as tall as its frames are at this width (FILM_FRAMES in a row)."""
+        images = getattr(self, "images", None)  # NOTE: Qt may resize the view before __init__ has finished
+        h, w = images.shape[1:3] if images is not None else (1, 1)
+        scale = (self.width() - 12) / (FILM_FRAMES * (w + 2))
+        self.film.setFixedHeight(int(np.clip(scale * h * 1.05 + 6, 36, 110)))
+
+    # ------------------------------------------------------------------ choices
+    @property
+    def class_names(self) -> list[str] | None:
+        return self._class_names
+
+    @class_names.setter
+    def class_names(self, names: list[str] | None) -> None:
+        self._class_names = list(names) if names else None
+        self._fill_classes(self._classes)
+
+    def _fill_classes(self, k: int) -> None:
+        """One entry per class (a single binary score has none to choose), keeping the choice."""
+        self._classes = k
+        names = ["Predicted class"] + [class_name(i, self._class_names) for i in range(k if k > 1 else 0)]
+        if [self.class_box.itemText(i) for i in range(self.class_box.count())] == names:
+            return
+        current = self.class_box.currentData()
+        self.class_box.blockSignals(True)
+        self.class_box.clear()
+        for i, text in enumerate(names):
+            self.class_box.addItem(text, None if i == 0 else i - 1)
+        self.class_box.setCurrentIndex(max(0, self.class_box.findData(current)) if current is not None else 0)
+        self.class_box.blockSignals(False)
+
+    def _on_class(self, index: int) -> None:
+        if index >= 0:
+            self.class_chosen.emit(self.class_box.itemData(index))
+
+    def choose_class(self, class_index: int | None) -> None:
+        """Pick a class in the chooser (None: the predicted one), as the person would."""
+        self.class_box.setCurrentIndex(0 if class_index is None else self.class_box.findData(class_index))
+
+    def note(self, text: str) -> None:
+        """A line under the header (a choice that takes effect later, say)."""
+        self.note_label.setText(text)
+        self.note_label.setVisible(bool(text))
+
+    # ------------------------------------------------------------------ updates
     def update_probes(self, data: dict[str, Any]) -> None:
+        self.record(data)
+        self.draw()
+
+    def record(self, data: dict[str, Any]) -> None:
+        """Keep a probe run's maps and add them to the film strips, without drawing (cheap, every run)."""
         cam = data.get("cam")
         if data.get("images") is not None:
+            first = self.images is None
             self.images = np.asarray(data["images"])
+            if first:
+                self._fit_film()
+        pred = data.get("predictions")
+        if pred is not None:
+            self._fill_classes(np.shape(pred["scores"])[1])
+        self._probe = data
         if cam is None or self.images is None:
-            why = (data.get("problems") or {}).get("cam")
-            self.header.setText(why or "No class map in this probe run (the data are not images).")
             return
         self.data = cam
-        self.frames.append(overlay(self.images[0], cam["maps"][0], 0.5))
+        self.predicted = np.asarray(pred["classes"]) if pred is not None else None
+        heat = np.round(np.clip(cam["maps"], 0.0, 1.0) * 255).astype(np.uint8)
+        for i, h in enumerate(heat):
+            self.frames.setdefault(i, deque(maxlen=FILM_FRAMES)).append(h)
+        self._set_film_count(len(heat))  # NOTE: the sample can be chosen before the view is first drawn
+
+    def draw(self) -> None:
+        """Show the latest recorded probe run: maps over the images, the film strip and the header."""
+        data = self._probe
+        if data is None:
+            return
+        cam = data.get("cam")
+        why = (data.get("problems") or {}).get("cam")
+        if cam is None or self.images is None:
+            self.header.setText(why or "No class map in this probe run (the data are not images).")
+            return
+        self.note("")  # NOTE: a choice announced there has now been applied (or its problem is in the header)
         self._redraw()
-        self.film.show_image(tile(np.stack(self.frames).astype(np.float32) / 255.0, cols=FILM_FRAMES, pad=2, fill=1.0))
+        self._show_film()
         method = "Grad-CAM" if cam["method"] == "gradcam" else "CAM"
-        self.header.setText(f"<b>{method}</b> of <b>{cam['name']}</b> for the predicted class (step {data.get('step')})")
+        ci = cam.get("class_index")
+        if ci is None:
+            target = "the predicted class"
+        else:
+            named = self._class_names is not None and 0 <= int(ci) < len(self._class_names)
+            chosen = f"class '{self._class_names[int(ci)]}'" if named else f"class {int(ci)}"
+            target = f"{chosen} (under each image: its predicted class)"
+        text = f"<b>{method}</b> of <b>{cam['name']}</b> for {target} (step {data.get('step')})"
+        self.header.setText(text + (f"<br><span style='color:#c0392b'>{why}</span>" if why else ""))
+
+    def _set_film_count(self, n: int) -> None:
+        if self.film_box.count() != n:
+            self.film_box.blockSignals(True)
+            current = max(0, self.film_box.currentIndex())
+            self.film_box.clear()
+            self.film_box.addItems([str(i) for i in range(n)])
+            self.film_box.setCurrentIndex(min(current, n - 1))
+            self.film_box.blockSignals(False)
+
+    @property
+    def film_sample(self) -> int:
+        return max(0, self.film_box.currentIndex())
+
+    def _show_film(self) -> None:
+        i = self.film_sample
+        frames = self.frames.get(i)
+        if not frames or self.images is None or i >= len(self.images):
+            return
+        shown = np.stack([overlay(self.images[i], h.astype(np.float32) / 255.0, 0.5) for h in frames])
+        self.film.show_image(tile(shown.astype(np.float32) / 255.0, cols=FILM_FRAMES, pad=2, fill=np.nan))
 
     def overlays(self) -> np.ndarray:
         a = self.opacity.value() / 100.0
@@ -217,34 +360,15 @@ class CamView(QWidget):
     def _redraw(self) -> None:
         if self.data is None or self.images is None:
             return
-        shown = self.overlays().astype(np.float32) / 255.0
-        n, h, w = shown.shape[:3]
-        cols = n if n <= 4 else -(-n // 2)  # NOTE: two rows from 5 images on, so each is larger
-        gap = max(2, h // 3)  # room for the caption under each image
-        self.plot.show_image(tile(shown, cols=cols, pad=gap, fill=1.0))
-        self._place_texts(n, cols, w, h, gap)
-
-    def _place_texts(self, n: int, cols: int, w: int, h: int, gap: int) -> None:
-        """One caption under each image, created when the number of images changes (never per update)."""
-        if len(self._texts) != n:
-            for t in self._texts:
-                self.plot.removeItem(t)
-            self._texts = [pg.TextItem(anchor=(0.5, 0.0), color=(110, 110, 110)) for _ in range(n)]
-            for t in self._texts:
-                self.plot.addItem(t)
-            rows = -(-n // cols)
-            self.plot.getPlotItem().getViewBox().setRange(
-                yRange=(0, rows * (h + gap)), xRange=(0, cols * (w + gap) - gap), padding=0.02)
-        classes = self.data["classes"]
-        for i, t in enumerate(self._texts):
-            r, c = divmod(i, cols)
-            t.setText(class_name(int(classes[i]), self.class_names))
-            t.setPos(c * (w + gap) + w / 2, r * (h + gap) + h)
+        classes = self.predicted if self.predicted is not None else self.data["classes"]
+        self.plot.show_tiles(self.overlays(), [class_name(int(c), self._class_names) for c in classes])
 
     def csv(self) -> tuple[list[str], list] | None:
         if self.data is None:
             return None
         maps = np.asarray(self.data["maps"])
         s, y, x = np.indices(maps.shape).reshape(3, -1)
-        cls = np.asarray(self.data["classes"])[s]
-        return ["sample", "predicted_class", "y", "x", "heat"], zip(s, cls, y, x, maps.reshape(-1))
+        explained = np.asarray(self.data["classes"])[s]
+        predicted = self.predicted[s] if self.predicted is not None else explained
+        header = ["sample", "explained_class", "predicted_class", "y", "x", "heat"]
+        return header, zip(s, explained, predicted, y, x, maps.reshape(-1))

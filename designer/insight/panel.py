@@ -1,7 +1,11 @@
 """The Insight dock: what the network learns while it trains, one tab per view.
 
 Fed by the training session's ``probes`` and ``insight`` signals (main thread; each view
-updates its own items in place). Every view can be saved as a PNG or its numbers as CSV.
+updates its own items in place). Only the view a person can see is drawn when results
+arrive: the others keep the latest results and draw them when their tab is shown (and all
+of them at the end of a run), so a run's painting stays small however many views exist.
+The class-map film strips record every probe run, shown or not. Every view can be saved
+as a PNG or its numbers as CSV.
 """
 
 from __future__ import annotations
@@ -13,9 +17,11 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from designer.insight.charts import DecisionsView, GradientView
+from designer.insight.explore import ExploreView
 from designer.insight.histograms import HistogramsView
 from designer.insight.images import save_csv, save_png
 from designer.insight.maps import ActivationsView, CamView, FiltersView
+from designer.insight.samples import PredictionsView
 
 __all__ = ["InsightPanel"]
 
@@ -25,10 +31,14 @@ class InsightPanel(QWidget):
 
     Signals:
         sample_requested(int): the person chose another probe sample for the activations.
+        cam_class_requested(object): the class the maps should explain (None: the predicted one).
+        cam_layer_requested(bool): Grad-CAM should weigh the selected block (True) or the default (False).
         message(str): a line for the status bar (a file was saved, say).
     """
 
     sample_requested = Signal(int)
+    cam_class_requested = Signal(object)
+    cam_layer_requested = Signal(bool)
     message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -39,7 +49,10 @@ class InsightPanel(QWidget):
         self.gradients = GradientView()
         self.histograms = HistogramsView()
         self.decisions = DecisionsView()
-        self.views = [self.activations, self.filters, self.cam, self.gradients, self.histograms, self.decisions]
+        self.predictions = PredictionsView()
+        self.explore = ExploreView()
+        self.views = [self.activations, self.filters, self.cam, self.gradients, self.histograms, self.decisions,
+                      self.predictions, self.explore]
         self.tabs = QTabWidget()
         for view in self.views:
             self.tabs.addTab(view, view.title)
@@ -60,6 +73,14 @@ class InsightPanel(QWidget):
         layout.addLayout(top)
         layout.addWidget(self.tabs, 1)
         self.activations.sample_changed.connect(self.sample_requested)
+        self.cam.class_chosen.connect(self.cam_class_requested)
+        self.cam.layer_requested.connect(self.cam_layer_requested)
+        self.tabs.currentChanged.connect(lambda *_: self.refresh())
+        self.probe_views = (self.activations, self.filters, self.cam, self.gradients, self.histograms)
+        self.insight_views = (self.decisions, self.predictions)
+        self._probes: dict[str, Any] | None = None
+        self._insight: dict[str, Any] | None = None
+        self._stale: set[int] = set()  # ids of the views whose latest results are not drawn yet
         self.probe_runs = 0
         self.insight_runs = 0
 
@@ -67,8 +88,10 @@ class InsightPanel(QWidget):
     def on_probes(self, data: dict[str, Any]) -> None:
         """One scheduled probe run (see :meth:`engine.probes.runner.ProbeRunner.run`, plus ``images``)."""
         self.probe_runs += 1
-        for view in (self.activations, self.filters, self.cam, self.gradients, self.histograms):
-            view.update_probes(data)
+        self.cam.record(data)  # NOTE: the film strips keep every probe run, drawn or not
+        self._probes = data
+        self._stale.update(id(v) for v in self.probe_views)
+        self.refresh()
         self.status.setText(f"Probes at step {data.get('step')} ({data.get('seconds', 0.0) * 1000:.0f} ms)")
 
     def on_insight(self, data: dict[str, Any]) -> None:
@@ -77,10 +100,34 @@ class InsightPanel(QWidget):
         names = (data.get("confusion") or {}).get("classes")
         if names:
             self.cam.class_names = list(names)
-        self.decisions.update_insight(data)
+        self._insight = data
+        self._stale.update(id(v) for v in self.insight_views)
+        self.refresh()
 
-    def show_block(self, name: str, probe_able: bool, running: bool) -> None:
-        """Say which block the activations will show (the canvas selection changed)."""
+    def refresh(self, everything: bool = False) -> None:
+        """Draw the latest results in the view on show (or in ``everything``) if it has not drawn them."""
+        for view in self.probe_views + self.insight_views:
+            if id(view) not in self._stale or not (everything or self._shows(view)):
+                continue
+            self._stale.discard(id(view))
+            if view is self.cam:
+                view.draw()
+            elif view in self.probe_views:
+                view.update_probes(self._probes)
+            else:
+                view.update_insight(self._insight)
+
+    def _shows(self, view: QWidget) -> bool:
+        return self.isVisible() and self.tabs.currentWidget() is view
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.refresh()
+
+    def show_block(self, name: str, probe_able: bool, running: bool, node_id: str | None = None) -> None:
+        """Say which block the activations will show (the canvas selection changed); Explore follows it."""
+        if node_id is not None:
+            self.explore.show_block(node_id)
         if not probe_able:
             self.status.setText(f"'{name}' has no activations to show: pick a layer block.")
         elif running:
@@ -90,6 +137,19 @@ class InsightPanel(QWidget):
 
     def begin_run(self) -> None:
         self.cam.frames.clear()
+        self.explore.set_training(True)
+
+    def end_run(self, entry=None, base_dir: Path | None = None) -> None:
+        """A run has ended: every view shows its last results; ``entry`` (its RunEntry) feeds Explore
+        when it kept its trained weights."""
+        self.refresh(everything=True)
+        if entry is not None and entry.weights is not None:
+            self.explore.set_run(entry, base_dir)
+        self.explore.set_training(False)
+
+    def shutdown(self) -> None:
+        """Wait for an on-demand computation still running (the window is closing)."""
+        self.explore.shutdown()
 
     # ------------------------------------------------------------------ saving
     def current_view(self) -> QWidget:

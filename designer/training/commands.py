@@ -1,6 +1,6 @@
 """The undo command for the data and training settings.
 
-:class:`SetConfigCommand` replaces ``project.data`` or ``project.training`` with a new
+:class:`SetConfigCommand` replaces ``project.data``, ``project.training`` or ``project.probes`` with a new
 config built from plain data. It validates in its constructor, so a refused value
 raises :class:`~engine.errors.ProjectError` with the engine's reason and nothing is
 pushed. Consecutive edits of one field (spin-box clicks) merge into one undo step.
@@ -12,23 +12,23 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QUndoCommand
 
-from engine.config import DataConfig, TrainingConfig
+from engine.config import DataConfig, ProbeConfig, TrainingConfig
 
 if TYPE_CHECKING:  # pragma: no cover
     from designer.document import Document
 
 __all__ = ["SECTIONS", "SetConfigCommand"]
 
-SECTIONS = {"data": DataConfig, "training": TrainingConfig}
+SECTIONS = {"data": DataConfig, "training": TrainingConfig, "probes": ProbeConfig}
 _MERGE_ID = 0x7C0F
 
 
 class SetConfigCommand(QUndoCommand):
-    """Set fields of ``project.data`` or ``project.training`` (``section``) as one undo step.
+    """Set fields of ``project.data``, ``project.training`` or ``project.probes`` (``section``) as one undo step.
 
     Args:
         doc: the document whose project changes.
-        section: ``"data"`` or ``"training"``.
+        section: ``"data"``, ``"training"`` or ``"probes"``.
         changes: field name -> new value (plain JSON-like data).
         text: the undo text ("Set learning rate").
     """

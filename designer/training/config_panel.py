@@ -34,6 +34,7 @@ from designer.fields import FloatSpin, IntSpin, NoWheelCombo
 from designer.training.commands import SetConfigCommand
 from designer.training.options import (
     AUGMENT_FIELDS,
+    CAM_TITLES,
     DATA_FILES,
     DATASET_TITLES,
     DEVICE_TITLES,
@@ -44,7 +45,7 @@ from designer.training.options import (
     TASK_TITLES,
     TIPS,
 )
-from engine.config import DataConfig, TrainingConfig
+from engine.config import DataConfig, ProbeConfig, TrainingConfig
 from engine.data import DATASET_INFO
 from engine.errors import ProjectError
 from engine.training.objectives import LOSS_NAMES
@@ -115,6 +116,7 @@ class TrainingConfigPanel(QWidget):
         col.addWidget(self._data_group())
         col.addWidget(self._augment_group())
         col.addWidget(self._training_group())
+        col.addWidget(self._probes_group())
         col.addStretch(1)
         scroll.setWidget(body)
         outer = QVBoxLayout(self)
@@ -238,6 +240,19 @@ class TrainingConfigPanel(QWidget):
         self._check(form, t, "mixed_precision", "Mixed precision", "Turn mixed precision on/off")
         return box
 
+    def _probes_group(self) -> QGroupBox:
+        box, form = self._form("Live insight")
+        self.form_probes = form
+        p = "probes"
+        self._check(form, p, "enabled", "Live views while training", "Turn live views on/off")
+        self._int(form, p, "every_batches", "Every:", 1, 1_000_000, "Set live-view interval", suffix=" batches")
+        self._float(form, p, "every_seconds", "Or every:", 0.0, 86_400.0, 1.0, "Set live-view time interval",
+                    special="off", suffix=" s")
+        cam = self._row(form, p, "cam_method", "Class maps:", _Combo([(k, *v) for k, v in CAM_TITLES.items()]))
+        cam.chosen.connect(lambda v: self._commit(p, {"cam_method": v}, "Choose class-map method"))
+        self._int(form, p, "probe_samples", "Probe images:", 1, 64, "Set number of probe images")
+        return box
+
     # ------------------------------------------------------------------ field builders
     def _int(self, form, section, name, label, lo, hi, text, special=None, suffix="", none_at=None) -> QSpinBox:
         w = IntSpin()
@@ -254,9 +269,13 @@ class TrainingConfigPanel(QWidget):
         self._setters.append(lambda: w.setValue(_get(self.document, section, name, none_at)))
         return w
 
-    def _float(self, form, section, name, label, lo, hi, step, text) -> QDoubleSpinBox:
+    def _float(self, form, section, name, label, lo, hi, step, text, special=None, suffix="") -> QDoubleSpinBox:
         w = FloatSpin()
         w.setRange(lo, hi)
+        if special:
+            w.setSpecialValueText(special)
+        if suffix:
+            w.setSuffix(suffix)
         if step:
             w.setSingleStep(step)
         else:  # NOTE: a learning rate steps by a tenth of its own size (0.001 -> 0.0011)
@@ -335,6 +354,7 @@ class TrainingConfigPanel(QWidget):
             self.target_edit.setText(data.target_column or "")
             for key in ("optimizer", "schedule", "device"):
                 self.fields[("training", key)].set_value(getattr(training, key))
+            self.fields[("probes", "cam_method")].set_value(project.probes.cam_method)
             for setter in self._setters:
                 setter()
             for name, (_label, top, _step, _tip) in AUGMENT_FIELDS.items():
@@ -344,13 +364,13 @@ class TrainingConfigPanel(QWidget):
                     w.setChecked(bool(value))
                 else:
                     w.setValue(float(value))
-            self._show_applicable(data, training)
+            self._show_applicable(data, training, project.probes)
             self._refresh_batch_hint(data, training)
             self._refresh_loss()
         finally:
             self._refreshing = False
 
-    def _show_applicable(self, data: DataConfig, training: TrainingConfig) -> None:
+    def _show_applicable(self, data: DataConfig, training: TrainingConfig, probes: ProbeConfig) -> None:
         visible = {
             "path": data.dataset in DATA_FILES,
             "feature_columns": data.dataset == "csv",
@@ -367,6 +387,8 @@ class TrainingConfigPanel(QWidget):
         scheduled = training.schedule in ("step", "plateau")
         self.form_training.setRowVisible(self.fields[("training", "step_size")], scheduled)
         self.form_training.setRowVisible(self.fields[("training", "gamma")], scheduled)
+        for name in ("every_batches", "every_seconds", "cam_method", "probe_samples"):
+            self.fields[("probes", name)].setEnabled(probes.enabled)
 
     def _refresh_batch_hint(self, data: DataConfig, training: TrainingConfig) -> None:
         total = data.samples if data.dataset in GENERATED else KNOWN_SIZES.get(data.dataset)

@@ -26,6 +26,7 @@ from designer.training.preview_dialog import DataPreviewDialog
 from designer.training.runs import RunEntry, RunsPanel
 from designer.training.worker import TrainingSession
 from engine.project import project_to_dict
+from engine.training import remote
 from engine.training.runs import RunRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,6 +58,7 @@ class TrainingController(QObject):
         self.preview_dialog: DataPreviewDialog | None = None
         self._history: list[dict[str, Any]] = []
         self._snapshot: dict[str, Any] = {}
+        self._base_dir = None  # the folder of the project that trained (for data given by a relative path)
         self._run_name = ""
         self._early_stop: dict[str, Any] | None = None
         self._started_info: dict[str, Any] | None = None
@@ -67,6 +69,8 @@ class TrainingController(QObject):
         self.runs = RunsPanel()
         self.insight = InsightPanel()
         self.probe_layer: str | None = None  # the block clicked last: its activations are shown
+        self.cam_layer: str | None = None  # the block Grad-CAM weighs (None: the default one)
+        self.cam_class: int | None = None  # the class the maps explain (None: the predicted one)
         self._build_docks()
         self._build_actions()
         self.dashboard.set_actions(self.train_action, self.pause_action, self.stop_action)
@@ -74,6 +78,8 @@ class TrainingController(QObject):
         self.runs.message.connect(win.show_message)
         self.insight.message.connect(win.show_message)
         self.insight.sample_requested.connect(self._on_probe_sample)
+        self.insight.cam_class_requested.connect(self._on_cam_class)
+        self.insight.cam_layer_requested.connect(self._on_cam_layer)
         win.scene.node_selection_changed.connect(self._on_canvas_selection)
         win.document.project_replaced.connect(self._on_project_replaced)
         # NOTE: quitting without closing the window must still end the thread (a running QThread
@@ -168,9 +174,13 @@ class TrainingController(QObject):
         self._snapshot = project_to_dict(doc.project)
         if self.probe_layer in doc.graph.nodes and _probe_able(doc.graph.nodes[self.probe_layer]):
             self._snapshot["probes"]["layer"] = self.probe_layer
+        if self.cam_layer in doc.graph.nodes:
+            self._snapshot["probes"]["cam_layer"] = self.cam_layer
+        if self.cam_class is not None:
+            self._snapshot["probes"]["class_index"] = self.cam_class
         self._history, self._early_stop, self._started_info = [], None, None
         self._run_name = self.runs.next_label()
-        base_dir = doc.path.parent if doc.path is not None else None
+        self._base_dir = base_dir = doc.path.parent if doc.path is not None else None
         session = TrainingSession(self._snapshot, base_dir=base_dir, epochs=epochs, device=device, parent=self)
         session.started.connect(self._on_started)
         session.progress.connect(self.dashboard.on_progress)
@@ -228,6 +238,7 @@ class TrainingController(QObject):
         """Stop any run and wait for its thread (the window is closing)."""
         if self.session is not None:
             self.session.shutdown()
+        self.insight.shutdown()
 
     # ------------------------------------------------------------------ reactions
     def _on_started(self, info: dict[str, Any]) -> None:
@@ -253,37 +264,71 @@ class TrainingController(QObject):
             self.probe_layer = node.id
             if self.session is not None:
                 self.session.set_probe_wish("layer", self.probe_layer)
-        self.insight.show_block(node.name, able, self.session is not None)
+        self.insight.show_block(node.name, able, self.session is not None, node.id)
 
     def _on_probe_sample(self, sample: int) -> None:
         if self.session is not None:
             self.session.set_probe_wish("sample", sample)
 
+    def _on_cam_class(self, class_index: int | None) -> None:
+        """The class the maps explain (None: each image's predicted class), now and for the next runs."""
+        self.cam_class = class_index
+        if self.session is not None:
+            self.session.set_probe_wish("class_index", class_index)
+
+    def _on_cam_layer(self, use_selected: bool) -> None:
+        """Grad-CAM weighs the block selected on the canvas (or the default one), now and for the next runs."""
+        cam = self.insight.cam
+        when = "from the next probe run" if self.session is not None else "when training starts"
+        if not use_selected:
+            self.cam_layer = None
+            cam.note(f"Grad-CAM will weigh the default block (the last spatial one before the class output) {when}.")
+        else:
+            doc = self.win.document
+            ids = self.win.scene.selected_node_ids()
+            if len(ids) != 1 or ids[0] not in doc.graph.nodes:
+                cam.note("Click one block on the canvas first, then press 'Use selected block'.")
+                return
+            node = doc.graph.nodes[ids[0]]
+            info = doc.analysis.nodes.get(node.id)
+            shape = info.out_shape if info is not None else None
+            if not _probe_able(node) or shape is None or len(shape) != 3:
+                cam.note(f"'{node.name}' has no feature maps for Grad-CAM: pick a convolution, activation "
+                         "or pooling block (channels×height×width) that feeds the class output.")
+                return
+            self.cam_layer = node.id
+            cam.note(f"Grad-CAM will weigh '{node.name}' {when}.")
+        if self.session is not None:
+            self.session.set_probe_wish("cam_layer", self.cam_layer)
+
     def _on_paused(self, paused: bool) -> None:
         self.dashboard.set_paused(paused)
-        if not paused and self.session is not None and not self.session.control.stopped:
+        if not paused and self.session is not None and not self.session.is_stopping():
             self.dashboard.set_message("Training…")
         self._update_actions()
 
     def _on_ended(self, outcome: str) -> None:
         session, self.session = self.session, None
+        entry = None
         if session is not None and self._started_info is not None:
-            self._record(session, outcome)
+            entry = self._record(session, outcome)
+        self.insight.end_run(entry, self._base_dir)
         self._lock(False)
         self._update_actions()
         self.win.show_message({"finished": "Training finished", "stopped": "Training stopped"}.get(outcome, "Training failed"))
+        remote.prestart()  # NOTE: the next run's process starts now, while the person looks at this one
         self.run_ended.emit(outcome)
 
-    def _record(self, session: TrainingSession, outcome: str) -> None:
+    def _record(self, session: TrainingSession, outcome: str) -> RunEntry:
         summary = dict(session.summary)
         history = summary.pop("history", None) or self._history
         weights = summary.pop("weights", None)
         record = RunRecord(str(self._snapshot.get("name") or "Untitled"), self._snapshot, list(history), summary)
         if self._early_stop is not None and outcome == "finished":
             outcome = "early stop"
-        self.runs.add_run(RunEntry(record, label=self._run_name, outcome=outcome,
-                                   batch_losses=self.dashboard.batch.y.copy(), message=session.message,
-                                   weights=weights))
+        return self.runs.add_run(RunEntry(record, label=self._run_name, outcome=outcome,
+                                          batch_losses=self.dashboard.batch.y.copy(), message=session.message,
+                                          weights=weights))
 
     def _on_project_replaced(self) -> None:
         if self.session is not None:

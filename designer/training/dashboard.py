@@ -1,12 +1,14 @@
 """The training dashboard: controls, progress, live loss and metric curves, and what happened.
 
 Signals from the worker only append to numpy buffers and remember the latest progress;
-a :class:`QTimer` draws whatever changed, 10 to 30 times a second. So the plots cost the
+a :class:`QTimer` draws whatever changed, one to five times a second. So the plots cost the
 same whether batches come at 10 or 10,000 a second, and nothing draws per signal.
 
-The timer adapts: pyqtgraph paints in Python, which holds the GIL that a small model's
-training loop needs too, so the dashboard keeps its drawing (updates and paints) near
-:data:`DRAW_BUDGET` of the time and skips drawing while it is hidden.
+The timer adapts. Training runs in another process, but on a small machine every
+millisecond the window spends is taken from it, so the dashboard watches the share of one
+core its thread has used since the last frame (handlers, layout, painting: everything the
+window does during the run) and slows its frames while that share is above
+:data:`UI_BUDGET`, down to :data:`MIN_HZ`. It skips drawing while it is hidden.
 """
 
 from __future__ import annotations
@@ -33,12 +35,12 @@ from PySide6.QtWidgets import (
 )
 
 from designer import theme
-from designer.training.plots import RUN_COLORS, CurveBuffer, make_plot, style_plot
+from designer.training.plots import RUN_COLORS, CurveBuffer, StillView, make_plot, style_plot
 
-__all__ = ["DRAW_BUDGET", "EMA_BETA", "MAX_HZ", "MIN_HZ", "TrainingDashboard", "clock"]
+__all__ = ["EMA_BETA", "MAX_HZ", "MIN_HZ", "UI_BUDGET", "TrainingDashboard", "clock"]
 
-MIN_HZ, MAX_HZ = 2, 5  # how often the plots redraw during a run
-DRAW_BUDGET = 0.1  # the share of time drawing may take before the redraw rate drops
+MIN_HZ, MAX_HZ = 1, 5  # how often the plots redraw during a run
+UI_BUDGET = 0.04  # the share of one core the window's thread may use before the frame rate drops
 EMA_BETA = 0.9  # weight of the past in the smoothed loss
 
 EMPTY_TEXT = (
@@ -97,7 +99,7 @@ class TrainingDashboard(QWidget):
         self.setObjectName("training_dashboard")
         self.redraws = 0  # timer ticks that drew something (tests and benchmarks)
         self.draw_seconds = 0.0  # time spent updating and painting the plots (benchmarks)
-        self._frame_cost = 0.0
+        self._last_tick: tuple[float, float] | None = None  # (wall, this thread's CPU) at the last frame
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // MAX_HZ)
         self._timer.timeout.connect(self.redraw)
@@ -165,6 +167,8 @@ class TrainingDashboard(QWidget):
             pen=pg.mkPen(_VAL, width=2), symbol="o", symbolSize=5, symbolBrush=_VAL, symbolPen=None,
             name="validation, per epoch", antialias=True,
         )
+        self.loss_view = StillView(self.loss_plot)
+        self.metric_view = StillView(self.metric_plot)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.loss_plot)
         split.addWidget(self.metric_plot)
@@ -213,6 +217,7 @@ class TrainingDashboard(QWidget):
         self.speed_label.clear()
         self.device_label.clear()
         self.set_message(text)
+        self._last_tick = None
         self._timer.start()
 
     def on_started(self, info: dict[str, Any]) -> None:
@@ -226,6 +231,8 @@ class TrainingDashboard(QWidget):
             f"{int(info.get('params', 0)):,} parameters."
         )
         self.progress_bar.setFormat(f"Epoch 1/{self._epochs}")
+        for view in (self.loss_view, self.metric_view):
+            view.begin(max(self._epochs, 1))
 
     def on_progress(self, d: dict[str, Any]) -> None:
         """Append the batch losses (x in epochs) and the smoothed loss; remember the progress."""
@@ -284,9 +291,14 @@ class TrainingDashboard(QWidget):
             f"{d.get('best_epoch')}."
         )
 
+    def _end_views(self) -> None:
+        for view in (self.loss_view, self.metric_view):
+            view.end()
+
     def on_finished(self, summary: dict[str, Any]) -> None:
         self.redraw()
         self._timer.stop()
+        self._end_views()
         stopped = bool(summary.get("stopped"))
         parts = [f"test {metric_title(k)} <b>{format_metric(k, v)}</b>" for k, v in (summary.get("test") or {}).items()]
         if summary.get("test_loss") is not None:
@@ -304,6 +316,7 @@ class TrainingDashboard(QWidget):
     def on_failed(self, message: str) -> None:
         self.redraw()
         self._timer.stop()
+        self._end_views()
         text = message[:1].upper() + message[1:]
         self.set_message(f"<b>Training failed.</b> {html.escape(text)}", "error", rich=True)
         self.progress_bar.setFormat("Failed")
@@ -325,16 +338,31 @@ class TrainingDashboard(QWidget):
         drew |= self.val_epochs.draw(self.val_curve)
         for key, buf in self.metrics.items():
             drew |= buf.draw(self._metric_curves[key])
+        if drew:
+            self.loss_view.follow(self.batch.y, self.smooth.y, self.train_epochs.y, self.val_epochs.y)
+            self.metric_view.follow(*(buf.y for buf in self.metrics.values()))
         if self._progress_dirty:
             self._draw_progress()
             drew = True
         if drew:
             self.redraws += 1
         painted = self.loss_plot.take_paint_seconds() + self.metric_plot.take_paint_seconds()
-        cost = time.perf_counter() - t0 + painted
-        self.draw_seconds += cost
-        self._frame_cost = 0.7 * self._frame_cost + 0.3 * cost
-        interval = min(1.0 / MIN_HZ, max(1.0 / MAX_HZ, self._frame_cost / DRAW_BUDGET))
+        self.draw_seconds += time.perf_counter() - t0 + painted
+        self._pace()
+
+    def _pace(self) -> None:
+        """Slow the frames while the window's thread uses more than its budget of a core; speed up below half."""
+        now = (time.perf_counter(), time.thread_time())
+        last, self._last_tick = self._last_tick, now
+        if last is None or now[0] <= last[0]:
+            return
+        share = (now[1] - last[1]) / (now[0] - last[0])
+        interval = self._timer.interval() / 1000.0
+        if share > UI_BUDGET:
+            interval *= 1.3
+        elif share < UI_BUDGET / 2:
+            interval /= 1.3
+        interval = min(1.0 / MIN_HZ, max(1.0 / MAX_HZ, interval))
         self._timer.setInterval(int(1000 * interval))
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name

@@ -126,4 +126,18 @@ TIPS = {
     "training.device": "Where the arithmetic happens.",
     "training.mixed_precision": "On a CUDA GPU, compute in 16-bit floats where it is safe: faster and half "
                                 "the memory. Ignored on the CPU.",
+    "probes.enabled": "Compute the Insight views (activations, filters, class maps, gradient flow, decisions) "
+                      "while the network trains. Off, training runs a few percent faster and Insight stays empty.",
+    "probes.every_batches": "How often the live views are computed: after this many batches.",
+    "probes.every_seconds": "Also compute the live views when this much time has passed, however few batches "
+                            "ran (useful for slow, large networks). 'off' uses the batch count only.",
+    "probes.cam_method": "How the class maps are made. Grad-CAM works for any convolutional network; CAM "
+                         "needs the network to end GlobalAvgPool → Dense.",
+    "probes.probe_samples": "How many fixed validation images the live views follow.",
+}
+
+CAM_TITLES = {
+    "gradcam": ("Grad-CAM", "Weighs a block's feature maps by the class score's gradient: any convolutional network"),
+    "cam": ("CAM", "Weighs the last feature maps by the Dense head's weights: networks ending GlobalAvgPool → Dense"),
+    "off": ("Off", "No class maps"),
 }

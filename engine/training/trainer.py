@@ -134,7 +134,7 @@ class Trainer:
         self.resume_from = resume_from
         self.emit_interval = emit_interval
         self._given_splits = splits
-        self.with_probes = probes
+        self.with_probes = probes and self.project.probes.enabled
         self.probe_runner = None
         self.last_outputs: list[torch.Tensor] | None = None
         self.model: torch.nn.Module | None = None

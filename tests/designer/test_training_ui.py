@@ -292,6 +292,27 @@ def test_augmentation_and_data_set_choices_go_into_the_data_config(window):
     assert "cross-entropy" in panel.loss_label.text()
 
 
+def test_live_insight_settings_are_undoable_and_off_means_no_probes(window, qtbot):
+    doc, panel, ctl = window.document, window.training.config_panel, window.training
+    every = panel.fields[("probes", "every_batches")]
+    every.setValue(7)
+    assert doc.project.probes.every_batches == 7 and doc.undo_stack.undoText() == "Set live-view interval"
+    panel.fields[("probes", "every_seconds")].setValue(2.5)
+    assert doc.project.probes.every_seconds == 2.5
+    cam = panel.fields[("probes", "cam_method")]
+    cam.activated.emit(cam.findData("off"))
+    assert doc.project.probes.cam_method == "off"
+    panel.fields[("probes", "enabled")].setChecked(False)
+    assert not doc.project.probes.enabled and not every.isEnabled()
+    assert train(qtbot, window) == "finished"
+    assert ctl.insight.probe_runs == 0 and ctl.insight.insight_runs == 0
+    window.act.undo.trigger()
+    assert doc.project.probes.enabled and every.isEnabled()
+    assert train(qtbot, window) == "finished"
+    assert ctl.insight.probe_runs >= 1 and ctl.insight.insight_runs == 3
+    assert "cam" not in ctl.insight._probes  # class maps were off
+
+
 # ---------------------------------------------------------------------- data preview
 def test_data_preview_shows_images_with_their_labels(window, qtbot):
     window.document.replace(load_template("lenet5"))

@@ -190,3 +190,18 @@ def test_cli_train_bad_device_is_one_line(tmp_path, capsys):
     assert cli_main(["train", str(tmp_path / "mlp.json"), "--device", "cuda", "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no CUDA" in err[0]
+
+
+def test_live_views_off_means_no_probe_events_and_a_zero_time_trigger_is_off():
+    from engine.probes.runner import ProbeSettings
+
+    p = mlp_project(epochs=2)
+    p.probes.every_batches = 1
+    events, kinds = run_events(Trainer(p, probes=True))
+    assert "probes" in kinds and "insight" in kinds
+    p.probes.enabled = False
+    events, kinds = run_events(Trainer(p, probes=True))
+    assert kinds[-1] == "finished" and "probes" not in kinds and "insight" not in kinds
+    assert ProbeSettings.from_config(p.probes).every_seconds is None
+    p.probes.every_seconds = 1.5
+    assert ProbeSettings.from_config(p.probes).every_seconds == 1.5
