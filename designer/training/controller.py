@@ -9,6 +9,7 @@ another project) until the run has ended::
     win.training.start(epochs=3)           # programmatic Train; returns the session
     win.training.wait(60_000)              # spin the event loop until the run has ended
     win.training.last_session.summary      # the "finished" payload (test metrics, history)
+    win.training.cross_validate(5)         # k-fold cross-validation (Cross-validate…); asks for k when None
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QStyle, QWidget
+from PySide6.QtWidgets import QDockWidget, QInputDialog, QStyle, QWidget
 
 from designer.insight import InsightPanel
 from designer.training.config_panel import TrainingConfigPanel
@@ -127,6 +128,11 @@ class TrainingController(QObject):
 
     def _build_actions(self) -> None:
         self.train_action = self._action("&Train", self.start, "F5", "Train the network on the chosen data")
+        self.cross_validate_action = self._action(
+            "&Cross-validate…", self.cross_validate, "",
+            "k-fold cross-validation: each fold trains a fresh network and validates on a different part of the "
+            "training data, so the score's spread shows how much it depends on the split",
+        )
         self.pause_action = self._action("&Pause", self.toggle_pause, "F6", "Pause or resume training")
         self.stop_action = self._action("&Stop", self.stop, "Shift+F5", "Stop training after the current batch")
         self.setup_action = self._action("Training &Setup", self.show_setup, "", "Choose the data and how to train")
@@ -141,8 +147,8 @@ class TrainingController(QObject):
         self.stop_action.setIcon(self._icons["stop"])
         menu = self.win.menuBar().addMenu("&Train")
         self.win.menuBar().insertMenu(self.win.help_menu.menuAction(), menu)
-        for a in (self.train_action, self.pause_action, self.stop_action, None, self.setup_action,
-                  self.preview_action, None, self.open_run_action):
+        for a in (self.train_action, self.cross_validate_action, self.pause_action, self.stop_action, None,
+                  self.setup_action, self.preview_action, None, self.open_run_action):
             menu.addSeparator() if a is None else menu.addAction(a)
         self.menu = menu
 
@@ -150,12 +156,15 @@ class TrainingController(QObject):
     def is_running(self) -> bool:
         return self.session is not None
 
-    def start(self, epochs: int | None = None, device: str | None = None) -> TrainingSession | None:
+    def start(
+        self, epochs: int | None = None, device: str | None = None, folds: int | None = None
+    ) -> TrainingSession | None:
         """Train the open project (Train, F5). Returns the session, or None when it cannot start.
 
         Args:
             epochs: override the project's epochs for this run.
             device: override the project's device ("auto", "cpu" or "cuda").
+            folds: k for a k-fold cross-validation instead of one run (see :meth:`cross_validate`).
         """
         if self.session is not None:
             return self.session
@@ -182,13 +191,15 @@ class TrainingController(QObject):
         self._history, self._early_stop, self._started_info = [], None, None
         self._run_name = self.runs.next_label()
         self._base_dir = base_dir = doc.path.parent if doc.path is not None else None
-        session = TrainingSession(self._snapshot, base_dir=base_dir, epochs=epochs, device=device, parent=self)
+        session = TrainingSession(self._snapshot, base_dir=base_dir, epochs=epochs, device=device, folds=folds,
+                                  parent=self)
         session.started.connect(self._on_started)
         session.progress.connect(self.dashboard.on_progress)
         session.epoch_done.connect(self._on_epoch)
         session.early_stopped.connect(self._on_early_stop)
         session.finished.connect(self.dashboard.on_finished)
         session.failed.connect(self.dashboard.on_failed)
+        session.fold_done.connect(self.dashboard.on_fold_done)
         session.paused_changed.connect(self._on_paused)
         session.ended.connect(self._on_ended)
         session.probes.connect(self.insight.on_probes)
@@ -204,9 +215,25 @@ class TrainingController(QObject):
         self.dashboard.begin_run()
         self._update_actions()
         session.start()
-        self.win.show_message("Training started")
+        self.win.show_message(f"{folds}-fold cross-validation started" if folds else "Training started")
         self.run_started.emit()
         return session
+
+    def cross_validate(self, k: int | None = None, epochs: int | None = None) -> TrainingSession | None:
+        """k-fold cross-validation of the open project (Cross-validate…); asks for k when it is None.
+
+        Returns the session, or None when it was cancelled or cannot start.
+        """
+        if self.session is not None:
+            return self.session
+        if k is None:
+            k, ok = QInputDialog.getInt(
+                self.win, "Cross-validate", "Number of folds (k): each trains a fresh network, validated on "
+                "1/k of the training data.", 5, 2, 20,
+            )
+            if not ok:
+                return None
+        return self.start(epochs=epochs, folds=k)
 
     def stop(self) -> None:
         if self.session is not None:
@@ -322,7 +349,8 @@ class TrainingController(QObject):
         self.insight.end_run(entry, self._base_dir)
         self._lock(False)
         self._update_actions()
-        self.win.show_message({"finished": "Training finished", "stopped": "Training stopped"}.get(outcome, "Training failed"))
+        what = "Cross-validation" if session is not None and session.folds else "Training"
+        self.win.show_message(f"{what} {outcome if outcome in ('finished', 'stopped') else 'failed'}")
         remote.prestart()  # NOTE: the next run's process starts now, while the person looks at this one
         self.run_ended.emit(outcome)
 
@@ -359,6 +387,7 @@ class TrainingController(QObject):
         running = self.session is not None
         paused = running and self.session.is_paused()
         self.train_action.setEnabled(not running)
+        self.cross_validate_action.setEnabled(not running)
         self.pause_action.setEnabled(running)
         self.stop_action.setEnabled(running)
         self.pause_action.setText("&Resume" if paused else "&Pause")

@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 from designer import theme
 from designer.training.plots import RUN_COLORS, CurveBuffer, StillView, make_plot, style_plot
 
-__all__ = ["EMA_BETA", "MAX_HZ", "MIN_HZ", "UI_BUDGET", "TrainingDashboard", "clock"]
+__all__ = ["EMA_BETA", "MAX_HZ", "MIN_HZ", "UI_BUDGET", "TrainingDashboard", "clock", "spread_text"]
 
 MIN_HZ, MAX_HZ = 1, 5  # how often the plots redraw during a run
 UI_BUDGET = 0.04  # the share of one core the window's thread may use before the frame rate drops
@@ -87,11 +87,31 @@ def format_metric(key: str, value: float) -> str:
     return f"{value:.4g}"
 
 
+def _score(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.4g}"
+
+
+def spread_text(summary: dict[str, Any]) -> str:
+    """A cross-validation's main score, e.g. ``validation accuracy 0.962 ± 0.011 (folds: 0.950, 0.970, 0.966)``.
+
+    Empty when no fold finished. ``summary`` is the ``finished`` payload of a cross-validation.
+    """
+    key = summary.get("main_metric")
+    mean = (summary.get("mean") or {}).get(key)
+    if key is None or mean is None:
+        return ""
+    std = (summary.get("std") or {}).get(key, 0.0)
+    scores = [f["val"][key] for f in summary.get("folds") or () if not f.get("stopped") and key in (f.get("val") or {})]
+    return f"validation {metric_title(key)} {_score(mean)} ± {_score(std)} (folds: {', '.join(map(_score, scores))})"
+
+
 class TrainingDashboard(QWidget):
     """Train / Pause / Stop, a progress bar, the loss and metric plots and a message line.
 
     The controller feeds it: :meth:`begin_run`, then :meth:`on_started`, :meth:`on_progress`,
-    :meth:`on_epoch`, and :meth:`on_finished` or :meth:`on_failed`.
+    :meth:`on_epoch`, and :meth:`on_finished` or :meth:`on_failed`. A cross-validation sends
+    :meth:`on_started` once per fold (the curves restart; earlier folds' validation scores stay,
+    faint) and :meth:`on_fold_done` after each fold.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -197,6 +217,9 @@ class TrainingDashboard(QWidget):
         self._latest: dict[str, Any] | None = None
         self._progress_dirty = False
         self._paused = False
+        self._fold, self._folds = 0, 0  # during a cross-validation: this fold (1..k) and k
+        self._fold_scores: list[str] = []  # the finished folds' validation scores, as shown
+        self._main_metric = "score"
 
     # ------------------------------------------------------------------ the run
     def is_empty(self) -> bool:
@@ -223,22 +246,66 @@ class TrainingDashboard(QWidget):
     def on_started(self, info: dict[str, Any]) -> None:
         self._batches_per_epoch = max(1, int(info.get("batches_per_epoch", 1)))
         self._epochs = int(info.get("epochs", 0))
+        self._fold, self._folds = int(info.get("fold", 0)), int(info.get("folds", 0))
+        if self._fold > 1:
+            self._begin_fold()
         self.device_label.setText(f"on {info.get('device', '?')}")
-        metric = str(info.get("main_metric", "score"))
+        self._main_metric = metric = str(info.get("main_metric", "score"))
         self.metric_plot.getPlotItem().setLabel("left", metric_title(metric))
-        self.set_message(
-            f"Training on {int(info.get('train', 0)):,} samples, validating on {int(info.get('val', 0)):,}; "
+        text = (
+            f"training on {int(info.get('train', 0)):,} samples, validating on {int(info.get('val', 0)):,}; "
             f"{int(info.get('params', 0)):,} parameters."
         )
-        self.progress_bar.setFormat(f"Epoch 1/{self._epochs}")
+        if self._folds:
+            text = f"Fold {self._fold}/{self._folds}: {text}"
+            if self._fold_scores:
+                text += f" Validation {metric_title(metric)} of the folds so far: {', '.join(self._fold_scores)}."
+        self.set_message(text[:1].upper() + text[1:])
+        self.progress_bar.setFormat(self._epoch_text(1))
         for view in (self.loss_view, self.metric_view):
             view.begin(max(self._epochs, 1))
+
+    def _epoch_text(self, epoch: int) -> str:
+        """``Epoch 2/10``, or ``Fold 1/5 · epoch 2/10`` during a cross-validation."""
+        if self._folds:
+            return f"Fold {self._fold}/{self._folds} · epoch {epoch}/{self._epochs}"
+        return f"Epoch {epoch}/{self._epochs}"
+
+    def _begin_fold(self) -> None:
+        """A new fold of a cross-validation: its curves start empty; the last fold's scores stay, faint."""
+        mi = self.metric_plot.getPlotItem()
+        for key, buf in self.metrics.items():
+            if len(buf):
+                faint = pg.mkColor(self._metric_curves[key].opts["pen"].color())
+                faint.setAlpha(70)
+                mi.plot(buf.x.copy(), buf.y.copy(), pen=pg.mkPen(faint, width=1.5),
+                        name="earlier folds" if self._fold == 2 and key == next(iter(self.metrics)) else None)
+            buf.clear()
+        for buf in (self.batch, self.smooth, self.train_epochs, self.val_epochs):
+            buf.clear()
+        self._ema, self._ema_steps = 0.0, 0
+        self._latest = None
+
+    def on_fold_done(self, summary: dict[str, Any]) -> None:
+        """A fold of a cross-validation has ended: remember and show its validation score."""
+        val = summary.get("val") or {}
+        key = f"val_{self._main_metric}"
+        if key not in val:
+            key = next((k for k in val if k != "val_loss"), "val_loss")
+        if summary.get("stopped") or val.get(key) is None:
+            return
+        self._fold_scores.append(_score(float(val[key])))
+        self.set_message(
+            f"Fold {summary.get('fold')}/{summary.get('folds')} done: validation {metric_title(key)} "
+            f"{self._fold_scores[-1]}."
+        )
 
     def on_progress(self, d: dict[str, Any]) -> None:
         """Append the batch losses (x in epochs) and the smoothed loss; remember the progress."""
         losses = np.asarray(d.get("losses", ()), dtype=np.float64)
         if losses.size:
-            last = int(d["step"])
+            # NOTE: not d["step"]: a cross-validation counts steps over all folds; the curves show one fold.
+            last = (int(d["epoch"]) - 1) * self._batches_per_epoch + int(d["batch"])
             steps = np.arange(last - losses.size + 1, last + 1, dtype=np.float64)
             xs = steps / self._batches_per_epoch
             self.batch.extend(xs, losses)
@@ -299,6 +366,9 @@ class TrainingDashboard(QWidget):
         self.redraw()
         self._timer.stop()
         self._end_views()
+        if "mean" in summary:
+            self._on_cross_validated(summary)
+            return
         stopped = bool(summary.get("stopped"))
         parts = [f"test {metric_title(k)} <b>{format_metric(k, v)}</b>" for k, v in (summary.get("test") or {}).items()]
         if summary.get("test_loss") is not None:
@@ -311,6 +381,21 @@ class TrainingDashboard(QWidget):
         self.set_message(text, "ok", rich=True)
         self.progress_bar.setFormat(f"{what} — epoch {summary.get('epochs_run', 0)}/{self._epochs}")
         if not stopped:
+            self.progress_bar.setValue(self.progress_bar.maximum())
+
+    def _on_cross_validated(self, summary: dict[str, Any]) -> None:
+        k, done = int(summary.get("k", self._folds)), len([f for f in summary.get("folds") or () if not f["stopped"]])
+        spread = spread_text(summary)
+        text = f"{k}-fold cross-validation"
+        if summary.get("stopped"):
+            text = f"Stopped the {text} after {done} of {k} folds"
+        text += f" in {clock(summary.get('seconds', 0.0))}: "
+        text += f"<b>{html.escape(spread)}</b>." if spread else "no fold finished."
+        self.set_message(text, "ok", rich=True)
+        if summary.get("stopped"):
+            self.progress_bar.setFormat(f"Stopped — fold {self._fold}/{k}")
+        else:
+            self.progress_bar.setFormat(f"Finished — {k} folds")
             self.progress_bar.setValue(self.progress_bar.maximum())
 
     def on_failed(self, message: str) -> None:
@@ -379,7 +464,7 @@ class TrainingDashboard(QWidget):
         total = max(1, int(d.get("total_steps", 1)))
         self.progress_bar.setValue(int(self.progress_bar.maximum() * min(1.0, d["step"] / total)))
         text = (
-            f"Epoch {d['epoch']}/{self._epochs} · batch {d['batch']}/{self._batches_per_epoch} · "
+            f"{self._epoch_text(d['epoch'])} · batch {d['batch']}/{self._batches_per_epoch} · "
             f"{clock(d.get('eta', math.nan))} left"
         )
         self.progress_bar.setFormat(("Paused — " if self._paused else "") + text)

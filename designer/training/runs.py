@@ -82,7 +82,14 @@ class RunEntry:
         return a[:, 0], a[:, 1]
 
     def score_text(self) -> str:
-        test = self.record.summary.get("test") or {}
+        summary = self.record.summary
+        if "mean" in summary:  # a cross-validation
+            key = summary.get("main_metric")
+            mean, std = (summary.get("mean") or {}).get(key), (summary.get("std") or {}).get(key)
+            if mean is None:
+                return f"{summary.get('k', '?')}-fold: no fold finished"
+            return f"{summary.get('k', '?')}-fold val {metric_title(key)} {mean:.3f} ± {std:.3f}"
+        test = summary.get("test") or {}
         key = self.metric_key()
         short = key.removeprefix("val_") if key else None
         if short and short in test:
@@ -90,6 +97,26 @@ class RunEntry:
         if self.history and key:
             return f"val {metric_title(key)} {format_metric(key, self.history[-1].get(key))}"
         return ""
+
+
+def _folds_about(summary: dict[str, Any]) -> list[str]:
+    """A cross-validation's lines: its mean ± std, then each fold's validation and test scores."""
+    key = summary.get("main_metric") or "val_loss"
+    short = key.removeprefix("val_")
+    mean, std = (summary.get("mean") or {}).get(key), (summary.get("std") or {}).get(key, 0.0)
+    head = f"{summary.get('k', '?')}-fold cross-validation: "
+    score = f"validation {metric_title(key)} {mean:.3f} ± {std:.3f}" if mean is not None else "no fold finished"
+    lines = [head + score]
+    for f in summary.get("folds") or ():
+        val, test = (f.get("val") or {}).get(key), (f.get("test") or {}).get(short)
+        if f.get("stopped") or val is None:
+            lines.append(f"fold {f.get('fold')}: stopped before it finished")
+            continue
+        line = f"fold {f.get('fold')}: validation {metric_title(key)} {val:.3f}"
+        if test is not None:
+            line += f", test {format_metric(short, test)}"
+        lines.append(line)
+    return lines
 
 
 def _finite(v: Any) -> bool:
@@ -334,6 +361,8 @@ class RunsPanel(QWidget):
     @staticmethod
     def _about(e: RunEntry) -> str:
         lines = [f"{e.name}: {e.record.name or 'Untitled'}", describe(e.record.project)]
+        if "mean" in e.record.summary:
+            lines.extend(_folds_about(e.record.summary))
         if e.record.path:
             lines.append(f"folder: {e.record.path}")
         if e.message:

@@ -106,6 +106,9 @@ class TrainingSession(QObject):
         early_stopped(dict): early stopping ended the run (epoch, best_epoch).
         finished(dict): the run ended normally or by Stop (``stopped``), with test metrics and history.
         failed(str): the run ended with an error; the text says what happened and what to try.
+        fold_done(dict): a fold of a cross-validation has ended (fold, folds, val, test, ...); during a
+            cross-validation every other payload also carries ``fold`` and ``folds``, and ``finished``
+            carries the summaries of the folds with the ``mean`` and ``std`` of their validation metrics.
         ended(str): the thread is gone; the outcome is "finished", "stopped" or "failed".
         paused_changed(bool): pause or resume took effect in the controls.
         probes(dict): the scheduled probes (:meth:`engine.probes.runner.ProbeRunner.run`) plus ``images``.
@@ -119,6 +122,7 @@ class TrainingSession(QObject):
     checkpoint = Signal(object)
     finished = Signal(object)
     failed = Signal(str)
+    fold_done = Signal(object)
     ended = Signal(str)
     paused_changed = Signal(bool)
     probes = Signal(object)
@@ -131,11 +135,14 @@ class TrainingSession(QObject):
         base_dir: Path | None = None,
         epochs: int | None = None,
         device: str | None = None,
+        folds: int | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
+        self.folds = folds  # k of a k-fold cross-validation; None for one run
         self.process = TrainingProcess(TrainingRequest(
             snapshot, base_dir=base_dir, epochs=epochs, device=device, emit_interval=1.0 / MAX_UPDATES_PER_S,
+            folds=folds,
         ))
         self.outcome: str | None = None
         self.summary: dict[str, Any] = {}
@@ -227,6 +234,8 @@ class TrainingSession(QObject):
             self.probes.emit(data)
         elif kind == "insight":
             self.insight.emit(data)
+        elif kind == "fold_done":
+            self.fold_done.emit(data)
         elif kind == "finished":
             self.summary = data
             self.finished.emit(data)

@@ -11,7 +11,8 @@ Scenes: ``start`` (the start state), ``lenet5`` (the LeNet-5 template, arranged 
 (LeNet-5 trained for 2 epochs, then the Explore tab's top patches or dream for conv2; ``--wait 35``),
 ``class-maps`` and ``hardest`` (LeNet-5 after 3 epochs: the Class maps tab, the Decisions tab with the
 hardest samples), ``segmentation`` (U-Net: masks), ``localization`` (boxes) and ``localization-hardest``
-(its Decisions tab); ``--wait 40``.
+(its Decisions tab); ``--wait 40``; ``cross-validation`` (the MLP template, 5-fold cross-validation of
+10 epochs each, then the dashboard's mean ± spread; ``--wait 30``).
 """
 
 from __future__ import annotations
@@ -76,6 +77,10 @@ def main(scene: str) -> int:
             QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, "conv2")]))
             QTimer.singleShot(600, lambda: window.training.start(epochs=2))
             window.training.run_ended.connect(lambda _outcome: _explore(window, scene == "explore-dream"))
+        elif scene == "cross-validation":
+            window.new_from_template("mlp")
+            QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
+            QTimer.singleShot(600, lambda: window.training.cross_validate(5, epochs=10))
         elif scene in INSIGHT_SCENES:
             template, epochs, tab = INSIGHT_SCENES[scene]
             window.new_from_template(template)

@@ -18,6 +18,8 @@ The parent's side is :class:`TrainingProcess`; a worker thread iterates its
   ``(kind, data)`` for each trainer event, ending with
   ``finished`` or ``failed``. ``probes`` events carry the probe images as ``images``;
   ``finished`` carries the ``history`` and the trained ``weights`` (a state dict of numpy arrays).
+  A request with ``folds`` runs :func:`~engine.training.trainer.cross_validate_events` instead:
+  its events carry ``fold``, it adds ``fold_done`` events, and its ``finished`` carries no weights.
 
 Starting Python and importing PyTorch takes a second or two, so :func:`prestart` can start
 a spare child ahead of time; :class:`TrainingProcess` takes it when one is waiting. A child
@@ -58,6 +60,7 @@ class TrainingRequest:
     emit_interval: float = 1 / 30
     probes: bool = True
     wishes: dict[str, Any] = field(default_factory=dict)  # probe settings to apply from the first probe run
+    folds: int | None = None  # k-fold cross-validation instead of one run (no probes: it is about the scores)
 
 
 # ---------------------------------------------------------------------- the child
@@ -180,7 +183,7 @@ def _serve(event_conn, control_conn) -> None:
 def _train(request: TrainingRequest, event_conn, mailbox: _Mailbox) -> bool:
     """One run; False when the parent can no longer be reached."""
     from engine.project import project_from_dict
-    from engine.training.trainer import Control, Trainer
+    from engine.training.trainer import Control, Trainer, cross_validate_events
 
     control = Control()
     wishes = _Wishes(request.wishes)
@@ -197,6 +200,13 @@ def _train(request: TrainingRequest, event_conn, mailbox: _Mailbox) -> bool:
 
     try:
         project = project_from_dict(request.snapshot, source="<snapshot>")
+        if request.folds is not None:
+            for ev in cross_validate_events(
+                project, request.folds, epochs=request.epochs, base_dir=request.base_dir, device=request.device,
+                control=control, emit_interval=request.emit_interval,
+            ):
+                send(ev.kind, ev.data)
+            return reachable
         trainer = Trainer(
             project, base_dir=request.base_dir, epochs=request.epochs, device=request.device,
             control=control, emit_interval=request.emit_interval, probes=request.probes,

@@ -149,6 +149,47 @@ def test_an_invalid_network_does_not_start(window, qtbot):
     assert not window.view.is_read_only()
 
 
+# ---------------------------------------------------------------------- k-fold cross-validation
+def test_cross_validate_runs_k_folds_and_reports_the_mean_and_spread(window, qtbot, no_thread_left_running):
+    tc, dash = window.training, window.training.dashboard
+    action = tc.cross_validate_action
+    assert action in tc.menu.actions() and "fresh network" in action.toolTip() and action.isEnabled()
+    progress, folds_done = [], []
+    with qtbot.waitSignal(tc.run_ended, timeout=RUN_TIMEOUT) as ended:
+        session = tc.cross_validate(3, epochs=2)
+        assert session is not None and session.folds == 3
+        session.progress.connect(lambda d: (dash.redraw(), progress.append(dash.progress_bar.format())))
+        session.fold_done.connect(lambda d: folds_done.append(d["fold"]))
+        assert not action.isEnabled() and not tc.train_action.isEnabled() and window.view.is_read_only()
+    assert ended.args == ["finished"] and not window.view.is_read_only() and action.isEnabled()
+    assert folds_done == [1, 2, 3]
+    text = dash.message_text()
+    assert "3-fold cross-validation" in text and "validation accuracy" in text and "±" in text
+    assert text.count(", ") >= 2  # the three folds' scores
+    assert dash.progress_bar.format() == "Finished — 3 folds"
+    assert any(f.startswith("Fold 2/3 · epoch ") and f.endswith(" left") for f in progress), progress
+    assert len(dash.val_epochs) == 2 and dash.batch.x.max() <= 2.0  # the curves show the last fold
+    entry = tc.runs.entries[-1]
+    assert len(tc.runs.entries) == 1 and entry.outcome == "finished" and entry.weights is None
+    about = tc.runs.details.text()
+    assert "3-fold cross-validation: validation accuracy" in about and "±" in about
+    assert all(f"fold {i}: validation accuracy" in about for i in (1, 2, 3))
+    assert "3-fold val accuracy" in tc.runs.list.item(0).text()
+    assert [len(entry.history), len(entry.record.summary["folds"])] == [2, 3]
+
+
+def test_stop_ends_a_cross_validation_as_stopped(window, qtbot):
+    tc = window.training
+    session = tc.cross_validate(4, epochs=500)
+    qtbot.waitUntil(lambda: tc.dashboard.batch.n > 0, timeout=RUN_TIMEOUT)
+    assert tc.stop_action.isEnabled() and not tc.cross_validate_action.isEnabled()
+    with qtbot.waitSignal(tc.run_ended, timeout=RUN_TIMEOUT) as ended:
+        tc.stop()
+    assert ended.args == ["stopped"] and session.summary["stopped"]
+    assert "Stopped the 4-fold cross-validation after 0 of 4 folds" in tc.dashboard.message_text()
+    assert tc.runs.entries[-1].outcome == "stopped" and "fold 1: stopped" in tc.runs.details.text()
+
+
 # ---------------------------------------------------------------------- failures become messages
 def test_a_diverging_run_shows_the_message_and_the_window_stays_usable(window, qtbot):
     window.document.replace(small_mlp(epochs=20, optimizer="sgd", lr=1e6))

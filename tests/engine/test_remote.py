@@ -97,3 +97,25 @@ def test_a_bad_snapshot_is_a_failed_event_not_a_crash():
     events = list(TrainingProcess(req).events())
     assert [e.kind for e in events] == ["failed"]
     assert "snapshot" in events[0].data["message"] or "graph" in events[0].data["message"]
+
+
+def test_cross_validation_in_a_child_process_tags_every_event_with_its_fold():
+    req = request(epochs=2)
+    req.folds = 3
+    events = list(TrainingProcess(req).events())
+    kinds = [e.kind for e in events]
+    assert kinds[-1] == "finished" and kinds.count("finished") == 1, events[-1].data
+    assert kinds.count("started") == 3 and kinds.count("epoch") == 6 and "probes" not in kinds
+    assert [e.data["fold"] for e in events if e.kind == "fold_done"] == [1, 2, 3]
+    assert {e.data["fold"] for e in events if e.kind in ("batches", "epoch")} == {1, 2, 3}
+    assert all(e.data["folds"] == 3 for e in events[:-1])
+    batches = [e.data for e in events if e.kind == "batches"]
+    assert [b["step"] for b in batches] == sorted(b["step"] for b in batches)
+    assert batches[-1]["step"] == batches[-1]["total_steps"]  # progress counts over the whole job
+    done = events[-1].data
+    assert len(done["folds"]) == 3 and not done["stopped"] and "weights" not in done
+    assert done["main_metric"] == "val_accuracy"
+    assert set(done["mean"]) == set(done["std"]) >= {"val_accuracy", "val_loss"}
+    scores = [f["val"]["val_accuracy"] for f in done["folds"]]
+    assert done["mean"]["val_accuracy"] == pytest.approx(np.mean(scores))
+    assert done["std"]["val_accuracy"] == pytest.approx(np.std(scores))

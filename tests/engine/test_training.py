@@ -1,8 +1,11 @@
 """The training loop: learning happens, control flags work, failures become messages."""
 
 import json
+import math
 import threading
 
+import numpy as np
+import pytest
 import torch
 
 from engine.cli import main as cli_main
@@ -10,7 +13,7 @@ from engine.graph import Graph
 from engine.project import Project, save_project
 from engine.templates import load_template
 from engine.training.runs import read_run
-from engine.training.trainer import Control, Trainer, cross_validate
+from engine.training.trainer import Control, Trainer, TrainingError, cross_validate, cross_validate_events
 
 
 def run_events(trainer):
@@ -167,6 +170,43 @@ def test_kfold_gives_k_results():
     results = cross_validate(p, 3)
     assert [r["fold"] for r in results] == [1, 2, 3]
     assert all("val_accuracy" in r["val"] for r in results)
+
+
+def test_kfold_events_end_with_one_failed_event_naming_the_fold(monkeypatch):
+    p = mlp_project(epochs=2)
+    events = list(cross_validate_events(p, 1))
+    assert [e.kind for e in events] == ["failed"] and "at least 2 folds" in events[0].data["message"]
+    calls = []
+    real = Trainer._step
+
+    def second_fold_diverges(self, x, targets, gen):
+        loss = real(self, x, targets, gen)
+        calls.append(self)
+        return loss * math.nan if len({id(t) for t in calls}) == 2 else loss
+
+    monkeypatch.setattr(Trainer, "_step", second_fold_diverges)
+    events = list(cross_validate_events(p, 3, emit_interval=0))
+    kinds = [e.kind for e in events]
+    assert kinds.count("fold_done") == 1 and kinds[-1] == "failed" and "finished" not in kinds
+    assert events[-1].data["message"].startswith("fold 2 of 3: the loss became NaN")
+    calls.clear()
+    with pytest.raises(TrainingError, match="fold 2 of 3"):
+        cross_validate(p, 3)
+
+
+def test_kfold_stop_ends_the_job_with_the_folds_done_so_far():
+    p = mlp_project(epochs=3)
+    control = Control()
+    events = []
+    for ev in cross_validate_events(p, 4, control=control, emit_interval=0):
+        events.append(ev)
+        if ev.kind == "fold_done" and ev.data["fold"] == 2:
+            control.stop()
+    kinds = [e.kind for e in events]
+    assert kinds.count("fold_done") == 2 and kinds[-1] == "finished"
+    done = events[-1].data
+    assert done["stopped"] and [f["fold"] for f in done["folds"]] == [1, 2]
+    assert done["mean"]["val_accuracy"] == pytest.approx(np.mean([f["val"]["val_accuracy"] for f in done["folds"]]))
 
 
 def test_cli_train_writes_metrics_and_summary(tmp_path, capsys):
