@@ -73,6 +73,21 @@ def pytest_sessionfinish(session, exitstatus):
     gc.collect()
 
 
+def small_cnn(samples: int = 200, epochs: int = 3, every_batches: int = 2):
+    """LeNet-5 on a few shape images, CPU, no augmentation: a real CNN run of a few seconds."""
+    from engine.templates import load_template
+
+    p = load_template("lenet5")
+    p.data.dataset = "shapes"
+    p.data.samples = samples
+    p.data.augment = {}
+    p.training.epochs = epochs
+    p.training.batch_size = 32
+    p.training.device = "cpu"
+    p.probes.every_batches = every_batches
+    return p
+
+
 @contextlib.contextmanager
 def training_window(qtbot, project):
     """A shown main window with ``project`` open; on exit any run is stopped and the window closed."""

@@ -16,7 +16,7 @@ from designer.insight.maps import FILM_FRAMES
 from engine.probes.cam import overlay
 from designer.main_window import MainWindow
 from engine.templates import load_template
-from tests.designer.conftest import training_window
+from tests.designer.conftest import small_cnn, training_window
 
 RUN_TIMEOUT = 60_000
 
@@ -310,17 +310,6 @@ def test_save_png_and_csv_of_each_view(panel, tmp_path):
 
 
 # ---------------------------------------------------------------------- a real run in the window
-def small_cnn():
-    """LeNet-5 on 200 shape images, three epochs, probes every 2 batches."""
-    p = load_template("lenet5")
-    p.data.dataset = "shapes"
-    p.data.samples = 200
-    p.data.augment = {}
-    p.training.epochs = 3
-    p.training.batch_size = 32
-    p.training.device = "cpu"
-    p.probes.every_batches = 2
-    return p
 
 
 @pytest.fixture

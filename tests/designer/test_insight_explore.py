@@ -18,7 +18,7 @@ from engine.compile import compile_graph
 from engine.project import project_to_dict
 from engine.templates import load_template
 from engine.training.runs import RunRecord
-from tests.designer.conftest import training_window
+from tests.designer.conftest import small_cnn, training_window
 
 TIMEOUT = 60_000
 CONV2, POOL2, OUTPUT = "n5", "n7", "n14"  # in the LeNet-5 template
@@ -30,17 +30,6 @@ def _isolated_settings(qapp, tmp_path):
     theme.apply_theme(QApplication.instance(), False)
 
 
-def small_cnn():
-    """LeNet-5 on 64 shape images, one epoch, probes rarely."""
-    p = load_template("lenet5")
-    p.data.dataset = "shapes"
-    p.data.samples = 64
-    p.data.augment = {}
-    p.training.epochs = 1
-    p.training.batch_size = 32
-    p.training.device = "cpu"
-    p.probes.every_batches = 1000
-    return p
 
 
 def entry_for(project, weights) -> RunEntry:
@@ -57,7 +46,7 @@ def wait_for(qtbot, view, start) -> str:
 
 
 def test_after_training_the_clicked_conv_block_shows_patches_and_a_dream(qtbot, tmp_path):
-    with training_window(qtbot, small_cnn()) as window:
+    with training_window(qtbot, small_cnn(samples=64, epochs=1, every_batches=1000)) as window:
         ctl, panel = window.training, window.training.insight
         view = panel.explore
         assert view.header.text() == EMPTY_TEXT and not view.patches_button.isEnabled()
@@ -114,7 +103,7 @@ def panel(qtbot):
 
 def test_errors_show_in_the_view_and_the_thread_ends(panel, qtbot):
     view = panel.explore
-    project = small_cnn()
+    project = small_cnn(samples=64, epochs=1, every_batches=1000)
     project.probes.layer = None
     panel.end_run(entry_for(project, {"conv1.weight": torch.zeros(1)}))  # weights of another network
     assert view.entry is not None and view.node_id == POOL2  # no block clicked: the last with feature maps

@@ -87,6 +87,16 @@ def build(graph, seed=0):
     return compiled, compiled.module.eval()
 
 
+def localization_net():
+    """A tiny 8×8 classifier with a box head beside it: the graph and its (compiled, module)."""
+    loc = Graph()
+    i = image_input(loc, 1, 8)
+    f = then(loc, i, "Flatten")
+    chain(loc, f, ("Dense", {"units": 2}), "ClassificationOutput")
+    chain(loc, f, ("Dense", {"units": 4}), "Sigmoid", "BoxOutput")
+    return loc, build(loc)
+
+
 def images(n=4, c=3, size=16, seed=1):
     return torch.randn(n, c, size, size, generator=torch.Generator().manual_seed(seed))
 
@@ -593,12 +603,7 @@ def test_regression_curve_masks_and_boxes():
     masks = predicted_masks(m_seg, torch.randn(2, 1, 8, 8))
     assert masks.shape == (2, 8, 8) and masks.max() < 3
 
-    loc = Graph()
-    i = image_input(loc, 1, 8)
-    f = then(loc, i, "Flatten")
-    chain(loc, f, ("Dense", {"units": 2}), "ClassificationOutput")
-    chain(loc, f, ("Dense", {"units": 4}), "Sigmoid", "BoxOutput")
-    c_loc, m_loc = build(loc)
+    loc, (c_loc, m_loc) = localization_net()
     boxes = predicted_boxes(m_loc, torch.randn(3, 1, 8, 8), output=1)
     assert boxes.shape == (3, 4) and boxes.min() >= 0 and boxes.max() <= 1
     with pytest.raises(ProbeError):
@@ -687,12 +692,7 @@ def test_runner_evaluate_masks_and_boxes_with_their_truth():
     elsewhere = ProbeRunner(seg, c_seg.code, x[3:]).evaluate(m_seg, ds)  # probe images not at the start
     assert "masks" in elsewhere and "true_masks" not in elsewhere
 
-    loc = Graph()
-    i = image_input(loc, 1, 8)
-    f = then(loc, i, "Flatten")
-    chain(loc, f, ("Dense", {"units": 2}), "ClassificationOutput")
-    chain(loc, f, ("Dense", {"units": 4}), "Sigmoid", "BoxOutput")
-    c_loc, m_loc = build(loc)
+    loc, (c_loc, m_loc) = localization_net()
     boxes = torch.rand(6, 4, generator=torch.Generator().manual_seed(2)) / 2
     ds = Dataset(x, {"label": torch.arange(6) % 2, "box": boxes}, ["p", "q"], "toy")
     runner = ProbeRunner(loc, c_loc.code, x[:4])
