@@ -40,7 +40,7 @@ from designer.training.plots import RUN_COLORS, CurveBuffer, StillView, make_plo
 __all__ = ["EMA_BETA", "MAX_HZ", "MIN_HZ", "UI_BUDGET", "TrainingDashboard", "clock", "spread_text"]
 
 MIN_HZ, MAX_HZ = 1, 5  # how often the plots redraw during a run
-UI_BUDGET = 0.04  # the share of one core the window's thread may use before the frame rate drops
+UI_BUDGET = 0.02  # the share of one core the window's thread may use before the frame rate drops
 EMA_BETA = 0.9  # weight of the past in the smoothed loss
 
 EMPTY_TEXT = (
@@ -437,7 +437,7 @@ class TrainingDashboard(QWidget):
 
     def _pace(self) -> None:
         """Slow the frames while the window's thread uses more than its budget of a core; speed up below half."""
-        now = (time.perf_counter(), time.thread_time())
+        now = _now()
         last, self._last_tick = self._last_tick, now
         if last is None or now[0] <= last[0]:
             return
@@ -500,6 +500,11 @@ class TrainingDashboard(QWidget):
         if event.type() in (QEvent.Type.ApplicationPaletteChange, QEvent.Type.PaletteChange):
             for plot in (self.loss_plot, self.metric_plot):
                 style_plot(plot)
+
+
+def _now() -> tuple[float, float]:
+    """(wall clock, CPU time of the calling thread) in seconds."""
+    return time.perf_counter(), time.thread_time()
 
 
 def _num(value: Any) -> float:

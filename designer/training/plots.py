@@ -89,7 +89,7 @@ class StillView:
     it or fill less than :attr:`FILL` of it. A still view lets pyqtgraph reuse its cached axis
     pictures and skip re-clipping every curve, which is most of a frame's cost (measured: about
     20 ms a frame re-fitting, against a few ms still). Once the person zooms or pans by hand,
-    the view is theirs until the next :meth:`begin`; :meth:`end` fits the whole run again.
+    the view is theirs, also after the run; otherwise :meth:`end` fits the whole run.
     """
 
     FILL = 0.35  # below this share of the y range, the range shrinks to the data

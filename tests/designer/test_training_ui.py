@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtTest import QTest
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QWidget
 
 from designer import theme
 from designer.main_window import MainWindow
-from designer.training.plots import CurveBuffer
+from designer.training import dashboard as dashboard_mod
+from designer.training.plots import CurveBuffer, StillView, make_plot
 from designer.training.worker import TrainingSession
 from engine.cli import main as cli_main
 from engine.project import project_to_dict, save_project
@@ -411,3 +412,50 @@ def test_curve_buffers_grow_by_doubling():
     buf.extend(np.arange(3, 10), np.arange(3, 10) * 2.0)
     assert buf.capacity == 16 and buf.n == 10 and buf.dirty
     assert list(buf.y[-2:]) == [16.0, 18.0]
+
+
+def test_a_still_view_moves_only_when_the_data_leave_it_or_fill_too_little(qtbot):
+    holder = QWidget()  # NOTE: a parent, so the plot is never a top-level window closed twice
+    qtbot.addWidget(holder)
+    plot = make_plot("Loss", "loss")
+    plot.setParent(holder)
+    view = StillView(plot)
+    view.begin(30)
+    assert view.view.viewRange()[0] == pytest.approx([-0.6, 30.6])  # the whole run from the start
+    view.follow(np.array([2.0, 1.5, 1.0]))
+    first = view.view.viewRange()[1]
+    assert first[0] < 1.0 < 2.0 < first[1] and view.changes == 1
+    view.follow(np.array([2.0, 1.5, 1.0, 1.2, 1.1, np.nan]))  # inside: the view stays
+    assert view.changes == 1
+    view.follow(np.array([2.5, 1.0]))  # above it: the view grows
+    assert view.changes == 2 and view.view.viewRange()[1][1] > 2.5
+    view.follow(np.array([1.0, 1.05]))  # the data fill too little of it: the view shrinks
+    assert view.changes == 3 and view.view.viewRange()[1][1] < 1.2
+    view.view.sigRangeChangedManually.emit([True, True])  # the person zoomed: the view is theirs
+    view.follow(np.array([10.0]))
+    assert view.changes == 3 and not view.active
+    view.end()
+    assert not any(view.view.autoRangeEnabled())  # the person's view stays after the run
+    view.begin(10)
+    view.end()
+    assert all(view.view.autoRangeEnabled())  # a run left alone is fitted whole at its end
+
+
+def test_the_dashboard_slows_its_frames_while_the_window_uses_too_much_cpu(window, monkeypatch):
+    dash = window.training.dashboard
+    clock = {"wall": 100.0, "cpu": 10.0}
+    monkeypatch.setattr(dashboard_mod, "_now", lambda: (clock["wall"], clock["cpu"]))
+    dash._timer.setInterval(200)
+    dash._last_tick = None
+
+    def tick(cpu_share: float) -> int:
+        clock["wall"] += 1.0
+        clock["cpu"] += cpu_share
+        dash._pace()
+        return dash._timer.interval()
+
+    tick(0.0)  # the first frame only starts the clock
+    busy = [tick(3 * dashboard_mod.UI_BUDGET) for _ in range(10)]
+    assert busy[0] > 200 and busy == sorted(busy) and busy[-1] == 1000 // dashboard_mod.MIN_HZ
+    idle = [tick(0.0) for _ in range(10)]
+    assert idle == sorted(idle, reverse=True) and idle[-1] == 1000 // dashboard_mod.MAX_HZ
