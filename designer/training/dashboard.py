@@ -158,6 +158,9 @@ class TrainingDashboard(QWidget):
         for label in (self.speed_label, self.device_label):
             label.setProperty("role", "muted")
             line.addWidget(label)
+        # NOTE: a width that fits any speed, so a changing number never re-lays out (and repaints) the plots
+        self.speed_label.setMinimumWidth(self.speed_label.fontMetrics().horizontalAdvance("0,000,000 samples/s"))
+        self.speed_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         self.log_box = QCheckBox("Log scale")
         self.log_box.setToolTip("Show the loss on a logarithmic axis: late, small improvements become visible")
         self.log_box.toggled.connect(self.set_log_scale)

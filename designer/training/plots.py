@@ -92,8 +92,9 @@ class StillView:
     the view is theirs, also after the run; otherwise :meth:`end` fits the whole run.
     """
 
-    FILL = 0.35  # below this share of the y range, the range shrinks to the data
+    FILL = 0.25  # below this share of the y range, the range shrinks to the data
     MARGIN = 0.08  # room above and below the data, as a share of their span
+    HEADROOM = 0.3  # extra room on a side the data just outgrew: a rising score needs fewer changes
 
     def __init__(self, widget: pg.PlotWidget) -> None:
         self.view = widget.getPlotItem().getViewBox()
@@ -126,12 +127,16 @@ class StillView:
             positive = [v[v > 0] for v in values]
             lo = min(float(v.min()) for v in positive if v.size)
             lo, hi = np.log10(lo), np.log10(hi)
+        below = above = self.MARGIN
         if self._y is not None:
             y0, y1 = self._y
             if y0 <= lo and hi <= y1 and (hi - lo) >= self.FILL * (y1 - y0):
                 return
+            # NOTE: every change repaints the plot twice (its axis is redrawn), so leave room to grow
+            below = self.HEADROOM if lo < y0 else below
+            above = self.HEADROOM if hi > y1 else above
         span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
-        self._y = (lo - self.MARGIN * span, hi + self.MARGIN * span)
+        self._y = (lo - below * span, hi + above * span)
         self.changes += 1
         self.view.setYRange(*self._y, padding=0)
 
