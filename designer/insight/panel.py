@@ -80,7 +80,7 @@ class InsightPanel(QWidget):
         self.insight_views = (self.decisions, self.predictions)
         self._probes: dict[str, Any] | None = None
         self._insight: dict[str, Any] | None = None
-        self._stale: set[int] = set()  # ids of the views whose latest results are not drawn yet
+        self._stale: set[QWidget] = set()  # the views whose latest results are not drawn yet
         self.probe_runs = 0
         self.insight_runs = 0
 
@@ -90,7 +90,7 @@ class InsightPanel(QWidget):
         self.probe_runs += 1
         self.cam.record(data)  # NOTE: the film strips keep every probe run, drawn or not
         self._probes = data
-        self._stale.update(id(v) for v in self.probe_views)
+        self._stale.update(self.probe_views)
         self.refresh()
         self.status.setText(f"Probes at step {data.get('step')} ({data.get('seconds', 0.0) * 1000:.0f} ms)")
 
@@ -101,15 +101,15 @@ class InsightPanel(QWidget):
         if names:
             self.cam.class_names = list(names)
         self._insight = data
-        self._stale.update(id(v) for v in self.insight_views)
+        self._stale.update(self.insight_views)
         self.refresh()
 
     def refresh(self, everything: bool = False) -> None:
         """Draw the latest results in the view on show (or in ``everything``) if it has not drawn them."""
         for view in self.probe_views + self.insight_views:
-            if id(view) not in self._stale or not (everything or self._shows(view)):
+            if view not in self._stale or not (everything or self._shows(view)):
                 continue
-            self._stale.discard(id(view))
+            self._stale.discard(view)
             if view is self.cam:
                 view.draw()
             elif view in self.probe_views:

@@ -118,7 +118,6 @@ class TrainingDashboard(QWidget):
         super().__init__(parent)
         self.setObjectName("training_dashboard")
         self.redraws = 0  # timer ticks that drew something (tests and benchmarks)
-        self.draw_seconds = 0.0  # time spent updating and painting the plots (benchmarks)
         self._last_tick: tuple[float, float] | None = None  # (wall, this thread's CPU) at the last frame
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // MAX_HZ)
@@ -418,7 +417,6 @@ class TrainingDashboard(QWidget):
         """Draw what changed since the last tick; then pick the next tick to stay within the budget."""
         if not self.isVisible():
             return  # NOTE: drawn when shown again (showEvent); the buffers keep everything
-        t0 = time.perf_counter()
         drew = False
         drew |= self.batch.draw(self.batch_curve)
         drew |= self.smooth.draw(self.smooth_curve)
@@ -434,8 +432,6 @@ class TrainingDashboard(QWidget):
             drew = True
         if drew:
             self.redraws += 1
-        painted = self.loss_plot.take_paint_seconds() + self.metric_plot.take_paint_seconds()
-        self.draw_seconds += time.perf_counter() - t0 + painted
         self._pace()
 
     def _pace(self) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
@@ -12,7 +10,7 @@ from PySide6.QtWidgets import QSizePolicy
 
 from designer import theme
 
-__all__ = ["RUN_COLORS", "CurveBuffer", "StillView", "TimedPlotWidget", "make_plot", "style_plot"]
+__all__ = ["RUN_COLORS", "CurveBuffer", "StillView", "make_plot", "style_plot"]
 
 #: One colour per compared run (Tableau's 10, which stay apart for most colour vision).
 RUN_COLORS = (
@@ -150,24 +148,6 @@ class StillView:
         self.active = False
 
 
-class TimedPlotWidget(pg.PlotWidget):
-    """A plot widget that adds up the time its paints take, so a caller can keep drawing within a budget."""
-
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
-        self._paint_seconds = 0.0
-
-    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        t0 = time.perf_counter()
-        super().paintEvent(event)
-        self._paint_seconds += time.perf_counter() - t0
-
-    def take_paint_seconds(self) -> float:
-        """Seconds spent painting since the last call."""
-        spent, self._paint_seconds = self._paint_seconds, 0.0
-        return spent
-
-
 def style_plot(widget: pg.PlotWidget) -> None:
     """Background, axes and grid in the colours of the current theme."""
     c = theme.colors()
@@ -187,9 +167,9 @@ def style_plot(widget: pg.PlotWidget) -> None:
         legend.setPen(pg.mkPen(c["border"]))
 
 
-def make_plot(title: str, y_label: str, x_label: str = "epoch", legend: str | None = "top") -> TimedPlotWidget:
+def make_plot(title: str, y_label: str, x_label: str = "epoch", legend: str | None = "top") -> pg.PlotWidget:
     """A plot for long runs: peak downsampling, clipped to view, a light grid and an optional legend."""
-    widget = TimedPlotWidget()
+    widget = pg.PlotWidget()
     item = widget.getPlotItem()
     item.setTitle(title, size="10pt")
     item.setLabel("left", y_label)

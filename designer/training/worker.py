@@ -54,7 +54,6 @@ class TrainingWorker(QObject):
         super().__init__()
         self.process = process
         self.min_interval = 1.0 / max_rate
-        self.signals_sent = 0  # progress signals, for benchmarks and tests
         self._pending: dict[str, Any] | None = None
         self._last_sent = 0.0
 
@@ -90,7 +89,6 @@ class TrainingWorker(QObject):
             return
         data, self._pending = self._pending, None
         self._last_sent = now if now is not None else time.perf_counter()
-        self.signals_sent += 1
         self.train_event.emit("batches", data)
 
 
@@ -217,31 +215,23 @@ class TrainingSession(QObject):
         return self._thread
 
     # ------------------------------------------------------------------ relays
+    #: trainer event kind -> the signal that relays its payload as it is
+    RELAYED = {
+        "batches": "progress", "epoch": "epoch_done", "started": "started", "early_stop": "early_stopped",
+        "checkpoint": "checkpoint", "probes": "probes", "insight": "insight", "fold_done": "fold_done",
+    }
+
     @Slot(str, object)
     def _on_event(self, kind: str, data: dict) -> None:
-        if kind == "batches":
-            self.signals_received += 1
-            self.progress.emit(data)
-        elif kind == "epoch":
-            self.epoch_done.emit(data)
-        elif kind == "started":
-            self.started.emit(data)
-        elif kind == "early_stop":
-            self.early_stopped.emit(data)
-        elif kind == "checkpoint":
-            self.checkpoint.emit(data)
-        elif kind == "probes":
-            self.probes.emit(data)
-        elif kind == "insight":
-            self.insight.emit(data)
-        elif kind == "fold_done":
-            self.fold_done.emit(data)
-        elif kind == "finished":
+        if kind == "finished":
             self.summary = data
             self.finished.emit(data)
         elif kind == "failed":
             self.message = str(data.get("message", "training failed"))
             self.failed.emit(self.message)
+        elif kind in self.RELAYED:
+            self.signals_received += kind == "batches"
+            getattr(self, self.RELAYED[kind]).emit(data)
 
     @Slot()
     def _on_thread_finished(self) -> None:

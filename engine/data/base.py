@@ -17,7 +17,7 @@ from torch import Tensor
 
 from engine.errors import NetDesignerError
 
-__all__ = ["DataError", "Dataset", "TARGET_KEYS", "fit_images", "fit_vectors", "shape_text"]
+__all__ = ["DataError", "Dataset", "TARGET_KEYS", "TARGET_WORDS", "fit_images", "fit_vectors", "shape_text"]
 
 #: target name -> (dtype, what it holds); the output heads train against these.
 TARGET_KEYS = {
@@ -26,6 +26,15 @@ TARGET_KEYS = {
     "value": (torch.float32, "(N, k) floats, for a regression output"),
     "mask": (torch.int64, "(N, H, W) class index per pixel, for a segmentation output"),
     "box": (torch.float32, "(N, 4) x, y (top-left corner), width, height as fractions of the image"),
+}
+
+#: target name -> what it is, in a learner's words (for messages such as "has no class labels")
+TARGET_WORDS = {
+    "label": "class labels",
+    "binary": "0/1 targets",
+    "value": "numbers to predict",
+    "mask": "per-pixel masks",
+    "box": "bounding boxes",
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.config import DATASETS, DataConfig
-from engine.data.base import DataError, Dataset, shape_text
+from engine.data.base import TARGET_WORDS, DataError, Dataset, shape_text
 from engine.data.bundled import TABULAR, load_digits, load_tabular
 from engine.data.files import load_csv, load_image_folder, load_npz
 from engine.data.shapes import make_shapes
@@ -40,14 +40,6 @@ TASK_TARGETS: dict[str, tuple[str, ...]] = {
     "localization": ("label", "box"),
 }
 
-_WHAT = {
-    "label": "class labels",
-    "binary": "0/1 targets",
-    "value": "numbers to predict",
-    "mask": "per-pixel masks",
-    "box": "bounding boxes",
-}
-
 
 def check_task(ds: Dataset, task: str) -> None:
     """Refuse a task whose targets the data set does not have, saying which task would fit."""
@@ -62,7 +54,7 @@ def check_task(ds: Dataset, task: str) -> None:
     hint = f"choose {' or '.join(fits)}" if fits else "choose another task"
     if missing[-1] in ("mask", "box"):
         hint += ", or the shapes data set, which has masks and boxes"
-    raise DataError(f"{ds.name} has no {_WHAT[missing[0]]}, which the {task} task trains on: {hint}")
+    raise DataError(f"{ds.name} has no {TARGET_WORDS[missing[0]]}, which the {task} task trains on: {hint}")
 
 
 _PATH_KIND = {"image_folder": "folder of class subfolders", "csv": "CSV file", "npz": ".npz file"}

@@ -12,13 +12,18 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from engine.data.base import TARGET_WORDS
+
 #: head type -> (target key, what the learner must provide, in words)
 HEAD_TARGETS = {
-    "ClassificationOutput": ("label", "class labels"),
-    "BinaryOutput": ("binary", "0/1 targets"),
-    "RegressionOutput": ("value", "real-valued targets"),
-    "SegmentationOutput": ("mask", "pixel masks"),
-    "BoxOutput": ("box", "bounding boxes"),
+    head: (key, TARGET_WORDS[key])
+    for head, key in (
+        ("ClassificationOutput", "label"),
+        ("BinaryOutput", "binary"),
+        ("RegressionOutput", "value"),
+        ("SegmentationOutput", "mask"),
+        ("BoxOutput", "box"),
+    )
 }
 
 #: head type -> its loss, in words (what the training setup shows)
