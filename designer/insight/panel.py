@@ -140,9 +140,12 @@ class InsightPanel(QWidget):
         self.explore.set_training(True)
 
     def end_run(self, entry=None, base_dir: Path | None = None) -> None:
-        """A run has ended: every view shows its last results; ``entry`` (its RunEntry) feeds Explore
-        when it kept its trained weights."""
-        self.refresh(everything=True)
+        """A run has ended: ``entry`` (its RunEntry) feeds Explore when it kept its trained weights.
+
+        Only the view on show draws the run's last results now; each other view draws them when
+        it is shown (drawing all of them at once held the window for about 0.1 s at every run's end).
+        """
+        self.refresh()
         if entry is not None and entry.weights is not None:
             self.explore.set_run(entry, base_dir)
         self.explore.set_training(False)
@@ -165,6 +168,7 @@ class InsightPanel(QWidget):
         path = path or self._ask("PNG image", "png")
         if not path:
             return None
+        self.refresh(everything=True)
         if not save_png(self.current_view(), path):
             self.message.emit(f"Could not write {path}")
             return None
@@ -173,6 +177,7 @@ class InsightPanel(QWidget):
 
     def save_csv(self, path: str | Path | None = None) -> Path | None:
         """Save the current view's numbers as CSV (asks where when ``path`` is None). None when empty."""
+        self.refresh(everything=True)  # NOTE: the view may not have drawn its latest results (the dock is hidden)
         table = self.current_view().csv()
         if table is None:
             self.message.emit("Nothing to save yet: train the network first")

@@ -6,7 +6,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QSizePolicy
+from PySide6.QtWidgets import QGraphicsItem, QSizePolicy
 
 from designer import theme
 
@@ -84,14 +84,18 @@ class StillView:
     """Keeps a live plot's view still while points arrive, instead of re-fitting it on every frame.
 
     The x range is the whole run from the start; the y range changes only when the data leave
-    it or fill less than :attr:`FILL` of it. A still view lets pyqtgraph reuse its cached axis
-    pictures and skip re-clipping every curve, which is most of a frame's cost (measured: about
-    20 ms a frame re-fitting, against a few ms still). Once the person zooms or pans by hand,
-    the view is theirs, also after the run; otherwise :meth:`end` fits the whole run.
+    it or fill less than :attr:`FILL` of it. Where the values have known bounds (a loss is never
+    below 0, an accuracy lies in 0..1), the range reaches exactly to the bound on that side, as
+    MATLAB's training plot does: an accuracy plot keeps 0..1 for the whole run and never moves.
+    A still view lets pyqtgraph reuse its cached axis pictures and skip re-clipping every curve,
+    which is most of a frame's cost (measured: a frame that moves the range costs 3-5 times one
+    that does not). Once the person zooms or pans by hand, the view is theirs, also after the run;
+    otherwise :meth:`end` fits the whole run.
     """
 
     FILL = 0.25  # below this share of the y range, the range shrinks to the data
     MARGIN = 0.08  # room above and below the data, as a share of their span
+    EDGE = 0.03  # room beyond a known bound, so points on it stay whole
     HEADROOM = 0.3  # extra room on a side the data just outgrew: a rising score needs fewer changes
 
     def __init__(self, widget: pg.PlotWidget) -> None:
@@ -99,15 +103,25 @@ class StillView:
         self.item = widget.getPlotItem()
         self.active = False
         self.changes = 0  # y-range changes, for tests
+        self.floor: float | None = None
+        self.ceiling: float | None = None
         self._y: tuple[float, float] | None = None
         self.view.sigRangeChangedManually.connect(self._taken_over)
 
-    def begin(self, x_max: float) -> None:
-        """A run starts: x shows 0 to ``x_max`` (the run's length), y follows the data."""
+    def begin(self, x_max: float, floor: float | None = None, ceiling: float | None = None) -> None:
+        """A run starts: x shows 0 to ``x_max`` (the run's length), y follows the data.
+
+        ``floor`` and ``ceiling``: the bounds the values cannot pass, where known (see :meth:`set_bounds`).
+        """
         self.active = True
         self._y = None
+        self.set_bounds(floor, ceiling)
         self.view.disableAutoRange()
         self.view.setXRange(0.0, max(float(x_max), 1e-9), padding=0.02)
+
+    def set_bounds(self, floor: float | None, ceiling: float | None) -> None:
+        """The lowest and highest values the data can take (None: no bound on that side)."""
+        self.floor, self.ceiling = floor, ceiling
 
     def follow(self, *arrays: np.ndarray) -> None:
         """Widen or narrow the y range to the finite values of ``arrays`` when they no longer fit it."""
@@ -119,20 +133,27 @@ class StillView:
             return
         lo = min(float(v.min()) for v in values)
         hi = max(float(v.max()) for v in values)
+        floor, ceiling = self.floor, self.ceiling
         if self.item.ctrl.logYCheck.isChecked():
             if hi <= 0:
                 return
             positive = [v[v > 0] for v in values]
             lo = min(float(v.min()) for v in positive if v.size)
             lo, hi = np.log10(lo), np.log10(hi)
-        below = above = self.MARGIN
+            floor = ceiling = None  # NOTE: a log axis has no 0, and its 1 is no edge
+        # NOTE: a bound is used only while the data keep to it (an R² can fall below any floor)
+        floor = floor if floor is not None and lo >= floor else None
+        ceiling = ceiling if ceiling is not None and hi <= ceiling else None
+        lo, hi = (floor if floor is not None else lo), (ceiling if ceiling is not None else hi)
+        below = self.EDGE if floor is not None else self.MARGIN
+        above = self.EDGE if ceiling is not None else self.MARGIN
         if self._y is not None:
             y0, y1 = self._y
             if y0 <= lo and hi <= y1 and (hi - lo) >= self.FILL * (y1 - y0):
                 return
             # NOTE: every change repaints the plot twice (its axis is redrawn), so leave room to grow
-            below = self.HEADROOM if lo < y0 else below
-            above = self.HEADROOM if hi > y1 else above
+            below = self.HEADROOM if lo < y0 and floor is None else below
+            above = self.HEADROOM if hi > y1 and ceiling is None else above
         span = hi - lo if hi > lo else max(abs(hi), 1.0) * 0.1
         self._y = (lo - below * span, hi + above * span)
         self.changes += 1
@@ -181,6 +202,11 @@ def make_plot(title: str, y_label: str, x_label: str = "epoch", legend: str | No
     item.setClipToView(True)
     item.setMenuEnabled(False)
     item.hideButtons()
+    # NOTE: the axes (with the grid lines they draw) and the title change only with the view
+    # range, but every curve update repaints the area they cover: keep each as a pixmap
+    # instead of replaying its drawing (measured: a live frame 7.1 ms -> 5.9 ms).
+    for part in (item.getAxis("left"), item.getAxis("bottom"), item.titleLabel):
+        part.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     widget.setMinimumHeight(140)
     if legend == "beside":  # NOTE: right of the axes, in the plot's own grid, so it never hides a curve
         item.legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-6)

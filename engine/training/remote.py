@@ -48,6 +48,12 @@ __all__ = ["TrainingProcess", "TrainingRequest", "discard_spare", "prestart", "w
 #: Seconds a stopped run may take to end by itself before its process is killed.
 STOP_GRACE_S = 5.0
 
+#: How much the child yields to other processes (Unix nice levels). Training keeps every core
+#: busy; when the window wakes to draw, the scheduler then gives it a whole core at once instead
+#: of a share, so a frame ends sooner (measured on 2 cores: the longest event-loop stall fell from
+#: 39-65 ms to 28-42 ms). An idle machine still gives training all of its time.
+CHILD_NICENESS = 5
+
 
 @dataclass
 class TrainingRequest:
@@ -106,26 +112,35 @@ class _Mailbox:
         self.wishes: _Wishes | None = None
         threading.Thread(target=self._listen, daemon=True, name="control").start()
 
-    def begin(self, control, wishes: _Wishes) -> None:
+    def end(self, control) -> None:
+        """The run of ``control`` is over: later messages for it are dropped (a next run may have begun)."""
         with self._lock:
-            self.control, self.wishes = control, wishes
+            if self.control is control:
+                self.control, self.wishes = None, None
 
     def _listen(self) -> None:
+        from engine.training.trainer import Control
+
         while True:
             try:
                 msg = self.conn.recv()
             except (EOFError, OSError):
                 msg = ("quit",)  # NOTE: the parent is gone: nobody will read the results
             what = msg[0]
-            if what in ("run", "quit"):
-                if what == "quit":
-                    with self._lock:
-                        if self.control is not None:
-                            self.control.stop()
-                self.requests.put(msg)
-                if what == "quit":
-                    return
+            if what == "run":
+                # NOTE: the run's controls exist before the next message is read: a Stop sent
+                # right after Train reaches the run even if its loop has not begun yet.
+                control, wishes = Control(), _Wishes(msg[1].wishes)
+                with self._lock:
+                    self.control, self.wishes = control, wishes
+                self.requests.put((msg[0], msg[1], control, wishes))
                 continue
+            if what == "quit":
+                with self._lock:
+                    if self.control is not None:
+                        self.control.stop()
+                self.requests.put(msg)
+                return
             with self._lock:
                 control, wishes = self.control, self.wishes
             if control is None:
@@ -158,6 +173,15 @@ def _child_main(event_conn, control_conn) -> None:
         os._exit(0)
 
 
+def _yield_to_window() -> None:
+    """Lower this process's priority by :data:`CHILD_NICENESS` where the OS has nice levels."""
+    if hasattr(os, "nice"):
+        try:
+            os.nice(CHILD_NICENESS)
+        except OSError:  # NOTE: not allowed here: train at the normal priority
+            pass
+
+
 def _serve(event_conn, control_conn) -> None:
     """Import, then train each request that arrives and send its events, until the parent lets go.
 
@@ -171,23 +195,22 @@ def _serve(event_conn, control_conn) -> None:
         event_conn.send(("ready", {}))
     except (BrokenPipeError, EOFError, OSError):
         return
+    _yield_to_window()  # NOTE: after the imports, which a run is waiting for at full speed
     mailbox = _Mailbox(control_conn)
     while True:
         msg = mailbox.requests.get()
         if msg[0] != "run":
             return
-        if not _train(msg[1], event_conn, mailbox):
+        _, request, control, wishes = msg
+        if not _train(request, control, wishes, event_conn, mailbox):
             return
 
 
-def _train(request: TrainingRequest, event_conn, mailbox: _Mailbox) -> bool:
+def _train(request: TrainingRequest, control, wishes: _Wishes, event_conn, mailbox: _Mailbox) -> bool:
     """One run; False when the parent can no longer be reached."""
     from engine.project import project_from_dict
-    from engine.training.trainer import Control, Trainer, cross_validate_events
+    from engine.training.trainer import Trainer, cross_validate_events
 
-    control = Control()
-    wishes = _Wishes(request.wishes)
-    mailbox.begin(control, wishes)
     reachable = True
 
     def send(kind: str, data: dict[str, Any]) -> None:
@@ -233,7 +256,7 @@ def _train(request: TrainingRequest, event_conn, mailbox: _Mailbox) -> bool:
     except Exception as exc:  # noqa: BLE001 - every failure reaches the parent as a message
         send("failed", {"message": f"training stopped with an error: {type(exc).__name__}: {exc}"})
     finally:
-        mailbox.begin(None, None)
+        mailbox.end(control)
     return reachable
 
 

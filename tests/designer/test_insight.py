@@ -126,7 +126,7 @@ def test_only_the_view_on_show_draws_and_the_others_draw_when_shown(panel):
     panel.hide()
     panel.on_probes(probe_dict(4))
     assert panel.filters.header.text().count("filters") and panel.activations.data is not None
-    panel.refresh(everything=True)  # a run's end draws everything
+    panel.refresh(everything=True)  # what saving a view does
     assert panel.gradients.data is not None and panel.decisions.data is not None
     assert panel.cam.data is not None and len(panel.cam.frames[0]) == 4
 
@@ -348,6 +348,7 @@ def test_training_in_the_window_fills_the_insight_dock(window, qtbot, tmp_path):
     assert panel.probe_runs >= 2 and panel.insight_runs == 3
     assert panel.activations.data["node_id"] == "n6"
     assert panel.activations.plot.image.image.ndim == 2
+    look_at(panel, panel.filters, panel.histograms, panel.decisions)
     assert panel.filters.data["name"] == "conv1" and panel.filters.plot.image.image is not None
     assert panel.histograms.weights.image.image.shape[0] == 5  # conv1, conv2, fc1, fc2, fc3
     assert panel.cam.plot.image.image.shape[2] == 3 and len(panel.cam.frames[0]) == panel.probe_runs
@@ -359,6 +360,12 @@ def test_training_in_the_window_fills_the_insight_dock(window, qtbot, tmp_path):
     panel.tabs.setCurrentWidget(panel.cam)
     assert panel.save_png(tmp_path / "cam.png").stat().st_size > 1000
     assert panel.save_csv(tmp_path / "cam.csv").stat().st_size > 1000
+
+
+def look_at(panel, *views):
+    """Show each view's tab in turn, as a person does after a run: a hidden view draws when shown."""
+    for view in views:
+        panel.tabs.setCurrentWidget(view)
 
 
 def tiny_run(template: str):
@@ -381,6 +388,7 @@ def test_a_segmentation_run_draws_masks_over_the_probe_images(qtbot):
             ctl.start()
         assert ended.args[0] == "finished" and panel.insight_runs == 1
         d, view = panel.decisions, panel.predictions
+        look_at(panel, d, view)
         assert not d.left.isVisibleTo(d) and d.gallery.isVisibleTo(d) and d.gallery.plot.image.image.shape[2] == 3
         shown = view.plot.image.image
         assert shown.shape[:2] == (2 * 66 + 22, 4 * (32 + 22) - 22)  # 8 pairs (true above predicted) in 2 rows
@@ -395,8 +403,9 @@ def test_a_localization_run_draws_boxes_and_keeps_the_chosen_class(qtbot):
             ctl.start()
             assert ctl._snapshot["probes"]["class_index"] == 2
         assert ended.args[0] == "finished"
-        assert list(panel.cam.data["classes"]) == [2] * 8
         d, view = panel.decisions, panel.predictions
+        look_at(panel, panel.cam, d, view)
+        assert list(panel.cam.data["classes"]) == [2] * 8
         assert d.gallery.isVisibleTo(d) and d.left.isVisibleTo(d)
         x, _ = view.boxes.getData()
         assert len(x) == 8 * 6 and len(view.true_boxes.getData()[0]) == 8 * 6

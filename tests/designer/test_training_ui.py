@@ -441,6 +441,49 @@ def test_a_still_view_moves_only_when_the_data_leave_it_or_fill_too_little(qtbot
     assert all(view.view.autoRangeEnabled())  # a run left alone is fitted whole at its end
 
 
+def test_a_still_view_reaches_to_known_bounds_and_then_never_moves(qtbot):
+    holder = QWidget()
+    qtbot.addWidget(holder)
+    plot = make_plot("Validation score", "accuracy")
+    plot.setParent(holder)
+    view = StillView(plot)
+    view.begin(30, floor=0.0, ceiling=1.0)
+    for acc in ([0.3], [0.3, 0.7], [0.3, 0.7, 0.95, 0.99]):  # a rising accuracy, as in a run
+        view.follow(np.array(acc))
+    low, high = view.view.viewRange()[1]
+    assert view.changes == 1 and low < 0.0 and 1.0 < high < 1.1  # 0..1 from the first frame on
+    view.follow(np.array([0.3, -0.5]))  # a score below its floor (an R², say): the data win
+    assert view.changes == 2 and view.view.viewRange()[1][0] < -0.5
+    view.begin(30, floor=0.0)  # a loss: from 0 up to its largest value
+    view.follow(np.array([2.3, 1.0, 0.2]))
+    low, high = view.view.viewRange()[1]
+    assert -0.1 < low < 0.0 and 2.3 < high < 2.6
+    view.follow(np.array([2.3, 1.0, 0.2, 0.05, 0.01]))  # it falls: still 0 to the start's loss
+    assert view.changes == 3
+
+
+def test_scores_bounds_are_what_every_shown_score_shares():
+    assert dashboard_mod.metric_bounds(["val_accuracy"]) == (0.0, 1.0)
+    assert dashboard_mod.metric_bounds(["val_label_accuracy", "val_boxes_box_iou"]) == (0.0, 1.0)
+    assert dashboard_mod.metric_bounds(["val_accuracy", "val_box_mae"]) == (0.0, None)
+    assert dashboard_mod.metric_bounds(["val_r2"]) == (None, 1.0)
+    assert dashboard_mod.metric_bounds(["val_something_new"]) == (None, None)
+
+
+def test_epoch_dots_are_drawn_once_not_on_every_frame(window):
+    """pyqtgraph keeps a rendered dot per pen and brush object: new objects each frame would grow it all run long."""
+    dash = window.training.dashboard
+    dash.begin_run()
+    dash.on_started({"epochs": 40, "batches_per_epoch": 1, "main_metric": "accuracy"})
+    for epoch in range(1, 41):
+        dash.on_epoch({"epoch": epoch, "train_loss": 1 / epoch, "val_loss": 1.2 / epoch, "val_accuracy": 1 - 1 / epoch})
+        dash.redraw()
+    dash.on_finished({"epochs_run": 40})
+    for curve in (dash.train_curve, dash.val_curve, *dash._metric_curves.values()):
+        assert len(curve.scatter.data) == 40
+        assert len(curve.scatter.fragmentAtlas) == 1
+
+
 def test_the_dashboard_slows_its_frames_while_the_window_uses_too_much_cpu(window, monkeypatch):
     dash = window.training.dashboard
     clock = {"wall": 100.0, "cpu": 10.0}

@@ -1,5 +1,6 @@
 """Training in a child process: every event arrives, controls reach the loop, a crash becomes a message."""
 
+import os
 import threading
 import time
 
@@ -89,6 +90,40 @@ def test_a_spare_child_is_used_for_the_next_run_and_serves_run_after_run():
     events = list(again.events())
     assert again._child is spare and events[-1].kind == "finished" and not events[-1].data["stopped"]
     assert events[-1].data["epochs_run"] == 2
+
+
+def test_a_stop_sent_right_after_the_run_request_reaches_that_run():
+    """The child's mailbox makes a run's controls as the request arrives, before its loop begins."""
+    import multiprocessing as mp
+
+    theirs, ours = mp.Pipe(duplex=False)
+    mailbox = remote._Mailbox(theirs)
+    ours.send(("run", request()))
+    ours.send(("stop",))  # NOTE: Stop pressed right after Train
+    what, _, control, _ = mailbox.requests.get(timeout=10)
+    deadline = time.monotonic() + 10
+    while not control.stopped and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert what == "run" and control.stopped
+    mailbox.end(control)
+    ours.send(("stop",))  # a late message once the run is over: dropped, not applied to a next run
+    ours.send(("run", request()))
+    _, _, second, _ = mailbox.requests.get(timeout=10)
+    assert not second.stopped
+    ours.close()
+    assert mailbox.requests.get(timeout=10) == ("quit",)
+
+
+@pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no nice levels on this OS")
+def test_the_child_trains_at_a_lower_priority_than_the_window():
+    proc = TrainingProcess(request(epochs=1))
+    proc.start()
+    pid = proc._child.process.pid
+    events = proc.events()
+    assert next(events).kind == "started"
+    child = os.getpriority(os.PRIO_PROCESS, pid)
+    assert child == min(19, os.getpriority(os.PRIO_PROCESS, 0) + remote.CHILD_NICENESS)
+    assert [e.kind for e in events][-1] == "finished"
 
 
 def test_a_bad_snapshot_is_a_failed_event_not_a_crash():
