@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, QTimer
-from PySide6.QtGui import QAction
+from PySide6.QtGui import QAction, QColor, QPainter
 from PySide6.QtWidgets import (
     QCheckBox,
     QHBoxLayout,
@@ -38,7 +38,7 @@ from designer import theme
 from designer.training.plots import RUN_COLORS, CurveBuffer, StillView, make_plot, style_plot
 
 __all__ = [
-    "EMA_BETA", "MAX_HZ", "METRIC_BOUNDS", "MIN_HZ", "UI_BUDGET", "TrainingDashboard", "clock", "metric_bounds",
+    "EMA_BETA", "LiveText", "MAX_HZ", "METRIC_BOUNDS", "MIN_HZ", "UI_BUDGET", "TrainingDashboard", "clock", "metric_bounds",
     "spread_text",
 ]
 
@@ -131,6 +131,37 @@ def spread_text(summary: dict[str, Any]) -> str:
     return f"validation {metric_title(key)} {_score(mean)} ± {_score(std)} (folds: {', '.join(map(_score, scores))})"
 
 
+class LiveText(QWidget):
+    """One line of muted text that changes while training (the speed): a new text only repaints it.
+
+    A QLabel asks its layout to recompute on every new text, and layouts pass that up to the
+    main window, which then lays out every dock again: measured, about 3 ms of the window's time
+    on each frame. This one has a fixed size, made to fit ``sample``.
+    """
+
+    def __init__(self, sample: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._text = ""
+        metrics = self.fontMetrics()
+        self.setFixedSize(metrics.horizontalAdvance(sample) + 4, metrics.height() + 4)
+
+    def text(self) -> str:
+        return self._text
+
+    def setText(self, text: str) -> None:  # noqa: N802 - QLabel's name
+        if text != self._text:
+            self._text = text
+            self.update()
+
+    def clear(self) -> None:
+        self.setText("")
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        painter = QPainter(self)
+        painter.setPen(QColor(theme.colors()["muted"]))
+        painter.drawText(self.rect(), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, self._text)
+
+
 class TrainingDashboard(QWidget):
     """Train / Pause / Stop, a progress bar, the loss and metric plots and a message line.
 
@@ -176,16 +207,13 @@ class TrainingDashboard(QWidget):
         self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.message_label.setTextFormat(Qt.TextFormat.RichText)
         line.addWidget(self.message_label, 1)
-        self.speed_label = QLabel()
+        self.speed_label = LiveText("0,000,000 samples/s")
         self.speed_label.setToolTip("Training samples processed per second")
+        line.addWidget(self.speed_label)
         self.device_label = QLabel()
         self.device_label.setToolTip("Where this run trains")
-        for label in (self.speed_label, self.device_label):
-            label.setProperty("role", "muted")
-            line.addWidget(label)
-        # NOTE: a width that fits any speed, so a changing number never re-lays out (and repaints) the plots
-        self.speed_label.setFixedWidth(self.speed_label.fontMetrics().horizontalAdvance("0,000,000 samples/s"))
-        self.speed_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.device_label.setProperty("role", "muted")
+        line.addWidget(self.device_label)
         self.log_box = QCheckBox("Log scale")
         self.log_box.setToolTip("Show the loss on a logarithmic axis: late, small improvements become visible")
         self.log_box.toggled.connect(self.set_log_scale)

@@ -484,6 +484,39 @@ def test_epoch_dots_are_drawn_once_not_on_every_frame(window):
         assert len(curve.scatter.fragmentAtlas) == 1
 
 
+def test_live_progress_repaints_without_laying_out_the_window_again(window, qtbot):
+    """A QLabel's new text re-lays out every dock of the main window; the speed must not."""
+    from PySide6.QtCore import QEvent, QObject
+
+    class Count(QObject):
+        n = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802
+            self.n += event.type() == QEvent.Type.LayoutRequest
+            return False
+
+    dash = window.training.dashboard
+    dash.begin_run()
+    dash.on_started({"epochs": 10, "batches_per_epoch": 20, "device": "CPU", "main_metric": "accuracy"})
+    counter = Count()
+
+    def frames(steps):
+        for step in steps:
+            dash.on_progress({"epoch": 1 + (step - 1) // 20, "batch": 1 + (step - 1) % 20, "step": step,
+                              "total_steps": 200, "losses": np.array([1.0 / step]),
+                              "samples_per_s": 1000.0 + 37 * step, "eta": 10.0 - step / 4})
+            if step % 4 == 0:
+                dash.redraw()
+                QApplication.processEvents()
+
+    frames(range(1, 17))  # NOTE: the docks settle once as the run begins
+    window.installEventFilter(counter)
+    frames(range(17, 41))
+    window.removeEventFilter(counter)
+    assert dash.speed_label.text() == "2,480 samples/s" and counter.n == 0
+    dash.on_finished({"epochs_run": 2})
+
+
 def test_the_dashboard_slows_its_frames_while_the_window_uses_too_much_cpu(window, monkeypatch):
     dash = window.training.dashboard
     clock = {"wall": 100.0, "cpu": 10.0}
