@@ -45,6 +45,7 @@ __all__ = [
 MIN_HZ, MAX_HZ = 1, 5  # how often the plots redraw during a run
 UI_BUDGET = 0.01  # the share of one core the window's thread may use before the frame rate drops
 EMA_BETA = 0.9  # weight of the past in the smoothed loss
+SCORES_AFTER_MS = 60  # in a frame, the score plot draws this long after the loss plot (two short pauses, not one long)
 
 EMPTY_TEXT = (
     "<p style='font-size:12pt'><b>No training yet</b></p>"
@@ -178,7 +179,7 @@ class TrainingDashboard(QWidget):
         self._last_tick: tuple[float, float] | None = None  # (wall, this thread's CPU) at the last frame
         self._timer = QTimer(self)
         self._timer.setInterval(1000 // MAX_HZ)
-        self._timer.timeout.connect(self.redraw)
+        self._timer.timeout.connect(lambda: self.redraw(split=True))
         self._build()
         self._reset()
 
@@ -464,8 +465,12 @@ class TrainingDashboard(QWidget):
         self.set_message(text, kind)
 
     # ------------------------------------------------------------------ drawing
-    def redraw(self) -> None:
-        """Draw what changed since the last tick; then pick the next tick to stay within the budget."""
+    def redraw(self, split: bool = False) -> None:
+        """Draw what changed since the last tick; then pick the next tick to stay within the budget.
+
+        ``split`` (the timer's frames): the score plot draws :data:`SCORES_AFTER_MS` later than the
+        loss plot, so the window handles clicks and keys between the two paints instead of after both.
+        """
         if not self.isVisible():
             return  # NOTE: drawn when shown again (showEvent); the buffers keep everything
         drew = False
@@ -473,17 +478,28 @@ class TrainingDashboard(QWidget):
         drew |= self.smooth.draw(self.smooth_curve)
         drew |= self.train_epochs.draw(self.train_curve)
         drew |= self.val_epochs.draw(self.val_curve)
-        for key, buf in self.metrics.items():
-            drew |= buf.draw(self._metric_curves[key])
         if drew:
             self.loss_view.follow(self.batch.y, self.smooth.y, self.train_epochs.y, self.val_epochs.y)
-            self.metric_view.follow(*(buf.y for buf in self.metrics.values()))
         if self._progress_dirty:
             self._draw_progress()
             drew = True
+        if split and any(buf.dirty for buf in self.metrics.values()):
+            QTimer.singleShot(SCORES_AFTER_MS, self, self._draw_scores)
+            drew = True
+        else:
+            drew |= self._draw_scores()
         if drew:
             self.redraws += 1
         self._pace()
+
+    def _draw_scores(self) -> bool:
+        """The score plot's part of a frame; True when it drew."""
+        drew = False
+        for key, buf in self.metrics.items():
+            drew |= buf.draw(self._metric_curves[key])
+        if drew:
+            self.metric_view.follow(*(buf.y for buf in self.metrics.values()))
+        return drew
 
     def _pace(self) -> None:
         """Slow the frames while the window's thread uses more than its budget of a core; speed up below half."""

@@ -517,6 +517,18 @@ def test_live_progress_repaints_without_laying_out_the_window_again(window, qtbo
     dash.on_finished({"epochs_run": 2})
 
 
+def test_a_frame_draws_the_score_plot_a_moment_after_the_loss_plot(window, qtbot):
+    dash = window.training.dashboard
+    dash.begin_run()
+    dash.on_started({"epochs": 5, "batches_per_epoch": 1, "main_metric": "accuracy"})
+    dash.on_epoch({"epoch": 1, "train_loss": 1.0, "val_loss": 1.1, "val_accuracy": 0.5})
+    dash.redraw(split=True)  # what the frame timer does
+    score = dash._metric_curves["val_accuracy"]
+    assert len(dash.val_curve.getData()[0]) == 1 and score.getData()[0] is None  # the loss plot first
+    qtbot.waitUntil(lambda: score.getData()[1] is not None and list(score.getData()[1]) == [0.5], timeout=2000)
+    dash.on_finished({"epochs_run": 1})
+
+
 def test_the_dashboard_slows_its_frames_while_the_window_uses_too_much_cpu(window, monkeypatch):
     dash = window.training.dashboard
     clock = {"wall": 100.0, "cpu": 10.0}
