@@ -12,12 +12,19 @@ window with live views on at the project's schedule (reported; the probes' own c
 bench_probes.py's target), and the hand loop after the spare training process has finished
 importing. The best of each is kept.
 
+It also prints the share of one core the window's thread used during training: unlike the
+throughput, that figure hardly moves with the noise of a shared machine.
+
 Notes for whoever tunes this (measured on 2 CPU cores): training runs in a child process
 (engine/training/remote.py), and its OpenMP threads use both cores, so every millisecond the
 window's thread spends slows training by about as much. The dashboard therefore keeps the
-window's thread under a small share of one core (designer/training/dashboard.py UI_BUDGET),
-its plots keep a still view while points arrive (designer/training/plots.py StillView), and the
-Insight dock draws only the view on show.
+window's thread under a small share of one core (designer/training/dashboard.py UI_BUDGET);
+its plots keep a still view while points arrive, reaching to the scores' known bounds
+(designer/training/plots.py StillView); the epoch dots keep one pen and brush (new ones made
+pyqtgraph render every dot again); the speed is a fixed-size LiveText (a QLabel's new text
+re-laid out the whole window); and the Insight dock draws only the view on show. The stall
+is shortened by the child's lower priority (remote.CHILD_NICENESS: the window gets a whole
+core when it wakes) and by drawing the score plot a moment after the loss plot.
 
 Run: python bench/bench_training_ui.py [--epochs N] [--repeats N]
 """
@@ -67,8 +74,9 @@ class StallMeter:
         self.last = now
 
 
-def run_window(window: MainWindow, project, epochs: int, train_samples: int, live: bool = False) -> tuple[float, float]:
-    """(samples/s, longest stall in s) for one run through the window; ``live``: with the live views."""
+def run_window(window: MainWindow, project, epochs: int, train_samples: int, live: bool = False) -> tuple[float, float, float]:
+    """(samples/s, longest stall in s, share of a core the window's thread used) for one run through
+    the window; ``live``: with the live views."""
     project.probes.enabled = live
     window.document.replace(project)
     meter = StallMeter()
@@ -76,22 +84,27 @@ def run_window(window: MainWindow, project, epochs: int, train_samples: int, liv
     if session is None:
         raise RuntimeError(window.training.dashboard.message_text())
     # NOTE: measured from the first batch to the last (data loading and the end of run excluded).
-    session.started.connect(lambda *_: meter.start())
-    stalls = []
-    session.finished.connect(lambda *_: stalls.append(meter.stop()))
+    marks = {}
+    session.started.connect(lambda *_: (meter.start(), marks.setdefault("start", _clocks())))
+    session.finished.connect(lambda *_: (meter.stop(), marks.setdefault("end", _clocks())))
     if not window.training.wait(timeout_ms=600_000):
         raise RuntimeError("the run did not end")
-    stall = stalls[0] if stalls else float("nan")
     done = window.training.last_session
-    if done.outcome != "finished":
+    if done.outcome != "finished" or "end" not in marks:
         raise RuntimeError(f"run {done.outcome}: {done.message}")
-    return train_samples * epochs / done.summary["seconds"], stall
+    (wall0, cpu0), (wall1, cpu1) = marks["start"], marks["end"]
+    return train_samples * epochs / done.summary["seconds"], meter.longest, (cpu1 - cpu0) / (wall1 - wall0)
+
+
+def _clocks() -> tuple[float, float]:
+    """(wall clock, CPU time of this thread): the window's thread, where the signals arrive."""
+    return time.perf_counter(), time.thread_time()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv)
     default_threads = torch.get_num_threads()
@@ -104,13 +117,15 @@ def main() -> None:
 
     ours, live, hand = [], [], []
     stalls = {False: [], True: []}
+    shares = {False: [], True: []}
     run_window(window, project, 1, train_samples, live=True)  # warm-up: first-run imports in the child
     for _ in range(args.repeats):
         for rates, on in ((ours, False), (live, True)):
             remote.wait_for_spare()  # NOTE: the next run's process has finished importing: the machine is quiet
-            rate, stall = run_window(window, project, args.epochs, train_samples, live=on)
+            rate, stall, share = run_window(window, project, args.epochs, train_samples, live=on)
             rates.append(rate)
             stalls[on].append(stall)
+            shares[on].append(share)
         remote.wait_for_spare()
         hand.append(run_hand(project, splits, torch.device("cpu")))
     window.training.shutdown()
@@ -125,6 +140,10 @@ def main() -> None:
     for on in (False, True):
         print(f"longest UI event-loop stall during training, live views {'on' if on else 'off'}: "
               f"{min(stalls[on]) * 1000:.1f} ms best run, {max(stalls[on]) * 1000:.1f} ms worst run (target < 50 ms)")
+    for on in (False, True):
+        print(f"window's thread during training, live views {'on' if on else 'off'}: "
+              f"{100 * min(shares[on]):.1f}-{100 * max(shares[on]):.1f} % of one core "
+              f"(training fills every core, so it loses about as much)")
 
 
 if __name__ == "__main__":

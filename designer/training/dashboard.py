@@ -273,13 +273,20 @@ class TrainingDashboard(QWidget):
         self._fold, self._folds = 0, 0  # during a cross-validation: this fold (1..k) and k
         self._fold_scores: list[str] = []  # the finished folds' validation scores, as shown
         self._main_metric = "score"
+        self._plots_for: tuple[int, str] | None = None  # (epochs, main metric) the plots are set up for
 
     # ------------------------------------------------------------------ the run
     def is_empty(self) -> bool:
         return self.stack.currentIndex() == 0
 
-    def begin_run(self, text: str = "Preparing the data and the model…") -> None:
-        """Clear the plots for a new run and start redrawing."""
+    def begin_run(
+        self, text: str = "Preparing the data and the model…", epochs: int | None = None, main_metric: str | None = None
+    ) -> None:
+        """Clear the plots for a new run and start redrawing.
+
+        ``epochs`` and ``main_metric``, when the caller knows them, set the plots' ranges and axis
+        label now, while the training process loads the data, instead of once training has begun.
+        """
         self._reset()
         for curve in (self.batch_curve, self.smooth_curve, self.train_curve, self.val_curve):
             curve.setData([], [])
@@ -293,8 +300,20 @@ class TrainingDashboard(QWidget):
         self.speed_label.clear()
         self.device_label.clear()
         self.set_message(text)
+        if epochs:
+            self._set_up_plots(epochs, main_metric or "score")
         self._last_tick = None
         self._timer.start()
+
+    def _set_up_plots(self, epochs: int, metric: str) -> None:
+        """The score axis's label and both views' ranges for a run of ``epochs`` scored by ``metric``."""
+        if self._plots_for == (epochs, metric):
+            return
+        self._plots_for = (epochs, metric)
+        self.metric_plot.getPlotItem().setLabel("left", metric_title(metric))
+        x_max = max(epochs, 1)
+        self.loss_view.begin(x_max, floor=0.0)  # NOTE: every loss here is 0 or more
+        self.metric_view.begin(x_max, *metric_bounds([metric]))
 
     def on_started(self, info: dict[str, Any]) -> None:
         self._batches_per_epoch = max(1, int(info.get("batches_per_epoch", 1)))
@@ -304,7 +323,6 @@ class TrainingDashboard(QWidget):
             self._begin_fold()
         self.device_label.setText(f"on {info.get('device', '?')}")
         self._main_metric = metric = str(info.get("main_metric", "score"))
-        self.metric_plot.getPlotItem().setLabel("left", metric_title(metric))
         text = (
             f"training on {int(info.get('train', 0)):,} samples, validating on {int(info.get('val', 0)):,}; "
             f"{int(info.get('params', 0)):,} parameters."
@@ -315,9 +333,7 @@ class TrainingDashboard(QWidget):
                 text += f" Validation {metric_title(metric)} of the folds so far: {', '.join(self._fold_scores)}."
         self.set_message(text[:1].upper() + text[1:])
         self.progress_bar.setFormat(self._epoch_text(1))
-        x_max = max(self._epochs, 1)
-        self.loss_view.begin(x_max, floor=0.0)  # NOTE: every loss here is 0 or more
-        self.metric_view.begin(x_max, *metric_bounds([metric]))
+        self._set_up_plots(self._epochs, metric)  # NOTE: nothing to do when begin_run guessed right
 
     def _epoch_text(self, epoch: int) -> str:
         """``Epoch 2/10``, or ``Fold 1/5 · epoch 2/10`` during a cross-validation."""

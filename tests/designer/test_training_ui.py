@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from designer import theme
 from designer.main_window import MainWindow
 from designer.training import dashboard as dashboard_mod
+from designer.training.controller import _main_metric
 from designer.training.plots import CurveBuffer, StillView, make_plot
 from designer.training.worker import TrainingSession
 from engine.cli import main as cli_main
@@ -527,6 +528,23 @@ def test_a_frame_draws_the_score_plot_a_moment_after_the_loss_plot(window, qtbot
     assert len(dash.val_curve.getData()[0]) == 1 and score.getData()[0] is None  # the loss plot first
     qtbot.waitUntil(lambda: score.getData()[1] is not None and list(score.getData()[1]) == [0.5], timeout=2000)
     dash.on_finished({"epochs_run": 1})
+
+
+def test_the_plots_are_set_up_before_training_begins(window, monkeypatch):
+    """Pressing Train sets the plots' ranges and labels while the data load, not once batches arrive."""
+    window.document.replace(load_template("lenet5"))
+    dash = window.training.dashboard
+    set_ups = []
+    monkeypatch.setattr(dash.metric_view, "begin", lambda *a, **k: set_ups.append((a, k)))
+    dash.begin_run(epochs=12, main_metric="accuracy")
+    assert set_ups == [((12, 0.0, 1.0), {})]  # the whole run's epochs, and accuracy's bounds
+    assert dash.metric_plot.getPlotItem().getAxis("left").labelText == "accuracy"
+    dash.on_started({"epochs": 12, "batches_per_epoch": 5, "main_metric": "accuracy"})
+    assert len(set_ups) == 1  # guessed right: nothing to redo
+    dash.on_started({"epochs": 20, "batches_per_epoch": 5, "main_metric": "accuracy"})
+    assert len(set_ups) == 2  # an override of the epochs: set up again
+    dash.on_finished({"epochs_run": 0})
+    assert _main_metric(window.document.graph) == "accuracy"  # what Train passes for LeNet-5
 
 
 def test_the_dashboard_slows_its_frames_while_the_window_uses_too_much_cpu(window, monkeypatch):
