@@ -42,7 +42,7 @@ __all__ = [
     "spread_text",
 ]
 
-MIN_HZ, MAX_HZ = 1, 5  # how often the plots redraw during a run
+MIN_HZ, MAX_HZ = 0.5, 5  # how often the plots redraw during a run (the slowest on a busy, small machine)
 UI_BUDGET = 0.01  # the share of one core the window's thread may use before the frame rate drops
 EMA_BETA = 0.9  # weight of the past in the smoothed loss
 SCORES_AFTER_MS = 60  # in a frame, the score plot draws this long after the loss plot (two short pauses, not one long)
