@@ -103,12 +103,13 @@ def _clocks() -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the LeNet-5 template's own (30)")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv)
     default_threads = torch.get_num_threads()
     project, splits = project_and_splits(args.epochs, "cpu")
+    args.epochs = project.training.epochs
     train_samples = len(splits[0])
     window = MainWindow()
     window.resize(1400, 900)
