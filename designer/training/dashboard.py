@@ -152,6 +152,7 @@ class LiveText(QWidget):
     def setText(self, text: str) -> None:  # noqa: N802 - QLabel's name
         if text != self._text:
             self._text = text
+            self.setAccessibleName(text)  # NOTE: what a screen reader reads, as it would from a QLabel
             self.update()
 
     def clear(self) -> None:
