@@ -67,13 +67,7 @@ class ActivationsView(QWidget):
             self.sample_changed.emit(index)
 
     def set_sample_count(self, n: int) -> None:
-        if self.sample_box.count() != n:
-            self.sample_box.blockSignals(True)
-            current = max(0, self.sample_box.currentIndex())
-            self.sample_box.clear()
-            self.sample_box.addItems([str(i) for i in range(n)])
-            self.sample_box.setCurrentIndex(min(current, n - 1))
-            self.sample_box.blockSignals(False)
+        _offer_indices(self.sample_box, n)
 
     def update_probes(self, data: dict[str, Any]) -> None:
         act = data.get("activations")
@@ -333,13 +327,7 @@ class CamView(QWidget):
         self.header.setText(text + (f"<br><span style='color:#c0392b'>{why}</span>" if why else ""))
 
     def _set_film_count(self, n: int) -> None:
-        if self.film_box.count() != n:
-            self.film_box.blockSignals(True)
-            current = max(0, self.film_box.currentIndex())
-            self.film_box.clear()
-            self.film_box.addItems([str(i) for i in range(n)])
-            self.film_box.setCurrentIndex(min(current, n - 1))
-            self.film_box.blockSignals(False)
+        _offer_indices(self.film_box, n)
 
     @property
     def film_sample(self) -> int:
@@ -372,3 +360,15 @@ class CamView(QWidget):
         predicted = self.predicted[s] if self.predicted is not None else explained
         header = ["sample", "explained_class", "predicted_class", "y", "x", "heat"]
         return header, zip(s, explained, predicted, y, x, maps.reshape(-1))
+
+
+def _offer_indices(box: QComboBox, n: int) -> None:
+    """Let ``box`` offer the sample numbers 0..n-1, keeping the choice where it can; no signal."""
+    if box.count() == n:
+        return
+    box.blockSignals(True)
+    current = max(0, box.currentIndex())
+    box.clear()
+    box.addItems([str(i) for i in range(n)])
+    box.setCurrentIndex(min(current, n - 1))
+    box.blockSignals(False)

@@ -87,18 +87,22 @@ def clock(seconds: float) -> str:
 def metric_title(key: str) -> str:
     """``val_accuracy`` -> ``accuracy``; a multi-head prefix is kept (``boxes_box_iou`` -> ``boxes box IoU``)."""
     key = key.removeprefix("val_")
-    for name, words in METRIC_NAMES.items():
-        if key == name or key.endswith("_" + name):
-            return (key[: -len(name)].replace("_", " ") + words).strip()
-    return key.replace("_", " ")
+    name = _known_metric(key, METRIC_NAMES)
+    if name is None:
+        return key.replace("_", " ")
+    return (key[: -len(name)].replace("_", " ") + METRIC_NAMES[name]).strip()
+
+
+def _known_metric(key: str, names) -> str | None:
+    """The first of ``names`` that ``key`` is, or ends with after a multi-head prefix (``boxes_box_iou``)."""
+    return next((name for name in names if key == name or key.endswith("_" + name)), None)
 
 
 def metric_bounds(keys) -> tuple[float | None, float | None]:
     """The bounds that all the scores ``keys`` share (``val_accuracy`` and ``val_box_iou`` -> 0, 1)."""
     floors, ceilings = [], []
     for key in keys:
-        key = key.removeprefix("val_")
-        bounds = next((b for name, b in METRIC_BOUNDS.items() if key == name or key.endswith("_" + name)), (None, None))
+        bounds = METRIC_BOUNDS.get(_known_metric(key.removeprefix("val_"), METRIC_BOUNDS), (None, None))
         floors.append(bounds[0])
         ceilings.append(bounds[1])
     floor = None if not floors or None in floors else min(floors)

@@ -73,6 +73,19 @@ def pytest_sessionfinish(session, exitstatus):
     gc.collect()
 
 
+@pytest.fixture
+def panel(qtbot):
+    """An Insight dock on its own, shown; any on-demand computation is waited for at the end."""
+    from designer.insight import InsightPanel
+
+    p = InsightPanel()
+    p.resize(900, 500)
+    qtbot.addWidget(p)
+    p.show()
+    yield p
+    p.shutdown()
+
+
 def small_cnn(samples: int = 200, epochs: int = 3, every_batches: int = 2):
     """LeNet-5 on a few shape images, CPU, no augmentation: a real CNN run of a few seconds."""
     from engine.templates import load_template

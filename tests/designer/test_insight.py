@@ -10,7 +10,6 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
 from designer import theme
-from designer.insight import InsightPanel
 from designer.insight.images import tile
 from designer.insight.maps import FILM_FRAMES
 from engine.probes.cam import overlay
@@ -90,15 +89,6 @@ def masks_dict() -> dict:
             "hardest": {"indices": np.array([5, 1]), "losses": np.array([0.9, 0.4]), "head": "n29",
                         "images": rng.random((2, 16, 16, 3)).astype(np.float32), "true": None, "predicted": None,
                         "classes": None}}
-
-
-@pytest.fixture
-def panel(qtbot):
-    p = InsightPanel()
-    p.resize(900, 500)
-    qtbot.addWidget(p)
-    p.show()
-    return p
 
 
 def feed_probes(panel, data):

@@ -11,7 +11,6 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from designer import theme
-from designer.insight import InsightPanel
 from designer.insight.explore import EMPTY_TEXT, TOP
 from designer.training.runs import RunEntry
 from engine.compile import compile_graph
@@ -89,16 +88,6 @@ def test_after_training_the_clicked_conv_block_shows_patches_and_a_dream(qtbot, 
         window.scene.select_nodes([OUTPUT])  # an output block has no channels of its own
         assert "output block" in view.header.text() and not view.patches_button.isEnabled()
         assert not view.find_patches()
-
-
-@pytest.fixture
-def panel(qtbot):
-    p = InsightPanel()
-    p.resize(1000, 420)
-    qtbot.addWidget(p)
-    p.show()
-    yield p
-    p.shutdown()
 
 
 def test_errors_show_in_the_view_and_the_thread_ends(panel, qtbot):

@@ -60,3 +60,23 @@ def torch_counts(module) -> tuple[int, int]:
     trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
     frozen = sum(b.numel() for name, b in module.named_buffers() if not name.endswith("num_batches_tracked"))
     return trainable, frozen
+
+
+def gap_net(channels: int = 3, classes: int = 3, filters: int = 8):
+    """Input C×16×16 → Conv → ReLU → Conv (stride 2) → ReLU → GAP → Dense → Class output.
+
+    Returns the graph and the block ids by role (``input``, ``conv1``, ``relu1``, ... ``out``).
+    """
+    g = Graph()
+    x = image_input(g, channels, 16)
+    ids = chain(
+        g, x,
+        ("Conv2d", {"filters": filters, "kernel_size": 3, "padding": 1}),
+        "ReLU",
+        ("Conv2d", {"filters": 6, "kernel_size": 3, "stride": 2, "padding": 1}),
+        "ReLU",
+        "GlobalAvgPool",
+        ("Dense", {"units": classes}),
+        "ClassificationOutput",
+    )
+    return g, dict(zip(("conv1", "relu1", "conv2", "relu2", "gap", "fc", "out"), ids), input=x)

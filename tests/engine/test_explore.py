@@ -13,26 +13,14 @@ from engine.probes import ProbeError, Tap
 from engine.probes.explore import dream, load_run, top_patches, unit_of
 from engine.probes.ondemand import unit_activation
 from engine.project import Project, project_to_dict
-from tests.engine.helpers import chain, image_input, vector_input
+from tests.engine.helpers import chain, gap_net, vector_input
 
 SAMPLES = 40
 
 
 def tiny_cnn():
-    """Input 1×16×16 → Conv → ReLU → Conv (stride 2) → ReLU → GAP → Dense → Class output, on shapes."""
-    g = Graph()
-    x = image_input(g, 1, 16)
-    ids = chain(
-        g, x,
-        ("Conv2d", {"filters": 4, "kernel_size": 3, "padding": 1}),
-        "ReLU",
-        ("Conv2d", {"filters": 6, "kernel_size": 3, "stride": 2, "padding": 1}),
-        "ReLU",
-        "GlobalAvgPool",
-        ("Dense", {"units": 3}),
-        "ClassificationOutput",
-    )
-    ids = dict(zip(("conv1", "relu1", "conv2", "relu2", "gap", "fc", "out"), ids), input=x)
+    """Input 1×16×16 → Conv (4 filters) → ReLU → Conv (stride 2) → ReLU → GAP → Dense → Class output, on shapes."""
+    g, ids = gap_net(channels=1, classes=3, filters=4)
     p = Project(name="tiny cnn", graph=g, data=DataConfig.from_dict({"dataset": "shapes", "samples": SAMPLES}))
     torch.manual_seed(0)
     weights = compile_graph(g).module.state_dict()

@@ -44,27 +44,10 @@ from engine.probes.views import (
 )
 from engine.project import Project
 from engine.templates import list_templates, load_template
-from tests.engine.helpers import chain, image_input, then, vector_input
+from tests.engine.helpers import chain, gap_net, image_input, then, vector_input
 
 
 # ---------------------------------------------------------------------- networks
-def gap_net(channels: int = 3, classes: int = 3):
-    """Input C×16×16 → Conv → ReLU → Conv (stride 2) → ReLU → GAP → Dense → Class output."""
-    g = Graph()
-    x = image_input(g, channels, 16)
-    ids = chain(
-        g, x,
-        ("Conv2d", {"filters": 8, "kernel_size": 3, "padding": 1}),
-        "ReLU",
-        ("Conv2d", {"filters": 6, "kernel_size": 3, "stride": 2, "padding": 1}),
-        "ReLU",
-        "GlobalAvgPool",
-        ("Dense", {"units": classes}),
-        "ClassificationOutput",
-    )
-    return g, dict(zip(("conv1", "relu1", "conv2", "relu2", "gap", "fc", "out"), ids))
-
-
 def flat_net():
     """A LeNet-like network that flattens: Grad-CAM works, CAM does not."""
     g = Graph()
