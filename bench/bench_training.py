@@ -1,12 +1,24 @@
 """Training throughput: Net Designer's trainer against a hand-written PyTorch loop.
 
 Both train LeNet-5 on the same digits tensors with the same batch size, optimizer,
-learning rate and epochs, and both evaluate the validation split after each epoch
-and the test split at the end, so they do the same work. Runs alternate (ours,
-hand, ours, hand, ...) and the best of each is kept, which cancels most noise from
-other processes. Prints samples/s for both and the ratio (target >= 0.98).
+learning rate, schedule and epochs, and both evaluate the validation split after each epoch
+and the test split at the end, so they do the same work. Prints samples/s and the ratio
+trainer / hand loop (target >= 0.98).
 
-Run: python bench/bench_training.py [--device cpu|cuda] [--epochs N] [--repeats N]
+The hand loop is written as the PyTorch tutorials write it, with ``torch.optim.Adam``'s
+defaults. The trainer asks PyTorch for its fused Adam kernel (engine/training/trainer.py
+make_optimizer), which makes its steps faster; so the loop runs a second time with the same
+fused Adam, and the ratio against that one is the trainer's own overhead.
+
+The runs go in lockstep: one epoch of each, then the next epoch of each in reverse order,
+and so on. On a shared machine the speed of the cores drifts by tens of percent from one
+second to the next, so whole runs one after the other measure the host as much as the
+code (a hand loop against itself gave ratios from 0.88 to 1.12 that way). Epochs side by
+side share the same drift, and the median of their ratios over all runs is the figure for
+the target. ``--calibrate`` puts a second plain hand loop in the trainer's place, which
+shows how still the ratios keep on this machine.
+
+Run: python bench/bench_training.py [--device cpu|cuda] [--epochs N] [--repeats N] [--calibrate]
 """
 
 from __future__ import annotations
@@ -15,6 +27,8 @@ import argparse
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,26 +72,28 @@ def project_and_splits(epochs: int | None, device: str):
     return project, tuple(norm.apply(s) for s in splits)
 
 
-def run_trainer(project, splits) -> float:
-    """Samples/s of the trainer over the whole run (training samples / wall time)."""
+def trainer_epochs(project, splits) -> Iterator[None]:
+    """The trainer, one step per epoch (validation included); the last step is the test evaluation."""
     trainer = Trainer(project, splits=splits)
     trainer.project.data.normalize = False  # splits are already normalized, as for the hand loop
-    t0 = time.perf_counter()
     for event in trainer.events():
         if event.kind == "failed":
             raise RuntimeError(event.data["message"])
-    _sync(trainer.device)
-    seconds = time.perf_counter() - t0
-    return len(splits[0]) * project.training.epochs / seconds
+        if event.kind in ("epoch", "finished"):
+            _sync(trainer.device)
+            yield
 
 
-def run_hand(project, splits, device: torch.device) -> float:
+def hand_epochs(project, splits, device: torch.device, fused: bool = False) -> Iterator[None]:
+    """The hand-written loop, in the same steps as :func:`trainer_epochs`; ``fused``: with Adam's fused kernel."""
     torch.manual_seed(project.training.seed)
     train, val, test = splits
     model = HandLeNet().to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=project.training.lr)
+    opt = torch.optim.Adam(model.parameters(), lr=project.training.lr, **({"fused": True} if fused else {}))
+    if project.training.schedule != "cosine":
+        raise ValueError("the hand loop writes out the LeNet-5 template's cosine schedule")
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=project.training.epochs)
     bs = project.training.batch_size
-    t0 = time.perf_counter()
     x, y = train.x.to(device), train.targets["label"].to(device)
     xv, yv = val.x.to(device), val.targets["label"].to(device)
     xt, yt = test.x.to(device), test.targets["label"].to(device)
@@ -93,9 +109,48 @@ def run_hand(project, splits, device: torch.device) -> float:
             loss.backward()
             opt.step()
         _evaluate(model, xv, yv)
+        schedule.step()
+        _sync(device)
+        yield
     _evaluate(model, xt, yt)
     _sync(device)
-    return n * project.training.epochs / (time.perf_counter() - t0)
+    yield
+
+
+def run_hand(project, splits, device: torch.device) -> float:
+    """Samples/s of the hand-written loop, run on its own."""
+    t0 = time.perf_counter()
+    for _ in hand_epochs(project, splits, device):
+        pass
+    return _samples(project, splits) / (time.perf_counter() - t0)
+
+
+def lockstep(*runs: Iterator[None]) -> list[list[float]]:
+    """The seconds each step of some step generators takes, stepping them by turns.
+
+    The order reverses every round (a b c, c b a, a b c, ...), so none always runs on caches
+    another has just left, nor always first after a pause. The steps of one round ran
+    within a second or so of each other, on a machine in the same state.
+    """
+    spent: list[list[float]] = [[] for _ in runs]
+    running: list[Iterator[None] | None] = list(runs)
+    order = list(range(len(runs)))
+    while any(g is not None for g in running):
+        for side in order:
+            steps = running[side]
+            if steps is None:
+                continue
+            t0 = time.perf_counter()
+            if next(steps, StopIteration) is StopIteration:
+                running[side] = None
+            else:
+                spent[side].append(time.perf_counter() - t0)
+        order.reverse()
+    return spent
+
+
+def _samples(project, splits) -> int:
+    return len(splits[0]) * project.training.epochs
 
 
 @torch.no_grad()
@@ -112,18 +167,59 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def compare(device: str, epochs: int, repeats: int, pairs: list | None = None) -> tuple[float, float]:
+SIDES = ("trainer", "hand loop", "hand loop, fused Adam")
+
+
+@dataclass
+class Comparison:
+    """Lockstep runs of :data:`SIDES`: samples/s of each run, and every epoch's seconds."""
+
+    samples: int
+    rates: dict[str, list[float]] = field(default_factory=lambda: {side: [] for side in SIDES})
+    epochs: dict[str, list[float]] = field(default_factory=lambda: {side: [] for side in SIDES})
+
+    def add(self, spent: list[list[float]]) -> None:
+        for side, seconds in zip(SIDES, spent):
+            self.rates[side].append(self.samples / sum(seconds))
+            self.epochs[side].extend(seconds)
+
+    def epoch_ratio(self, ours: str, theirs: str) -> float:
+        """Median over all rounds of (their epoch's seconds / ours): ours's speed relative to theirs."""
+        return statistics.median(t / o for o, t in zip(self.epochs[ours], self.epochs[theirs]))
+
+    def run_ratios(self, ours: str, theirs: str) -> list[float]:
+        return sorted(o / t for o, t in zip(self.rates[ours], self.rates[theirs]))
+
+    def report(self, target: float = 0.98) -> str:
+        lines = [f"{side + ':':23} {max(self.rates[side]):8.0f} samples/s (best run)" for side in SIDES]
+        rounds = len(self.epochs["trainer"])
+        lines.append(f"ratio trainer / hand loop, median of {rounds} epochs side by side: "
+                     f"{self.epoch_ratio('trainer', 'hand loop'):.3f} (target >= {target})")
+        lines.append(f"ratio trainer / hand loop with the same fused Adam (the trainer's own overhead): "
+                     f"{self.epoch_ratio('trainer', 'hand loop, fused Adam'):.3f}")
+        runs = self.run_ratios("trainer", "hand loop")
+        lines.append(f"ratio trainer / hand loop of whole runs: median {statistics.median(runs):.3f} "
+                     f"(range {runs[0]:.3f}-{runs[-1]:.3f})")
+        return "\n".join(lines)
+
+
+def compare(device: str, epochs: int | None, repeats: int, calibrate: bool = False) -> Comparison:
+    """``repeats`` lockstep runs of the trainer and both hand loops (see :func:`lockstep`).
+
+    ``calibrate``: a plain hand loop in the trainer's place, which shows how still this machine keeps.
+    """
     project, splits = project_and_splits(epochs, device)
     dev = torch.device("cuda" if device == "cuda" else "cpu")
-    ours, hand = [], []
-    run_trainer(project, splits)  # warm-up: first-call costs on both sides
-    run_hand(project, splits, dev)
+
+    def runs() -> list[Iterator[None]]:
+        ours = hand_epochs(project, splits, dev) if calibrate else trainer_epochs(project, splits)
+        return [ours, hand_epochs(project, splits, dev), hand_epochs(project, splits, dev, fused=True)]
+
+    result = Comparison(_samples(project, splits))
+    lockstep(*runs())  # warm-up: first-call costs
     for _ in range(repeats):
-        ours.append(run_trainer(project, splits))
-        hand.append(run_hand(project, splits, dev))
-    if pairs is not None:
-        pairs.extend(zip(ours, hand))
-    return max(ours), max(hand)
+        result.add(lockstep(*runs()))
+    return result
 
 
 def main() -> None:
@@ -131,17 +227,14 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--epochs", type=int, default=None, help="default: the LeNet-5 template's own (30)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--calibrate", action="store_true",
+                        help="the hand loop against itself in place of the trainer: how far this machine's noise moves the ratios")
     args = parser.parse_args()
     args.epochs = args.epochs or load_template("lenet5").training.epochs
-    pairs: list[tuple[float, float]] = []
-    ours, hand = compare(args.device, args.epochs, args.repeats, pairs)
-    print(f"device: {args.device}, torch threads: {torch.get_num_threads()}, epochs: {args.epochs}, best of {args.repeats}")
-    print(f"trainer:    {ours:10.0f} samples/s")
-    print(f"hand loop:  {hand:10.0f} samples/s")
-    print(f"ratio trainer / hand: {ours / hand:.3f} (target >= 0.98)")
-    # NOTE: on a shared machine one lucky run sets a best-of figure; runs next to each other share the noise
-    print(f"median of paired ratios (each trainer run against the hand run after it): "
-          f"{statistics.median(o / h for o, h in pairs):.3f}")
+    result = compare(args.device, args.epochs, args.repeats, calibrate=args.calibrate)
+    print(f"device: {args.device}, torch threads: {torch.get_num_threads()}, epochs: {args.epochs}, {args.repeats} runs"
+          + (" -- calibration: 'trainer' is a second hand loop" if args.calibrate else ""))
+    print(result.report())
 
 
 if __name__ == "__main__":

@@ -1,5 +1,6 @@
 """The training loop: learning happens, control flags work, failures become messages."""
 
+import copy
 import json
 import math
 import threading
@@ -245,3 +246,42 @@ def test_live_views_off_means_no_probe_events_and_a_zero_time_trigger_is_off():
     assert ProbeSettings.from_config(p.probes).every_seconds is None
     p.probes.every_seconds = 1.5
     assert ProbeSettings.from_config(p.probes).every_seconds == 1.5
+
+
+@pytest.mark.parametrize(
+    ("name", "plain", "kind"),
+    [
+        ("adam", lambda ps, c: torch.optim.Adam(ps, lr=c.lr, weight_decay=c.weight_decay), "fused"),
+        ("sgd", lambda ps, c: torch.optim.SGD(ps, lr=c.lr, momentum=c.momentum, nesterov=True, weight_decay=c.weight_decay), "fused"),
+        ("adagrad", lambda ps, c: torch.optim.Adagrad(ps, lr=c.lr, weight_decay=c.weight_decay), "fused"),
+        ("rmsprop", lambda ps, c: torch.optim.RMSprop(ps, lr=c.lr, weight_decay=c.weight_decay), "foreach"),
+    ],
+)
+def test_optimizers_take_pytorchs_faster_kernels_and_step_as_the_plain_ones_do(name, plain, kind):
+    from engine.config import TrainingConfig
+    from engine.training.trainer import make_optimizer
+
+    cfg = TrainingConfig(optimizer=name, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3)
+    torch.manual_seed(0)
+    ours_net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 3))
+    plain_net = copy.deepcopy(ours_net)
+    start = ours_net[0].weight.detach().clone()
+    ours, theirs = make_optimizer(ours_net.parameters(), cfg), plain(plain_net.parameters(), cfg)
+    assert ours.param_groups[0][kind] is True and type(ours) is type(theirs)
+    x, y = torch.randn(16, 5), torch.randint(0, 3, (16,))
+    for _ in range(5):
+        for net, opt in ((ours_net, ours), (plain_net, theirs)):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+    for a, b in zip(ours_net.parameters(), plain_net.parameters()):
+        assert torch.allclose(a, b, atol=1e-5)
+    assert (ours_net[0].weight - start).abs().max() > 1e-3  # the steps moved the weights
+
+
+def test_an_optimizer_over_no_parameters_says_so():
+    from engine.config import TrainingConfig
+    from engine.training.trainer import make_optimizer
+
+    with pytest.raises(ValueError, match="empty parameter list"):
+        make_optimizer([], TrainingConfig())
