@@ -7,10 +7,12 @@
    test accuracy.
 
 Run: python bench/gpu_check.py   (exits 1 without CUDA)
+     python bench/gpu_check.py --device cpu --epochs 1   (the same steps on the CPU, to try the script)
 """
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 import tempfile
@@ -27,32 +29,54 @@ from engine.templates import load_template  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
 
 
-def main() -> int:
-    if not torch.cuda.is_available():
-        print("gpu_check: no CUDA device here; run it on a machine with a GPU")
-        return 1
-    print(f"device: {torch.cuda.get_device_name(0)}, torch {torch.__version__}")
-    print(compare("cuda", epochs=5, repeats=3).report())
+def check(device: str, epochs: int, repeats: int) -> list[str]:
+    """Runs the three steps on ``device``, printing what each measured; returns what went wrong."""
+    problems = []
+    print(compare(device, epochs=epochs, repeats=repeats).report(), flush=True)
 
     project = load_template("lenet5")
     project.training.mixed_precision = True
     t0 = time.perf_counter()
     last = None
-    for event in Trainer(project, epochs=1, device="cuda").events():
+    for event in Trainer(project, epochs=1, device=device).events():
         last = event
-    print(f"mixed precision, 1 epoch: {last.kind} {last.data} ({time.perf_counter() - t0:.1f} s)")
+    print(f"mixed precision, 1 epoch: {last.kind} {last.data} ({time.perf_counter() - t0:.1f} s)", flush=True)
+    if last.kind != "finished":
+        problems.append(f"the mixed-precision epoch ended '{last.kind}'")
 
     with tempfile.TemporaryDirectory() as tmp:
         proj = Path(tmp) / "lenet.json"
         subprocess.run([sys.executable, str(ROOT / "main.py"), "new", "--template", "lenet5", "-o", str(proj)], check=True)
         t0 = time.perf_counter()
         run = subprocess.run(
-            [sys.executable, str(ROOT / "main.py"), "train", str(proj), "--device", "cuda", "--out", str(Path(tmp) / "run")],
+            [sys.executable, str(ROOT / "main.py"), "train", str(proj), "--device", device,
+             "--epochs", str(epochs), "--out", str(Path(tmp) / "run")],
             capture_output=True, text=True,
         )
-        print(run.stdout.strip().splitlines()[-2] if run.returncode == 0 else run.stderr)
-        print(f"main.py train on CUDA: {time.perf_counter() - t0:.1f} s")
-    return 0
+        tests = [line for line in run.stdout.splitlines() if line.startswith("test:")]
+        if run.returncode != 0 or not tests:
+            problems.append(f"main.py train on {device} failed: {run.stderr.strip() or run.stdout.strip()}")
+        else:
+            print(tests[-1])
+        print(f"main.py train on {device}, {epochs} epochs: {time.perf_counter() - t0:.1f} s")
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("gpu_check: no CUDA device here; run it on a machine with a GPU (or try it with --device cpu)")
+        return 1
+    name = torch.cuda.get_device_name(0) if args.device == "cuda" else "CPU"
+    print(f"device: {name}, torch {torch.__version__}", flush=True)
+    problems = check(args.device, args.epochs, args.repeats)
+    for problem in problems:
+        print(f"gpu_check: {problem}")
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
