@@ -14,7 +14,17 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QValidator, QWheelEvent
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QLineEdit, QSpinBox, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QLineEdit,
+    QSpinBox,
+    QStyle,
+    QStyleOptionComboBox,
+    QStylePainter,
+    QWidget,
+)
 
 from engine.errors import ParamError
 from engine.layers.registry import Param, shape_str
@@ -103,7 +113,29 @@ class FloatSpin(_NoWheelMixin, QDoubleSpinBox):
 
 
 class NoWheelCombo(_NoWheelMixin, QComboBox):
-    pass
+    """A combo box that ends a text too long for it with "…" instead of cutting it off."""
+
+    def shown_text(self, opt: QStyleOptionComboBox | None = None) -> str:
+        """The current text as drawn: elided to the room the box has."""
+        if opt is None:
+            opt = QStyleOptionComboBox()
+            self.initStyleOption(opt)
+        field = self.style().subControlRect(
+            QStyle.ComplexControl.CC_ComboBox, opt, QStyle.SubControl.SC_ComboBoxEditField, self
+        )
+        room = field.width() - (opt.iconSize.width() + 4 if not opt.currentIcon.isNull() else 0)
+        return self.fontMetrics().elidedText(opt.currentText, Qt.TextElideMode.ElideRight, room)
+
+    def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if self.isEditable():
+            super().paintEvent(event)
+            return
+        painter = QStylePainter(self)
+        opt = QStyleOptionComboBox()
+        self.initStyleOption(opt)
+        painter.drawComplexControl(QStyle.ComplexControl.CC_ComboBox, opt)
+        opt.currentText = self.shown_text(opt)
+        painter.drawControl(QStyle.ControlElement.CE_ComboBoxLabel, opt)
 
 
 class ParamField(QObject):

@@ -329,3 +329,22 @@ def test_device_label(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: "Fake GPU")
     assert training_device_label() == "CUDA: Fake GPU"
+
+
+def test_a_combo_too_narrow_for_its_text_ends_it_with_an_ellipsis(qtbot):
+    from designer.fields import NoWheelCombo
+
+    combo = NoWheelCombo()
+    qtbot.addWidget(combo)
+    combo.addItems(["Handwritten digits (8×8)", "XOR"])
+    combo.setMinimumContentsLength(4)
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.resize(400, combo.sizeHint().height())
+    combo.show()
+    assert combo.shown_text() == "Handwritten digits (8×8)"
+    combo.resize(90, combo.height())
+    narrow = combo.shown_text()
+    assert narrow.endswith("…") and "Handwritten digits (8×8)".startswith(narrow[:-1]) and len(narrow) > 2
+    combo.setCurrentIndex(1)
+    assert combo.shown_text() == "XOR"
+    combo.grab()  # paints through the elided path without error
