@@ -13,9 +13,9 @@ fused Adam, and the ratio against that one is the trainer's own overhead.
 The runs go in lockstep: one epoch of each, then the next epoch of each in reverse order,
 and so on. On a shared machine the speed of the cores drifts by tens of percent from one
 second to the next, so whole runs one after the other measure the host as much as the
-code (a hand loop against itself gave ratios from 0.88 to 1.12 that way). Epochs side by
-side share the same drift, and the median of their ratios over all runs is the figure for
-the target. ``--calibrate`` puts a second plain hand loop in the trainer's place, which
+code (on a 2-core cloud machine, identical hand runs one after another differed by up to
+35 %). Epochs side by side share the same drift, and the median of their ratios over all
+runs is the figure for the target. ``--calibrate`` puts a second plain hand loop in the trainer's place, which
 shows how still the ratios keep on this machine.
 
 Run: python bench/bench_training.py [--device cpu|cuda] [--epochs N] [--repeats N] [--calibrate]
