@@ -241,20 +241,29 @@ class MoveNodesCommand(QUndoCommand):
 
 
 class ApplyLayoutCommand(QUndoCommand):
-    """Move blocks to computed positions (``{id: (x, y)}``), e.g. from auto-layout."""
+    """Move blocks to computed positions (``{id: (x, y)}``), e.g. from auto-layout; with ``flow``,
+    also turn the drawing that way (``"lr"`` or ``"tb"``, ports and wires follow)."""
 
-    def __init__(self, doc: Document, positions: dict[str, Pos], text: str = "Arrange blocks") -> None:
+    def __init__(
+        self, doc: Document, positions: dict[str, Pos], text: str = "Arrange blocks", flow: str | None = None
+    ) -> None:
         graph = doc.graph
         self.new = {nid: _pos(p) for nid, p in positions.items()}
         self.old = {nid: graph.node(nid).pos for nid in self.new}
+        self.new_flow, self.old_flow = flow or graph.flow, graph.flow
         super().__init__(text)
         self.doc = doc
 
     def redo(self) -> None:
-        _move_all(self.doc, self.new)
+        self._apply(self.new, self.new_flow)
 
     def undo(self) -> None:
-        _move_all(self.doc, self.old)
+        self._apply(self.old, self.old_flow)
+
+    def _apply(self, positions: dict[str, Pos], flow: str) -> None:
+        with self.doc.graph.batch():
+            self.doc.graph.set_flow(flow)
+            _move_all(self.doc, positions)
 
 
 class PasteCommand(QUndoCommand):

@@ -21,7 +21,10 @@ from typing import Any, Callable, Iterator
 from engine.errors import GraphError, ParamError
 from engine.layers import registry
 
-__all__ = ["Edge", "Graph", "GraphError", "GraphEvent", "Node"]
+__all__ = ["FLOWS", "Edge", "Graph", "GraphError", "GraphEvent", "Node"]
+
+#: which way a drawing of the graph runs: inputs on the left, wires rightwards; or top to bottom
+FLOWS = {"lr": "left to right", "tb": "top to bottom"}
 
 @dataclass
 class Node:
@@ -78,6 +81,7 @@ class Graph:
         self._edges_out: dict[str, list[Edge]] = {}
         self._names: dict[str, str] = {}  # display name -> node id
         self._next_id = 1
+        self._flow = "lr"
         self._listeners: list[Listener] = []
         self._pending: list[GraphEvent] | None = None
 
@@ -91,6 +95,11 @@ class Graph:
     def edges(self) -> list[Edge]:
         """All edges. Treat as read-only."""
         return list(self._edges)
+
+    @property
+    def flow(self) -> str:
+        """Which way the drawing runs (a key of :data:`FLOWS`); only views read it."""
+        return self._flow
 
     def node(self, node_id: str) -> Node:
         try:
@@ -198,11 +207,11 @@ class Graph:
         # NOTE: param values are immutable (numbers, strings, tuples) and set_params
         # replaces the dict, so a shallow copy of each node's fields is enough.
         state = {nid: (n.type, n.name, dict(n.params), n.pos) for nid, n in self._nodes.items()}
-        return (dict(self._nodes), state, list(self._edges), self._next_id)
+        return (dict(self._nodes), state, list(self._edges), self._next_id, self._flow)
 
     def _restore(self, saved: tuple) -> None:
         """Put back a snapshot, keeping the same Node objects (views may hold them)."""
-        nodes, state, edges, self._next_id = saved
+        nodes, state, edges, self._next_id, self._flow = saved
         for nid, node in nodes.items():
             node.type, node.name, node.params, node.pos = state[nid]
         self._nodes.clear()
@@ -363,8 +372,17 @@ class Graph:
         old, node.pos = node.pos, new
         self._announce("node_moved", node_id=node_id, old=old, new=node.pos)
 
+    def set_flow(self, flow: str) -> None:
+        """Draw the graph ``"lr"`` (left to right) or ``"tb"`` (top to bottom)."""
+        if flow not in FLOWS:
+            raise GraphError(f"a drawing runs {' or '.join(map(repr, FLOWS))}, not {flow!r}")
+        if flow != self._flow:
+            old, self._flow = self._flow, flow
+            self._announce("flow_changed", old=old, new=flow)
+
     def clear(self) -> None:
         """Remove everything (one ``cleared`` event)."""
+        self._flow = "lr"
         self._nodes.clear()
         self._edges.clear()
         self._edge_into.clear()

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from engine.config import DataConfig, ProbeConfig, TrainingConfig, plain_copy, show_value
 from engine.errors import GraphError, ProjectError
 from engine.fileio import atomic_write_text
-from engine.graph import Edge, Graph, Node
+from engine.graph import FLOWS, Edge, Graph, Node
 from engine.layers import registry
 from engine.layers.registry import Param
 
@@ -57,7 +57,7 @@ MAX_POS = 1e7  # canvas coordinates beyond this are off any screen
 MAX_ID_LENGTH = 100
 
 _TOP_FIELDS = ("format", "version", "name", "description", "graph", "data", "training", "probes", "weights")
-_GRAPH_FIELDS = ("nodes", "edges")
+_GRAPH_FIELDS = ("nodes", "edges", "flow")
 _NODE_FIELDS = ("id", "type", "name", "params", "pos")
 _EDGE_FIELDS = ("from", "to")
 _MISSING = object()
@@ -96,7 +96,10 @@ def graph_to_dict(graph: Graph, node_ids: Iterable[str] | None = None) -> dict[s
         for e in graph.edges
         if e.src in chosen and e.dst in chosen
     ]
-    return {"nodes": nodes, "edges": edges}
+    out: dict[str, Any] = {"nodes": nodes, "edges": edges}
+    if graph.flow != "lr":  # NOTE: left to right is the default; files drawn that way stay as they were
+        out["flow"] = graph.flow
+    return out
 
 
 def _node_to_dict(node: Node) -> dict[str, Any]:
@@ -321,7 +324,7 @@ def _upgrade(d: dict[str, Any], src: str) -> dict[str, Any]:
 def _read_graph(g: Any, src: str) -> Graph:
     if not isinstance(g, dict):
         raise ProjectError(f"{src}: graph must be an object with 'nodes' and 'edges', not {show_value(g)}")
-    _refuse_unknown(g, _GRAPH_FIELDS, src, "graph", "the graph has only 'nodes' and 'edges'")
+    _refuse_unknown(g, _GRAPH_FIELDS, src, "graph", "the graph has only 'nodes', 'edges' and 'flow'")
     nodes = g.get("nodes", _MISSING)
     if nodes is _MISSING:
         raise ProjectError(f"{src}: the required field graph.nodes is missing")
@@ -340,6 +343,11 @@ def _read_graph(g: Any, src: str) -> Graph:
     wires = [_read_edge(raw, src, f"graph.edges[{i}]", graph) for i, raw in enumerate(edges)]
     _check_wires(wires, src, graph)
     _install_wires(graph, wires)
+    flow = g.get("flow", "lr")
+    if flow not in FLOWS:
+        choices = " or ".join(f"'{k}' ({v})" for k, v in FLOWS.items())
+        raise ProjectError(f"{src}: graph.flow must be {choices}, not {show_value(flow)}")
+    graph.set_flow(flow)
     return graph
 
 

@@ -85,7 +85,8 @@ def _metrics(role: str) -> QFontMetricsF:
 
 
 class PortItem(QGraphicsItem):
-    """An input (left edge) or output (right edge) port of a block; drag from it to wire."""
+    """An input or output port of a block (left and right edges, or top and bottom when the
+    drawing runs top to bottom); drag from it to wire."""
 
     RADIUS = 5.5
     HIT = 10.0  # generous hit area: ports are small targets
@@ -160,17 +161,23 @@ _PORT_SHAPE.addEllipse(_PORT_BOUNDS)
 
 
 class NodeItem(QGraphicsItem):
-    """A layer block: a rounded rectangle coloured by category, with ports on both sides."""
+    """A layer block: a rounded rectangle coloured by category, with ports on both sides.
+
+    ``flow`` (see :data:`engine.graph.FLOWS`): ``"lr"`` puts the inputs on the left edge and the
+    outputs on the right; ``"tb"`` puts them on the top and bottom edges.
+    """
 
     WIDTH = 180.0
     MIN_HEIGHT = 70.0
     HEADER = 24.0
     PORT_STEP = 20.0
     RADIUS = 7.0
+    _LABEL_ABOVE = 16.0  # room above the block for port labels when the drawing runs top to bottom
 
-    def __init__(self, node: Node, colors: CanvasPalette, dark: bool) -> None:
+    def __init__(self, node: Node, colors: CanvasPalette, dark: bool, flow: str = "lr") -> None:
         super().__init__()
         self.node_id = node.id
+        self.flow = flow
         self.edges: list[EdgeItem] = []  # the wires touching this block (kept by the scene)
         self.in_ports: list[PortItem] = []
         self.out_ports: list[PortItem] = []
@@ -217,11 +224,25 @@ class NodeItem(QGraphicsItem):
         body = self._height - self.HEADER
         return self.HEADER + body * (index + 0.5) / max(count, 1)
 
+    def _port_offset(self, is_output: bool, index: int, count: int) -> QPointF:
+        """Where a port sits on the block (relative to its top-left corner)."""
+        if self.flow == "tb":
+            return QPointF(self.WIDTH * (index + 0.5) / max(count, 1), self._height if is_output else 0.0)
+        return QPointF(self.WIDTH if is_output else 0.0, self._port_y(index, count))
+
     def in_port_scene_pos(self, index: int) -> QPointF:
-        return self.pos() + QPointF(0.0, self._port_y(index, len(self.in_ports)))
+        return self.pos() + self._port_offset(False, index, len(self.in_ports))
 
     def out_port_scene_pos(self, index: int) -> QPointF:
-        return self.pos() + QPointF(self.WIDTH, self._port_y(index, len(self.out_ports)))
+        return self.pos() + self._port_offset(True, index, len(self.out_ports))
+
+    def set_flow(self, flow: str) -> None:
+        """Move the ports to the sides ``flow`` calls for (the scene then re-routes the wires)."""
+        if flow != self.flow:
+            self.prepareGeometryChange()
+            self.flow = flow
+            self._place_ports()
+            self.update()
 
     def set_ports(self, input_names: Sequence[str], n_outputs: int) -> None:
         """(Re)make the ports when their number changes (e.g. Add's ``inputs`` param)."""
@@ -237,14 +258,17 @@ class NodeItem(QGraphicsItem):
         self._height = max(self.MIN_HEIGHT, self.HEADER + self.PORT_STEP * max(n_in, n_outputs) + 10.0)
         self.in_ports = [PortItem(self, False, i, label) for i, label in enumerate(names)]
         self.out_ports = [PortItem(self, True, i, "out") for i in range(n_outputs)]
-        for i, port in enumerate(self.in_ports):
-            port.setPos(0.0, self._port_y(i, n_in))
-        for i, port in enumerate(self.out_ports):
-            port.setPos(self.WIDTH, self._port_y(i, n_outputs))
-        # Port labels only where a block has several inputs (Add/Concatenate 1, 2; Crop in, like).
-        self._labels = names if n_in > 1 else []
+        self._place_ports()
+
+    def _place_ports(self) -> None:
+        for ports in (self.in_ports, self.out_ports):
+            for port in ports:
+                port.setPos(self._port_offset(port.is_output, port.index, len(ports)))
+        # Port labels only where a block has several inputs (Add/Concatenate 1, 2; Crop in, like):
+        # inside the left edge, or just above the top edge beside each port.
+        self._labels = [p.label for p in self.in_ports] if len(self.in_ports) > 1 else []
         label_w = max((text_width("small", s) for s in self._labels), default=0.0)
-        self._text_x = 12.0 + (label_w + 8.0 if self._labels else 0.0)
+        self._text_x = 12.0 + (label_w + 8.0 if self._labels and self.flow == "lr" else 0.0)
         self._build_paths()
         self._elided = None
 
@@ -256,7 +280,8 @@ class NodeItem(QGraphicsItem):
         band.addRect(QRectF(0.0, 0.0, self.WIDTH, self.HEADER))
         self._outline = outline
         self._header = outline.intersected(band)
-        self._bounds = rect.adjusted(-4.0, -4.0, 4.0, 4.0)
+        above = self._LABEL_ABOVE if self._labels and self.flow == "tb" else 0.0
+        self._bounds = rect.adjusted(-4.0, -4.0 - above, 4.0, 4.0)
 
     # ------------------------------------------------------------------ content
     def set_colors(self, colors: CanvasPalette, dark: bool) -> None:
@@ -387,9 +412,12 @@ class NodeItem(QGraphicsItem):
         painter.setPen(c.text_muted)
         painter.setFont(font("small"))
         painter.drawText(QRectF(x, mid + 1.0, w - x - 8.0, 16.0), _LEFT, texts["stats"])
-        for i, label in enumerate(self._labels):
-            y = self._port_y(i, len(self._labels))
-            painter.drawText(QRectF(9.0, y - 8.0, 40.0, 16.0), _LEFT, label)
+        for port, label in zip(self.in_ports, self._labels):
+            at = port.pos()
+            if self.flow == "tb":
+                painter.drawText(QRectF(at.x() + 8.0, -self._LABEL_ABOVE, 40.0, self._LABEL_ABOVE - 1.0), _LEFT, label)
+            else:
+                painter.drawText(QRectF(9.0, at.y() - 8.0, 40.0, 16.0), _LEFT, label)
 
     def _paint_name_only(self, painter: QPainter, lod: float) -> None:
         """Zoomed out: the block's name alone, about 12 px high on screen, over the body."""
@@ -422,6 +450,20 @@ class NodeItem(QGraphicsItem):
         elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
             self.setZValue(1.0 if value else 0.0)
         return super().itemChange(change, value)
+
+
+def wire_path(start: QPointF, end: QPointF, flow: str) -> QPainterPath:
+    """A wire's curve from an output port to an input port: it leaves and arrives along the flow
+    (rightwards, or downwards when the drawing runs top to bottom)."""
+    if flow == "tb":
+        d = max(40.0, abs(end.y() - start.y()) * 0.5)
+        c1, c2 = QPointF(start.x(), start.y() + d), QPointF(end.x(), end.y() - d)
+    else:
+        d = max(40.0, abs(end.x() - start.x()) * 0.5)
+        c1, c2 = QPointF(start.x() + d, start.y()), QPointF(end.x() - d, end.y())
+    path = QPainterPath(start)
+    path.cubicTo(c1, c2, end)
+    return path
 
 
 class EdgeItem(QGraphicsItem):
@@ -462,12 +504,9 @@ class EdgeItem(QGraphicsItem):
         """Follow the ports (called when either block moves or changes its ports)."""
         p1 = self.src_item.out_port_scene_pos(self.edge.src_port)
         p2 = self.dst_item.in_port_scene_pos(self.edge.dst_port)
-        dx = max(40.0, abs(p2.x() - p1.x()) * 0.5)
-        c1, c2 = QPointF(p1.x() + dx, p1.y()), QPointF(p2.x() - dx, p2.y())
-        path = QPainterPath(p1)
-        path.cubicTo(c1, c2, p2)
-        self._path = path
-        self.label_item.place((p1 + 3 * c1 + 3 * c2 + p2) / 8.0)
+        self._path = wire_path(p1, p2, self.src_item.flow)
+        c1, c2 = (QPointF(self._path.elementAt(i).x, self._path.elementAt(i).y) for i in (1, 2))
+        self.label_item.place((p1 + 3 * c1 + 3 * c2 + p2) / 8.0)  # the curve's middle (t = 0.5)
         self._geometry_changed()
 
     def _geometry_changed(self) -> None:
@@ -595,12 +634,9 @@ class TempWireItem(QGraphicsPathItem):
         self.setPen(pen)
         self.setBrush(QBrush(Qt.BrushStyle.NoBrush))
 
-    def set_ends(self, start: QPointF, end: QPointF) -> None:
+    def set_ends(self, start: QPointF, end: QPointF, flow: str = "lr") -> None:
         """A curve from an output (``start``) to an input (``end``)."""
-        dx = max(40.0, abs(end.x() - start.x()) * 0.5)
-        path = QPainterPath(start)
-        path.cubicTo(QPointF(start.x() + dx, start.y()), QPointF(end.x() - dx, end.y()), end)
-        self.setPath(path)
+        self.setPath(wire_path(start, end, flow))
 
     def shape(self) -> QPainterPath:
         return QPainterPath()  # never under the mouse: drops look through it

@@ -186,7 +186,7 @@ class GraphScene(QGraphicsScene):
         node = self.graph.nodes.get(node_id)
         if node is None or node_id in self._nodes:
             return  # NOTE: added and removed again inside one batch
-        item = NodeItem(node, self.colors, self.dark)
+        item = NodeItem(node, self.colors, self.dark, self.graph.flow)
         if self.read_only:
             item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, False)
         self._nodes[node_id] = item
@@ -250,6 +250,12 @@ class GraphScene(QGraphicsScene):
 
     def _on_cleared(self) -> None:
         self.rebuild()
+
+    def _on_flow_changed(self, new: str, **_old) -> None:
+        for item in self._nodes.values():
+            item.set_flow(new)
+        for edge in self._edges.values():
+            edge.update_path()
 
     def _sync_port_marks(self, item: NodeItem) -> None:
         graph = self.graph
@@ -382,9 +388,9 @@ class GraphScene(QGraphicsScene):
         end = target.scene_center() if target is not None else pos
         start = drag.anchor.scene_center()
         if drag.anchor.is_output:
-            drag.temp.set_ends(start, end)
+            drag.temp.set_ends(start, end, self.graph.flow)
         else:
-            drag.temp.set_ends(end, start)
+            drag.temp.set_ends(end, start, self.graph.flow)
 
     def _finish_wire(self, pos: QPointF) -> None:
         drag = self._wire
@@ -568,7 +574,7 @@ class GraphScene(QGraphicsScene):
         graph = self.graph
         raw = auto_layout(graph, direction)
         positions = {nid: (round(x / GRID) * GRID, round(y / GRID) * GRID) for nid, (x, y) in raw.items()}
-        if all(graph.nodes[nid].pos == pos for nid, pos in positions.items()):
+        if graph.flow == direction and all(graph.nodes[nid].pos == pos for nid, pos in positions.items()):
             return
         text = "Arrange left to right" if direction == "lr" else "Arrange top to bottom"
-        self.document.push(ApplyLayoutCommand(self.document, positions, text=text))
+        self.document.push(ApplyLayoutCommand(self.document, positions, text=text, flow=direction))

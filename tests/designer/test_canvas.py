@@ -453,6 +453,29 @@ def test_arrange_is_one_undo_step(view, doc):
     assert doc.graph.node(ids["relu"]).pos == (0.0, 500.0)
 
 
+def test_top_to_bottom_puts_ports_on_the_top_and_bottom_edges_and_undo_turns_it_back(view, doc):
+    ids = _lenet_head(doc)
+    scene = view.scene()
+    conv = scene.node_item(ids["conv"])
+    wire = next(e for e in scene.edge_items() if e.dst_item is conv)
+    view.arrange("tb")
+    assert doc.graph.flow == "tb" and doc.undo_stack.count() == 1
+    top, bottom = conv.in_port_scene_pos(0), conv.out_port_scene_pos(0)
+    assert top.y() == conv.pos().y() and bottom.y() == conv.pos().y() + conv.height
+    assert top.x() == bottom.x() == conv.pos().x() + conv.WIDTH / 2
+    assert conv.in_ports[0].scene_center() == top
+    start, c1 = wire.path().elementAt(0), wire.path().elementAt(1)
+    assert c1.x == start.x and c1.y > start.y  # the wire leaves its output port downwards
+    view.arrange("tb")
+    assert doc.undo_stack.count() == 1  # already arranged that way: nothing to do
+    doc.undo_stack.undo()
+    assert doc.graph.flow == "lr" and conv.in_port_scene_pos(0).x() == conv.pos().x()
+    start, c1 = wire.path().elementAt(0), wire.path().elementAt(1)
+    assert c1.y == start.y and c1.x > start.x
+    doc.undo_stack.redo()
+    assert doc.graph.flow == "tb" and conv.in_ports[0].scene_center() == conv.in_port_scene_pos(0)
+
+
 def test_replacing_the_project_redraws_everything(view, doc, qtbot):
     from engine.project import Project
 
@@ -552,3 +575,16 @@ def test_the_program_exits_cleanly_after_copying_blocks(tmp_path):
     env = {**__import__("os").environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
+
+
+def test_a_project_drawn_top_to_bottom_opens_that_way(view, doc):
+    from engine.project import Project
+
+    new = Project(name="Tall")
+    a = new.graph.add_node("Input").id
+    b = new.graph.add_node("Flatten", pos=(0, 120)).id
+    new.graph.connect(a, 0, b, 0)
+    new.graph.set_flow("tb")
+    doc.replace(new)
+    item = view.scene().node_item(b)
+    assert item.flow == "tb" and item.in_port_scene_pos(0).y() == 120.0

@@ -294,6 +294,22 @@ def test_move(g, rec):
     assert g.node(d).pos == (3.0, 4.5) and len(rec.events) == 1
 
 
+def test_flow_turns_the_drawing_and_says_so(g, rec):
+    assert g.flow == "lr"
+    g.set_flow("tb")
+    g.set_flow("tb")  # no change, no event
+    assert g.flow == "tb" and rec.kinds == ["flow_changed"] and rec.events[0].data == {"old": "lr", "new": "tb"}
+    with pytest.raises(GraphError, match="'lr' or 'tb', not 'up'"):
+        g.set_flow("up")
+    with pytest.raises(GraphError):
+        with g.batch():
+            g.set_flow("lr")
+            g.move("nowhere", (0, 0))
+    assert g.flow == "tb" and len(rec.events) == 1  # the failed batch rolled the flow back too
+    g.clear()
+    assert g.flow == "lr"
+
+
 def test_clear(g, rec):
     i = image_input(g, 1, 4)
     then(g, i, "Flatten")

@@ -101,6 +101,17 @@ def test_round_trip_through_json_gives_identical_project():
     assert project_to_dict(q) == project_to_dict(p)
 
 
+def test_a_top_to_bottom_drawing_is_kept_and_a_bad_flow_is_named():
+    p = sample_project()
+    assert "flow" not in project_to_dict(p)["graph"]  # left to right files stay as they were
+    p.graph.set_flow("tb")
+    d = project_to_dict(p)
+    assert d["graph"]["flow"] == "tb" and project_from_dict(d, "x.json").graph.flow == "tb"
+    d["graph"]["flow"] = "sideways"
+    with pytest.raises(ProjectError, match=r"x.json: graph.flow must be 'lr' \(left to right\) or 'tb'"):
+        project_from_dict(d, "x.json")
+
+
 def test_save_then_load_round_trip(tmp_path):
     p = sample_project()
     path = tmp_path / "net.json"
