@@ -27,6 +27,7 @@ import argparse
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,13 +73,18 @@ def project_and_splits(epochs: int | None, device: str):
     return project, tuple(norm.apply(s) for s in splits)
 
 
-def trainer_epochs(project, splits) -> Iterator[None]:
-    """The trainer, one step per epoch (validation included); the last step is the test evaluation."""
-    trainer = Trainer(project, splits=splits)
+def trainer_epochs(project, splits, probes: bool = False, seen: Counter | None = None) -> Iterator[None]:
+    """The trainer, one step per epoch (validation included); the last step is the test evaluation.
+
+    ``probes``: with the live views at the project's schedule; ``seen`` counts the events by kind.
+    """
+    trainer = Trainer(project, splits=splits, probes=probes)
     trainer.project.data.normalize = False  # splits are already normalized, as for the hand loop
     for event in trainer.events():
         if event.kind == "failed":
             raise RuntimeError(event.data["message"])
+        if seen is not None:
+            seen[event.kind] += 1
         if event.kind in ("epoch", "finished"):
             _sync(trainer.device)
             yield
