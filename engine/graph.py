@@ -26,6 +26,7 @@ __all__ = ["FLOWS", "Edge", "Graph", "GraphError", "GraphEvent", "Node"]
 #: which way a drawing of the graph runs: inputs on the left, wires rightwards; or top to bottom
 FLOWS = {"lr": "left to right", "tb": "top to bottom"}
 
+
 @dataclass
 class Node:
     """One layer block: a stable id, its layer type, a display name, params, position."""
