@@ -452,9 +452,11 @@ class NodeItem(QGraphicsItem):
         return super().itemChange(change, value)
 
 
-def wire_path(start: QPointF, end: QPointF, flow: str) -> QPainterPath:
-    """A wire's curve from an output port to an input port: it leaves and arrives along the flow
-    (rightwards, or downwards when the drawing runs top to bottom)."""
+def wire_path(start: QPointF, end: QPointF, flow: str) -> tuple[QPainterPath, QPointF]:
+    """A wire's curve from an output port to an input port, and the curve's middle.
+
+    It leaves and arrives along the flow: rightwards, or downwards when the drawing runs top to bottom.
+    """
     if flow == "tb":
         d = max(40.0, abs(end.y() - start.y()) * 0.5)
         c1, c2 = QPointF(start.x(), start.y() + d), QPointF(end.x(), end.y() - d)
@@ -463,7 +465,7 @@ def wire_path(start: QPointF, end: QPointF, flow: str) -> QPainterPath:
         c1, c2 = QPointF(start.x() + d, start.y()), QPointF(end.x() - d, end.y())
     path = QPainterPath(start)
     path.cubicTo(c1, c2, end)
-    return path
+    return path, (start + 3 * c1 + 3 * c2 + end) / 8.0  # the middle: the cubic at t = 0.5
 
 
 class EdgeItem(QGraphicsItem):
@@ -504,9 +506,8 @@ class EdgeItem(QGraphicsItem):
         """Follow the ports (called when either block moves or changes its ports)."""
         p1 = self.src_item.out_port_scene_pos(self.edge.src_port)
         p2 = self.dst_item.in_port_scene_pos(self.edge.dst_port)
-        self._path = wire_path(p1, p2, self.src_item.flow)
-        c1, c2 = (QPointF(self._path.elementAt(i).x, self._path.elementAt(i).y) for i in (1, 2))
-        self.label_item.place((p1 + 3 * c1 + 3 * c2 + p2) / 8.0)  # the curve's middle (t = 0.5)
+        self._path, middle = wire_path(p1, p2, self.src_item.flow)
+        self.label_item.place(middle)
         self._geometry_changed()
 
     def _geometry_changed(self) -> None:
@@ -636,7 +637,7 @@ class TempWireItem(QGraphicsPathItem):
 
     def set_ends(self, start: QPointF, end: QPointF, flow: str = "lr") -> None:
         """A curve from an output (``start``) to an input (``end``)."""
-        self.setPath(wire_path(start, end, flow))
+        self.setPath(wire_path(start, end, flow)[0])
 
     def shape(self) -> QPainterPath:
         return QPainterPath()  # never under the mouse: drops look through it

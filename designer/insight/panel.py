@@ -104,18 +104,19 @@ class InsightPanel(QWidget):
         self._stale.update(self.insight_views)
         self.refresh()
 
-    def refresh(self, everything: bool = False) -> None:
-        """Draw the latest results in the view on show (or in ``everything``) if it has not drawn them."""
-        for view in self.probe_views + self.insight_views:
-            if view not in self._stale or not (everything or self._shows(view)):
+    def refresh(self, everything: bool = False, view: QWidget | None = None) -> None:
+        """Draw the latest results where they have not been drawn: in the view on show, in ``view``,
+        or in every view (``everything``)."""
+        for each in self.probe_views + self.insight_views:
+            if each not in self._stale or not (everything or each is view or self._shows(each)):
                 continue
-            self._stale.discard(view)
-            if view is self.cam:
-                view.draw()
-            elif view in self.probe_views:
-                view.update_probes(self._probes)
+            self._stale.discard(each)
+            if each is self.cam:
+                each.draw()
+            elif each in self.probe_views:
+                each.update_probes(self._probes)
             else:
-                view.update_insight(self._insight)
+                each.update_insight(self._insight)
 
     def _shows(self, view: QWidget) -> bool:
         return self.isVisible() and self.tabs.currentWidget() is view
@@ -168,7 +169,7 @@ class InsightPanel(QWidget):
         path = path or self._ask("PNG image", "png")
         if not path:
             return None
-        self.refresh(everything=True)
+        self.refresh(view=self.current_view())  # NOTE: the view may not have drawn its latest results (the dock is hidden)
         if not save_png(self.current_view(), path):
             self.message.emit(f"Could not write {path}")
             return None
@@ -177,7 +178,7 @@ class InsightPanel(QWidget):
 
     def save_csv(self, path: str | Path | None = None) -> Path | None:
         """Save the current view's numbers as CSV (asks where when ``path`` is None). None when empty."""
-        self.refresh(everything=True)  # NOTE: the view may not have drawn its latest results (the dock is hidden)
+        self.refresh(view=self.current_view())  # NOTE: as in save_png
         table = self.current_view().csv()
         if table is None:
             self.message.emit("Nothing to save yet: train the network first")

@@ -29,7 +29,7 @@ from designer.training.runs import RunEntry, RunsPanel
 from designer.training.worker import TrainingSession
 from engine.project import project_to_dict
 from engine.training import remote
-from engine.training.objectives import MAIN_METRIC
+from engine.training.objectives import main_metric
 from engine.training.runs import RunRecord
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -213,7 +213,7 @@ class TrainingController(QObject):
         gc.freeze()
         self.session = self.last_session = session
         self._lock(True)
-        self.dashboard.begin_run(epochs=epochs or doc.project.training.epochs, main_metric=_main_metric(doc.graph))
+        self.dashboard.begin_run(epochs=epochs or doc.project.training.epochs, main_metric=main_metric(doc.graph))
         self._update_actions()
         session.start()
         self.win.show_message(f"{folds}-fold cross-validation started" if folds else "Training started")
@@ -439,8 +439,3 @@ def _probe_able(node) -> bool:
     """Whether a block's output can be shown as activations (not the Input, not an output head)."""
     return node.spec.role not in ("input", "head")
 
-
-def _main_metric(graph) -> str:
-    """The score a run of ``graph`` will report first (that of its first output block), as the trainer names it."""
-    heads = [n.type for n in graph.nodes.values() if n.spec.role == "head"]
-    return MAIN_METRIC[heads[0]][0] if heads and heads[0] in MAIN_METRIC else "score"

@@ -45,6 +45,12 @@ MAIN_METRIC = {
 }
 
 
+def main_metric(graph) -> str:
+    """The score a run of ``graph`` reports first: that of its first output block ("score" without one)."""
+    heads = [n.type for n in graph.nodes.values() if n.spec.role == "head"]
+    return MAIN_METRIC[heads[0]][0] if heads and heads[0] in MAIN_METRIC else "score"
+
+
 def head_loss(head_type: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The loss of one head on one batch (mean over the batch)."""
     if head_type in ("ClassificationOutput", "SegmentationOutput"):

@@ -30,7 +30,7 @@ from engine.compile import compile_graph
 from engine.config import TrainingConfig
 from engine.errors import NetDesignerError
 from engine.project import Project, project_to_dict
-from engine.training.objectives import HEAD_TARGETS, MAIN_METRIC, MetricSum, mixed_loss
+from engine.training.objectives import HEAD_TARGETS, MetricSum, main_metric, mixed_loss
 
 
 class TrainingError(NetDesignerError):
@@ -243,7 +243,7 @@ class Trainer:
                 "test": len(self.splits["test"]),
                 "params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
                 "classes": self.splits["train"].classes,
-                "main_metric": MAIN_METRIC[self.heads[0][1]][0],
+                "main_metric": main_metric(self.project.graph),
             },
         )
         gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)

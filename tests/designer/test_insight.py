@@ -116,7 +116,7 @@ def test_only_the_view_on_show_draws_and_the_others_draw_when_shown(panel):
     panel.hide()
     panel.on_probes(probe_dict(4))
     assert panel.filters.header.text().count("filters") and panel.activations.data is not None
-    panel.refresh(everything=True)  # what saving a view does
+    panel.refresh(everything=True)
     assert panel.gradients.data is not None and panel.decisions.data is not None
     assert panel.cam.data is not None and len(panel.cam.frames[0]) == 4
 

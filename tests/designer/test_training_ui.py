@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication, QWidget
 from designer import theme
 from designer.main_window import MainWindow
 from designer.training import dashboard as dashboard_mod
-from designer.training.controller import _main_metric
+from engine.training.objectives import main_metric
 from designer.training.plots import CurveBuffer, StillView, make_plot
 from designer.training.worker import TrainingSession
 from engine.cli import main as cli_main
@@ -544,7 +544,7 @@ def test_the_plots_are_set_up_before_training_begins(window, monkeypatch):
     dash.on_started({"epochs": 20, "batches_per_epoch": 5, "main_metric": "accuracy"})
     assert len(set_ups) == 2  # an override of the epochs: set up again
     dash.on_finished({"epochs_run": 0})
-    assert _main_metric(window.document.graph) == "accuracy"  # what Train passes for LeNet-5
+    assert main_metric(window.document.graph) == "accuracy"  # what Train passes for LeNet-5
 
 
 def test_the_dashboard_slows_its_frames_while_the_window_uses_too_much_cpu(window, monkeypatch):
