@@ -51,15 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="write the network as a standalone PyTorch file")
     exp.add_argument("project", type=Path, metavar="PROJECT.json")
     exp.add_argument("-o", "--output", required=True, type=Path, metavar="MODEL.py")
-    exp.add_argument("--weights", type=Path, metavar="WEIGHTS.pt", help="weights to export (default: the project's)")
+    exp.add_argument("--weights", type=Path, metavar="RUN_OR_CHECKPOINT",
+                     help="the trained weights: a run folder (its best checkpoint), a checkpoint or a weights file "
+                     "(default: the best checkpoint of the project's latest run, if it has runs)")
 
     tr = sub.add_parser("train", help="train a project without a window")
     tr.add_argument("project", type=Path, metavar="PROJECT.json")
     tr.add_argument("--epochs", type=int, metavar="N", help="override the project's number of epochs")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the project's device")
-    tr.add_argument("--out", type=Path, metavar="DIR", help="where checkpoints, metrics.csv and summary.json go "
-                    "(default: runs/<project name>)")
-    tr.add_argument("--resume", type=Path, metavar="CHECKPOINT.pt", help="continue from a checkpoint")
+    tr.add_argument("--out", type=Path, metavar="DIR", help="the run folder to write (default: a new folder in "
+                    "PROJECT.runs/ beside the project, where the window lists it)")
+    tr.add_argument("--resume", type=Path, metavar="RUN_OR_CHECKPOINT",
+                    help="go on from a run folder (its last checkpoint; the run continues in its folder) or from "
+                    "a checkpoint file (a run folder's last.pt continues that run; any other starts a new run from it)")
 
     ex = sub.add_parser("explain", help="CAM or Grad-CAM heat map of one input, as PNG overlay and .npy")
     ex.add_argument("project", type=Path, metavar="PROJECT.json")
@@ -127,15 +131,31 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from engine.export import export_code, load_weights
+    from engine.export import export_code, trained_weights
     from engine.project import load_project, weights_path
 
     project = load_project(args.project)
-    source = args.weights or weights_path(project, args.project)
-    state = load_weights(source) if source is not None else None
-    for path in export_code(project.graph, args.output, name=project.name, state_dict=state):
+    source = args.weights or weights_path(project, args.project) or _latest_run(args.project)
+    state, spec = trained_weights(source) if source is not None else (None, None)
+    written = export_code(project.graph, args.output, name=project.name, state_dict=state, input_spec=spec)
+    for path in written:
         print(f"wrote {path}")
+    if source is None:
+        print("no trained weights: the model is exported untrained (train it, or give --weights)")
+    else:
+        print(f"weights from {source}" + ("; the model normalizes raw inputs itself" if spec and spec.mean else ""))
     return 0
+
+
+def _latest_run(project_path: Path) -> Path | None:
+    """The newest run of a project that has a checkpoint, or None."""
+    from engine.training.runs import list_runs, runs_dir
+
+    records, _ = list_runs(runs_dir(project_path))
+    for record in reversed(records):
+        if (record.path / "best.pt").is_file() or (record.path / "last.pt").is_file():
+            return record.path
+    return None
 
 
 def _explain(args: argparse.Namespace) -> int:
@@ -156,46 +176,97 @@ def _explain(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from engine.codegen import identifier
-    from engine.project import load_project, project_to_dict
-    from engine.training.runs import RunRecord, write_run
-    from engine.training.trainer import Trainer
+    from engine.project import load_project
+    from engine.training.trainer import Control, Trainer
 
     project = load_project(args.project)
     if args.epochs is not None and args.epochs < 1:
         raise NetDesignerError("--epochs must be at least 1")
-    out = args.out or Path("runs") / identifier(project.name or args.project.stem, "run")
+    out, resume, label = _run_target(args)
+    control = Control()
     trainer = Trainer(
         project, base_dir=args.project.resolve().parent, out_dir=out, epochs=args.epochs,
-        device=args.device, resume_from=args.resume,
+        device=args.device, resume_from=resume, control=control, label=label,
     )
     bar = _ProgressBar(sys.stderr)
     summary = None
-    for event in trainer.events():
-        kind, data = event.kind, event.data
-        if kind == "started":
-            print(f"training {project.name!r} on {data['device']}: {data['train']} training, {data['val']} "
-                  f"validation, {data['test']} test samples; {data['params']:,} parameters")
-        elif kind == "batches":
-            bar.update(data)
-        elif kind == "epoch":
-            bar.clear()
-            extras = "  ".join(f"{k} {v:.4g}" for k, v in data.items() if k.startswith("val_") and v is not None)
-            print(f"epoch {data['epoch']:>3}  train_loss {data['train_loss']:.4f}  {extras}  ({data['seconds']:.1f} s)")
-        elif kind == "early_stop":
-            print(f"early stopping at epoch {data['epoch']}: best validation loss was at epoch {data['best_epoch']}")
-        elif kind == "failed":
-            bar.clear()
-            raise NetDesignerError(f"training failed: {data['message']}")
-        elif kind == "finished":
-            summary = data
+    with _stop_on_ctrl_c(control, bar):
+        for event in trainer.events():
+            kind, data = event.kind, event.data
+            if kind == "started":
+                more = f", from epoch {data['start_epoch']}" if data["start_epoch"] > 1 else ""
+                print(f"training {project.name!r} on {data['device']}: {data['train']} training, {data['val']} "
+                      f"validation, {data['test']} test samples; {data['params']:,} parameters{more}")
+            elif kind == "batches":
+                bar.update(data)
+            elif kind == "epoch":
+                bar.clear()
+                extras = "  ".join(f"{k} {v:.4g}" for k, v in data.items() if k.startswith("val_") and v is not None)
+                print(f"epoch {data['epoch']:>3}  train_loss {data['train_loss']:.4f}  {extras}  ({data['seconds']:.1f} s)")
+            elif kind == "early_stop":
+                print(f"early stopping at epoch {data['epoch']}: best validation loss was at epoch {data['best_epoch']}")
+            elif kind == "failed":
+                bar.clear()
+                raise NetDesignerError(f"training failed: {data['message']} (the run so far is in {out})")
+            elif kind == "finished":
+                summary = data
     bar.clear()
-    record = RunRecord(project.name, project_to_dict(project), trainer.history, summary or {})
-    write_run(out, record)
-    tests = "  ".join(f"{k} {v:.4f}" for k, v in (summary or {}).get("test", {}).items())
-    print(f"test: {tests or 'no test split'}  ({summary['seconds']:.1f} s)")
-    print(f"wrote {out / 'metrics.csv'}, {out / 'summary.json'} and checkpoints in {out}")
+    summary = summary or {}
+    if summary.get("epochs_run"):
+        tests = "  ".join(f"{k} {v:.4f}" for k, v in summary.get("test", {}).items())
+        print(f"test: {tests or 'no test split'}  ({summary.get('seconds', 0.0):.1f} s)")
+    else:
+        print(f"stopped: {summary.get('message', 'no epoch finished')}")
+    if summary.get("stopped"):
+        print(f"stopped by Ctrl+C; go on with: main.py train {args.project} --resume {out}")
+    print(f"the run is in {out} (metrics.csv, summary.json, last.pt and best.pt)")
     return 0
+
+
+def _run_target(args: argparse.Namespace) -> tuple[Path, Path | None, str]:
+    """(run folder to write, checkpoint to resume from, the run's label) for ``train``'s arguments."""
+    from engine.training.runs import find_checkpoint, new_run_dir, next_label, runs_dir
+
+    resume = None
+    if args.resume is not None:
+        resume = find_checkpoint(args.resume, which="last")
+        home = resume.parent.parent if resume.parent.name == "checkpoints" else resume.parent
+        if args.out is None and resume.name == "last.pt" and (home / "summary.json").is_file():
+            return home, resume, ""  # NOTE: the run goes on in its own folder, its history kept
+    if args.out is not None:
+        return args.out, resume, args.out.name
+    root = runs_dir(args.project)
+    label = next_label(root)
+    return new_run_dir(root), resume, label
+
+
+class _stop_on_ctrl_c:  # noqa: N801 - used as a context manager
+    """The first Ctrl+C stops training after the current batch (the run is written); a second one quits."""
+
+    def __init__(self, control, bar) -> None:
+        self.control, self.bar = control, bar
+        self.previous = None
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._on_interrupt)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+    def _on_interrupt(self, signum, frame) -> None:
+        if self.control.stopped:
+            raise KeyboardInterrupt
+        self.control.stop()
+        self.bar.clear()
+        print("stopping after this batch (Ctrl+C again to quit at once)...", file=sys.stderr, flush=True)
 
 
 class _ProgressBar:

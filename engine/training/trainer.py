@@ -30,6 +30,7 @@ from engine.compile import compile_graph
 from engine.config import TrainingConfig
 from engine.errors import NetDesignerError
 from engine.project import Project, project_to_dict
+from engine.training.checkpoint import make_checkpoint, restore
 from engine.training.objectives import HEAD_TARGETS, MetricSum, main_metric, mixed_loss
 
 
@@ -110,11 +111,21 @@ def make_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
     return cls(params, **kw)
 
 
-def make_scheduler(optimizer, cfg: TrainingConfig, epochs: int):
+def make_scheduler(optimizer, cfg: TrainingConfig, epochs):
+    """The learning-rate schedule ``cfg`` names (None for a constant rate).
+
+    ``epochs`` is the run's length, or a function that returns it: the cosine schedule reads it at
+    every step, so a run continued for more epochs goes on along a cosine over the new length.
+    """
     if cfg.schedule == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
     if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
+        length = epochs if callable(epochs) else (lambda: epochs)
+        # NOTE: the closed form of CosineAnnealingLR (eta_min 0); its recursive form cannot follow a
+        # change of length, and after the end it climbs back up.
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda e: 0.5 * (1 + math.cos(math.pi * min(e, max(1, length())) / max(1, length())))
+        )
     if cfg.schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg.gamma, patience=max(1, cfg.step_size // 3))
     return None
@@ -136,6 +147,7 @@ class Trainer:
         emit_interval: float = 1 / 30,
         splits=None,
         probes: bool = False,
+        label: str = "",
     ) -> None:
         # NOTE: a deep copy through plain data: the caller's project is never shared with the loop.
         from engine.project import project_from_dict
@@ -147,7 +159,9 @@ class Trainer:
         self.base_dir = base_dir
         self.out_dir = Path(out_dir) if out_dir else None
         self.control = control or Control()
-        self.resume_from = resume_from
+        self.resume_from = Path(resume_from) if resume_from is not None else None
+        self.label = label
+        self.writer = None  # the run folder's RunWriter, once the run has begun (with out_dir)
         self.emit_interval = emit_interval
         self._given_splits = splits
         self.with_probes = probes and self.project.probes.enabled
@@ -187,13 +201,15 @@ class Trainer:
                     f"{', '.join(sorted(train.targets)) or 'no targets'}: pick another data set or output block"
                 )
         raw_probe = (val if len(val) else train).x[: self.project.probes.probe_samples]
+        self.data_info = _data_info(train)
+        self._check_stop("the data loaded")
         self.normalizer = Normalizer.fit(train) if self.project.data.normalize else None
         if self.normalizer is not None:
             train, val, test = (self.normalizer.apply(s) for s in (train, val, test))
         self.splits = {"train": train, "val": val, "test": test}
         self.model = compiled.module.to(self.device)
         self.optimizer = make_optimizer(self.model.parameters(), self.cfg)
-        self.scheduler = make_scheduler(self.optimizer, self.cfg, self.epochs)
+        self.scheduler = make_scheduler(self.optimizer, self.cfg, lambda: self.epochs)
         self.amp = self.cfg.mixed_precision and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self._tensors = {name: self._to_device(split) for name, split in self.splits.items()}
@@ -204,10 +220,23 @@ class Trainer:
             self.augment = Augmenter(self.project.data.augment)
         if self.with_probes:
             self._make_probe_runner(raw_probe)
+        # NOTE: the generators live as long as the run, and a checkpoint keeps their states, so a run
+        # resumed from a checkpoint shuffles and augments exactly as the uninterrupted run did.
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
+        self.shuffle_gen = torch.Generator().manual_seed(self.cfg.seed)
         self.start_epoch = 1
         self.best = (math.inf, 0)
         if self.resume_from is not None:
-            self._load_checkpoint(Path(self.resume_from))
+            restore(self, self.resume_from)
+            if self.start_epoch > self.epochs:
+                raise TrainingError(
+                    f"{self.resume_from.name} is the checkpoint of epoch {self.start_epoch - 1}: to train more, "
+                    f"ask for more than {self.start_epoch - 1} epochs (now {self.epochs})"
+                )
+
+    def _check_stop(self, stage: str) -> None:
+        if self.control.stopped:
+            raise _StoppedEarly(stage)
 
     def _to_device(self, split):
         x = split.x.to(self.device, non_blocking=True)
@@ -219,8 +248,57 @@ class Trainer:
         """Run the whole training, yielding events. Never raises for a training problem."""
         try:
             yield from self._run()
+        except _StoppedEarly as stop:
+            summary = {"stopped": True, "epochs_run": 0, "best_epoch": 0, "test_loss": None, "test": {},
+                       "seconds": 0.0, "device": "", "message": f"stopped before training began ({stop})"}
+            if self.writer is not None:
+                self.writer.finish("stopped", summary)
+            yield TrainEvent("finished", summary)
         except Exception as exc:  # noqa: BLE001 - any failure reaches the window as a message
-            yield TrainEvent("failed", {"message": failure_message(exc, self.cfg.batch_size)})
+            message = failure_message(exc, self.cfg.batch_size)
+            if self.writer is not None:
+                self.writer.finish("failed", None, message)
+            yield TrainEvent("failed", {"message": message})
+        finally:
+            if self.writer is not None:
+                self.writer.close()  # NOTE: a run abandoned half way (its reader gone) reads as interrupted
+
+    def _open_run_folder(self) -> None:
+        """Start (or go on with) the run folder ``out_dir``, when there is one."""
+        if self.out_dir is None:
+            return
+        from engine.training.runs import RunWriter, is_run_dir
+
+        resume_epoch = fork_of = None
+        if self.resume_from is not None:
+            resume_epoch = self.start_epoch - 1
+            home = _run_folder_of(self.resume_from)
+            if home is None or home.resolve() != self.out_dir.resolve():
+                fork_of = home if home is not None and is_run_dir(home) else None
+                if fork_of is None:
+                    resume_epoch = None  # NOTE: a checkpoint from elsewhere: a new run with no history before it
+        self.writer = RunWriter(
+            self.out_dir, snapshot=project_to_dict(self.project), label=self.label, epochs=self.epochs,
+            resume_epoch=resume_epoch, fork_of=fork_of,
+        )
+        if resume_epoch is not None:
+            self.history = [dict(r) for r in self.writer.rows]
+
+    def _batches_per_epoch(self, n: int) -> tuple[int, int, int]:
+        """(batch size, batches, samples used) of an epoch over ``n`` training samples.
+
+        A final batch of one sample is left out when the network has BatchNorm: it cannot normalize a
+        batch of one ("Expected more than 1 value per channel"); the samples are shuffled each epoch,
+        so a different one sits out each time.
+        """
+        bs = min(self.cfg.batch_size, n)
+        used = n
+        if n % bs == 1 and _has_batchnorm(self.model):
+            if n == 1:
+                raise TrainingError("BatchNorm needs at least 2 samples in a batch, and the training split has 1: "
+                                    "use more data or remove the BatchNorm block")
+            used = n - 1
+        return bs, math.ceil(used / bs), used
 
     def _run(self) -> Iterator[TrainEvent]:
         self._prepare()
@@ -228,33 +306,42 @@ class Trainer:
         n = x_train.shape[0]
         if n == 0:
             raise TrainingError("the training split is empty: use more data or smaller validation/test fractions")
-        bs = min(self.cfg.batch_size, n)
-        batches = math.ceil(n / bs)
-        if self.out_dir:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
+        bs, batches, used = self._batches_per_epoch(n)
+        self._open_run_folder()
+        device = _device_name(self.device)
+        if self.writer is not None:
+            self.writer.update(device=device, batches_per_epoch=batches, data=self.data_info)
         yield TrainEvent(
             "started",
             {
-                "device": _device_name(self.device),
+                "device": device,
                 "epochs": self.epochs,
+                "start_epoch": self.start_epoch,
+                "history": [dict(r) for r in self.history],
                 "batches_per_epoch": batches,
                 "train": n,
+                "skipped_last": n - used,
                 "val": len(self.splits["val"]),
                 "test": len(self.splits["test"]),
                 "params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
                 "classes": self.splits["train"].classes,
                 "main_metric": main_metric(self.project.graph),
+                "run_dir": str(self.out_dir) if self.out_dir is not None else None,
             },
         )
-        gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
-        cpu_gen = torch.Generator().manual_seed(self.cfg.seed)
+        gen, cpu_gen = self.aug_gen, self.shuffle_gen
         patience = self.cfg.early_stopping_patience
         total_steps = self.epochs * batches
         t_start = time.perf_counter()
         step = (self.start_epoch - 1) * batches
+        if self.history and isinstance(self.history[-1].get("step"), int):
+            step = self.history[-1]["step"]
+        first_step = step
+        total_steps += step - (self.start_epoch - 1) * batches
         pending: list[torch.Tensor] = []
         last_emit = time.perf_counter()
         stopped = False
+        early = False
         for epoch in range(self.start_epoch, self.epochs + 1):
             self.model.train()
             t_epoch = time.perf_counter()
@@ -266,7 +353,7 @@ class Trainer:
                 if self.control.stopped:
                     stopped = True
                     break
-                idx = order[b * bs : (b + 1) * bs]
+                idx = order[b * bs : min((b + 1) * bs, used)]
                 probing = self.probe_runner is not None and self.probe_runner.due(step + 1)
                 if probing:
                     self.probe_runner.mark(self.model)
@@ -281,6 +368,8 @@ class Trainer:
                     pending.clear()
                     epoch_loss += float(losses.sum())
                     last_emit = now
+                    if self.writer is not None:
+                        self.writer.batches(losses)
                     if not all(map(math.isfinite, losses.tolist())):
                         raise TrainingError(
                             f"the loss became {'NaN' if any(map(math.isnan, losses.tolist())) else 'infinite'} "
@@ -288,7 +377,7 @@ class Trainer:
                             f"(now {self.optimizer.param_groups[0]['lr']:g}) or add BatchNorm"
                         )
                     elapsed = now - t_start
-                    done = step - (self.start_epoch - 1) * batches
+                    done = step - first_step
                     rate = done * bs / max(elapsed, 1e-9)
                     yield TrainEvent(
                         "batches",
@@ -304,6 +393,8 @@ class Trainer:
                         },
                     )
             if stopped:
+                if pending and self.writer is not None:
+                    self.writer.batches(torch.stack(pending).float().cpu().numpy())
                 break
             train_loss = epoch_loss / batches
             record = {"epoch": epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"]}
@@ -313,6 +404,8 @@ class Trainer:
             record["seconds"] = time.perf_counter() - t_epoch
             self.history.append(record)
             self._schedule(val_loss if val_loss is not None else train_loss)
+            if self.writer is not None:
+                self.writer.epoch(record, step)  # NOTE: before the checkpoints: see engine.training.runs
             yield TrainEvent("epoch", record)
             if self.probe_runner is not None:
                 if len(self.splits["val"]):
@@ -327,14 +420,16 @@ class Trainer:
                 # NOTE: a tensor copy per entry; copy.deepcopy of the same dict took 7x as long (~1 ms for
                 # LeNet-5 on 2 cores, 0.3 % of an epoch).
                 self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
-            if self.out_dir:
+            if self.writer is not None:
                 yield from self._save_checkpoints(epoch, improved)
             if patience and epoch - self.best[1] >= patience:
+                early = True
                 yield TrainEvent("early_stop", {"epoch": epoch, "best_epoch": self.best[1]})
                 break
         if self.cfg.restore_best and getattr(self, "_best_state", None) is not None and (patience or stopped):
             self.model.load_state_dict(self._best_state)
-        test_loss, test_metrics = self.evaluate("test")
+        trained = bool(self.history)
+        test_loss, test_metrics = self.evaluate("test") if trained else (None, {})
         summary = {
             "stopped": stopped,
             "epochs_run": len(self.history),
@@ -342,8 +437,12 @@ class Trainer:
             "test_loss": test_loss,
             "test": test_metrics,
             "seconds": time.perf_counter() - t_start,
-            "device": _device_name(self.device),
+            "device": device,
         }
+        if not trained:
+            summary["message"] = "stopped before the first epoch finished: there is nothing to test"
+        if self.writer is not None:
+            self.writer.finish("stopped" if stopped else "early stop" if early else "finished", summary)
         yield TrainEvent("finished", summary)
 
     def _make_probe_runner(self, raw_probe: torch.Tensor) -> None:
@@ -436,41 +535,40 @@ class Trainer:
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint(self, epoch: int) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
-            "epoch": epoch,
-            "best_loss": self.best[0],
-            "best_epoch": self.best[1],
-            "normalizer": self.normalizer.to_dict() if self.normalizer is not None else None,
-        }
+        """Everything needed to go on after ``epoch`` as if the run had never stopped (see :mod:`.checkpoint`)."""
+        return make_checkpoint(self, epoch)
 
     def _save_checkpoints(self, epoch: int, improved: bool) -> Iterator[TrainEvent]:
-        from engine.fileio import atomic_write
-
         state = self.checkpoint(epoch)
-        last = self.out_dir / "last.pt"
-        atomic_write(last, lambda tmp: torch.save(state, tmp))
-        yield TrainEvent("checkpoint", {"path": str(last), "epoch": epoch, "best": False})
-        if improved:
-            best = self.out_dir / "best.pt"
-            atomic_write(best, lambda tmp: torch.save(state, tmp))
-            yield TrainEvent("checkpoint", {"path": str(best), "epoch": epoch, "best": True})
+        paths = self.writer.checkpoint(lambda tmp: torch.save(state, tmp), epoch, improved)
+        self.writer.update(best_epoch=self.best[1], best_loss=self.best[0])
+        for path in paths:
+            yield TrainEvent("checkpoint", {"path": str(path), "epoch": epoch, "best": path.name == "best.pt"})
 
-    def _load_checkpoint(self, path: Path) -> None:
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=True)
-            self.model.load_state_dict(state["model"])
-            self.optimizer.load_state_dict(state["optimizer"])
-            if self.scheduler is not None and state.get("scheduler"):
-                self.scheduler.load_state_dict(state["scheduler"])
-        except FileNotFoundError:
-            raise TrainingError(f"{path}: the checkpoint does not exist") from None
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise TrainingError(f"{path}: this checkpoint does not fit the network ({str(exc).splitlines()[0]})") from None
-        self.start_epoch = int(state["epoch"]) + 1
-        self.best = (float(state.get("best_loss", math.inf)), int(state.get("best_epoch", 0)))
+
+class _StoppedEarly(Exception):
+    """Stop was pressed before training began (while the data loaded, say)."""
+
+
+def _run_folder_of(checkpoint: Path) -> Path | None:
+    """The run folder a checkpoint belongs to (``RUN/last.pt``, ``RUN/checkpoints/epoch-0003.pt``), if any."""
+    folder = checkpoint.parent
+    if folder.name == "checkpoints":
+        folder = folder.parent
+    return folder if (folder / "summary.json").is_file() else None
+
+
+def _has_batchnorm(model: torch.nn.Module) -> bool:
+    return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+def _data_info(train) -> dict[str, Any]:
+    """What an exported model expects, from the raw training split: shape, value range, class names."""
+    x = train.x
+    info: dict[str, Any] = {"input_shape": list(train.input_shape), "dtype": "float32", "classes": train.classes}
+    if x.numel():
+        info.update(input_min=float(x.min()), input_max=float(x.max()))
+    return info
 
 
 def _device_name(device: torch.device) -> str:

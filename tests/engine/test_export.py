@@ -167,3 +167,68 @@ def test_load_weights_rejects_non_state_dict(tmp_path):
         load_weights(tmp_path / "junk.pt")
     with pytest.raises(ExportError, match="does not exist"):
         load_weights(tmp_path / "missing.pt")
+
+
+RAW_RUNNER = textwrap.dedent(
+    """
+    import importlib.util, sys
+    import numpy as np
+    import torch
+    spec = importlib.util.spec_from_file_location("exported", sys.argv[1])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = getattr(mod, sys.argv[2])()
+    model.load_state_dict(torch.load(sys.argv[3], weights_only=True))
+    model.eval()
+    data = np.load(sys.argv[4])
+    with torch.no_grad():
+        predicted = model(torch.from_numpy(data["x"])).argmax(1).numpy()
+    print(float((predicted == data["y"]).mean()))
+    print(len(mod.CLASSES))
+    bad = sorted(m for m in sys.modules if m.split(".")[0] in ("engine", "designer", "PySide6", "sklearn", "PIL"))
+    assert not bad, bad
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_model_exported_from_a_run_scores_its_test_accuracy_on_raw_data(tmp_path, capsys):
+    """Pixels from 100 to 355, normalization on: the exported file takes the raw pixels and scores as the run did."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    from engine.cli import main as cli_main
+    from engine.data import load_dataset, split_dataset
+    from engine.project import load_project, save_project
+    from engine.templates import load_template
+    from engine.training.runs import list_runs
+
+    digits = load_digits()
+    big = np.kron(digits.images, np.ones((4, 4)))  # 8×8 -> 32×32, LeNet-5's input
+    np.savez(tmp_path / "bright.npz", x=(big * 15.9375 + 100.0).astype(np.float32)[:, None], y=digits.target)
+    p = load_template("lenet5")
+    p.data.dataset, p.data.path, p.data.augment = "npz", "bright.npz", {}
+    p.training.epochs, p.training.early_stopping_patience, p.training.device = 3, 1, "cpu"
+    save_project(p, tmp_path / "bright.json")
+    assert cli_main(["train", str(tmp_path / "bright.json")]) == 0
+    (run,), _ = list_runs(tmp_path / "bright.runs")
+    score = run.summary["test"]["accuracy"]
+    assert score > 0.5
+    assert cli_main(["export", str(tmp_path / "bright.json"), "-o", str(tmp_path / "model.py")]) == 0
+    out = capsys.readouterr().out
+    assert "normalizes raw inputs itself" in out and str(run.path) in out
+    source = (tmp_path / "model.py").read_text()
+    assert "from 100 to 355" in source and "self.input_mean" in source
+
+    project = load_project(tmp_path / "bright.json")
+    data = load_dataset(project.data, (1, 32, 32), base_dir=tmp_path)
+    _, _, test = split_dataset(data, project.data.val_fraction, project.data.test_fraction, project.data.seed)
+    assert float(test.x.min()) >= 100.0  # the raw pixels, not normalized
+    np.savez(tmp_path / "test.npz", x=test.x.numpy(), y=test.targets["label"].numpy())
+    done = subprocess.run(
+        [sys.executable, "-c", RAW_RUNNER, str(tmp_path / "model.py"), "LeNet5", str(tmp_path / "model.pt"),
+         str(tmp_path / "test.npz")], capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    accuracy, classes = done.stdout.split()
+    assert abs(float(accuracy) - score) <= 0.01 and int(classes) == 10

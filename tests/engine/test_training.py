@@ -216,7 +216,7 @@ def test_cli_train_writes_metrics_and_summary(tmp_path, capsys):
     out = tmp_path / "run"
     assert cli_main(["train", str(tmp_path / "mlp.json"), "--epochs", "2", "--device", "cpu", "--out", str(out)]) == 0
     lines = (out / "metrics.csv").read_text().strip().splitlines()
-    assert lines[0].startswith("epoch,train_loss") and len(lines) == 3
+    assert lines[0].startswith("epoch,step,train_loss") and len(lines) == 3
     summary = json.loads((out / "summary.json").read_text())
     assert "accuracy" in summary["summary"]["test"]
     run = read_run(out)
