@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QInputDialog, QStyle, QWidget
+from PySide6.QtWidgets import QDockWidget, QStyle, QWidget
 
 from designer.insight import InsightPanel
 from designer.training.config_panel import TrainingConfigPanel
+from designer.training.cv_dialog import ask_folds
 from designer.training.dashboard import TrainingDashboard
 from designer.training.preview_dialog import DataPreviewDialog
 from designer.training.runs import RunEntry, RunsPanel
@@ -228,11 +229,8 @@ class TrainingController(QObject):
         if self.session is not None:
             return self.session
         if k is None:
-            k, ok = QInputDialog.getInt(
-                self.win, "Cross-validate", "Number of folds (k): each trains a fresh network, validated on "
-                "1/k of the training data.", 5, 2, 20,
-            )
-            if not ok:
+            k = ask_folds(self.win.document.project.data, self.win)
+            if k is None:
                 return None
         return self.start(epochs=epochs, folds=k)
 
