@@ -68,6 +68,7 @@ class FileController(QObject):
             QMessageBox.StandardButton.Save,
         )
         if answer == QMessageBox.StandardButton.Save:
+            # NOTE: True only when the file was written; a failed save keeps the project open.
             return self.save()
         return answer == QMessageBox.StandardButton.Discard
 
@@ -147,15 +148,18 @@ class FileController(QObject):
         return self.save_to(path)
 
     def save_to(self, path: str | Path) -> bool:
+        """Write the project to ``path``; any failure is explained in a message box and gives False."""
         from engine.project import save_project
 
         doc, path = self.document, Path(path)
-        if doc.project.name in ("", "Untitled"):
+        old_name = doc.project.name
+        if old_name in ("", "Untitled"):
             doc.project.name = path.stem
         try:
             save_project(doc.project, path)
-        except (NetDesignerError, OSError) as exc:
-            QMessageBox.critical(self.window, "Could not save project", str(exc))
+        except Exception as exc:  # noqa: BLE001 - whatever went wrong, the user must hear of it
+            doc.project.name = old_name
+            QMessageBox.critical(self.window, "Could not save project", _save_failure(path, exc))
             return False
         doc.mark_saved(path)
         remember_recent(path)
@@ -216,6 +220,15 @@ class FileController(QObject):
         dialog = CodePreviewDialog(source, self.document.project.name, on_save=lambda: self.export_code(), parent=self.window)
         dialog.show()
         return dialog
+
+
+def _save_failure(path: Path, exc: Exception) -> str:
+    """The message for a failed save: the engine's own words, or the unexpected error named."""
+    if isinstance(exc, NetDesignerError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        return f"{path.name} could not be saved: {exc.strerror or exc}"
+    return f"{path.name} could not be saved because of an unexpected error ({type(exc).__name__}: {exc})"
 
 
 def _file_stem(name: str) -> str:

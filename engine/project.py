@@ -14,21 +14,25 @@ the block (name and id) and the field at fault. Unknown fields at the top level
 and inside ``data``/``training``/``probes`` are kept and written back; unknown
 fields inside the graph, a block or a wire are refused (they would change what
 the network means). Older versions are migrated through :data:`MIGRATIONS`.
-Saving writes a temporary file and renames it over the old one.
+Saving goes through :func:`engine.fileio.atomic_write` (temporary file, sync, rename; links and
+read-only files handled as the user means) and writes only what loading would accept.
+Loading reads only a regular file of at most :data:`MAX_FILE_BYTES`.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from engine.config import DataConfig, ProbeConfig, TrainingConfig, plain_copy, show_value
 from engine.errors import GraphError, ProjectError
-from engine.fileio import atomic_write_text
+from engine.fileio import atomic_write_bytes
 from engine.graph import FLOWS, Edge, Graph, Node
 from engine.layers import registry
 from engine.layers.registry import Param
@@ -63,6 +67,7 @@ _EDGE_FIELDS = ("from", "to")
 _MISSING = object()
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _PLAIN_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 Wire = tuple[str, int, str, int]  # (source id, source port, target id, target port)
 
@@ -125,16 +130,23 @@ def project_to_dict(project: Project) -> dict[str, Any]:
 
 
 def save_project(project: Project, path: str | Path) -> None:
-    """Write ``project`` to ``path`` as JSON, atomically (temporary file, fsync, rename)."""
+    """Write ``project`` to ``path`` as JSON, atomically (see :func:`engine.fileio.atomic_write`).
+
+    Only what :func:`load_project` would read back is written; anything else, and every
+    failure to write, is a :class:`ProjectError` naming the file.
+    """
     path = Path(path)
+    name = path.name or str(path)
+    doc = project_to_dict(project)
+    _check_plain(doc, f"{name} was not saved", "", 0)
     try:
-        text = json.dumps(project_to_dict(project), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise ProjectError(f"{path.name} was not saved: the project holds something JSON cannot: {exc}") from None
+        data = (json.dumps(doc, indent=2, ensure_ascii=False, allow_nan=False) + "\n").encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
+        raise ProjectError(f"{name} was not saved: the project holds something JSON cannot: {exc}") from None
     try:
-        atomic_write_text(path, text)
+        atomic_write_bytes(path, data)
     except OSError as exc:
-        raise ProjectError(f"{path.name} could not be saved: {exc.strerror or exc}") from exc
+        raise ProjectError(f"{name} could not be saved: {exc.strerror or exc}") from exc
 
 
 def weights_path(project: Project, project_path: str | Path) -> Path | None:
@@ -149,19 +161,57 @@ def load_project(path: str | Path) -> Project:
     """Read and validate a project file. Every problem is a :class:`ProjectError`."""
     path = Path(path)
     src = path.name or str(path)
-    too_big = f"{src} is larger than {MAX_FILE_BYTES // 2**20} MB, too large for a project file"
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ProjectError(too_big + " (weights belong in a separate file)")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
+        raw = _read_file(path, src)
     except FileNotFoundError:
         raise ProjectError(f"{src} does not exist (looked for {path})") from None
     except OSError as exc:
         raise ProjectError(f"{src} could not be opened: {exc.strerror or exc}") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise ProjectError(too_big)
     return project_from_dict(_parse(raw, src), src)
+
+
+def _read_file(path: Path, src: str) -> bytes:
+    """The bytes of a regular file of at most MAX_FILE_BYTES; anything else is refused before reading.
+
+    NOTE: a named pipe would block ``open`` and ``read`` forever, a device could stream without
+    end. So the path is stat'ed first, opened without blocking (O_NONBLOCK), and the descriptor
+    itself checked again, since the path may have been swapped in between.
+    """
+    _check_file(os.stat(path), src)
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    fd = os.open(path, flags)
+    try:
+        _check_file(os.fstat(fd), src)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as fh:
+        raw = fh.read(MAX_FILE_BYTES + 1)
+    if len(raw) > MAX_FILE_BYTES:
+        raise ProjectError(f"{src} is larger than {MAX_FILE_BYTES // 2**20} MB, too large for a project file")
+    return raw
+
+
+def _check_file(st: os.stat_result, src: str) -> None:
+    if not stat.S_ISREG(st.st_mode):
+        raise ProjectError(f"{src} is not a regular file (it is {_file_kind(st.st_mode)})")
+    if st.st_size > MAX_FILE_BYTES:
+        raise ProjectError(
+            f"{src} is larger than {MAX_FILE_BYTES // 2**20} MB, too large for a project file "
+            "(weights belong in a separate file)"
+        )
+
+
+def _file_kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a file"
 
 
 def project_from_dict(d: Any, source: str = "<memory>") -> Project:
@@ -244,8 +294,11 @@ def _parse(raw: bytes, src: str) -> Any:
         raise ProjectError(f"{src} is nested too deeply to be a project file") from None
 
 
-def _check_plain(value: Any, src: str, path: str, depth: int) -> None:
-    """Refuse anything that is not finite, reasonably nested JSON data, naming where it is."""
+def _check_plain(value: Any, src: str, path: str, depth: int, block: str = "") -> None:
+    """Refuse anything that is not finite, reasonably nested JSON data, naming where it is.
+
+    ``block`` names the block (name and id) that ``value`` belongs to, if any.
+    """
     where = path or "the document"
     if depth > MAX_DEPTH:
         raise ProjectError(f"{src}: {where} is nested more than {MAX_DEPTH} levels deep")
@@ -253,10 +306,17 @@ def _check_plain(value: Any, src: str, path: str, depth: int) -> None:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ProjectError(f"{src}: {where} has a field name that is not text: {show_value(key)}")
-            _check_plain(item, src, _join(path, key), depth + 1)
+            if _SURROGATE.search(key):
+                _refuse_surrogate(key, src, f"{path}[{json.dumps(key[:40])}]", block, " (a field name)")
+            _check_plain(item, src, _join(path, key), depth + 1, block)
     elif isinstance(value, (list, tuple)):
+        in_nodes = path == "graph.nodes"
         for i, item in enumerate(value):
-            _check_plain(item, src, f"{path}[{i}]", depth + 1)
+            where_i = f"{path}[{i}]"
+            _check_plain(item, src, where_i, depth + 1, _block_of(item, where_i) if in_nodes else block)
+    elif isinstance(value, str):
+        if _SURROGATE.search(value):
+            _refuse_surrogate(value, src, where, block)
     elif isinstance(value, _BadNumber) or (isinstance(value, float) and not math.isfinite(value)):
         text = value.text if isinstance(value, _BadNumber) else show_value(value)
         raise ProjectError(f"{src}: {where} is {text}: a project file holds only finite, ordinary numbers")
@@ -264,6 +324,31 @@ def _check_plain(value: Any, src: str, path: str, depth: int) -> None:
         raise ProjectError(f"{src}: {where} is a number too large to mean anything")
     elif value is not None and not isinstance(value, (str, bool, int, float)):
         raise ProjectError(f"{src}: {where} holds {show_value(value)}, which is not JSON data")
+
+
+def _refuse_surrogate(text: str, src: str, where: str, block: str, what: str = "") -> None:
+    """Refuse text holding a lone surrogate (a ``\\udc80`` escape): UTF-8 cannot store it, so it could not be saved."""
+    bad = _SURROGATE.search(text).group()
+    raise ProjectError(
+        f"{src}: {block}{where}{what} holds {_escaped(bad)}, half of a character pair (a lone surrogate), "
+        "which UTF-8 text cannot store"
+    )
+
+
+def _block_of(raw: Any, where: str) -> str:
+    """``"block 'conv1' (id 'n2'): "`` for a block's raw data, every character printable."""
+    if not isinstance(raw, dict):
+        return ""
+    nid, name = raw.get("id"), raw.get("name")
+    ident = repr(nid[:40]) if isinstance(nid, str) else f"{show_value(nid)}, {where}"
+    if isinstance(name, str):
+        return f"block '{_escaped(name[:40])}' (id {ident}): "
+    return f"block (id {ident}): "
+
+
+def _escaped(text: str) -> str:
+    """``text`` with every lone surrogate written as ``\\udXXX``, so the message can be shown."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _join(path: str, key: str) -> str:
