@@ -17,7 +17,17 @@ from typing import Any, Callable, ClassVar
 
 from engine.errors import ProjectError
 
-__all__ = ["DATASETS", "TASKS", "DataConfig", "ProbeConfig", "TrainingConfig", "plain_copy", "show_value"]
+__all__ = [
+    "AUGMENT_OPTIONS",
+    "DATASETS",
+    "TASKS",
+    "DataConfig",
+    "ProbeConfig",
+    "TrainingConfig",
+    "augment_problem",
+    "plain_copy",
+    "show_value",
+]
 
 DATASETS = (
     "spiral",
@@ -36,6 +46,26 @@ DATASETS = (
 )
 TASKS = ("classification", "binary", "regression", "segmentation", "localization")
 MAX_SEED = 2**32 - 1  # numpy's seeds stop here
+
+#: augmentation option -> (largest value allowed, what it means); "flip" (None) is true or false.
+#: NOTE: declared here, free of torch, so a project is checked when it loads; engine.data.augment
+#: applies the same declaration to training batches.
+AUGMENT_OPTIONS: dict[str, tuple[float | None, str]] = {
+    "flip": (None, "true: mirror left-right, each image with probability 1/2"),
+    "shift": (0.5, "largest shift, as a fraction of the image size"),
+    "rotation": (180.0, "largest rotation, in degrees either way"),
+    "scale": (0.9, "largest zoom in or out, as a fraction (0.1: 90 % to 110 %)"),
+    "noise": (10.0, "standard deviation of Gaussian noise added to every value"),
+    "brightness": (10.0, "largest change of brightness, added to the whole image"),
+    "contrast": (0.99, "largest change of contrast, as a factor around 1 (0.2: 80 % to 120 %)"),
+    "mixup": (10.0, "alpha of the Beta(alpha, alpha) mixing weight; 0 is off"),
+}
+
+#: settings of ``data`` that only some data sets read, kept in ``DataConfig.extra``:
+#: name -> (what it is, smallest, largest); each is a whole number
+DATA_EXTRA_INTEGERS: dict[str, tuple[str, int, int]] = {
+    "classes": ("the number of spiral arms", 2, 20),
+}
 
 
 def show_value(value: Any) -> str:
@@ -165,25 +195,51 @@ def optional(check: Check) -> Check:
     return maybe
 
 
-def text_list(value: Any) -> list[str]:
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise _Refused("a list of column names (text)")
+def augment_problem(spec: Any, where: str = "augmentation") -> str | None:
+    """What is wrong with augmentation options ``spec``, in one sentence that starts with ``where``; None if nothing."""
+    if not isinstance(spec, dict):
+        return f"{where} must be an object of option names to values, not {show_value(spec)}"
+    for key, value in spec.items():
+        if key not in AUGMENT_OPTIONS:
+            return f"{where} has an unknown option {key!r}; the options are {', '.join(AUGMENT_OPTIONS)}"
+        top, about = AUGMENT_OPTIONS[key]
+        if top is None:
+            if value not in (True, False):  # 0 and 1 pass too
+                return f"{where} option {key!r} ({about}) must be true or false, not {show_value(value)}"
+        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
+            # NOTE: NaN fails 0 <= value, so it is refused here too.
+            return f"{where} option {key!r} ({about}) must be a number from 0 to {top:g}, not {show_value(value)}"
+    return None
 
 
 def augment_options(value: Any) -> dict[str, Any]:
-    expect = "an object of option names to numbers or true/false"
+    """An object of augmentation options; the names and values are checked with the section (``augment_problem``)."""
     if not isinstance(value, dict):
-        raise _Refused(expect)
+        raise _Refused("an object of augmentation option names to values")
     out = {}
     for key, v in value.items():
-        if not isinstance(key, str):
-            raise _Refused(expect)
-        if isinstance(v, bool):
+        try:
+            out[key] = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else plain_copy(v)
+        except OverflowError:  # an integer beyond float's range: kept, then refused by its range
             out[key] = v
-        else:
-            out[key] = number(expect=expect)(v)
     return out
+
+
+def column_list(value: Any) -> list[str]:
+    expect = "a list of one or more different column names (text)"
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise _Refused(expect)
+    if len(set(value)) != len(value):
+        raise _Refused(expect)
+    return list(value)
+
+
+def path_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise _Refused("text")
+    if "\x00" in value:
+        raise _Refused("a path without NUL characters")
+    return value
 
 
 def _field(default: Any, check: Check, *, factory: bool = False) -> Any:
@@ -235,7 +291,7 @@ class DataConfig(_Section):
     SECTION: ClassVar[str] = "data"
 
     dataset: str = _field("digits", choice(*DATASETS))
-    path: str | None = _field(None, optional(text))  # for image_folder, csv and npz
+    path: str | None = _field(None, optional(path_text))  # for image_folder, csv and npz
     image_size: int | None = _field(None, optional(integer(1, 8192)))
     samples: int = _field(1000, integer(1, 1_000_000))  # for generated sets
     noise: float = _field(0.1, number(0.0, 1.0))
@@ -245,11 +301,21 @@ class DataConfig(_Section):
     normalize: bool = _field(True, boolean)
     augment: dict[str, Any] = _field({}, augment_options, factory=True)
     task: str = _field("classification", choice(*TASKS))
-    feature_columns: list[str] | None = _field(None, optional(text_list))
+    feature_columns: list[str] | None = _field(None, optional(column_list))
     target_column: str | None = _field(None, optional(text))
     extra: dict[str, Any] = field(default_factory=dict)
 
     def _cross_check(self, where: str) -> None:
+        problem = augment_problem(self.augment, f"{where}.augment")
+        if problem:
+            raise ProjectError(problem)
+        for name, (about, lo, hi) in DATA_EXTRA_INTEGERS.items():
+            if name in self.extra:
+                try:
+                    self.extra[name] = integer(lo, hi)(self.extra[name])  # 3.0 from a file becomes 3
+                except _Refused as exc:
+                    value = show_value(self.extra[name])
+                    raise ProjectError(f"{where}.{name} ({about}) must be {exc.expect}, not {value}") from None
         total = self.val_fraction + self.test_fraction
         if total >= 1.0:
             raise ProjectError(

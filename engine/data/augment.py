@@ -24,43 +24,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from engine.config import AUGMENT_OPTIONS, augment_problem
 from engine.data.base import DataError
 
 __all__ = ["AUGMENT_OPTIONS", "Augmenter", "Mix", "mixed_loss"]
 
-#: option -> (largest value allowed, what it means); "flip" is true or false
-AUGMENT_OPTIONS: dict[str, tuple[float | None, str]] = {
-    "flip": (None, "true: mirror left-right, each image with probability 1/2"),
-    "shift": (0.5, "largest shift, as a fraction of the image size"),
-    "rotation": (180.0, "largest rotation, in degrees either way"),
-    "scale": (0.9, "largest zoom in or out, as a fraction (0.1: 90 % to 110 %)"),
-    "noise": (10.0, "standard deviation of Gaussian noise added to every value"),
-    "brightness": (10.0, "largest change of brightness, added to the whole image"),
-    "contrast": (0.99, "largest change of contrast, as a factor around 1 (0.2: 80 % to 120 %)"),
-    "mixup": (10.0, "alpha of the Beta(alpha, alpha) mixing weight; 0 is off"),
-}
 GEOMETRIC = ("flip", "shift", "rotation", "scale")
 
 Mix = tuple[Tensor, float]  # (perm, lam)
 
 
 def _validated(spec: dict[str, Any]) -> dict[str, float]:
-    if not isinstance(spec, dict):
-        raise DataError("augmentation options must be an object of option names to values")
-    unknown = [k for k in spec if k not in AUGMENT_OPTIONS]
-    if unknown:
-        raise DataError(f"unknown augmentation option {unknown[0]!r}; the options are {', '.join(AUGMENT_OPTIONS)}")
-    out: dict[str, float] = {}
-    for key, value in spec.items():
-        top, about = AUGMENT_OPTIONS[key]
-        if top is None:
-            if value not in (True, False):  # 0 and 1 pass too
-                raise DataError(f"augmentation option {key!r} must be true or false, not {value!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= top:
-            raise DataError(f"augmentation option {key!r} ({about}) must be a number from 0 to {top:g}, not {value!r}")
-        if value:
-            out[key] = float(value)
-    return out
+    """The options that are on, as floats; a wrong one is refused as ``engine.config`` refuses it in a project."""
+    problem = augment_problem(spec)
+    if problem:
+        raise DataError(problem)
+    return {key: float(value) for key, value in spec.items() if value}
 
 
 class Augmenter:

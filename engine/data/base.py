@@ -7,8 +7,11 @@ Every source (generated, bundled with scikit-learn, or read from files) ends as 
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO, Sequence
 
 import numpy as np
 import torch
@@ -17,7 +20,22 @@ from torch import Tensor
 
 from engine.errors import NetDesignerError
 
-__all__ = ["DataError", "Dataset", "TARGET_KEYS", "TARGET_WORDS", "fit_images", "fit_vectors", "shape_text"]
+__all__ = [
+    "TARGET_KEYS",
+    "TARGET_WORDS",
+    "DataError",
+    "Dataset",
+    "FileRefused",
+    "bytes_text",
+    "check_memory",
+    "fit_images",
+    "fit_vectors",
+    "free_memory",
+    "is_allocation_failure",
+    "open_regular",
+    "os_reason",
+    "shape_text",
+]
 
 #: target name -> (dtype, what it holds); the output heads train against these.
 TARGET_KEYS = {
@@ -42,9 +60,144 @@ class DataError(NetDesignerError):
     """Data could not be loaded, split, normalized or augmented; the message says why."""
 
 
+class FileRefused(DataError):
+    """A file that cannot be opened as data; ``reason`` says why in a few words ("permission denied")."""
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def shape_text(shape: Sequence[int]) -> str:
     """``(1, 28, 28)`` -> ``'1×28×28'``."""
     return "×".join(str(int(s)) for s in shape)
+
+
+# ------------------------------------------------------------------------ files and memory
+def os_reason(exc: BaseException) -> str:
+    """Why the system refused, in its own short words ("Permission denied"), never a traceback's."""
+    if isinstance(exc, ValueError):  # os functions raise it for a path with a NUL character
+        return "the path holds a NUL character"
+    return getattr(exc, "strerror", None) or "the system refused"
+
+
+def open_regular(path: Path, what: str) -> BinaryIO:
+    """``path`` opened for reading in binary, refused at once with a :class:`FileRefused` unless it
+    is a regular file (``what`` names it in messages: "CSV file", "npz file", "image").
+
+    NOTE: the file is opened non-blocking and checked with ``fstat`` on the open descriptor: an
+    ordinary open of a FIFO waits for a writer forever, and a check by name before opening would
+    miss a file swapped for a FIFO or a device in between.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise FileRefused(f"{what} {path} does not exist", "it does not exist") from None
+    except PermissionError:
+        raise FileRefused(
+            f"{what} {path} cannot be read (permission denied): allow reading it, or copy it somewhere you can",
+            "it cannot be read (permission denied)",
+        ) from None
+    except (OSError, ValueError) as exc:
+        why = os_reason(exc)
+        raise FileRefused(f"{what} {path} cannot be opened ({why})", f"it cannot be opened ({why})") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise FileRefused(f"{path} is a folder, not a {what}", "it is a folder")
+        if not stat.S_ISREG(mode):
+            raise FileRefused(
+                f"{what} {path} is not a regular file (it is a pipe, socket or device), so it is not read: "
+                "choose the file itself",
+                "it is not a regular file (a pipe, socket or device)",
+            )
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """What a memory limit of this process's control group (a container) still allows, if any."""
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
+        try:
+            with open(limit_file, encoding="ascii") as f:
+                limit = f.read().strip()
+            with open(usage_file, encoding="ascii") as f:
+                used = int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2**60:  # "max" or a huge number: no limit
+            return max(int(limit) - used, 0)
+    return None
+
+
+def free_memory() -> int | None:
+    """Bytes of memory this computer can give the program now, or None where that is unknown.
+
+    Linux reports what it can free without swapping (``MemAvailable``), lowered to a container's
+    limit; elsewhere the free physical pages, where the system says.
+    """
+    known = [b for b in (_meminfo_available(), _cgroup_room()) if b is not None]
+    if not known:
+        try:
+            known.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, ValueError, OSError):
+            return None
+    return min(known)
+
+
+def bytes_text(n: int) -> str:
+    """A size in a learner's words, in powers of 1000: ``1536`` -> ``'1.5 kB'``, ``30105600000`` -> ``'30.1 GB'``."""
+    if n < 1000:
+        return f"{n} bytes"
+    for unit in ("kB", "MB", "GB", "TB", "PB"):
+        n /= 1000
+        if n < 999.95 or unit == "PB":
+            return f"{n:.1f} {unit}"
+    raise AssertionError("unreachable")
+
+
+#: the share of free memory a data set may take: splitting and normalizing make a second copy
+DATA_SHARE_OF_FREE = 0.5
+
+
+def check_memory(need: int, what: str, advice: str) -> None:
+    """Refuse, before allocating, data of ``need`` bytes that would not fit in memory twice over.
+
+    Args:
+        what: what needs the memory, naming the file or setting ("images/: loading 50,000 images of 3×224×224").
+        advice: what to do instead ("use a smaller image size or fewer images").
+    """
+    free = free_memory()
+    if free is not None and need > free * DATA_SHARE_OF_FREE:
+        raise DataError(
+            f"{what} needs {bytes_text(need)} of memory, and training keeps a second copy, "
+            f"but only {bytes_text(free)} is free: {advice}"
+        )
+
+
+def is_allocation_failure(exc: BaseException) -> bool:
+    """True for a failed memory allocation: ``MemoryError``, or PyTorch's CPU allocator refusing."""
+    if isinstance(exc, MemoryError):
+        return True
+    text = str(exc) if isinstance(exc, RuntimeError) else ""
+    return "DefaultCPUAllocator" in text or "can't allocate memory" in text or "not enough memory" in text
 
 
 IndexLike = Sequence[int] | np.ndarray | Tensor

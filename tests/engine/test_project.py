@@ -52,7 +52,7 @@ def sample_project() -> Project:
         name="Test net",
         description="A small net for the tests.",
         graph=g,
-        data=DataConfig(dataset="shapes", image_size=28, augment={"flip": True, "rotate": 15.0}, seed=3),
+        data=DataConfig(dataset="shapes", image_size=28, augment={"flip": True, "rotation": 15.0}, seed=3),
         training=TrainingConfig(optimizer="sgd", lr=0.05, nesterov=True, schedule="cosine", epochs=3),
         probes=ProbeConfig(layer=conv, every_batches=20, cam_method="cam"),
         weights="test.weights.pt",
@@ -136,7 +136,7 @@ def test_written_layout(tmp_path):
     assert d["graph"]["nodes"][node_index(d, "reshape")]["params"]["shape"] == [1, 4, 4]
     assert d["graph"]["edges"][0] == {"from": ["n1", 0], "to": [conv["id"], 0]}
     assert d["weights"] == "test.weights.pt"
-    assert d["data"]["augment"] == {"flip": True, "rotate": 15.0}
+    assert d["data"]["augment"] == {"flip": True, "rotation": 15.0}
 
 
 def test_unknown_fields_are_kept_and_written_back(tmp_path):
