@@ -5,20 +5,34 @@ last clicked on the canvas. **Top patches** searches the run's data set for the 
 the chosen channel responds most and shows the window of input pixels it sees there (its
 receptive field), with the response under each; **Dream** grows an input from noise that
 excites the channel (activation maximization). Both are computed by
-:mod:`engine.probes.explore` in a :class:`QThread` (an :class:`ExploreJob`), never on the UI
-thread; the view relays the job's signals and always quits and waits for the thread.
+:mod:`engine.probes.explore` in a plain Python thread, never on the UI thread.
+
+NOTE: no Qt object is made, used or deleted in that thread. It runs a callable on plain data
+(the run's snapshot and weights copied before it starts) and keeps what it returns on its
+:class:`ExploreJob`; its one contact with Qt is to emit a signal of :data:`WORKERS` (a
+window-thread object that lives as long as the program), which Qt queues to the window's
+thread. There the thread is joined and the view reads the job. While a job runs, Python's
+automatic garbage collection is off, so that no collection runs in the worker thread: one could
+free a Qt object from the window's garbage there (a collection runs in whichever thread
+happens to allocate). (The QObject job moved to a QThread that this replaces crashed under
+load: the window's thread freed the job while the worker thread was deleting it.)
 """
 
 from __future__ import annotations
 
+import copy
+import gc
 import html
+import itertools
 import math
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QCoreApplication, QObject, QRectF, Qt, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGraphicsRectItem,
@@ -37,10 +51,11 @@ from engine.errors import NetDesignerError
 from engine.probes.explore import Dream, TopPatches, dream, load_run, top_patches, units_of
 from engine.project import project_from_dict
 
-__all__ = ["EMPTY_TEXT", "ExploreJob", "ExploreView", "rgba"]
+__all__ = ["EMPTY_TEXT", "WORKERS", "ExploreJob", "ExploreView", "Workers", "rgba", "running_workers"]
 
 EMPTY_TEXT = "Train the network first: these views use the trained weights of the latest run."
 TRAINING_TEXT = "Training… these views use the weights of a finished run: they are ready again when it ends."
+QUEUED_TEXT = "It starts when the computation now running ends (its result is dropped)."
 TOP = 9  # patches shown
 CAPTION_PX = 34  # room under each tile for its two caption lines, in screen pixels
 MIN_CELL_PX = 84  # the narrowest a tile and its gap may be on screen, so captions do not overlap
@@ -67,41 +82,104 @@ def rgba(images: np.ndarray, inside: np.ndarray | None = None, levels: tuple[flo
     return np.concatenate([rgb * alpha, alpha], axis=3)
 
 
-class ExploreJob(QObject):
-    """One computation in whatever thread it is moved to; :meth:`run` calls ``work()`` once.
+@dataclass(eq=False)
+class ExploreJob:
+    """One on-demand computation: ``work()`` runs in a worker thread, everything else is the window's.
 
-    Signals (emitted from the worker thread; the view relays them):
-        done(object): what ``work()`` returned.
-        failed(str): the error, in words (a :class:`NetDesignerError`'s message as it is).
-        ended(): ``run`` has returned.
+    The worker thread reads only ``work`` and writes only ``outcome``, before it reports; the
+    window's thread reads ``outcome`` after joining the thread.
     """
 
-    done = Signal(object)
-    failed = Signal(str)
-    ended = Signal()
+    number: int
+    what: str  # "patches" or "dream"
+    entry: Any  # the RunEntry it works on (read by the window's thread only)
+    work: Callable[[], Any]
+    outcome: tuple[str, Any] | None = None  # ("done", what work() returned) or ("failed", the error in words)
+    superseded: bool = False  # a newer request came while it ran: its result is dropped
 
-    def __init__(self, work: Callable[[], Any]) -> None:
-        super().__init__()
-        self.work = work
-
-    @Slot()
-    def run(self) -> None:
+    def compute(self) -> None:
+        """Run ``work()`` and keep its result or its error in words (worker thread)."""
         try:
-            self.done.emit(self.work())
+            self.outcome = ("done", self.work())
         except NetDesignerError as exc:
-            self.failed.emit(str(exc))
+            self.outcome = ("failed", str(exc))
         except Exception as exc:  # noqa: BLE001 - every failure reaches the view as a message
-            self.failed.emit(f"the view could not be computed: {type(exc).__name__}: {exc}")
+            self.outcome = ("failed", f"the view could not be computed: {type(exc).__name__}: {exc}")
+
+
+class Workers(QObject):
+    """The Explore worker threads, seen from the window's thread: started, joined, counted.
+
+    Signals:
+        reported(int): emitted by a worker thread as its last act, with its job's number (queued
+            to the window's thread, where the thread is joined).
+        joined(int): in the window's thread, the job's thread is gone and its outcome is ready.
+    """
+
+    reported = Signal(int)
+    joined = Signal(int)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._threads: dict[int, threading.Thread] = {}
+        self._gc_was_enabled = True
+        self.reported.connect(self.join, Qt.ConnectionType.QueuedConnection)
+
+    def start(self, job: ExploreJob) -> None:
+        """Run ``job.compute()`` in a new thread; :attr:`joined` follows when it has ended."""
+        if not self._threads:
+            self._gc_was_enabled = gc.isenabled()
+            gc.disable()  # NOTE: see the module's docstring; enabled again when the last worker is joined
+        thread = threading.Thread(target=self._work, args=(job,), name=f"explore-{job.number}")
+        self._threads[job.number] = thread
+        try:
+            thread.start()
+        except RuntimeError as exc:  # NOTE: no thread to be had; the job ends at once with the reason
+            job.outcome = ("failed", f"the computation could not start: {exc}")
+            self.reported.emit(job.number)
+
+    def _work(self, job: ExploreJob) -> None:
+        try:
+            job.compute()
         finally:
-            self.ended.emit()
+            self.reported.emit(job.number)  # NOTE: emitting is thread-safe; the slot runs in the window's thread
+
+    @Slot(int)
+    def join(self, number: int) -> bool:
+        """Wait for job ``number``'s thread to end (at once once it has reported). False when it is not running."""
+        thread = self._threads.pop(number, None)
+        if thread is None:
+            return False
+        if thread.ident is not None:  # NOTE: None when it could not start
+            thread.join()
+        if not self._threads and self._gc_was_enabled:
+            gc.enable()
+        self.joined.emit(number)
+        return True
+
+    def running(self) -> list[threading.Thread]:
+        return list(self._threads.values())
+
+
+WORKERS = Workers()  # NOTE: made when the module is imported, in the window's thread; never deleted
+_numbers = itertools.count(1)
+
+
+def running_workers() -> list[threading.Thread]:
+    """The Explore worker threads not yet joined (the tests check that none is left)."""
+    return WORKERS.running()
 
 
 class ExploreView(QWidget):
     """Top patches and activation maximization of one channel of the clicked block, for the latest run.
 
+    A request while a computation runs waits for it and then starts; the running one's result is
+    dropped (the newest request wins), and so is a waiting request that a newer one replaces.
+
     Signals:
-        ended(str): a computation has ended and its thread is gone: "patches", "dream", "failed", or
-            "outdated" (a newer run arrived while it ran, so its result was dropped).
+        ended(str): a request has ended (its thread, if it had started one, is gone): "patches",
+            "dream", "failed", or "outdated" (a newer request or a newer run came first, so its
+            result was dropped). Every request that started or waited ends exactly once.
     """
 
     title = "Explore"
@@ -169,11 +247,12 @@ class ExploreView(QWidget):
         self._graph = None
         self._analysis = None
         self._trained = None  # the entry's TrainedRun, once a job has built it
-        self._thread: QThread | None = None
-        self._job: ExploreJob | None = None
-        self._what = ""
-        self._texts: list[pg.TextItem] = []
+        self._job: ExploreJob | None = None  # the computation running
+        self._waiting: tuple[str, str, Callable[[Any], Any]] | None = None  # the request made while it runs
+        self._texts: list[pg.TextItem] = []  # the captions on show: the first of _pool
+        self._pool: list[pg.TextItem] = []
         self._frame: QGraphicsRectItem | None = None
+        WORKERS.joined.connect(self._on_joined)
         self._update_controls()
 
     # ------------------------------------------------------------------ what it works on
@@ -184,6 +263,7 @@ class ExploreView(QWidget):
         project = project_from_dict(entry.record.project, source="<run snapshot>")
         self.entry, self.base_dir = entry, Path(base_dir) if base_dir else None
         self._graph, self._analysis, self._trained = project.graph, analyze(project.graph), None
+        self._drop_waiting()  # NOTE: it was asked of the previous run; a running one ends "outdated"
         if self.node_id not in self._graph.nodes:
             self.node_id = self._default_block(project.probes.layer)
         self._clear_result()
@@ -199,8 +279,10 @@ class ExploreView(QWidget):
         self._update_controls()
 
     def set_training(self, running: bool) -> None:
-        """A run started (the buttons wait for it to end) or ended."""
+        """A run started (the buttons wait for it to end; a waiting request is dropped) or ended."""
         self.training = running
+        if running:
+            self._drop_waiting()
         if running and self.entry is not None:
             self._say(TRAINING_TEXT)
         elif not running and self.message.text() == TRAINING_TEXT:
@@ -223,7 +305,6 @@ class ExploreView(QWidget):
 
     def _update_controls(self) -> None:
         """Header, channel range and buttons from the run, the block and whether something runs."""
-        busy = self._thread is not None
         why, units = "", None
         if self.entry is None:
             why = EMPTY_TEXT
@@ -244,10 +325,10 @@ class ExploreView(QWidget):
             self.header.setText(f"{html.escape(self.entry.name)} · <b>{name}</b>: {count} {kind}s, {sees}")
         else:
             self.header.setText(html.escape(why))
-        ready = units is not None and not busy and not self.training
+        ready = units is not None and not self.training
         self.patches_button.setEnabled(ready)
         self.dream_button.setEnabled(ready)
-        self.channel.setEnabled(units is not None and not busy)
+        self.channel.setEnabled(units is not None)
 
     def _say(self, text: str, error: bool = False) -> None:
         self.message.setText(text)
@@ -279,72 +360,84 @@ class ExploreView(QWidget):
         return f"{self.unit_label.text().lower()} {self.channel.value()} of '{name}'"
 
     def _start(self, what: str, busy_text: str, compute: Callable[[Any], Any]) -> bool:
-        """Run ``compute(trained_run)`` in a new thread (the buttons are enabled only when none runs)."""
-        entry, base_dir, trained = self.entry, self.base_dir, self._trained
-
-        def work():
-            run = trained or load_run(entry.record.project, entry.weights, base_dir)
-            return entry, run, compute(run)
-
-        self._what = what
-        thread = QThread()
-        thread.setObjectName("explore")
-        job = ExploreJob(work)
-        job.moveToThread(thread)
-        thread.started.connect(job.run)
-        job.done.connect(self._on_done)
-        job.failed.connect(self._on_failed)
-        # NOTE: quit() is thread-safe; called directly it ends the thread as soon as run() returns.
-        job.ended.connect(thread.quit, Qt.ConnectionType.DirectConnection)
-        thread.finished.connect(job.deleteLater)
-        thread.finished.connect(self._on_thread_finished)
-        self._thread, self._job = thread, job
-        self._say(busy_text)
-        self.busy.show()
-        self._update_controls()
-        thread.start()
+        """Run ``compute(trained_run)`` in a worker thread, or after the one running (see the class)."""
+        if self._job is not None:
+            self._drop_waiting()
+            self._job.superseded = True
+            self._waiting = (what, busy_text, compute)
+            self._say(f"{busy_text} {QUEUED_TEXT}")
+            return True
+        self._launch(what, busy_text, compute)
         return True
 
+    def _launch(self, what: str, busy_text: str, compute: Callable[[Any], Any]) -> None:
+        entry, base_dir, trained = self.entry, self.base_dir, self._trained
+        snapshot = weights = None
+        if trained is None:
+            # NOTE: copies, so the worker shares nothing the window may change or free meanwhile.
+            snapshot, weights = copy.deepcopy(entry.record.project), copy.deepcopy(entry.weights)
+
+        def work():  # NOTE: captures plain data only (no widget, no Qt object)
+            run = trained or load_run(snapshot, weights, base_dir)
+            return run, compute(run)
+
+        self._job = ExploreJob(next(_numbers), what, entry, work)
+        self._say(busy_text)
+        self.busy.show()
+        WORKERS.start(self._job)
+
+    def _drop_waiting(self) -> None:
+        """Forget the request waiting for the running one; it ends "outdated"."""
+        if self._waiting is not None:
+            self._waiting = None
+            self.ended.emit("outdated")
+
     def is_busy(self) -> bool:
-        return self._thread is not None
+        """True while a computation runs (or one waits for it)."""
+        return self._job is not None
 
     def shutdown(self) -> None:
-        """Wait for a computation still running (the window is closing). Safe to call twice."""
-        thread = self._thread
-        if thread is None:
-            return
-        thread.quit()
-        thread.wait()
-        # NOTE: deliver the relays still queued for this view, in order, before the end.
-        QCoreApplication.sendPostedEvents(self, 0)
-        self._on_thread_finished()
+        """Drop a waiting request and wait for the running one (the window is closing). Safe to call twice."""
+        self._drop_waiting()
+        if self._job is not None:
+            WORKERS.join(self._job.number)
 
-    @Slot(object)
-    def _on_done(self, out: tuple) -> None:
-        entry, run, result = out
-        if entry is not self.entry:
-            self._what = "outdated"  # NOTE: a newer run arrived meanwhile; these are not its weights
+    @Slot(int)
+    def _on_joined(self, number: int) -> None:
+        """A worker thread has ended: show its result or its error, then start the request waiting."""
+        job = self._job
+        if job is None or job.number != number:
             return
-        self._trained = run
-        self.result = result
-        self._say("")
-        self._draw()
+        self._job = None
+        what = self._take(job)
+        if self._waiting is not None:
+            waiting, self._waiting = self._waiting, None
+            self._launch(*waiting)
+        else:
+            self.busy.hide()
+        self.ended.emit(what)
 
-    @Slot(str)
-    def _on_failed(self, text: str) -> None:
-        self._what = "failed"
-        self._say(text[:1].upper() + text[1:], error=True)
-
-    @Slot()
-    def _on_thread_finished(self) -> None:
-        thread, self._thread, self._job = self._thread, None, None
-        if thread is None:
-            return
-        thread.wait()
-        thread.deleteLater()
-        self.busy.hide()
-        self._update_controls()
-        self.ended.emit(self._what)
+    def _take(self, job: ExploreJob) -> str:
+        """Show what ``job`` found (or its error); how it ended, for :attr:`ended`."""
+        kind, value = job.outcome or ("failed", "the computation stopped without a result")
+        if job.entry is not self.entry:
+            return "outdated"  # NOTE: a newer run arrived meanwhile; these are not its weights
+        if kind == "done":
+            self._trained = value[0]  # NOTE: the next request reuses the loaded run
+        if job.superseded:
+            return "outdated"
+        if kind == "failed":
+            self._say(value[:1].upper() + value[1:], error=True)
+            return "failed"
+        self.result = value[1]
+        self._say(TRAINING_TEXT if self.training else "")
+        try:
+            self._draw()
+        except Exception as exc:  # noqa: BLE001 - the view stays usable and says what went wrong
+            self._clear_result()
+            self._say(f"The result could not be drawn: {type(exc).__name__}: {exc}", error=True)
+            return "failed"
+        return job.what
 
     # ------------------------------------------------------------------ drawing
     def _clear_result(self) -> None:
@@ -464,14 +557,17 @@ class ExploreView(QWidget):
         self.plot.getPlotItem().getViewBox().setRange(xRange=(0, width), yRange=(0, height), padding=0.02)
 
     def _set_texts(self, n: int) -> None:
-        """One caption item per tile, created only when the number of tiles changes."""
-        if len(self._texts) == n:
-            return
-        for t in self._texts:
-            self.plot.removeItem(t)
-        self._texts = [pg.TextItem(anchor=(0.5, 0.0), color=CAPTION) for _ in range(n)]
-        for t in self._texts:
-            self.plot.addItem(t)
+        """``n`` caption items on show; the pool only grows and the rest are hidden.
+
+        NOTE: never removed, so no Qt item of this view is left for the garbage collector to free.
+        """
+        while len(self._pool) < n:
+            item = pg.TextItem(anchor=(0.5, 0.0), color=CAPTION)
+            self.plot.addItem(item)
+            self._pool.append(item)
+        for i, item in enumerate(self._pool):
+            item.setVisible(i < n)
+        self._texts = self._pool[:n]
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
