@@ -24,10 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QUndoCommand
 
+from designer.training.commands import SetConfigCommand
+from engine.analysis import Fix
 from engine.errors import GraphError
 from engine.graph import Edge, Node
 from engine.graph import check_name
 from engine.layers import registry
+from engine.layout import DEFAULT_SPACING
 
 if TYPE_CHECKING:  # pragma: no cover
     from designer.document import Document
@@ -35,6 +38,7 @@ if TYPE_CHECKING:  # pragma: no cover
 Pos = tuple[float, float]
 
 __all__ = [
+    "AddAfterCommand",
     "AddNodeCommand",
     "ApplyLayoutCommand",
     "ConnectCommand",
@@ -45,6 +49,7 @@ __all__ = [
     "RemoveNodesCommand",
     "RenameCommand",
     "SetParamsCommand",
+    "fix_command",
     "format_value",
 ]
 
@@ -92,6 +97,39 @@ class AddNodeCommand(QUndoCommand):
         node = self.doc.graph.add_node(
             self.type_id, self.params, name=self.name, pos=self.pos, node_id=self.node_id
         )
+        self.node_id, self.name = node.id, node.name
+
+    def undo(self) -> None:
+        self.doc.graph.remove_node(self.node_id)
+
+
+class AddAfterCommand(QUndoCommand):
+    """Add one block wired to the first output of another (a fix's "add a Class output after fc3").
+
+    It goes one step along the drawing's flow from that block, or at ``pos`` when given.
+    """
+
+    def __init__(self, doc: Document, type_id: str, after: str, pos: Pos | None = None) -> None:
+        spec = registry.get(type_id)
+        source = doc.graph.node(after)
+        if not source.spec.output_ports(source.params) or not spec.input_ports(spec.resolve_params({})):
+            raise GraphError(f"{spec.title} cannot be wired after '{source.name}'")
+        if pos is None:
+            x, y = source.pos
+            pos = (x + DEFAULT_SPACING[0], y) if doc.graph.flow == "lr" else (x, y + DEFAULT_SPACING[1])
+        super().__init__(f"Add {spec.title} after {source.name}")
+        self.doc = doc
+        self.type_id = type_id
+        self.after = after
+        self.pos = _pos(pos)
+        self.node_id: str | None = None
+        self.name: str | None = None
+
+    def redo(self) -> None:
+        graph = self.doc.graph
+        with graph.batch():
+            node = graph.add_node(self.type_id, {}, name=self.name, pos=self.pos, node_id=self.node_id)
+            graph.connect(self.after, 0, node.id, 0)
         self.node_id, self.name = node.id, node.name
 
     def undo(self) -> None:
@@ -316,6 +354,28 @@ class PasteCommand(QUndoCommand):
         with graph.batch():
             for nid in self.new_ids.values():
                 graph.remove_node(nid)
+
+
+# ---------------------------------------------------------------------- fixes
+def fix_command(doc: Document, fix: Fix) -> QUndoCommand:
+    """One undo step that applies ``fix`` (from a Problem) to the document.
+
+    Raises :class:`~engine.errors.GraphError` or :class:`~engine.errors.ProjectError` with the
+    reason when the fix no longer applies (the network changed since it was found).
+    """
+    graph = doc.graph
+    gone = {nid: graph.node(nid).pos for nid in fix.remove}
+    commands: list[QUndoCommand] = [RemoveNodesCommand(doc, list(fix.remove))] if fix.remove else []
+    commands += [SetParamsCommand(doc, [nid], dict(changes)) for nid, changes in fix.set_params]
+    for type_id, after in fix.add:
+        # NOTE: a replacement takes the place of the block it replaces, if that one hung off ``after``.
+        spot = next((gone[e.dst] for e in graph.edges_from(after) if e.dst in gone), None)
+        commands.append(AddAfterCommand(doc, type_id, after, spot))
+    if fix.set_data:
+        commands.append(SetConfigCommand(doc, "data", dict(fix.set_data), fix.label))
+    if not commands:
+        raise GraphError("the fix has nothing to do")
+    return MacroCommand(fix.label, commands)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -1,16 +1,31 @@
-"""The problems list: every error and warning of the analysis; a click selects the block."""
+"""The problems list: every error and warning of the analysis; a click selects the block.
+
+A problem that comes with a one-click fix (``Problem.fix``) says so at the end of its text
+("— click Fix to set fc3 to 10 units"); the Fix button under the list applies the selected
+problem's fix (or, with none selected, the first one listed), and so does the entry's context
+menu. The widget only asks (``fix_requested``); the window makes the fix one undo step.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap, QPolygonF
-from PySide6.QtWidgets import QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap, QPolygonF, QResizeEvent
+from PySide6.QtWidgets import (
+    QListWidget,
+    QListWidgetItem,
+    QMenu,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
+from designer.plaintext import as_plain
 from designer.theme import colors
-from engine.analysis import ERROR, Analysis
+from engine.analysis import ERROR, Analysis, Fix, Problem
 from engine.graph import Graph
 
 NODE_ROLE = Qt.ItemDataRole.UserRole
+FIX_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
 def severity_icon(severity: str, size: int = 16) -> QIcon:
@@ -44,11 +59,25 @@ def severity_icon(severity: str, size: int = 16) -> QIcon:
     return icon
 
 
+def problem_text(p: Problem) -> str:
+    """What the list shows for ``p``: its message, and how to fix it in one click when it can be."""
+    if p.fix is None:
+        return p.message
+    return f"{p.message} — click Fix to {p.fix.label[:1].lower()}{p.fix.label[1:]}"
+
+
+def _plain(text: str) -> str:
+    """``text`` for a button or menu, where "&" would otherwise mark a shortcut letter (block names are the user's)."""
+    return text.replace("&", "&&")
+
+
 class ProblemsWidget(QWidget):
-    """Signals: ``problem_activated(node_id)`` on a click; ``counts_changed(errors, warnings)``."""
+    """Signals: ``problem_activated(node_id)`` on a click; ``counts_changed(errors, warnings)``;
+    ``fix_requested(Fix)`` when the person asks for a problem's fix."""
 
     problem_activated = Signal(str)
     counts_changed = Signal(int, int)
+    fix_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,9 +87,17 @@ class ProblemsWidget(QWidget):
         self.list.setVerticalScrollMode(QListWidget.ScrollMode.ScrollPerPixel)
         self.list.itemClicked.connect(self._on_item)
         self.list.itemActivated.connect(self._on_item)
+        self.list.itemSelectionChanged.connect(self._update_fix_button)
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(self._show_menu)
+        self.fix_button = QPushButton("Fix")
+        self.fix_button.setObjectName("fix_button")
+        self.fix_button.clicked.connect(self._on_fix_button)
+        self._fix_text = "Fix"
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.list)
+        layout.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.errors = 0
         self.warnings = 0
         self._last: tuple[Graph, Analysis] | None = None
@@ -72,9 +109,13 @@ class ProblemsWidget(QWidget):
         problems.sort(key=lambda p: p.severity != ERROR)  # errors first, stable within
         icons = {ERROR: severity_icon(ERROR), "warning": severity_icon("warning")}
         for p in problems:
-            item = QListWidgetItem(icons.get(p.severity, icons["warning"]), p.message)
+            item = QListWidgetItem(icons.get(p.severity, icons["warning"]), problem_text(p))
             item.setData(NODE_ROLE, p.node_id)
-            item.setToolTip(f"{'Error' if p.severity == ERROR else 'Warning'} ({p.rule}): {p.message}")
+            item.setData(FIX_ROLE, p.fix)
+            tip = f"{'Error' if p.severity == ERROR else 'Warning'} ({p.rule}): {p.message}"
+            if p.fix is not None:
+                tip += f"\nFix: {p.fix.label} (the Fix button below, or right-click)"
+            item.setToolTip(as_plain(tip))  # NOTE: the message quotes block names
             self.list.addItem(item)
         if not problems:
             item = QListWidgetItem("No problems: every block checks out." if graph.nodes else "No blocks yet.")
@@ -83,6 +124,7 @@ class ProblemsWidget(QWidget):
             self.list.addItem(item)
         self.errors = sum(p.severity == ERROR for p in problems)
         self.warnings = len(problems) - self.errors
+        self._update_fix_button()
         self.counts_changed.emit(self.errors, self.warnings)
 
     def title(self) -> str:
@@ -100,10 +142,55 @@ class ProblemsWidget(QWidget):
                 return self.list.item(i)
         return None
 
+    def fix_target(self) -> Fix | None:
+        """The fix the Fix button applies: the selected problem's, or with none selected the first listed."""
+        selected = self.list.selectedItems()
+        if selected:
+            return selected[0].data(FIX_ROLE)
+        fixes = (self.list.item(i).data(FIX_ROLE) for i in range(self.list.count()))
+        return next((f for f in fixes if f is not None), None)
+
     def _on_item(self, item: QListWidgetItem) -> None:
         node_id = item.data(NODE_ROLE)
         if node_id:
             self.problem_activated.emit(node_id)
+
+    def _update_fix_button(self) -> None:
+        any_fix = any(self.list.item(i).data(FIX_ROLE) is not None for i in range(self.list.count()))
+        fix = self.fix_target()
+        self.fix_button.setVisible(any_fix)
+        self.fix_button.setEnabled(fix is not None)
+        self._fix_text = f"Fix: {fix.label}" if fix is not None else "Fix"
+        self._fit_fix_text()
+        tip = f"{self._fix_text} as one step (Ctrl+Z undoes it)" if fix is not None else "This problem has no one-click fix"
+        self.fix_button.setToolTip(as_plain(tip))
+
+    def _fit_fix_text(self) -> None:
+        """The button's label, shortened with "…" to the panel's width (a long one must not widen the dock)."""
+        room = max(self.width() - 24, 120)
+        text = self.fix_button.fontMetrics().elidedText(self._fix_text, Qt.TextElideMode.ElideRight, room)
+        self.fix_button.setText(_plain(text))
+
+    def _on_fix_button(self) -> None:
+        fix = self.fix_target()
+        if fix is not None:
+            self.fix_requested.emit(fix)
+
+    def _show_menu(self, pos: QPoint) -> None:
+        item = self.list.itemAt(pos)
+        if item is None or not item.data(NODE_ROLE):
+            return
+        menu = QMenu(self)
+        node_id, fix = item.data(NODE_ROLE), item.data(FIX_ROLE)
+        if fix is not None:
+            menu.addAction(f"Fix: {_plain(fix.label)}", lambda: self.fix_requested.emit(fix))
+        menu.addAction("Show the block", lambda: self.problem_activated.emit(node_id))
+        self.menu = menu
+        menu.popup(self.list.viewport().mapToGlobal(pos))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_fix_text()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.ApplicationPaletteChange and self._last is not None:

@@ -24,6 +24,7 @@ What is counted:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.errors import GraphError, ShapeError
 from engine.graph import Graph, Node
@@ -37,13 +38,31 @@ SATURATING_CHAIN = 4
 
 
 @dataclass(frozen=True)
+class Fix:
+    """A one-click repair of a problem, as plain data that the window makes one undo step of.
+
+    The edits apply in this order: ``remove`` these blocks, ``set_params`` ((block id,
+    ((param, value), ...)), ...), ``add`` blocks ((type id, id of the block whose first output
+    feeds it), ...), then ``set_data`` ((field, value), ...) on the project's data settings.
+    NOTE: tuples, not dicts, so a Problem that carries a Fix stays hashable.
+    """
+
+    label: str
+    remove: tuple[str, ...] = ()
+    set_params: tuple[tuple[str, tuple[tuple[str, Any], ...]], ...] = ()
+    add: tuple[tuple[str, str], ...] = ()
+    set_data: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Problem:
-    """Something wrong (``error``) or worth knowing (``warning``) about one block."""
+    """Something wrong (``error``) or worth knowing (``warning``) about one block, maybe with a fix."""
 
     node_id: str
     severity: str
     rule: str
     message: str
+    fix: Fix | None = None
 
 
 @dataclass(frozen=True)
@@ -357,4 +376,4 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
-__all__ = ["Analysis", "NodeInfo", "Problem", "ReceptiveField", "analyze", "format_bytes", "format_count"]
+__all__ = ["Analysis", "Fix", "NodeInfo", "Problem", "ReceptiveField", "analyze", "format_bytes", "format_count"]

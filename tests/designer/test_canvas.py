@@ -368,9 +368,11 @@ def test_a_warning_is_amber(view, doc, qtbot):
     g = doc.graph
     a = g.add_node("Input", {"kind": "vector", "features": 4}).id
     d1 = g.add_node("Dense", pos=(260, 0)).id
-    d2 = g.add_node("Dense", pos=(520, 0)).id
+    d2 = g.add_node("Dense", {"units": 10}, pos=(520, 0)).id
+    out = g.add_node("ClassificationOutput", pos=(780, 0)).id  # complete for the digits data: no error
     g.connect(a, 0, d1, 0)
     g.connect(d1, 0, d2, 0)
+    g.connect(d2, 0, out, 0)
     doc.analyze_now()
     item = view.scene().node_item(d2)
     assert item.severity == "warning"

@@ -262,7 +262,9 @@ def test_problems_list_icons_counts_and_clicks(qtbot):
     with qtbot.waitSignal(problems.problem_activated) as blocker:
         QTest.mouseClick(problems.list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert blocker.args == [lone]
-    clean, _ = make_doc(("Input", {"kind": "vector"}), ("Dense", {"units": 1}), ("RegressionOutput", {}))
+    clean, _ = make_doc(("Input", {"kind": "vector", "features": 1}), ("Dense", {"units": 1}), ("RegressionOutput", {}))
+    clean.project.data.dataset, clean.project.data.task = "regression1d", "regression"  # what the network fits
+    clean.analyze_now()
     problems.set_analysis(clean.graph, clean.analysis)
     assert problems.title() == "Problems"
     assert problems.list.count() == 1 and problems.list.item(0).data(Qt.ItemDataRole.UserRole) is None
