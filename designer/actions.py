@@ -11,6 +11,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from designer.file_ops import forget_recent, recent_files
+from designer.plaintext import as_plain
 
 if TYPE_CHECKING:  # pragma: no cover
     from designer.main_window import MainWindow
@@ -142,10 +143,15 @@ class _StackFollower(QObject):
         self._redo_text(stack.redoText())
 
     def _undo_text(self, text: str) -> None:
-        self.undo.setText(f"&Undo {text}".rstrip())
+        self.undo.setText(f"&Undo {_no_mnemonic(text)}".rstrip())
 
     def _redo_text(self, text: str) -> None:
-        self.redo.setText(f"&Redo {text}".rstrip())
+        self.redo.setText(f"&Redo {_no_mnemonic(text)}".rstrip())
+
+
+def _no_mnemonic(text: str) -> str:
+    """User text (a block or file name) for a menu, where "&" would mark a shortcut letter."""
+    return text.replace("&", "&&")
 
 
 def _add(menu: QMenu, item) -> None:
@@ -161,9 +167,10 @@ def _fill_recent(win: MainWindow, menu: QMenu) -> None:
     menu.clear()
     files = recent_files()
     for i, path in enumerate(files):
-        label = f"&{i + 1}  {Path(path).name}" if i < 9 else Path(path).name
+        name = _no_mnemonic(Path(path).name)
+        label = f"&{i + 1}  {name}" if i < 9 else name
         action = menu.addAction(label)
-        action.setToolTip(path)
+        action.setToolTip(as_plain(path))
         action.setStatusTip(path)
         action.triggered.connect(lambda _c=False, p=path: _open_recent(win, p))
     if not files:

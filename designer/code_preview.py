@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from designer.plaintext import as_plain
 from designer.theme import is_dark
 
 _LIGHT = {"keyword": "#0033b3", "builtin": "#7a3e9d", "string": "#067d17", "comment": "#8c8c8c",
@@ -152,7 +153,7 @@ class CodePreviewDialog(QDialog):
             with open(path, "w", encoding="utf-8") as fh:
                 fh.write(self.editor.toPlainText())
         except OSError as exc:
-            QMessageBox.critical(self, "Save code", f"Could not write {path}:\n{exc}")
+            QMessageBox.critical(self, "Save code", as_plain(f"Could not write {path}:\n{exc}"))
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.ApplicationPaletteChange:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from designer.colors import category_color
+from designer.plaintext import plain_label
 from designer.theme import colors, is_dark
 from engine.graph import Graph
 from engine.layout import DEFAULT_SPACING
@@ -142,7 +143,7 @@ class TemplateCard(QFrame):
         layout.addWidget(self.picture)
         self.title = QLabel(f"<b>{html.escape(title)}</b>")
         layout.addWidget(self.title)
-        self.description = QLabel(error or description)
+        self.description = plain_label(error or description)  # NOTE: an error quotes the file
         self.description.setWordWrap(True)
         self.description.setProperty("role", "error" if error else "muted")
         self.description.setMinimumHeight(self.fontMetrics().height() * 2 + 2)

@@ -28,6 +28,7 @@ from designer.commands import RenameCommand, SetParamsCommand
 from designer.document import Document
 from designer.fields import ParamField
 from designer.palette import category_icon
+from designer.plaintext import plain_label
 from designer.theme import colors
 from engine.analysis import ERROR, format_bytes, format_count
 from engine.errors import GraphError
@@ -42,7 +43,7 @@ def _muted(text: str = "", wrap: bool = True) -> QLabel:
 
 
 def _error_label() -> QLabel:
-    label = QLabel()
+    label = plain_label()  # NOTE: a refusal quotes the name typed
     label.setProperty("role", "error")
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from designer.colors import category_color
+from designer.plaintext import plain_label
 from designer.theme import is_dark
 from engine.layers.registry import CATEGORIES, LayerSpec, all_specs
 
@@ -118,7 +119,7 @@ class PaletteWidget(QWidget):
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.tree.itemActivated.connect(self._on_item_activated)
 
-        self.no_match = QLabel()
+        self.no_match = plain_label()  # NOTE: it repeats the search text typed
         self.no_match.setProperty("role", "muted")
         self.no_match.setWordWrap(True)
         self.no_match.hide()

@@ -14,6 +14,7 @@ from PySide6.QtCore import QAbstractTableModel, QItemSelection, QItemSelectionMo
 from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStackedWidget, QTableView, QVBoxLayout, QWidget
 
+from designer.plaintext import as_plain
 from designer.theme import colors
 from engine.analysis import ERROR, Analysis, format_count
 from engine.graph import Graph
@@ -57,7 +58,7 @@ def _rows(graph: Graph, analysis: Analysis) -> list[_Row]:
             params_tip = f"{info.trainable:,} trainable, {info.frozen:,} frozen" if info.frozen else None
             tips = (None, None, None, params_tip, f"{info.macs:,} multiply-accumulates per sample", None)
         if errors:
-            tips = ("\n".join(errors),) * 6
+            tips = (as_plain("\n".join(errors)),) * 6  # NOTE: the messages quote block names
         rows.append(_Row(nid, cells, tips, bool(errors)))
     return rows
 

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QTableWidget, QTableWidgetIte
 from designer.insight.images import PALETTE, ImagePlot
 from designer.insight.maps import class_name
 from designer.insight.samples import HardestGallery
+from designer.plaintext import plain_label
 from designer.training.plots import make_plot
 
 __all__ = ["DecisionsView", "GradientView", "region_colours"]
@@ -115,7 +116,7 @@ class DecisionsView(QWidget):
         self.confusion = ImagePlot("Confusion matrix", axes=True)
         self.confusion.getPlotItem().setLabel("left", "true class")
         self.confusion.getPlotItem().setLabel("bottom", "predicted class")
-        self.accuracy = QLabel()
+        self.accuracy = plain_label()  # NOTE: class names
         self.accuracy.setWordWrap(True)
         self.regions = make_plot("Decision regions", "x2", "x1", legend=None)
         self.region_image = pg.ImageItem(axisOrder="row-major")

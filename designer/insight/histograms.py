@@ -13,6 +13,7 @@ import numpy as np
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from designer.insight.images import VIRIDIS, ImagePlot
+from designer.plaintext import as_plain, plain_label
 
 __all__ = ["HistogramsView", "row_shares"]
 
@@ -40,7 +41,7 @@ class HistogramsView(QWidget):
             item = plot.getPlotItem()
             item.hideAxis("bottom")
             item.getViewBox().setAspectLocked(False)
-        self.ranges = QLabel("")
+        self.ranges = plain_label()  # NOTE: block names
         self.ranges.setWordWrap(True)
         row = QHBoxLayout()
         row.addWidget(self.weights)
@@ -62,9 +63,9 @@ class HistogramsView(QWidget):
             plot.show_image(shares, levels=(0.0, float(max(shares.max(), 1e-6))), cmap=VIRIDIS)
             ticks = [(i + 0.5, name) for i, name in enumerate(h["layers"])]
             plot.getPlotItem().getAxis("left").setTicks([ticks])
-            plot.setToolTip("\n".join(
+            plot.setToolTip(as_plain("\n".join(
                 f"{name}: {edges[0]:.3g} … {edges[-1]:.3g}" for name, edges in zip(h["layers"], h["edges"])
-            ))
+            )))
         acts = self.data.get("activation_histograms")
         if acts is not None:
             self.ranges.setText("Activation ranges: " + ", ".join(

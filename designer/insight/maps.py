@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
 
 from designer.insight.images import DIVERGING, VIRIDIS, ImagePlot, TilePlot, tile
+from designer.plaintext import escape_rich
 from engine.probes.cam import overlay
 
 __all__ = ["ActivationsView", "CamView", "FiltersView", "FILM_FRAMES", "class_name"]
@@ -26,8 +27,10 @@ def class_name(index: int, names: list[str] | None) -> str:
     return names[index] if names and 0 <= index < len(names) else f"class {index}"
 
 
-def _label(text: str = "") -> QLabel:
+def _label(text: str = "", rich: bool = False) -> QLabel:
+    """A wrapping label; ``rich`` ones show HTML the view writes (user text in it escaped), others plain text."""
     label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.RichText if rich else Qt.TextFormat.PlainText)
     label.setWordWrap(True)
     label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
     return label
@@ -45,7 +48,7 @@ class ActivationsView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = _label("Click a block on the canvas, then train, to see what it outputs.")
+        self.header = _label("Click a block on the canvas, then train, to see what it outputs.", rich=True)
         self.sample_box = QComboBox()
         self.sample_box.setToolTip("The probe image whose activations are shown")
         self.sample_box.currentIndexChanged.connect(self._on_sample)
@@ -78,7 +81,7 @@ class ActivationsView(QWidget):
             self.set_sample_count(n)
         why = (data.get("problems") or {}).get("activations")
         if act is None:
-            self.header.setText(why or "No activations in this probe run.")
+            self.header.setText(escape_rich(why) if why else "No activations in this probe run.")
             return
         self.data = act
         lo, hi = float(act["min"]), float(act["max"])
@@ -97,8 +100,8 @@ class ActivationsView(QWidget):
         if cmap is DIVERGING:
             lo, hi = -max(-lo, hi), max(-lo, hi)
         self.plot.show_image(shown, levels=(lo, hi), cmap=cmap)
-        text = f"<b>{act['name']}</b>: {what}, values {act['min']:.3g} to {act['max']:.3g}"
-        self.header.setText(text + (f"<br><span style='color:#c0392b'>{why}</span>" if why else ""))
+        text = f"<b>{escape_rich(act['name'])}</b>: {what}, values {act['min']:.3g} to {act['max']:.3g}"
+        self.header.setText(text + (f"<br><span style='color:#c0392b'>{escape_rich(why)}</span>" if why else ""))
         frac = act.get("dead_fraction")
         self.dead_label.setText("" if frac is None else f"{frac:.0%} of units dead: zero for every probe sample")
 
@@ -120,7 +123,7 @@ class FiltersView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = _label("The first convolution's kernels appear here while training runs.")
+        self.header = _label("The first convolution's kernels appear here while training runs.", rich=True)
         self.plot = ImagePlot()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -131,7 +134,7 @@ class FiltersView(QWidget):
     def update_probes(self, data: dict[str, Any]) -> None:
         f = data.get("filters")
         if f is None:
-            self.header.setText((data.get("problems") or {}).get("filters", "There is no convolution to show."))
+            self.header.setText(escape_rich((data.get("problems") or {}).get("filters", "There is no convolution to show.")))
             return
         self.data = f
         tiles = np.asarray(f["tiles"], dtype=np.float32)
@@ -145,7 +148,7 @@ class FiltersView(QWidget):
             how = "one row per filter, one column per input channel" if cin > 1 else "one tile per filter"
         self.plot.show_image(shown, levels=(0.0, 1.0))
         more = f" (the first {min(out, self.MAX_OUT)})" if out > self.MAX_OUT or cin > self.MAX_IN else ""
-        self.header.setText(f"<b>{f['name']}</b>: {out} filters of {k}×{k}{more}, {how}")
+        self.header.setText(f"<b>{escape_rich(f['name'])}</b>: {out} filters of {k}×{k}{more}, {how}")
 
     def csv(self) -> tuple[list[str], list] | None:
         if self.data is None:
@@ -171,7 +174,7 @@ class CamView(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = _label("Where the network looks: class-activation maps appear here while training runs.")
+        self.header = _label("Where the network looks: class-activation maps appear here while training runs.", rich=True)
         self.note_label = _label()
         self.note_label.hide()
         self.class_box = QComboBox()
@@ -310,7 +313,7 @@ class CamView(QWidget):
         cam = data.get("cam")
         why = (data.get("problems") or {}).get("cam")
         if cam is None or self.images is None:
-            self.header.setText(why or "No class map in this probe run (the data are not images).")
+            self.header.setText(escape_rich(why) if why else "No class map in this probe run (the data are not images).")
             return
         self.note("")  # NOTE: a choice announced there has now been applied (or its problem is in the header)
         self._redraw()
@@ -321,10 +324,10 @@ class CamView(QWidget):
             target = "the predicted class"
         else:
             named = self._class_names is not None and 0 <= int(ci) < len(self._class_names)
-            chosen = f"class '{self._class_names[int(ci)]}'" if named else f"class {int(ci)}"
+            chosen = f"class '{escape_rich(self._class_names[int(ci)])}'" if named else f"class {int(ci)}"
             target = f"{chosen} (under each image: its predicted class)"
-        text = f"<b>{method}</b> of <b>{cam['name']}</b> for {target} (step {data.get('step')})"
-        self.header.setText(text + (f"<br><span style='color:#c0392b'>{why}</span>" if why else ""))
+        text = f"<b>{method}</b> of <b>{escape_rich(cam['name'])}</b> for {target} (step {data.get('step')})"
+        self.header.setText(text + (f"<br><span style='color:#c0392b'>{escape_rich(why)}</span>" if why else ""))
 
     def _set_film_count(self, n: int) -> None:
         _offer_indices(self.film_box, n)
@@ -349,7 +352,7 @@ class CamView(QWidget):
         if self.data is None or self.images is None:
             return
         classes = self.predicted if self.predicted is not None else self.data["classes"]
-        self.plot.show_tiles(self.overlays(), [class_name(int(c), self._class_names) for c in classes])
+        self.plot.show_tiles(self.overlays(), [escape_rich(class_name(int(c), self._class_names)) for c in classes])
 
     def csv(self) -> tuple[list[str], list] | None:
         if self.data is None:

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 
 from designer.document import Document
 from designer.fields import FloatSpin, IntSpin, NoWheelCombo
+from designer.plaintext import plain_label
 from designer.training.commands import SetConfigCommand
 from designer.training.options import (
     AUGMENT_FIELDS,
@@ -108,7 +109,7 @@ class TrainingConfigPanel(QWidget):
         body = QWidget()
         col = QVBoxLayout(body)
         col.setContentsMargins(8, 8, 8, 8)
-        self.error_label = QLabel()
+        self.error_label = plain_label()  # NOTE: a refusal quotes paths and column names
         self.error_label.setProperty("role", "error")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
@@ -211,7 +212,7 @@ class TrainingConfigPanel(QWidget):
         box, form = self._form("Training")
         self.form_training = form
         t = "training"
-        self.loss_label = QLabel()
+        self.loss_label = plain_label()  # NOTE: the output blocks' names
         self.loss_label.setWordWrap(True)
         self.loss_label.setProperty("role", "muted")
         self._row(form, t, "loss", "Loss:", self.loss_label)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from designer.plaintext import escape_rich, plain_label
 from designer.training.plots import RUN_COLORS, make_plot
 from engine.data import load_dataset, preview
 from engine.data.base import shape_text
@@ -73,9 +74,10 @@ class DataPreviewDialog(QDialog):
         self.error = ""
         layout = QVBoxLayout(self)
         self.header = QLabel()
+        self.header.setTextFormat(Qt.TextFormat.RichText)  # NOTE: the data set's name and warnings in it are escaped
         self.header.setWordWrap(True)
         layout.addWidget(self.header)
-        self.error_label = QLabel()
+        self.error_label = plain_label()  # NOTE: the message quotes file names
         self.error_label.setProperty("role", "error")
         self.error_label.setWordWrap(True)
         self.error_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -113,11 +115,11 @@ class DataPreviewDialog(QDialog):
         classes = f", {len(ds.classes)} classes" if ds.classes else ""
         targets = ", ".join(sorted(ds.targets))
         self.header.setText(
-            f"<b>{ds.name}</b>: {len(ds):,} samples{classes}, each {shape_text(tuple(ds.x.shape[1:]))} "
-            f"(targets: {targets}). Showing {len(self.samples)}, spread over the whole set."
+            f"<b>{escape_rich(ds.name)}</b>: {len(ds):,} samples{classes}, each {shape_text(tuple(ds.x.shape[1:]))} "
+            f"(targets: {escape_rich(targets)}). Showing {len(self.samples)}, spread over the whole set."
         )
         for warning in getattr(ds, "warnings", []) or []:
-            self.header.setText(self.header.text() + f"<br><i>{warning}</i>")
+            self.header.setText(self.header.text() + f"<br><i>{escape_rich(warning)}</i>")
         if not self.samples:
             self._fail("The data set is empty.")
         elif ds.is_image or self.samples[0][0].ndim == 2 and self.samples[0][0].shape[0] > 1:
@@ -146,7 +148,7 @@ class DataPreviewDialog(QDialog):
             pic = QLabel()
             pic.setPixmap(_pixmap(array))
             pic.setAlignment(Qt.AlignmentFlag.AlignCenter)
-            label = QLabel(text)
+            label = plain_label(text)  # NOTE: a class name
             label.setAlignment(Qt.AlignmentFlag.AlignCenter)
             v.addWidget(pic)
             v.addWidget(label)
@@ -168,7 +170,7 @@ class DataPreviewDialog(QDialog):
             if pts.shape[1] == 1:
                 pts = np.column_stack([pts[:, 0], np.zeros(len(pts))])
             plot.plot(pts[:, 0], pts[:, 1], pen=None, symbol="o", symbolSize=6, symbolBrush=color,
-                      symbolPen=None, name=text or "value")
+                      symbolPen=None, name=escape_rich(text or "value"))  # NOTE: legends are HTML
         if ds.classes is None and "value" in ds.targets:
             plot.getPlotItem().setLabel("left", "target value")
         else:  # two input features: keep their scales equal so the shapes are true

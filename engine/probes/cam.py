@@ -11,6 +11,8 @@
   of the gradient of the class score with respect to it, and the map is
   ``ReLU(Σ_k α_k A_k)``. For GlobalAvgPool → Dense, ``α_k = w_ck / (h·w)``, so Grad-CAM is
   CAM divided by the map size, before the ReLU: the two agree up to normalization.
+* A **Binary output** has one logit z, the score of class 1; class 0's score is −z
+  (:func:`class_scores`), so its maps show the evidence against class 1.
 
 Maps are upsampled bilinearly to the input's resolution and scaled into [0, 1] per image:
 CAM by its minimum and maximum, Grad-CAM (already non-negative) by its maximum.
@@ -37,6 +39,7 @@ __all__ = [
     "cam_from",
     "cam_maps",
     "cam_path",
+    "class_scores",
     "colorize",
     "default_cam_layer",
     "grad_cam",
@@ -155,6 +158,15 @@ def _device(model: torch.nn.Module) -> torch.device:
 
 
 # ---------------------------------------------------------------------- the maps
+def class_scores(scores: torch.Tensor) -> torch.Tensor:
+    """One score per class (N, K): a Binary output's single logit z becomes ``(−z, z)``.
+
+    A binary network scores class 1 with z and class 0 with −z (the logit of 1 − p), so the
+    evidence for class 0 is the evidence against class 1, and argmax picks the predicted class.
+    """
+    return torch.cat([-scores, scores], dim=1) if scores.shape[1] == 1 else scores
+
+
 def pick_classes(scores: torch.Tensor, class_index, what: str) -> torch.Tensor:
     """Class per sample: the predicted one, or ``class_index`` (one int or one per sample)."""
     n, k = scores.shape
@@ -219,9 +231,12 @@ def cam_from(
     model_copy: torch.nn.Module, code: GeneratedModel, graph: Graph, tap: Tap, path: CamPath,
     features: torch.Tensor, scores: torch.Tensor, class_index=None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw CAM maps (N, h, w) and classes from already computed feature maps and scores."""
-    classes = pick_classes(scores, class_index, "CAM")
-    weights = _tail_weights(model_copy, code, graph, path, tap)[classes]  # (N, C)
+    """Raw CAM maps (N, h, w) and classes from already computed feature maps and the head's scores."""
+    classes = pick_classes(class_scores(scores), class_index, "CAM")
+    m = _tail_weights(model_copy, code, graph, path, tap)
+    if scores.shape[1] == 1:
+        m = torch.cat([-m, m])  # NOTE: the rows of −z and z, as class_scores orders them
+    weights = m[classes]  # (N, C)
     return torch.einsum("nc,nchw->nhw", weights, features.detach().float()), classes
 
 
@@ -274,8 +289,9 @@ def grad_cam_maps(
     with torch.enable_grad():
         vals = tap.run(model_copy, x, {head.node_id}, leaf=layer)
         acts, scores = vals[layer], vals[head.node_id].float()
-        classes = pick_classes(scores, class_index, "Grad-CAM")
-        chosen = scores.gather(1, classes[:, None]).sum()
+        per_class = class_scores(scores)
+        classes = pick_classes(per_class, class_index, "Grad-CAM")
+        chosen = per_class.gather(1, classes[:, None]).sum()
         if not chosen.requires_grad:
             raise ProbeError(f"Grad-CAM: '{name}' does not feed the class output '{graph.nodes[head.node_id].name}'")
         (grads,) = torch.autograd.grad(chosen, acts)

@@ -4,11 +4,18 @@
 sample of the project's data set (normalized exactly as training normalized it), computes CAM
 or Grad-CAM for the predicted class or a chosen one, and writes ``OUT.png`` (the heat map over
 the image) and ``OUT.npy`` (float32 (H, W) in [0, 1] at the Input's resolution).
+
+Every input that does not fit is a :class:`ProbeError` in plain words: an image file that is not
+a regular file or declares more than :data:`MAX_IMAGE_PIXELS` (checked before decoding), a saved
+normalizer of the wrong shape, weights that do not fit, a network too large for memory. A Binary
+output's class 0 is explained by the negated logit (:func:`engine.probes.cam.class_scores`).
 """
 
 from __future__ import annotations
 
 import operator
+import re
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,31 +25,64 @@ import torch
 from engine.compile import compile_graph
 from engine.errors import NetDesignerError
 from engine.probes.base import ProbeError, Tap, class_head, head_output, resolve_block
-from engine.probes.cam import cam, grad_cam, grad_cam_layer, cam_path, overlay, save_png
+from engine.probes.cam import cam, cam_path, class_scores, grad_cam, grad_cam_layer, overlay, save_png
+from engine.userfiles import open_regular_file
 
 __all__ = ["explain", "load_image", "load_project_data", "split_checkpoint", "training_normalizer"]
 
 METHODS = ("cam", "gradcam")
 
 
+#: the most pixels an image file may have (by its header) before it is decoded: a small file can
+#: declare a huge picture (a decompression bomb), and decoding it would take gigabytes. NOTE: the
+#: same limit as the data loaders' (engine.data.files.MAX_IMAGE_PIXELS)
+MAX_IMAGE_PIXELS = 50_000_000
+
+
 def load_image(path: str | Path, input_shape: tuple[int, ...]) -> torch.Tensor:
-    """An image file as (C, H, W) float32 in [0, 1], converted and resized to the Input."""
+    """An image file as (C, H, W) float32 in [0, 1], converted and resized to the Input.
+
+    Only a regular file is opened, and its size is read from its header and refused above
+    :data:`MAX_IMAGE_PIXELS` before anything is decoded.
+    """
     from PIL import Image, UnidentifiedImageError
 
     c, h, w = input_shape
     if c not in (1, 3):
         raise ProbeError(f"an image file can feed a 1- or 3-channel Input, not {c} channels")
     p = Path(path)
-    if not p.is_file():
-        raise ProbeError(f"{p}: there is no such image file")
     try:
-        with Image.open(p) as img:
-            img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.float32) / 255.0
-    except (UnidentifiedImageError, OSError) as exc:
+        fh = open_regular_file(p, "an image file")
+    except FileNotFoundError:
+        raise ProbeError(f"{p}: there is no such image file") from None
+    except NetDesignerError as exc:
+        raise ProbeError(str(exc)) from None
+    except OSError as exc:
+        raise ProbeError(f"{p}: the image cannot be opened ({exc.strerror or exc})") from None
+    try:
+        with fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # NOTE: refused below, in plain words
+            with Image.open(fh) as img:
+                _check_image_size(p, *img.size)
+                img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+                arr = np.asarray(img, dtype=np.float32) / 255.0
+    except Image.DecompressionBombError as exc:  # Pillow's own, harder limit: raised while reading the header
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(found[1]):,}" if found else f"far more than {MAX_IMAGE_PIXELS:,}"
+        raise ProbeError(f"{p}: the image has {count} pixels, more than the {MAX_IMAGE_PIXELS:,} explain reads "
+                         "(a picture this large may be a decompression bomb): shrink it first") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ProbeError(f"{p}: not an image that can be read ({exc})") from None
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _check_image_size(path: Path, width: int, height: int) -> None:
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ProbeError(
+            f"{path}: the image has {width * height:,} pixels ({width}×{height}), more than the {MAX_IMAGE_PIXELS:,} "
+            "explain reads (a picture this large may be a decompression bomb): shrink it first"
+        )
 
 
 def split_checkpoint(weights: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
@@ -93,8 +133,7 @@ def explain(
     if method not in METHODS:
         raise ProbeError(f"unknown method {method!r}: choose cam or gradcam")
     graph = project.graph
-    compiled = compile_graph(graph, project.name or "Net")
-    code, model = compiled.code, compiled.module
+    code, model = _build(project)
     state, saved_norm = split_checkpoint(weights_state_dict)
     try:
         model.load_state_dict(state)
@@ -129,9 +168,10 @@ def explain(
 
     with torch.no_grad():
         scores = head_output(model(x), head).float()[0]
+    predicted = int(class_scores(scores[None])[0].argmax())  # NOTE: one binary logit z is the classes (−z, z)
     if method == "cam":
         heat = cam(model, code, graph, x, class_index, tap=tap)[0]
-        used = int(class_index) if class_index is not None else int(scores.argmax())
+        used = int(class_index) if class_index is not None else predicted
     else:
         maps, classes = grad_cam(model, code, graph, x, layer_id, class_index, tap=tap)
         heat, used = maps[0], int(classes[0])
@@ -150,11 +190,33 @@ def explain(
         "layer_name": graph.nodes[layer_id].name,
         "class_index": used,
         "class_name": classes_names[used] if classes_names and used < len(classes_names) else None,
-        "predicted": int(scores.argmax()) if scores.numel() > 1 else int(scores[0] > 0),
+        "predicted": predicted,
         "scores": scores.tolist(),
         "input": source,
     }
     return out_png, npy, info
+
+
+def _build(project) -> tuple[Any, torch.nn.Module]:
+    """(generated code, module) of the project's network; a network too large for memory is a ProbeError."""
+    try:
+        compiled = compile_graph(project.graph, project.name or "Net")
+    except (MemoryError, RuntimeError) as exc:
+        from engine.analysis import analyze
+
+        params = analyze(project.graph).total_params
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, MemoryError) or "alloc" in why.lower() or "memory" in why.lower():
+            raise ProbeError(
+                f"the network is too large for this machine's memory: its {params:,} parameters need "
+                f"{_gigabytes(4 * params)} as float32"
+            ) from None
+        raise ProbeError(f"the network could not be built ({why})") from None
+    return compiled.code, compiled.module
+
+
+def _gigabytes(n: int) -> str:
+    return f"{n / 2**30:,.1f} GiB" if n >= 2**30 else f"{n / 2**20:,.1f} MiB"
 
 
 def _check_method(graph, code, tap: Tap, method: str, layer: str | None) -> str:
@@ -183,7 +245,7 @@ def training_normalizer(project, given, data, shape, base_dir):
     if not project.data.normalize:
         return None
     if given is not None:
-        return given if isinstance(given, Normalizer) else Normalizer.from_dict(given)
+        return _fitting(given if isinstance(given, Normalizer) else Normalizer.from_dict(given), shape)
     if data is None:
         try:
             data = load_project_data(project, shape, base_dir)
@@ -192,3 +254,17 @@ def training_normalizer(project, given, data, shape, base_dir):
     cfg = project.data
     train = split_dataset(data, cfg.val_fraction, cfg.test_fraction, cfg.seed).train
     return Normalizer.fit(train)
+
+
+def _fitting(norm, shape):
+    """A given normalizer, checked to hold one mean and one std per channel of the Input."""
+    channels = shape[0]
+    for name in ("mean", "std"):
+        stats = getattr(norm, name)
+        if not isinstance(stats, torch.Tensor) or tuple(stats.shape) != (channels,):
+            got = tuple(stats.shape) if isinstance(stats, torch.Tensor) else type(stats).__name__
+            raise ProbeError(
+                f"the checkpoint's normalizer does not fit this network: its {name} has shape {got}, but the "
+                f"Input has {channels} channel{'s' if channels != 1 else ''} (one {name} per channel)"
+            )
+    return norm
