@@ -58,4 +58,8 @@ def run(argv: list[str]) -> int:
         path = Path(argv[0])
         # An unreadable file is explained in a message box; the window stays in its start state.
         QTimer.singleShot(0, window, lambda: window.files.open_path(path, ask=False))
+    # NOTE: once the window shows: unsaved edits a crashed or killed Net Designer left are offered back.
+    from designer.autosave import offer_recovery
+
+    QTimer.singleShot(0, window, lambda: offer_recovery(window))
     return app.exec()
