@@ -8,13 +8,15 @@ and tracks whether there is anything unsaved.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from engine.analysis import Analysis, analyze
+from engine.analysis import Analysis
+from engine.datacheck import analyze_project
 from engine.graph import Graph, GraphEvent
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -49,6 +51,7 @@ class Document(QObject):
             project = _new_project()
         self.project: Project = project
         self.path: Path | None = None
+        self.uid = uuid.uuid4().hex  # names this document's runs and recovery file until it has a path
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._on_clean_changed)
         self._timer = QTimer(self)
@@ -56,7 +59,11 @@ class Document(QObject):
         self._timer.setInterval(ANALYSIS_DELAY_MS)
         self._timer.timeout.connect(self.analyze_now)
         self.graph.subscribe(self._on_graph_event)
-        self.analysis: Analysis = _safe_analyze(self.graph)
+        # NOTE: the data checks read the data settings (edited through the undo stack) and resolve
+        # a relative data path from the project's folder, so both re-run the analysis too.
+        self.undo_stack.indexChanged.connect(self.schedule_analysis)
+        self.path_changed.connect(self.schedule_analysis)
+        self.analysis: Analysis = _safe_analyze(self.project, self.path)
 
     @property
     def graph(self) -> Graph:
@@ -86,10 +93,11 @@ class Document(QObject):
         self._timer.stop()
         self.graph.unsubscribe(self._on_graph_event)
         self.project = project
+        self.uid = uuid.uuid4().hex
         self.graph.subscribe(self._on_graph_event)
         self.undo_stack.clear()  # emits cleanChanged(True), hence modified_changed(False), if it was modified
         self._set_path(Path(path) if path is not None else None)
-        self.analysis = _safe_analyze(self.graph)
+        self.analysis = _safe_analyze(self.project, self.path)
         self.project_replaced.emit()
         self.analysis_changed.emit(self.analysis)
 
@@ -102,7 +110,7 @@ class Document(QObject):
     def analyze_now(self) -> Analysis:
         """Analyse the graph now and announce the result."""
         self._timer.stop()
-        self.analysis = _safe_analyze(self.graph)
+        self.analysis = _safe_analyze(self.project, self.path)
         self.analysis_changed.emit(self.analysis)
         return self.analysis
 
@@ -126,12 +134,13 @@ def _new_project() -> Project:
     return Project(name="Untitled")
 
 
-def _safe_analyze(graph: Graph) -> Analysis:
-    """The engine's analysis never raises for a bad graph; a bug there must not crash the UI."""
+def _safe_analyze(project: Project, path: Path | None) -> Analysis:
+    """The analysis with the checks against the data (``engine.datacheck``); it never raises for a
+    bad graph, and a bug there must not crash the UI."""
     try:
-        return analyze(graph)
+        return analyze_project(project, path.parent if path is not None else None)
     except Exception as exc:  # noqa: BLE001
         import logging
 
         logging.getLogger(__name__).exception("analysis failed: %s", exc)
-        return Analysis({}, {}, list(graph.nodes))
+        return Analysis({}, {}, list(project.graph.nodes))

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtWidgets import QFileDialog, QMessageBox
+from PySide6.QtCore import QObject, QStandardPaths, Signal
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from designer.settings import settings
 from engine.errors import NetDesignerError
@@ -179,13 +179,22 @@ class FileController(QObject):
         path = weights_path(doc.project, doc.path)
         return load_weights(path) if path is not None and path.exists() else None
 
-    def export_code(self, path: str | Path | None = None) -> list[Path]:
-        """Write the model as a standalone .py (and its weights as .pt when trained)."""
+    def export_code(self, path: str | Path | None = None, run=None, ask: bool = True) -> list[Path]:
+        """Write the model as a standalone .py with a run's trained weights as .pt beside it.
+
+        ``run`` (a RunEntry) is the run whose network and weights go out; when None, the person picks
+        one of the project's runs (the latest first) or the untrained network, or with ``ask`` False
+        the latest run is taken. A run exported from its folder carries its best epoch's weights and
+        the input normalization it trained with, so the module takes raw data.
+        """
         doc = self.document
+        if run is None:
+            run = self._choose_run() if ask else self._latest_run()
+            if run is False:
+                return []
         if path is None:
-            base = doc.path.parent if doc.path else Path.cwd()
             path, _ = QFileDialog.getSaveFileName(
-                self.window, "Export PyTorch code", str(base / f"{_file_stem(doc.project.name)}.py"),
+                self.window, "Export PyTorch code", str(self._folder() / f"{_file_stem(doc.project.name)}.py"),
                 "Python files (*.py)",
             )
             if not path:
@@ -195,12 +204,53 @@ class FileController(QObject):
         from engine.export import export_code
 
         try:
-            written = export_code(doc.graph, path, name=doc.project.name, state_dict=self._weights())
+            graph, state, spec = self._what_to_export(run)
+            written = export_code(graph, path, name=doc.project.name, state_dict=state, input_spec=spec)
         except (NetDesignerError, OSError) as exc:
             QMessageBox.warning(self.window, "Export PyTorch code", f"The code was not exported: {exc}")
             return []
-        self.message.emit("Exported " + " and ".join(p.name for p in written))
+        weights = f" with the weights of {run.name}" if run is not None and len(written) > 1 else ""
+        self.message.emit("Exported " + " and ".join(p.name for p in written) + weights)
         return written
+
+    def _runs_with_weights(self) -> list:
+        runs = self.window.training.runs.entries
+        return [e for e in reversed(runs) if e.weights is not None or (e.path is not None and _has_checkpoint(e.path))]
+
+    def _latest_run(self):
+        runs = self._runs_with_weights()
+        return runs[0] if runs else None
+
+    def _choose_run(self):
+        """The run to export (a RunEntry), None for the untrained network, False when cancelled."""
+        runs = self._runs_with_weights()
+        if not runs:
+            return None
+        labels = [f"{e.name}: {e.score_text() or e.outcome}" for e in runs] + ["No weights: the untrained network"]
+        choice, ok = QInputDialog.getItem(self.window, "Export PyTorch code", "Export the weights of:", labels, 0, False)
+        if not ok:
+            return False
+        return runs[labels.index(choice)] if choice in labels[:-1] else None
+
+    def _what_to_export(self, run):
+        """(graph, state_dict or None, InputSpec or None) for ``run`` (None: the open network, untrained)."""
+        from engine.export import trained_weights
+        from engine.project import project_from_dict
+
+        if run is None:
+            return self.document.graph, self._weights(), None
+        graph = project_from_dict(run.record.project, source=run.name).graph  # NOTE: the network that trained
+        if run.path is not None and _has_checkpoint(run.path):
+            state, spec = trained_weights(run.path)
+            return graph, state, spec
+        return graph, run.weights, None
+
+    def _folder(self) -> Path:
+        """Where file dialogs open: the project's folder, else the user's documents folder."""
+        if self.document.path is not None:
+            return self.document.path.parent
+        docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+        return Path(docs) if docs and Path(docs).is_dir() else Path.home()
 
     def generated_source(self) -> str:
         """The code the export would write (raises CompileError when the network has errors)."""
@@ -229,6 +279,10 @@ def _save_failure(path: Path, exc: Exception) -> str:
     if isinstance(exc, OSError):
         return f"{path.name} could not be saved: {exc.strerror or exc}"
     return f"{path.name} could not be saved because of an unexpected error ({type(exc).__name__}: {exc})"
+
+
+def _has_checkpoint(folder: Path) -> bool:
+    return (folder / "best.pt").is_file() or (folder / "last.pt").is_file()
 
 
 def _file_stem(name: str) -> str:

@@ -14,7 +14,9 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QM
 
 from designer import theme
 from designer.actions import build_actions
+from designer.autosave import Autosaver
 from designer.canvas.view import GraphView
+from designer.commands import fix_command
 from designer.document import Document
 from designer.file_ops import FileController
 from designer.inspector import InspectorWidget
@@ -24,7 +26,8 @@ from designer.settings import settings
 from designer.start_panel import StartPanel
 from designer.summary import SummaryWidget
 from designer.training.controller import TrainingController
-from engine.analysis import Analysis
+from engine.analysis import Analysis, Fix
+from engine.errors import NetDesignerError
 
 APP_TITLE = "Net Designer"
 
@@ -43,6 +46,7 @@ class MainWindow(QMainWindow):
         self.scene = self.view.scene()
         self.setCentralWidget(self.view)
         self.files = FileController(self)
+        self.autosaver = Autosaver(self)  # unsaved edits go to a recovery file a few seconds after each change
 
         self.layer_palette = PaletteWidget()
         self.inspector = InspectorWidget(self.document)
@@ -128,6 +132,7 @@ class MainWindow(QMainWindow):
         scene.node_selection_changed.connect(self._on_canvas_selection)
         self.summary.selection_changed.connect(self._on_summary_selection)
         self.problems.problem_activated.connect(self.select_and_center)
+        self.problems.fix_requested.connect(self.apply_fix)
         self.problems.counts_changed.connect(self._on_problem_counts)
         self.layer_palette.add_requested.connect(self.add_block)
         self.view.status_message.connect(self.show_message)
@@ -154,6 +159,19 @@ class MainWindow(QMainWindow):
         """Select one block everywhere and scroll the canvas to it."""
         self.scene.select_nodes([node_id])
         self.scene.center_on_node(node_id)
+
+    def apply_fix(self, fix: Fix) -> None:
+        """Apply a problem's one-click fix as one undo step; refused while a run locks the network."""
+        if self.view.is_read_only():
+            self.show_message("The network is locked while it trains: stop the run to apply a fix")
+            return
+        try:
+            cmd = fix_command(self.document, fix)
+        except NetDesignerError as exc:
+            self.show_message(f"The fix no longer applies: {exc}")
+            return
+        self.document.push(cmd)
+        self.show_message(f"Fixed: {fix.label} (Ctrl+Z undoes it)")
 
     def arrange(self, direction: str) -> None:
         """Auto-arrange the blocks (``"lr"`` left to right, ``"tb"`` top to bottom), then fit them."""
@@ -289,10 +307,17 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(0, self, lambda: self.files.open_path(path))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        if not self.files.maybe_save():
+        """Close only when the project is saved, unchanged or discarded; a failed save keeps the window."""
+        try:
+            may_close = self.files.maybe_save()
+        except Exception as exc:  # noqa: BLE001 - an error here must never close the window with the edits
+            QMessageBox.critical(self, "Could not save project", f"The window stays open: {exc}")
+            may_close = False
+        if not may_close:
             event.ignore()
             return
         self.training.shutdown()
+        self.autosaver.close()
         s = settings()
         s.setValue("window/geometry", self.saveGeometry())
         s.setValue("window/state", self.saveState())

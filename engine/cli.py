@@ -3,13 +3,18 @@
 Every command exits 0 on success. Bad input (a missing or malformed file, an
 unknown template, weights that do not fit) prints one line on stderr and exits 2,
 never a traceback. ``analyze`` exits 1 when the network itself has errors, after
-printing them.
+printing them. Any other failure (out of memory, a bug) is one line on stderr and exit 2 as
+well, Ctrl+C one line and exit 130; ``NET_DESIGNER_DEBUG=1`` shows the traceback instead.
+Every piece of user text printed (names, paths, messages quoting them) goes through
+:func:`engine.textsafe.terminal_safe`, so it cannot carry terminal control codes.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -17,16 +22,30 @@ from typing import Sequence
 from engine.analysis import Analysis, analyze
 from engine.errors import NetDesignerError
 from engine.layers.registry import shape_str
+from engine.textsafe import terminal_safe
 
 EXIT_BAD_INPUT = 2
 EXIT_INVALID_NETWORK = 1
+EXIT_INTERRUPTED = 130
+#: set to 1 to let an unexpected exception show its traceback (for developers)
+DEBUG_VARIABLE = "NET_DESIGNER_DEBUG"
+#: what counts as a number on the command line: ASCII digits only (str.isdigit and int() also take
+#: "²", "٣" or "３", which are file names here)
+_INDEX_RE = re.compile(r"-?[0-9]+")
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports a usage error in one line and exits 2."""
 
     def error(self, message: str) -> None:  # noqa: D401 - argparse's name
-        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see --help)\n")
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {_one_line(message)} (see --help)\n")
+
+
+def _class_number(text: str) -> int:
+    """argparse type of ``--class``: a whole number in ASCII digits."""
+    if not re.fullmatch(r"[0-9]+", text):
+        raise argparse.ArgumentTypeError(f"expected a class number such as 0 or 3, not {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="an image file, or the index of a sample of the project's data set")
     ex.add_argument("--method", choices=("cam", "gradcam"), default="gradcam")
     ex.add_argument("--layer", metavar="BLOCK", help="Grad-CAM's target block (name or id); default: the last spatial block")
-    ex.add_argument("--class", dest="class_index", type=int, metavar="K", help="class to explain (default: the predicted one)")
+    ex.add_argument("--class", dest="class_index", type=_class_number, metavar="K", help="class to explain (default: the predicted one)")
     ex.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png",
                     help="the overlay; the raw map goes to OUT.npy (values in [0, 1], input resolution)")
     return parser
@@ -89,10 +108,51 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.command
     ]
     try:
+        _check_input_files(args)
         return handler(args)
-    except (NetDesignerError, OSError) as exc:
-        print(f"error: {_one_line(exc)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BaseException as exc:  # NOTE: the promise is one line and exit 2 for any failure, never a traceback
+        if os.environ.get(DEBUG_VARIABLE) == "1" or isinstance(exc, (SystemExit, GeneratorExit)):
+            raise
+        if isinstance(exc, BrokenPipeError):
+            _quiet_stdout()
+        print(f"error: {_describe(exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def _check_input_files(args: argparse.Namespace) -> None:
+    """Refuse a project, weights or checkpoint path that is a folder, pipe or device before any reader opens it."""
+    from engine.userfiles import check_regular_file
+
+    for attr, what in (("project", "a project file"), ("weights", "a weights file"), ("resume", "a checkpoint file")):
+        path = getattr(args, attr, None)
+        if path is not None and not (attr in ("resume", "weights") and Path(path).is_dir()):  # NOTE: a run folder
+            check_regular_file(path, what)
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception in plain words, on one line: the engine's own messages as they are, others named."""
+    if isinstance(exc, (NetDesignerError, OSError)):
+        return _one_line(exc)
+    text = _one_line(exc) if str(exc).strip() else ""
+    if isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and re.search(r"alloc|out of memory", text, re.I)):
+        return "out of memory" + (f": {text}" if text else ": the command needs more memory than this machine has")
+    if isinstance(exc, UnicodeError):
+        return f"a text could not be encoded or decoded for this terminal or file ({text})"
+    detail = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"unexpected failure ({detail}); set {DEBUG_VARIABLE}=1 to see where"
+
+
+def _quiet_stdout() -> None:
+    """After a closed pipe (``main.py templates | head -1``), send what is left to nowhere, not to an error at exit."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 # ---------------------------------------------------------------------- commands
@@ -102,7 +162,7 @@ def _templates(args: argparse.Namespace) -> int:
     infos = list_templates()
     width = max((len(t.name) for t in infos), default=0)
     for t in infos:
-        print(f"{t.name:<{width}}  {t.title}: {t.description}")
+        print(terminal_safe(f"{t.name:<{width}}  {t.title}: {t.description}"))
     return 0
 
 
@@ -165,13 +225,13 @@ def _explain(args: argparse.Namespace) -> int:
 
     project = load_project(args.project)
     weights = read_weights_file(args.weights)  # NOTE: a checkpoint keeps its normalizer for explain
-    source = int(args.input) if args.input.lstrip("-").isdigit() else Path(args.input)
+    source = int(args.input) if _INDEX_RE.fullmatch(args.input) else Path(args.input)
     png, npy, info = explain(
         project, weights, source, method=args.method, layer=args.layer, class_index=args.class_index,
         out_png=args.output, base_dir=args.project.resolve().parent,
     )
     extra = ", ".join(f"{k} {v}" for k, v in info.items() if isinstance(v, (int, float, str)))
-    print(f"wrote {png} and {npy}" + (f" ({extra})" if extra else ""))
+    print(terminal_safe(f"wrote {png} and {npy}" + (f" ({extra})" if extra else "")))
     return 0
 
 
@@ -302,7 +362,11 @@ def _clock(seconds: float) -> str:
 
 # ---------------------------------------------------------------------- formatting
 def analysis_to_dict(graph, result: Analysis, name: str = "") -> dict:
-    """The analysis as JSON-ready data (the same content as the table)."""
+    """The analysis as JSON-ready data (the same content as the table).
+
+    User text stays as it is: ``json.dumps`` (ASCII by default) writes every control character
+    as a ``\\u`` escape, so the printed JSON is safe for a terminal and reads back exactly.
+    """
     blocks = []
     for nid in result.order:
         node, info = graph.nodes[nid], result.nodes[nid]
@@ -342,15 +406,15 @@ def _problem(p) -> dict:
 
 
 def format_table(graph, result: Analysis, name: str = "") -> str:
-    """A torchinfo-like table of every block, with totals and problems."""
+    """A torchinfo-like table of every block, with totals and problems; user text made terminal-safe."""
     header = ("Block", "Type", "Output shape", "Params", "MACs", "Receptive field")
     rows = []
     for nid in result.order:
         node, info = graph.nodes[nid], result.nodes[nid]
         rows.append(
             (
-                node.name,
-                node.type,
+                terminal_safe(node.name),
+                terminal_safe(node.type),
                 shape_str(info.out_shape),
                 f"{info.params:,}",
                 f"{info.macs:,}",
@@ -366,7 +430,7 @@ def format_table(graph, result: Analysis, name: str = "") -> str:
     rule = "=" * len(line(header))
     out = [rule]
     if name:
-        out += [name, rule]
+        out += [terminal_safe(name), rule]
     out += [line(header), "-" * len(rule), *map(line, rows), rule]
     out += [
         f"Total params: {result.total_params:,}",
@@ -380,14 +444,15 @@ def format_table(graph, result: Analysis, name: str = "") -> str:
     if problems:
         out.append("Problems:")
         for p in problems:
-            out.append(f"  {p.severity}: {p.message}")
+            out.append(terminal_safe(f"  {p.severity}: {p.message}"))
     else:
         out.append("No problems found.")
     return "\n".join(out)
 
 
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+def _one_line(exc: BaseException | str) -> str:
+    """A message on one line, safe for a terminal (it quotes file and block names)."""
+    return terminal_safe(" ".join(str(exc).split()) or type(exc).__name__)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,32 +7,20 @@ receptive field), with the response under each; **Dream** grows an input from no
 excites the channel (activation maximization). Both are computed by
 :mod:`engine.probes.explore` in a plain Python thread, never on the UI thread.
 
-NOTE: no Qt object is made, used or deleted in that thread. It runs a callable on plain data
-(the run's snapshot and weights copied before it starts) and keeps what it returns on its
-:class:`ExploreJob`; its one contact with Qt is to emit a signal of :data:`WORKERS` (a
-window-thread object that lives as long as the program), which Qt queues to the window's
-thread. There the thread is joined and the view reads the job. While a job runs, Python's
-automatic garbage collection is off, so that no collection runs in the worker thread: one could
-free a Qt object from the window's garbage there (a collection runs in whichever thread
-happens to allocate). (The QObject job moved to a QThread that this replaces crashed under
-load: the window's thread freed the job while the worker thread was deleting it.)
+NOTE: no Qt object is made, used or deleted in that thread: see :mod:`designer.workers`.
 """
 
 from __future__ import annotations
 
 import copy
-import gc
 import html
-import itertools
 import math
-import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QRectF, Qt, Signal, Slot
+from PySide6.QtCore import QRectF, Qt, Signal, Slot
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGraphicsRectItem,
@@ -46,12 +34,13 @@ from PySide6.QtWidgets import (
 )
 
 from designer.insight.images import ImagePlot, tile
+from designer.workers import WORKERS, Job, next_number, running_workers
 from engine.analysis import analyze
 from engine.errors import NetDesignerError
 from engine.probes.explore import Dream, TopPatches, dream, load_run, top_patches, units_of
 from engine.project import project_from_dict
 
-__all__ = ["EMPTY_TEXT", "WORKERS", "ExploreJob", "ExploreView", "Workers", "rgba", "running_workers"]
+__all__ = ["EMPTY_TEXT", "ExploreView", "rgba", "running_workers"]
 
 EMPTY_TEXT = "Train the network first: these views use the trained weights of the latest run."
 TRAINING_TEXT = "Training… these views use the weights of a finished run: they are ready again when it ends."
@@ -80,94 +69,6 @@ def rgba(images: np.ndarray, inside: np.ndarray | None = None, levels: tuple[flo
     rgb = a.transpose(0, 2, 3, 1) if a.shape[1] == 3 else np.repeat(a.mean(1)[..., None], 3, axis=3)
     alpha = np.ones(rgb.shape[:3] + (1,), np.float32) if inside is None else np.asarray(inside, np.float32)[..., None]
     return np.concatenate([rgb * alpha, alpha], axis=3)
-
-
-@dataclass(eq=False)
-class ExploreJob:
-    """One on-demand computation: ``work()`` runs in a worker thread, everything else is the window's.
-
-    The worker thread reads only ``work`` and writes only ``outcome``, before it reports; the
-    window's thread reads ``outcome`` after joining the thread.
-    """
-
-    number: int
-    what: str  # "patches" or "dream"
-    entry: Any  # the RunEntry it works on (read by the window's thread only)
-    work: Callable[[], Any]
-    outcome: tuple[str, Any] | None = None  # ("done", what work() returned) or ("failed", the error in words)
-    superseded: bool = False  # a newer request came while it ran: its result is dropped
-
-    def compute(self) -> None:
-        """Run ``work()`` and keep its result or its error in words (worker thread)."""
-        try:
-            self.outcome = ("done", self.work())
-        except NetDesignerError as exc:
-            self.outcome = ("failed", str(exc))
-        except Exception as exc:  # noqa: BLE001 - every failure reaches the view as a message
-            self.outcome = ("failed", f"the view could not be computed: {type(exc).__name__}: {exc}")
-
-
-class Workers(QObject):
-    """The Explore worker threads, seen from the window's thread: started, joined, counted.
-
-    Signals:
-        reported(int): emitted by a worker thread as its last act, with its job's number (queued
-            to the window's thread, where the thread is joined).
-        joined(int): in the window's thread, the job's thread is gone and its outcome is ready.
-    """
-
-    reported = Signal(int)
-    joined = Signal(int)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._threads: dict[int, threading.Thread] = {}
-        self._gc_was_enabled = True
-        self.reported.connect(self.join, Qt.ConnectionType.QueuedConnection)
-
-    def start(self, job: ExploreJob) -> None:
-        """Run ``job.compute()`` in a new thread; :attr:`joined` follows when it has ended."""
-        if not self._threads:
-            self._gc_was_enabled = gc.isenabled()
-            gc.disable()  # NOTE: see the module's docstring; enabled again when the last worker is joined
-        thread = threading.Thread(target=self._work, args=(job,), name=f"explore-{job.number}")
-        self._threads[job.number] = thread
-        try:
-            thread.start()
-        except RuntimeError as exc:  # NOTE: no thread to be had; the job ends at once with the reason
-            job.outcome = ("failed", f"the computation could not start: {exc}")
-            self.reported.emit(job.number)
-
-    def _work(self, job: ExploreJob) -> None:
-        try:
-            job.compute()
-        finally:
-            self.reported.emit(job.number)  # NOTE: emitting is thread-safe; the slot runs in the window's thread
-
-    @Slot(int)
-    def join(self, number: int) -> bool:
-        """Wait for job ``number``'s thread to end (at once once it has reported). False when it is not running."""
-        thread = self._threads.pop(number, None)
-        if thread is None:
-            return False
-        if thread.ident is not None:  # NOTE: None when it could not start
-            thread.join()
-        if not self._threads and self._gc_was_enabled:
-            gc.enable()
-        self.joined.emit(number)
-        return True
-
-    def running(self) -> list[threading.Thread]:
-        return list(self._threads.values())
-
-
-WORKERS = Workers()  # NOTE: made when the module is imported, in the window's thread; never deleted
-_numbers = itertools.count(1)
-
-
-def running_workers() -> list[threading.Thread]:
-    """The Explore worker threads not yet joined (the tests check that none is left)."""
-    return WORKERS.running()
 
 
 class ExploreView(QWidget):
@@ -247,7 +148,7 @@ class ExploreView(QWidget):
         self._graph = None
         self._analysis = None
         self._trained = None  # the entry's TrainedRun, once a job has built it
-        self._job: ExploreJob | None = None  # the computation running
+        self._job: Job | None = None  # the computation running
         self._waiting: tuple[str, str, Callable[[Any], Any]] | None = None  # the request made while it runs
         self._texts: list[pg.TextItem] = []  # the captions on show: the first of _pool
         self._pool: list[pg.TextItem] = []
@@ -381,7 +282,7 @@ class ExploreView(QWidget):
             run = trained or load_run(snapshot, weights, base_dir)
             return run, compute(run)
 
-        self._job = ExploreJob(next(_numbers), what, entry, work)
+        self._job = Job(next_number(), what, entry, work)
         self._say(busy_text)
         self.busy.show()
         WORKERS.start(self._job)
@@ -417,7 +318,7 @@ class ExploreView(QWidget):
             self.busy.hide()
         self.ended.emit(what)
 
-    def _take(self, job: ExploreJob) -> str:
+    def _take(self, job: Job) -> str:
         """Show what ``job`` found (or its error); how it ended, for :attr:`ended`."""
         kind, value = job.outcome or ("failed", "the computation stopped without a result")
         if job.entry is not self.entry:

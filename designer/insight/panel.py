@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QPushButton, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QTabWidget, QVBoxLayout, QWidget
 
 from designer.insight.charts import DecisionsView, GradientView
 from designer.insight.explore import ExploreView
@@ -22,6 +22,7 @@ from designer.insight.histograms import HistogramsView
 from designer.insight.images import save_csv, save_png
 from designer.insight.maps import ActivationsView, CamView, FiltersView
 from designer.insight.samples import PredictionsView
+from designer.plaintext import plain_label
 
 __all__ = ["InsightPanel"]
 
@@ -56,7 +57,7 @@ class InsightPanel(QWidget):
         self.tabs = QTabWidget()
         for view in self.views:
             self.tabs.addTab(view, view.title)
-        self.status = QLabel("Train the network to see what it learns. Click a block to see its activations.")
+        self.status = plain_label("Train the network to see what it learns. Click a block to see its activations.")
         self.status.setWordWrap(True)
         self.png_button = QPushButton("Save PNG…")
         self.png_button.setToolTip("Save the current view as a picture")
@@ -103,6 +104,15 @@ class InsightPanel(QWidget):
         self._insight = data
         self._stale.update(self.insight_views)
         self.refresh()
+
+    def show_stored(self, run_name: str, found: dict[str, Any]) -> None:
+        """A stored run's views, computed again from its weights (see :func:`engine.probes.replay.replay`)."""
+        self.cam.frames.clear()
+        self.on_probes(found["probes"])
+        self.on_insight(found["insight"])
+        epoch = found["insight"].get("epoch")
+        when = f" after epoch {epoch}" if epoch else ""
+        self.status.setText(f"{run_name}{when}, computed again from its stored weights")
 
     def refresh(self, everything: bool = False, view: QWidget | None = None) -> None:
         """Draw the latest results where they have not been drawn: in the view on show, in ``view``,

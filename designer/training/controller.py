@@ -14,14 +14,18 @@ another project) until the run has ended::
 
 from __future__ import annotations
 
+import copy
 import gc
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QStyle, QWidget
+from PySide6.QtWidgets import QDockWidget, QInputDialog, QMessageBox, QStyle, QWidget
 
 from designer.insight import InsightPanel
+from designer.settings import data_dir
+from designer.workers import WORKERS, Job, next_number
 from designer.training.config_panel import TrainingConfigPanel
 from designer.training.cv_dialog import ask_folds
 from designer.training.dashboard import TrainingDashboard
@@ -31,7 +35,17 @@ from designer.training.worker import TrainingSession
 from engine.project import project_to_dict
 from engine.training import remote
 from engine.training.objectives import main_metric
-from engine.training.runs import RunRecord
+from engine.errors import NetDesignerError
+from engine.training.runs import (
+    RunRecord,
+    find_checkpoint,
+    move_runs,
+    new_run_dir,
+    next_label,
+    read_batches,
+    read_run,
+    runs_dir,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from designer.main_window import MainWindow
@@ -39,6 +53,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["LOCK_MESSAGE", "TrainingController"]
 
 LOCK_MESSAGE = "Training… the network is locked (Stop with Shift+F5 to edit it)"
+#: How often garbage is collected (on the window's thread) while a run trains; see _collect_on_window_thread.
+GC_INTERVAL_MS = 2000
 DASHBOARD_SHARE = 0.4  # of the window's height, the first time the dashboard shows (at least 320 px)
 
 
@@ -67,6 +83,13 @@ class TrainingController(QObject):
         self._early_stop: dict[str, Any] | None = None
         self._started_info: dict[str, Any] | None = None
         self._dashboard_sized = False
+        self._continuing: RunEntry | None = None
+        self._insight_of: Path | None = None  # the stored run whose views Insight shows
+        self._replay_job: Job | None = None
+        WORKERS.joined.connect(self._on_worker_joined)
+        self._gc_timer = QTimer(self)
+        self._gc_timer.setInterval(GC_INTERVAL_MS)
+        self._gc_timer.timeout.connect(lambda: gc.collect())
 
         self.dashboard = TrainingDashboard()
         self.config_panel = TrainingConfigPanel(win.document)
@@ -80,6 +103,11 @@ class TrainingController(QObject):
         self.dashboard.set_actions(self.train_action, self.pause_action, self.stop_action)
         self.config_panel.preview_requested.connect(self.preview_data)
         self.runs.message.connect(win.show_message)
+        self.runs.continue_requested.connect(lambda entry: self.continue_run(entry))
+        self.runs.fork_requested.connect(lambda entry: self.fork_run(entry))
+        self.runs.export_requested.connect(lambda entry: self.export_run(entry))
+        self.runs.current_changed.connect(self._on_run_selected)
+        win.document.path_changed.connect(lambda _path: self._adopt_unsaved_runs())
         self.insight.message.connect(win.show_message)
         self.insight.sample_requested.connect(self._on_probe_sample)
         self.insight.cam_class_requested.connect(self._on_cam_class)
@@ -90,6 +118,7 @@ class TrainingController(QObject):
         # that is destroyed aborts the process).
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
         self._update_actions()
+        self._show_project_runs()
 
     # ------------------------------------------------------------------ building
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -183,18 +212,40 @@ class TrainingController(QObject):
                 "(see Problems) before training."
             )
             return None
-        self._snapshot = project_to_dict(doc.project)
+        snapshot = project_to_dict(doc.project)
         if self.probe_layer in doc.graph.nodes and _probe_able(doc.graph.nodes[self.probe_layer]):
-            self._snapshot["probes"]["layer"] = self.probe_layer
+            snapshot["probes"]["layer"] = self.probe_layer
         if self.cam_layer in doc.graph.nodes:
-            self._snapshot["probes"]["cam_layer"] = self.cam_layer
+            snapshot["probes"]["cam_layer"] = self.cam_layer
         if self.cam_class is not None:
-            self._snapshot["probes"]["class_index"] = self.cam_class
+            snapshot["probes"]["class_index"] = self.cam_class
+        return self._launch(snapshot, epochs=epochs, device=device, folds=folds,
+                            metric=main_metric(doc.graph))
+
+    def _launch(
+        self, snapshot: dict[str, Any], *, epochs: int | None = None, device: str | None = None,
+        folds: int | None = None, metric: str | None = None, resume_from: Path | None = None,
+        run_dir: Path | None = None, continuing: RunEntry | None = None,
+    ) -> TrainingSession | None:
+        """Start a session training ``snapshot`` into a run folder (a new one in the project's runs folder,
+        or ``run_dir`` to go on with a run there)."""
+        doc = self.win.document
+        self._snapshot = snapshot
         self._history, self._early_stop, self._started_info = [], None, None
-        self._run_name = self.runs.next_label()
+        self._continuing = continuing
+        label = continuing.name if continuing is not None else ""
+        if run_dir is None:
+            try:
+                root = self.runs_folder()
+                label = next_label(root)
+                run_dir = new_run_dir(root)
+            except (OSError, NetDesignerError) as exc:
+                self.dashboard.show_idle(f"The run's folder could not be made, so nothing was trained: {exc}")
+                return None
+        self._run_name = label
         self._base_dir = base_dir = doc.path.parent if doc.path is not None else None
-        session = TrainingSession(self._snapshot, base_dir=base_dir, epochs=epochs, device=device, folds=folds,
-                                  parent=self)
+        session = TrainingSession(snapshot, base_dir=base_dir, epochs=epochs, device=device, folds=folds,
+                                  run_dir=run_dir, resume_from=resume_from, label=label, parent=self)
         session.started.connect(self._on_started)
         session.progress.connect(self.dashboard.on_progress)
         session.epoch_done.connect(self._on_epoch)
@@ -207,19 +258,121 @@ class TrainingController(QObject):
         session.probes.connect(self.insight.on_probes)
         session.insight.connect(self.insight.on_insight)
         self.insight.begin_run()
-        # NOTE: objects made before the run are set aside from the garbage collector for its length,
-        # so a full collection during the run scans only the run's own objects (a collection over the
-        # whole window took 50-180 ms and stalled the event loop). Garbage is collected first.
-        gc.collect()
-        gc.freeze()
+        self._collect_on_window_thread(True)
         self.session = self.last_session = session
         self._lock(True)
-        self.dashboard.begin_run(epochs=epochs or doc.project.training.epochs, main_metric=main_metric(doc.graph))
+        self.runs.set_busy(True)
+        total = epochs or int(snapshot.get("training", {}).get("epochs") or 1)
+        self.dashboard.begin_run(epochs=total, main_metric=metric)
         self._update_actions()
         session.start()
-        self.win.show_message(f"{folds}-fold cross-validation started" if folds else "Training started")
+        what = f"{folds}-fold cross-validation" if folds else (f"{label}: training" if label else "Training")
+        self.win.show_message(f"{what} started" if folds else f"{what} started")
         self.run_started.emit()
         return session
+
+    def _collect_on_window_thread(self, running: bool) -> None:
+        """During a run, garbage is collected on the window's thread only, on a timer.
+
+        NOTE: Python collects in whichever thread happens to allocate, and the worker thread that
+        relays the run's events allocates for each one: a collection there could free a Qt object of
+        the window's from the wrong thread. So automatic collection is off for the run, and a timer
+        here collects instead. Objects made before the run are set aside (frozen) for its length, so
+        a collection scans only the run's own objects (one over the whole window took 50-180 ms and
+        stalled the event loop).
+        """
+        if running:
+            gc.collect()
+            gc.freeze()
+            self._gc_was_enabled = gc.isenabled()
+            gc.disable()
+            self._gc_timer.start()
+        else:
+            self._gc_timer.stop()
+            gc.unfreeze()
+            if getattr(self, "_gc_was_enabled", True):
+                gc.enable()
+
+    # ------------------------------------------------------------------ runs on disk
+    def runs_folder(self) -> Path:
+        """Where the open project's runs live: beside its file, or in the program's folder until it is saved."""
+        doc = self.win.document
+        if doc.path is not None:
+            return runs_dir(doc.path)
+        return data_dir() / "unsaved-runs" / doc.uid
+
+    def continue_run(self, entry: RunEntry, more: int | None = None) -> TrainingSession | None:
+        """Train ``entry``'s run ``more`` epochs (asks when None) from its last checkpoint, in its own folder."""
+        if self.session is not None or entry.path is None:
+            return None
+        done = max((r.get("epoch", 0) for r in entry.history), default=0)
+        if more is None:
+            more, ok = QInputDialog.getInt(self.win, "Continue training", f"{entry.name} has trained {done} "
+                                           "epoch(s). Train how many more?", 10, 1, 100_000)
+            if not ok:
+                return None
+        project = entry.record.project
+        epochs = done + int(more)
+        return self._launch(project, epochs=epochs, resume_from=entry.path / "last.pt", run_dir=entry.path,
+                            metric=self._metric_of(project), continuing=entry)
+
+    def fork_run(self, entry: RunEntry, epoch: int | None = None, epochs: int | None = None) -> TrainingSession | None:
+        """A new run from ``entry``'s checkpoint of ``epoch`` with the Training setup's settings (asks when None)."""
+        if self.session is not None or entry.path is None:
+            return None
+        training = self.win.document.project.training.to_dict()
+        if epoch is None or epochs is None:
+            from designer.training.fork_dialog import ask_fork
+
+            answer = ask_fork(entry, training, self.win)
+            if answer is None:
+                return None
+            epoch, epochs = answer
+        try:
+            checkpoint = find_checkpoint(entry.path, epoch=epoch)
+        except NetDesignerError as exc:
+            QMessageBox.warning(self.win, "Fork run", str(exc))
+            return None
+        snapshot = dict(entry.record.project)
+        snapshot["training"] = {**training, "epochs": int(epochs)}
+        return self._launch(snapshot, epochs=int(epochs), resume_from=checkpoint, metric=self._metric_of(snapshot))
+
+    def export_run(self, entry: RunEntry | None = None) -> list[Path]:
+        """File → Export or a run's Export…: the network as PyTorch code with a run's trained weights."""
+        return self.win.files.export_code(run=entry)
+
+    def _metric_of(self, snapshot: dict[str, Any]) -> str | None:
+        from engine.project import project_from_dict
+
+        try:
+            return main_metric(project_from_dict(snapshot, source="<run>").graph)
+        except NetDesignerError:
+            return None
+
+    def _show_project_runs(self) -> None:
+        problems = self.runs.show_runs_in(self.runs_folder())
+        if problems:
+            self.win.show_message(f"{len(problems)} run folder(s) could not be read (see Runs)")
+        latest = next((e for e in reversed(self.runs.entries) if e.path is not None), None)
+        if latest is not None and latest.load_weights() is not None:
+            self.insight.explore.set_run(latest, self._project_dir())
+
+    def _project_dir(self) -> Path | None:
+        path = self.win.document.path
+        return path.parent if path is not None else None
+
+    def _adopt_unsaved_runs(self) -> None:
+        """The project was saved for the first time: its runs move from the program's folder to beside it."""
+        doc = self.win.document
+        if doc.path is None or self.session is not None:
+            return
+        old = data_dir() / "unsaved-runs" / doc.uid
+        if old.is_dir():
+            try:
+                move_runs(old, runs_dir(doc.path))
+            except OSError as exc:
+                self.win.show_message(f"The runs could not be moved beside the project: {exc}")
+        self._show_project_runs()
 
     def cross_validate(self, k: int | None = None, epochs: int | None = None) -> TrainingSession | None:
         """k-fold cross-validation of the open project (Cross-validate…); asks for k when it is None.
@@ -267,15 +420,23 @@ class TrainingController(QObject):
         return self.session is None
 
     def shutdown(self) -> None:
-        """Stop any run and wait for its thread (the window is closing)."""
+        """Stop any run and wait for its thread and any Insight computation (the window is closing)."""
         if self.session is not None:
             self.session.shutdown()
+        if self._replay_job is not None:
+            WORKERS.join(self._replay_job.number)
         self.insight.shutdown()
 
     # ------------------------------------------------------------------ reactions
     def _on_started(self, info: dict[str, Any]) -> None:
         self._started_info = info
         self.dashboard.on_started(info)
+        earlier = info.get("history") or []
+        if earlier:  # NOTE: a continued or forked run: its curves start with the epochs before
+            self._history = [dict(r) for r in earlier]
+            run_dir = info.get("run_dir")
+            losses = read_batches(Path(run_dir) / "batches.f32") if run_dir else None
+            self.dashboard.show_history(earlier, losses)
 
     def _on_epoch(self, record: dict[str, Any]) -> None:
         self._history.append(dict(record))
@@ -340,34 +501,87 @@ class TrainingController(QObject):
         self._update_actions()
 
     def _on_ended(self, outcome: str) -> None:
-        gc.unfreeze()
+        self._collect_on_window_thread(False)
         session, self.session = self.session, None
+        self.runs.set_busy(False)
         entry = None
         if session is not None and self._started_info is not None:
+            self._insight_of = session.run_dir  # NOTE: Insight shows this run's live results already
             entry = self._record(session, outcome)
+        elif session is not None and session.run_dir is not None:
+            _remove_empty(session.run_dir)
         self.insight.end_run(entry, self._base_dir)
         self._lock(False)
         self._update_actions()
         what = "Cross-validation" if session is not None and session.folds else "Training"
         self.win.show_message(f"{what} {outcome if outcome in ('finished', 'stopped') else 'failed'}")
         remote.prestart()  # NOTE: the next run's process starts now, while the person looks at this one
+        if self.win.document.path is not None and (data_dir() / "unsaved-runs" / self.win.document.uid).is_dir():
+            self._adopt_unsaved_runs()  # NOTE: saved during the run: its folder could not move while written
         self.run_ended.emit(outcome)
 
     def _record(self, session: TrainingSession, outcome: str) -> RunEntry:
+        """The ended run as the Runs dock lists it: read back from its folder (in memory when it has none)."""
         summary = dict(session.summary)
         history = summary.pop("history", None) or self._history
         weights = summary.pop("weights", None)
-        record = RunRecord(str(self._snapshot.get("name") or "Untitled"), self._snapshot, list(history), summary)
         if self._early_stop is not None and outcome == "finished":
             outcome = "early stop"
-        return self.runs.add_run(RunEntry(record, label=self._run_name, outcome=outcome,
-                                          batch_losses=self.dashboard.batch.y.copy(), message=session.message,
-                                          weights=weights))
+        record = None
+        if session.run_dir is not None and (session.run_dir / "summary.json").is_file():
+            try:
+                record = read_run(session.run_dir)
+            except NetDesignerError as exc:
+                self.win.show_message(f"The run's folder could not be read back: {exc}")
+        if record is None:
+            record = RunRecord(str(self._snapshot.get("name") or "Untitled"), self._snapshot, list(history), summary,
+                               label=self._run_name, status=outcome if outcome != "failed" else "failed")
+        entry = RunEntry.from_record(record, outcome=outcome if record.path is None else None)
+        entry.label = entry.label or self._run_name
+        entry.weights, entry.batch_losses = weights, self.dashboard.batch.y.copy()
+        entry.message = session.message or entry.message
+        continuing, self._continuing = self._continuing, None
+        if continuing is not None:
+            return self.runs.replace_run(continuing, entry)
+        return self.runs.add_run(entry)
+
+    def _on_run_selected(self, entry: RunEntry | None) -> None:
+        """A run picked in the Runs dock is the one Explore works on and Insight shows (from its stored weights)."""
+        if entry is None or self.session is not None or entry.load_weights() is None:
+            return
+        self.insight.explore.set_run(entry, self._project_dir())
+        if entry.path is not None and entry.path != self._insight_of:
+            self._replay(entry)
+
+    def _replay(self, entry: RunEntry) -> None:
+        """Compute ``entry``'s Insight again from its stored weights, in a worker thread (see designer.workers)."""
+        from engine.probes.replay import replay
+
+        snapshot, weights, base = copy.deepcopy(entry.record.project), entry.weights, self._project_dir()
+        epoch = entry.history[-1].get("epoch") if entry.history else None
+        self._insight_of = entry.path
+        job = Job(next_number(), "insight", entry, lambda: replay(snapshot, weights, base, epoch), kind="insight")
+        self._replay_job = job
+        WORKERS.start(job)
+
+    def _on_worker_joined(self, number: int) -> None:
+        job = self._replay_job
+        if job is None or job.number != number:
+            return
+        self._replay_job = None
+        status, value = job.outcome or ("failed", "no result")
+        if self.session is not None or job.entry.path != self._insight_of:
+            return  # NOTE: a run started, or another run was picked, while it computed
+        if status == "done":
+            self.insight.show_stored(job.entry.name, value)
+        else:
+            self.insight.status.setText(f"{job.entry.name}: its views could not be computed again: {value}")
 
     def _on_project_replaced(self) -> None:
         if self.session is not None:
             self.stop()
             self.win.show_message("Another project was opened: the training run was stopped")
+        self._show_project_runs()
 
     # ------------------------------------------------------------------ the lock
     def _lock(self, on: bool) -> None:
@@ -431,6 +645,13 @@ class TrainingController(QObject):
         self.runs_dock.show()
         self.runs_dock.raise_()
         return entry
+
+
+def _remove_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # NOTE: not empty (the run wrote something) or already gone
 
 
 def _probe_able(node) -> bool:

@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
 )
 
 from designer import theme
+from designer.plaintext import escape_rich
 from designer.training.plots import RUN_COLORS, CurveBuffer, StillView, make_plot, style_plot
 
 __all__ = [
@@ -315,7 +316,7 @@ class TrainingDashboard(QWidget):
         if self._plots_for == (epochs, metric):
             return
         self._plots_for = (epochs, metric)
-        self.metric_plot.getPlotItem().setLabel("left", metric_title(metric))
+        self.metric_plot.getPlotItem().setLabel("left", escape_rich(metric_title(metric)))  # NOTE: HTML; a head's name in it
         x_max = max(epochs, 1)
         self.loss_view.begin(x_max, floor=0.0)  # NOTE: every loss here is 0 or more
         self.metric_view.begin(x_max, *metric_bounds([metric]))
@@ -339,6 +340,18 @@ class TrainingDashboard(QWidget):
         self.set_message(text[:1].upper() + text[1:])
         self.progress_bar.setFormat(self._epoch_text(1))
         self._set_up_plots(self._epochs, metric)  # NOTE: nothing to do when begin_run guessed right
+
+    def show_history(self, rows: list[dict[str, Any]], batch_losses: np.ndarray | None = None) -> None:
+        """Draw the epochs a continued or forked run had before this session (and their batch losses)."""
+        for row in rows:
+            self.on_epoch(row)
+        if batch_losses is not None and len(batch_losses):
+            steps = min(len(batch_losses), int(rows[-1].get("step") or len(batch_losses))) if rows else 0
+            losses = np.asarray(batch_losses[:steps], dtype=np.float64)
+            xs = np.arange(1, steps + 1, dtype=np.float64) / self._batches_per_epoch
+            self.batch.extend(xs, losses)
+            self.smooth.extend(xs, self._smoothed(losses))
+        self._progress_dirty = True
 
     def _epoch_text(self, epoch: int) -> str:
         """``Epoch 2/10``, or ``Fold 1/5 · epoch 2/10`` during a cross-validation."""
@@ -414,7 +427,7 @@ class TrainingDashboard(QWidget):
             color = _VAL if not self.metrics else RUN_COLORS[(len(self.metrics) + 1) % len(RUN_COLORS)]
             self.metrics[key] = CurveBuffer()
             self._metric_curves[key] = self.metric_plot.getPlotItem().plot(
-                **_epoch_style(color), name=f"validation {metric_title(key)}"
+                **_epoch_style(color), name=escape_rich(f"validation {metric_title(key)}")
             )
             self.metric_plot.getPlotItem().legend.setVisible(True)
             self.metric_view.set_bounds(*metric_bounds(self.metrics))
@@ -445,7 +458,7 @@ class TrainingDashboard(QWidget):
             self._on_cross_validated(summary)
             return
         stopped = bool(summary.get("stopped"))
-        parts = [f"test {metric_title(k)} <b>{format_metric(k, v)}</b>" for k, v in (summary.get("test") or {}).items()]
+        parts = [f"test {escape_rich(metric_title(k))} <b>{format_metric(k, v)}</b>" for k, v in (summary.get("test") or {}).items()]
         if summary.get("test_loss") is not None:
             parts.append(f"test loss {summary['test_loss']:.4g}")
         what = "Stopped" if stopped else "Finished"

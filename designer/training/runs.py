@@ -1,9 +1,13 @@
-"""Run history: every run of this session (and any run folder opened) with its config and curves.
+"""Run history: the open project's runs, read from their folders, with their configs and curves.
 
-Ticking runs in the list overlays their validation loss and validation score in the
-compare plots, one colour per run, and lists what differs between their settings
-(the learning rate, a Dropout block...), so "with and without dropout" is one glance.
-A folder written by ``python main.py train --out DIR`` opens with :meth:`RunsPanel.open_folder`.
+Every run is a folder beside the project (:mod:`engine.training.runs`), so the list survives a
+restart: :meth:`RunsPanel.show_runs_in` lists a project's runs folder. Ticking runs overlays their
+validation loss and validation score in the compare plots, one colour per run, and lists what
+differs between their settings (the learning rate, a Dropout block...), so "with and without
+dropout" is one glance. A run can be renamed, deleted (after asking), shown in the file manager,
+continued, forked from one of its epochs and exported (the last three are the controller's: the
+panel asks for them with signals). A run folder from elsewhere (``main.py train --out DIR``, a
+cluster) opens with :meth:`RunsPanel.open_folder`.
 """
 
 from __future__ import annotations
@@ -16,16 +20,20 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, QFile, Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMenu,
     QMessageBox,
     QPushButton,
     QSplitter,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
@@ -33,7 +41,7 @@ from PySide6.QtWidgets import (
 from designer.training.dashboard import format_metric, metric_title
 from designer.training.plots import RUN_COLORS, make_plot, style_plot
 from engine.errors import NetDesignerError
-from engine.training.runs import RunRecord, read_run
+from engine.training.runs import RunRecord, find_checkpoint, list_runs, read_run, rename_run
 
 __all__ = ["RunEntry", "RunsPanel", "describe", "differences"]
 
@@ -46,20 +54,45 @@ _COMPARED_DATA = ("dataset", "samples", "noise", "val_fraction", "test_fraction"
 
 @dataclass
 class RunEntry:
-    """One run kept in memory: its record (config snapshot, history, summary) and how it ended."""
+    """One run: its record (config snapshot, history, summary, folder) and how it ended."""
 
     record: RunRecord
     label: str = ""  # short: "Run 3", or the folder's name
-    outcome: str = "finished"  # finished, stopped, early stop, failed or opened (a run folder)
+    outcome: str = "finished"  # finished, stopped, early stop, failed, interrupted, running or opened
     batch_losses: np.ndarray | None = None
     message: str = ""
     colour: str = RUN_COLORS[0]
     extra: dict[str, Any] = field(default_factory=dict)
-    weights: dict[str, Any] | None = None  # the trained state_dict (CPU tensors); None for an opened folder
+    weights: dict[str, Any] | None = None  # the trained state_dict or checkpoint (CPU tensors), when in memory
+
+    @classmethod
+    def from_record(cls, record: RunRecord, outcome: str | None = None) -> RunEntry:
+        """An entry for a run read from its folder."""
+        return cls(record, label=record.label, outcome=outcome or record.status, message=record.message)
 
     @property
     def name(self) -> str:
-        return self.label or self.record.name
+        return self.label or self.record.label or self.record.name
+
+    @property
+    def path(self) -> Path | None:
+        return self.record.path
+
+    def load_weights(self) -> dict[str, Any] | None:
+        """The run's trained weights: in memory, else its best (or last) checkpoint; None when it has none."""
+        if self.weights is None and self.path is not None:
+            from engine.export import read_weights_file
+
+            try:
+                self.weights = read_weights_file(find_checkpoint(self.path, which="best"))
+            except NetDesignerError:
+                return None
+        return self.weights
+
+    def lineage(self) -> str:
+        """``from Run 1 @ epoch 3`` for a fork (the parent's folder name when it is not listed)."""
+        parent = self.record.parent
+        return f"from {parent['run']} @ epoch {parent['epoch']}" if parent else ""
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -172,9 +205,17 @@ class RunsPanel(QWidget):
 
     Signals:
         message(str): something to show in the status bar.
+        continue_requested(object): Continue training… was chosen for this RunEntry.
+        fork_requested(object): Fork from an epoch… was chosen for this RunEntry.
+        export_requested(object): Export… was chosen for this RunEntry.
+        current_changed(object): the selected RunEntry (or None) changed.
     """
 
     message = Signal(str)
+    continue_requested = Signal(object)
+    fork_requested = Signal(object)
+    export_requested = Signal(object)
+    current_changed = Signal(object)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -183,36 +224,58 @@ class RunsPanel(QWidget):
         self.loss_curves: dict[int, pg.PlotDataItem] = {}
         self.metric_curves: dict[int, pg.PlotDataItem] = {}
         self._counter = 0
+        self.folder: Path | None = None  # the open project's runs folder
+        self.busy = False  # a run is training: its folder is not to be deleted or continued
         self._build()
         self._update_compare()
+        self._update_buttons()
 
     def _build(self) -> None:
         left = QWidget()
         col = QVBoxLayout(left)
         col.setContentsMargins(0, 0, 0, 0)
-        hint = QLabel("Tick runs to compare them.")
-        hint.setProperty("role", "muted")
-        col.addWidget(hint)
+        self.hint = QLabel("Tick runs to compare them.")
+        self.hint.setProperty("role", "muted")
+        self.hint.setTextFormat(Qt.TextFormat.PlainText)
+        col.addWidget(self.hint)
         self.list = QListWidget()
         self.list.setWordWrap(True)
         self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.list.setToolTip("Every run of this session; tick two or more to overlay their curves")
+        self.list.setToolTip("This project's runs; tick two or more to overlay their curves. Right-click a run "
+                             "for what you can do with it")
         self.list.itemChanged.connect(lambda _item: self._update_compare())
-        self.list.currentItemChanged.connect(lambda *_: self._update_details())
+        self.list.currentItemChanged.connect(lambda *_: self._on_current_changed())
+        self.list.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        self.list.customContextMenuRequested.connect(lambda pos: self.menu.exec(self.list.mapToGlobal(pos)))
         col.addWidget(self.list, 1)
+        self.continue_button = self._button("Continue…", "Train the selected run for more epochs, from its last "
+                                            "checkpoint (optimizer and schedule as they were)", self._ask_continue)
+        self.fork_button = self._button("Fork…", "Start a new run from one epoch of the selected run, with the "
+                                        "Training setup's settings", self._ask_fork)
+        self.export_button = self._button("Export…", "Write the selected run's model as PyTorch code with its "
+                                          "trained weights", self._ask_export)
+        self.menu = QMenu(self)
+        self.rename_action = self.menu.addAction("Rename…", self.rename_current)
+        self.delete_action = self.menu.addAction("Delete…", self.delete_current)
+        self.show_action = self.menu.addAction("Show folder", self.show_current_folder)
+        self.menu.addSeparator()
+        for button in (self.continue_button, self.fork_button, self.export_button):
+            self.menu.addAction(button.text(), button.click)
+        self.menu.addSeparator()
+        self.menu.addAction("Open another run folder…", self.choose_folder)
+        self.more_button = QToolButton()
+        self.more_button.setText("More")
+        self.more_button.setToolTip("Rename, delete or show the selected run's folder; open a run folder from elsewhere")
+        self.more_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.more_button.setMenu(self.menu)
         buttons = QHBoxLayout()
-        self.open_button = QPushButton("Open run folder…")
-        self.open_button.setToolTip("Open a run made by 'python main.py train --out DIR' (metrics.csv and summary.json)")
-        self.open_button.clicked.connect(self.choose_folder)
-        self.remove_button = QPushButton("Remove")
-        self.remove_button.setToolTip("Forget the selected run (its files, if any, stay on disk)")
-        self.remove_button.clicked.connect(self.remove_current)
-        buttons.addWidget(self.open_button)
-        buttons.addWidget(self.remove_button)
+        for widget in (self.continue_button, self.fork_button, self.export_button, self.more_button):
+            buttons.addWidget(widget)
         col.addLayout(buttons)
         self.details = QLabel()
         self.details.setWordWrap(True)
         self.details.setProperty("role", "muted")
+        self.details.setTextFormat(Qt.TextFormat.PlainText)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         col.addWidget(self.details)
 
@@ -227,6 +290,7 @@ class RunsPanel(QWidget):
         rcol.addWidget(plots, 1)
         self.diff_label = QLabel()
         self.diff_label.setWordWrap(True)
+        self.diff_label.setTextFormat(Qt.TextFormat.PlainText)
         self.diff_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         rcol.addWidget(self.diff_label)
 
@@ -239,11 +303,47 @@ class RunsPanel(QWidget):
         outer.setContentsMargins(6, 4, 6, 4)
         outer.addWidget(split)
 
+    def _button(self, text: str, tip: str, slot) -> QPushButton:
+        button = QPushButton(text)
+        button.setToolTip(tip)
+        button.clicked.connect(lambda _checked=False: slot())
+        return button
+
     # ------------------------------------------------------------------ runs
     @property
     def entries(self) -> list[RunEntry]:
-        """Every kept run, oldest first."""
+        """Every listed run, oldest first."""
         return list(self._entries.values())
+
+    def current(self) -> RunEntry | None:
+        item = self.list.currentItem()
+        return self._entries.get(item.data(_ENTRY)) if item is not None else None
+
+    def clear(self) -> None:
+        """Forget every listed run (their folders stay)."""
+        self.list.blockSignals(True)
+        self.list.clear()
+        self.list.blockSignals(False)
+        self._entries.clear()
+        self._counter = 0
+        self._update_compare()
+        self._on_current_changed()
+
+    def show_runs_in(self, folder: str | Path | None) -> list[str]:
+        """List the runs in ``folder`` (a project's runs folder; None: no runs) instead of the ones shown.
+
+        The newest two are ticked. Returns why each folder that could not be read was left out.
+        """
+        self.clear()
+        self.folder = Path(folder) if folder is not None else None
+        records, problems = list_runs(self.folder) if self.folder is not None else ([], [])
+        for i, record in enumerate(records):
+            self.add_run(RunEntry.from_record(record), checked=i >= len(records) - 2)
+        if problems:
+            self.hint.setText(f"{len(problems)} run folder(s) could not be read: " + "; ".join(problems))
+        else:
+            self.hint.setText("Tick runs to compare them." if records else "No runs yet: press Train (F5).")
+        return problems
 
     def add_run(self, entry: RunEntry, checked: bool = True) -> RunEntry:
         """Keep ``entry``, list it (ticked by default) and redraw the comparison."""
@@ -261,25 +361,57 @@ class RunsPanel(QWidget):
         self.list.addItem(item)
         self.list.blockSignals(False)
         self.list.setCurrentItem(item)
+        self.hint.setText("Tick runs to compare them.")
         self._update_compare()
         return entry
 
-    def next_label(self) -> str:
-        """The short name the next run gets ("Run 3")."""
-        return f"Run {self._counter + 1}"
+    def replace_run(self, old: RunEntry, new: RunEntry) -> RunEntry:
+        """Show ``new`` in ``old``'s place (a run continued in its own folder), in its colour."""
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            key = item.data(_ENTRY)
+            if self._entries.get(key) is old:
+                new.colour = old.colour
+                self._entries[key] = new
+                self._refresh_item(item)
+                self.list.setCurrentItem(item)
+                self._update_compare()
+                return new
+        return self.add_run(new)
+
+    def entry_for_folder(self, folder: str | Path) -> RunEntry | None:
+        folder = Path(folder)
+        return next((e for e in self._entries.values() if e.path is not None and e.path == folder), None)
 
     def _label(self, e: RunEntry) -> str:
         outcome = {"finished": "", "opened": " (folder)"}.get(e.outcome, f" ({e.outcome})")
+        parent = e.record.parent
+        if parent:
+            origin = self._label_of_folder(parent["run"])
+            outcome += f" ← {origin} @ {parent['epoch']}"
         score = e.score_text()
         return f"{e.name}{outcome}" + (f"\n{score}" if score else "")
 
+    def _label_of_folder(self, name: str) -> str:
+        for entry in self._entries.values():
+            if entry.path is not None and entry.path.name == name:
+                return entry.name
+        return name
+
+    def _refresh_item(self, item: QListWidgetItem) -> None:
+        entry = self._entries[item.data(_ENTRY)]
+        self.list.blockSignals(True)
+        item.setText(self._label(entry))
+        item.setToolTip(self._about(entry))
+        self.list.blockSignals(False)
+
     def open_folder(self, path: str | Path) -> RunEntry:
-        """Read a CLI run folder and add it. Raises :class:`NetDesignerError` when it is not one."""
+        """Read a run folder from elsewhere and add it. Raises :class:`NetDesignerError` when it is not one."""
         record = read_run(path)
-        return self.add_run(RunEntry(record, label=Path(path).name, outcome="opened"))
+        return self.add_run(RunEntry(record, label=record.label or Path(path).name, outcome="opened"))
 
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a training run folder")
+        folder = QFileDialog.getExistingDirectory(self, "Open a training run folder", str(self.folder or Path.home()))
         if not folder:
             return
         try:
@@ -289,13 +421,96 @@ class RunsPanel(QWidget):
             return
         self.message.emit(f"Opened the run in {folder}: {len(entry.history)} epochs")
 
-    def remove_current(self) -> None:
-        item = self.list.currentItem()
-        if item is None:
-            return
+    # ------------------------------------------------------------------ what a run can do
+    def rename_current(self, label: str | None = None) -> bool:
+        """Give the selected run another name (asks when ``label`` is None); True when it was renamed."""
+        entry = self.current()
+        if entry is None:
+            return False
+        if label is None:
+            label, ok = QInputDialog.getText(self, "Rename run", "Name of the run:", text=entry.name)
+            if not ok:
+                return False
+        if entry.path is not None:
+            try:
+                rename_run(entry.path, label)
+                entry.record = read_run(entry.path)
+            except NetDesignerError as exc:
+                QMessageBox.warning(self, "Rename run", str(exc))
+                return False
+        entry.label = entry.record.label if entry.path is not None else label
+        self._refresh_item(self.list.currentItem())
+        self._update_compare()
+        return True
+
+    def delete_current(self, ask: bool = True) -> bool:
+        """Delete the selected run and its folder, after asking; True when it is gone."""
+        entry, item = self.current(), self.list.currentItem()
+        if entry is None:
+            return False
+        if entry.outcome == "running":
+            QMessageBox.information(self, "Delete run", "This run is training: stop it first.")
+            return False
+        if ask and entry.path is not None:
+            answer = QMessageBox.question(
+                self, "Delete run", f"Delete “{entry.name}” and its folder?\n{entry.path}\n\nIts checkpoints and "
+                "curves go to the trash where the system has one, else they are deleted for good.",
+                QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel,
+            )
+            if answer != QMessageBox.StandardButton.Yes:
+                return False
+        if entry.path is not None and entry.outcome != "opened":
+            try:
+                _remove_folder(entry.path)
+            except OSError as exc:
+                QMessageBox.warning(self, "Delete run", f"{entry.path} could not be deleted: {exc.strerror or exc}")
+                return False
         self._entries.pop(item.data(_ENTRY), None)
         self.list.takeItem(self.list.row(item))
         self._update_compare()
+        self.message.emit(f"Deleted {entry.name}")
+        return True
+
+    def show_current_folder(self) -> bool:
+        entry = self.current()
+        if entry is None or entry.path is None:
+            return False
+        return QDesktopServices.openUrl(QUrl.fromLocalFile(str(entry.path)))
+
+    def _ask_continue(self) -> None:
+        entry = self.current()
+        if entry is not None:
+            self.continue_requested.emit(entry)
+
+    def _ask_fork(self) -> None:
+        entry = self.current()
+        if entry is not None:
+            self.fork_requested.emit(entry)
+
+    def _ask_export(self) -> None:
+        entry = self.current()
+        if entry is not None:
+            self.export_requested.emit(entry)
+
+    def set_busy(self, busy: bool) -> None:
+        """A run is training (True): continuing, forking and deleting wait until it ends."""
+        self.busy = busy
+        self._update_buttons()
+
+    def _on_current_changed(self) -> None:
+        self._update_details()
+        self._update_buttons()
+        self.current_changed.emit(self.current())
+
+    def _update_buttons(self) -> None:
+        entry = self.current()
+        on_disk = entry is not None and entry.path is not None
+        checkpoints = on_disk and (entry.path / "last.pt").is_file()
+        for widget, ok in ((self.continue_button, checkpoints and entry.outcome != "opened"),
+                           (self.fork_button, checkpoints), (self.export_button, entry is not None),
+                           (self.rename_action, on_disk), (self.delete_action, entry is not None),
+                           (self.show_action, on_disk)):
+            widget.setEnabled(bool(ok) and not (self.busy and widget is not self.show_action))
 
     def checked_entries(self) -> list[RunEntry]:
         out = []
@@ -374,3 +589,11 @@ class RunsPanel(QWidget):
         if event.type() == QEvent.Type.ApplicationPaletteChange:
             style_plot(self.loss_plot)
             style_plot(self.metric_plot)
+
+
+def _remove_folder(path: Path) -> None:
+    """Move a run folder to the trash where the system has one; otherwise delete it."""
+    import shutil
+
+    if not QFile.moveToTrash(str(path)) and path.exists():
+        shutil.rmtree(path)

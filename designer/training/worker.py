@@ -135,13 +135,17 @@ class TrainingSession(QObject):
         epochs: int | None = None,
         device: str | None = None,
         folds: int | None = None,
+        run_dir: Path | None = None,
+        resume_from: Path | None = None,
+        label: str = "",
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.folds = folds  # k of a k-fold cross-validation; None for one run
+        self.run_dir = run_dir  # the run folder the child writes (None: the run is kept in memory only)
         self.process = TrainingProcess(TrainingRequest(
             snapshot, base_dir=base_dir, epochs=epochs, device=device, emit_interval=1.0 / MAX_UPDATES_PER_S,
-            folds=folds,
+            folds=folds, run_dir=run_dir, resume_from=resume_from, label=label,
         ))
         self.outcome: str | None = None
         self.summary: dict[str, Any] = {}

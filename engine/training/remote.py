@@ -67,6 +67,9 @@ class TrainingRequest:
     probes: bool = True
     wishes: dict[str, Any] = field(default_factory=dict)  # probe settings to apply from the first probe run
     folds: int | None = None  # k-fold cross-validation instead of one run (no probes: it is about the scores)
+    run_dir: Path | None = None  # the run folder to write (see engine.training.runs); None: none
+    resume_from: Path | None = None  # a checkpoint to go on from (continue or fork)
+    label: str = ""  # the run's name in the Runs dock ("Run 3")
 
 
 # ---------------------------------------------------------------------- the child
@@ -209,7 +212,8 @@ def _serve(event_conn, control_conn) -> None:
 def _train(request: TrainingRequest, control, wishes: _Wishes, event_conn, mailbox: _Mailbox) -> bool:
     """One run; False when the parent can no longer be reached."""
     from engine.project import project_from_dict
-    from engine.training.trainer import Trainer, cross_validate_events
+    from engine.training.crossval import cross_validate_events
+    from engine.training.trainer import Trainer
 
     reachable = True
 
@@ -226,13 +230,14 @@ def _train(request: TrainingRequest, control, wishes: _Wishes, event_conn, mailb
         if request.folds is not None:
             for ev in cross_validate_events(
                 project, request.folds, epochs=request.epochs, base_dir=request.base_dir, device=request.device,
-                control=control, emit_interval=request.emit_interval,
+                control=control, emit_interval=request.emit_interval, out_dir=request.run_dir, label=request.label,
             ):
                 send(ev.kind, ev.data)
             return reachable
         trainer = Trainer(
             project, base_dir=request.base_dir, epochs=request.epochs, device=request.device,
             control=control, emit_interval=request.emit_interval, probes=request.probes,
+            out_dir=request.run_dir, resume_from=request.resume_from, label=request.label,
         )
         images: Any = None
         runner = None

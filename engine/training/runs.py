@@ -51,6 +51,8 @@ __all__ = [
     "find_checkpoint",
     "is_run_dir",
     "list_runs",
+    "move_runs",
+    "read_batches",
     "new_run_dir",
     "next_label",
     "read_run",
@@ -143,6 +145,28 @@ def next_label(root: str | os.PathLike) -> str:
     """The label of the next run in ``root``: "Run 4" after three."""
     records, problems = list_runs(root)
     return f"Run {len(records) + len(problems) + 1}"
+
+
+def move_runs(source: str | os.PathLike, target: str | os.PathLike) -> list[Path]:
+    """Move every run folder in ``source`` into ``target`` (a project saved for the first time).
+
+    A name already taken in ``target`` gets ``-2``, ``-3``...; ``source`` is removed once empty.
+    Returns the new folders.
+    """
+    source, target = Path(source), Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    moved = []
+    for folder in sorted(p for p in source.iterdir() if p.is_dir()):
+        dest, i = target / folder.name, 2
+        while dest.exists():
+            dest, i = target / f"{folder.name}-{i}", i + 1
+        shutil.move(str(folder), str(dest))
+        moved.append(dest)
+    try:
+        source.rmdir()
+    except OSError:
+        pass  # NOTE: something that is not a run stayed behind; it is not ours to delete
+    return moved
 
 
 def is_run_dir(path: str | os.PathLike) -> bool:

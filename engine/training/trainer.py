@@ -187,6 +187,9 @@ class Trainer:
                 "add an output block (Class output, Regression output, ...) after the last layer so "
                 "training knows what to learn"
             )
+        from engine.datacheck import require_data_fit
+
+        require_data_fit(self.project, self.base_dir)  # NOTE: never a raw PyTorch error for a mismatch
         if self._given_splits is not None:
             train, val, test = self._given_splits
         else:
@@ -262,6 +265,8 @@ class Trainer:
         finally:
             if self.writer is not None:
                 self.writer.close()  # NOTE: a run abandoned half way (its reader gone) reads as interrupted
+            elif self.out_dir is not None:
+                _remove_if_empty(self.out_dir)  # NOTE: it never began: no folder for a run that has nothing
 
     def _open_run_folder(self) -> None:
         """Start (or go on with) the run folder ``out_dir``, when there is one."""
@@ -397,7 +402,7 @@ class Trainer:
                     self.writer.batches(torch.stack(pending).float().cpu().numpy())
                 break
             train_loss = epoch_loss / batches
-            record = {"epoch": epoch, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"]}
+            record = {"epoch": epoch, "step": step, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"]}
             val_loss, val_metrics = self.evaluate("val", keep_outputs=self.probe_runner is not None)
             record["val_loss"] = val_loss
             record.update({f"val_{k}": v for k, v in val_metrics.items()})
@@ -558,6 +563,13 @@ def _run_folder_of(checkpoint: Path) -> Path | None:
     return folder if (folder / "summary.json").is_file() else None
 
 
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # NOTE: not empty, or gone already
+
+
 def _has_batchnorm(model: torch.nn.Module) -> bool:
     return any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
@@ -594,128 +606,3 @@ def failure_message(exc: Exception, batch_size: int) -> str:
     if isinstance(exc, RuntimeError):
         return f"training stopped with an error: {exc}"
     return f"training stopped with an error: {type(exc).__name__}: {exc}"
-
-
-def cross_validate_events(
-    project: Project,
-    k: int,
-    *,
-    epochs: int | None = None,
-    base_dir: Path | None = None,
-    device: str | None = None,
-    control: Control | None = None,
-    emit_interval: float = 1 / 30,
-) -> Iterator[TrainEvent]:
-    """k-fold cross-validation as events: ``k`` fresh models, each validated on a different fold.
-
-    The project's test split is held out first and never seen by any fold; the rest is split
-    into ``k`` stratified folds (see :func:`engine.data.kfold`). Each fold yields what
-    :meth:`Trainer.events` yields, its data tagged with ``fold`` (1..k) and ``folds`` (k), with
-    ``step``, ``total_steps`` and ``eta`` counted over the whole job, then a ``fold_done`` event
-    (the fold's summary: ``val`` metrics and loss of its last epoch, ``test`` metrics, ...). The
-    job ends with one ``finished`` event (``folds``: the summaries, ``mean`` and ``std`` of each
-    validation metric over the folds that finished, ``main_metric``, ``stopped``, ``seconds``,
-    ``history`` of the last fold) or one ``failed`` event naming the fold. Stop ends the job.
-    """
-    control = control or Control()
-    t_start = time.perf_counter()
-    fold = 0
-    try:
-        splits, test = _fold_splits(project, k, base_dir)
-        summaries: list[dict[str, Any]] = []
-        done_steps = 0  # planned steps of the folds already over
-        info: dict[str, Any] = {}
-        trainer = None
-        for fold, (train, val) in enumerate(splits, start=1):
-            trainer = Trainer(project, epochs=epochs, base_dir=base_dir, device=device, control=control,
-                              emit_interval=emit_interval, splits=(train, val, test))
-            tag = {"fold": fold, "folds": k}
-            fold_steps = 0
-            for ev in trainer.events():
-                data = dict(ev.data)
-                if ev.kind == "failed":
-                    yield TrainEvent("failed", {**tag, "message": f"fold {fold} of {k}: {data.get('message', '')}"})
-                    return
-                if ev.kind == "started":
-                    fold_steps = data["epochs"] * data["batches_per_epoch"]
-                    info = info or data
-                elif ev.kind == "batches":
-                    step = done_steps + data["step"]
-                    total = done_steps + (k - fold + 1) * fold_steps
-                    elapsed = time.perf_counter() - t_start
-                    data.update(step=step, total_steps=total, elapsed=elapsed,
-                                eta=(total - step) * elapsed / max(step, 1))
-                elif ev.kind == "finished":
-                    last = trainer.history[-1] if trainer.history else {}
-                    summary = {**tag, **data, "val": {m: v for m, v in last.items() if m.startswith("val_")}}
-                    summaries.append(summary)
-                    yield TrainEvent("fold_done", summary)
-                    continue
-                yield TrainEvent(ev.kind, {**data, **tag})
-            done_steps += fold_steps
-            if control.stopped:
-                break
-        mean, std = _spread([s["val"] for s in summaries if not s["stopped"] and s["val"]])
-        yield TrainEvent("finished", {
-            "k": k,
-            "folds": summaries,
-            "mean": mean,
-            "std": std,
-            "main_metric": _main_key(mean, info.get("main_metric")),
-            "stopped": len(summaries) < k or summaries[-1]["stopped"],
-            "epochs_run": summaries[-1]["epochs_run"] if summaries else 0,
-            "seconds": time.perf_counter() - t_start,
-            "device": info.get("device", ""),
-            "history": list(trainer.history) if trainer is not None else [],
-        })
-    except Exception as exc:  # noqa: BLE001 - any failure reaches the window as a message
-        where = f"fold {fold} of {k}: " if fold else ""
-        yield TrainEvent("failed", {"message": where + failure_message(exc, project.training.batch_size)})
-
-
-def _fold_splits(project: Project, k: int, base_dir: Path | None) -> tuple[list[tuple[Any, Any]], Any]:
-    """The folds' (train, val) pairs and the held-out test split they share."""
-    from engine.codegen import generate
-    from engine.data import kfold, load_dataset, split_dataset
-
-    if isinstance(k, bool) or not isinstance(k, int) or k < 2:
-        raise TrainingError(f"k-fold cross-validation needs at least 2 folds, not {k!r}")
-    code = generate(project.graph)
-    if len(code.input_shapes) != 1:
-        raise TrainingError("training needs exactly one Input block")
-    data = load_dataset(project.data, code.input_shapes[0], base_dir=base_dir)
-    rest, _, test = split_dataset(data, 0.0, project.data.test_fraction, project.data.seed)
-    return kfold(rest, k, project.data.seed), test
-
-
-def _spread(rows: list[dict[str, float]]) -> tuple[dict[str, float], dict[str, float]]:
-    """Mean and (population) standard deviation of each metric the rows share."""
-    keys = [m for m in rows[0] if all(r.get(m) is not None for r in rows)] if rows else []
-    mean = {m: sum(r[m] for r in rows) / len(rows) for m in keys}
-    std = {m: math.sqrt(sum((r[m] - mean[m]) ** 2 for r in rows) / len(rows)) for m in keys}
-    return mean, std
-
-
-def _main_key(mean: dict[str, float], main_metric: str | None) -> str | None:
-    """The validation metric a person compares (``val_accuracy``, ``val_r2``, ...), or the loss."""
-    scores = [m for m in mean if m != "val_loss"]
-    if main_metric:
-        for m in scores:
-            if m == f"val_{main_metric}" or m.endswith(f"_{main_metric}"):
-                return m
-    return scores[0] if scores else ("val_loss" if "val_loss" in mean else None)
-
-
-def cross_validate(project: Project, k: int, *, epochs: int | None = None, base_dir: Path | None = None,
-                   control: Control | None = None) -> list[dict[str, Any]]:
-    """Train ``k`` fresh models, each validated on a different fold; one summary per fold.
-
-    The same job as :func:`cross_validate_events`, run to the end. Raises :class:`TrainingError`
-    when a fold fails.
-    """
-    for event in cross_validate_events(project, k, epochs=epochs, base_dir=base_dir, control=control):
-        if event.kind == "failed":
-            raise TrainingError(event.data["message"])
-        if event.kind == "finished":
-            return event.data["folds"]
-    return []

@@ -44,6 +44,24 @@ def no_thread_left_running(monkeypatch):
         pytest.fail(f"the test left {len(running)} QThread(s) running: {names}")
 
 
+@pytest.fixture(autouse=True)
+def no_worker_left():
+    """Fail a test that leaves a worker thread of :mod:`designer.workers` running (or the garbage collector off).
+
+    NOTE: those workers are plain Python threads, which the QThread check above cannot see.
+    """
+    import gc
+
+    from designer import workers
+
+    yield
+    left = workers.running_workers()
+    for thread in left:
+        workers.WORKERS.join(int(thread.name.rsplit("-", 1)[1]))
+    assert not left, f"the test left {len(left)} worker thread(s) running"
+    assert gc.isenabled(), "the garbage collector was left off"
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Drop every Qt object Python still holds while the QApplication exists.
 
@@ -119,3 +137,15 @@ def training_window(qtbot, project):
         w.close()
         w.deleteLater()
         QApplication.processEvents()
+
+
+@pytest.fixture(autouse=True)
+def own_data_folder(tmp_path, monkeypatch):
+    """The program's own files (runs of unsaved projects, recovery files) and its settings go to the
+    test's folder, never the user's."""
+    from PySide6.QtCore import QSettings
+
+    from designer.settings import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(tmp_path / "net-designer-data"))
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))

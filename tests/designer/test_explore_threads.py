@@ -20,6 +20,7 @@ from PySide6.QtWidgets import QApplication
 from shiboken6 import Shiboken
 
 from designer import theme
+from designer import workers
 from designer.insight import explore
 from designer.insight.explore import TOP, ExploreView, running_workers
 from designer.training.runs import RunEntry
@@ -37,20 +38,6 @@ CONV1, CONV2 = "n2", "n5"  # in the LeNet-5 template
 def _isolated_settings(qapp, tmp_path):
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
     theme.apply_theme(QApplication.instance(), False)
-
-
-@pytest.fixture(autouse=True)
-def no_explore_worker_left():
-    """Fail a test that leaves an Explore worker thread running (or the garbage collector off).
-
-    NOTE: the Explore workers are plain Python threads, which conftest's QThread check cannot see.
-    """
-    yield
-    left = running_workers()
-    for thread in left:
-        explore.WORKERS.join(int(thread.name.rsplit("-", 1)[1]))
-    assert not left, f"the test left {len(left)} Explore worker(s) running"
-    assert gc.isenabled(), "the garbage collector was left off"
 
 
 @pytest.fixture(scope="module")
@@ -212,11 +199,11 @@ def test_a_view_deleted_while_it_computes_leaves_nothing_behind(qtbot, monkeypat
     assert len(running_workers()) == 1
     release.set()
     joined: list[int] = []
-    explore.WORKERS.joined.connect(joined.append)
+    workers.WORKERS.joined.connect(joined.append)
     try:
         qtbot.waitUntil(lambda: bool(joined), timeout=TIMEOUT)
     finally:
-        explore.WORKERS.joined.disconnect(joined.append)
+        workers.WORKERS.joined.disconnect(joined.append)
     assert not running_workers() and gc.isenabled() and ended == []
 
 

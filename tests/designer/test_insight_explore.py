@@ -15,10 +15,8 @@ from designer.insight.explore import EMPTY_TEXT, TOP
 from designer.training.runs import RunEntry
 from engine.compile import compile_graph
 from engine.project import project_to_dict
-from engine.templates import load_template
 from engine.training.runs import RunRecord
 from tests.designer.conftest import small_cnn, training_window
-from tests.designer.test_explore_threads import no_explore_worker_left  # noqa: F401 - an autouse fixture
 
 TIMEOUT = 60_000
 CONV2, POOL2, OUTPUT = "n5", "n7", "n14"  # in the LeNet-5 template

@@ -339,3 +339,22 @@ def test_the_older_cli_layout_still_opens(tmp_path):
                                                    "project": {"name": "Old"}}))
     record = read_run(run)
     assert record.name == "Old" and record.status == "finished" and len(record.history) == 2
+
+
+def test_a_runs_insight_is_computed_again_from_its_folder_as_training_showed_it(tmp_path):
+    from engine.probes.replay import replay
+    from engine.templates import load_template
+
+    p = load_template("lenet5")
+    p.data.dataset, p.data.samples, p.data.augment = "shapes", 150, {}
+    p.training.epochs, p.training.device = 1, "cpu"
+    run = tmp_path / "r"
+    events = list(Trainer(p, out_dir=run, probes=True).events())
+    live = [e.data for e in events if e.kind == "insight"][-1]
+    record = read_run(run)
+    again = replay(record.project, torch.load(run / "last.pt", weights_only=True), epoch=1)
+    assert np.array_equal(again["insight"]["confusion"]["matrix"], live["confusion"]["matrix"])
+    assert list(again["insight"]["hardest"]["indices"]) == list(live["hardest"]["indices"])
+    probes = again["probes"]
+    assert probes["cam"]["maps"].shape[0] == probes["images"].shape[0] > 0
+    assert "gradients" not in probes and "gradients" in probes["problems"]

@@ -19,7 +19,7 @@ from engine.config import DataConfig
 from engine.data import DataError, Dataset, kfold, load_dataset, split_dataset
 from engine.data.splits import LEAVE_ONE_OUT_MAX, split_sizes
 from engine.templates import load_template
-from engine.training.trainer import cross_validate
+from engine.training.crossval import cross_validate
 
 # name, Input shape, spiral arms (None: the set's own classes)
 LABELLED = [

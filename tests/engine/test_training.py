@@ -14,7 +14,8 @@ from engine.graph import Graph
 from engine.project import Project, save_project
 from engine.templates import load_template
 from engine.training.runs import read_run
-from engine.training.trainer import Control, Trainer, TrainingError, cross_validate, cross_validate_events
+from engine.training.crossval import cross_validate, cross_validate_events
+from engine.training.trainer import Control, Trainer, TrainingError
 
 
 def run_events(trainer):

@@ -1,0 +1,73 @@
+"""A run's last Insight, computed again from its stored weights (after a restart, or for an older run).
+
+During training the Insight views are fed by the trainer's ``probes`` and ``insight`` events. A
+run folder keeps what is needed to compute them again: the project snapshot and the checkpoint
+(weights and the normalizer fitted on the training split). :func:`replay` rebuilds the model and
+the run's data split exactly as the trainer did and returns the two payloads in the same form as
+the live events, so the window draws them with the same code::
+
+    found = replay(record.project, checkpoint, base_dir=project_folder, epoch=12)
+    panel.on_probes(found["probes"]); panel.on_insight(found["insight"])
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from engine.analysis import analyze
+from engine.compile import compile_graph
+from engine.errors import NetDesignerError
+from engine.probes.base import ProbeError
+from engine.probes.explain import load_project_data, split_checkpoint
+from engine.project import Project, project_from_dict
+
+__all__ = ["replay"]
+
+
+def replay(snapshot: Mapping[str, Any] | Project, weights: Mapping[str, Any], base_dir: str | Path | None = None,
+           epoch: int | None = None) -> dict[str, Any]:
+    """The ``probes`` and ``insight`` payloads of a trained run (see :class:`engine.probes.runner.ProbeRunner`).
+
+    Raises:
+        ProbeError: the network cannot be rebuilt, the weights do not fit, or the data cannot be loaded.
+    """
+    from engine.data import Normalizer, split_dataset
+    from engine.probes.runner import ProbeRunner
+
+    project = snapshot if isinstance(snapshot, Project) else project_from_dict(dict(snapshot), source="<run snapshot>")
+    analysis = analyze(project.graph)
+    try:
+        compiled = compile_graph(project.graph, project.name or "Net", analysis, title=project.name)
+    except NetDesignerError as exc:
+        raise ProbeError(f"the run's network cannot be rebuilt: {exc}") from None
+    state, saved_norm = split_checkpoint(weights)
+    try:
+        compiled.module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise ProbeError(f"the weights do not fit this network ({str(exc).splitlines()[0]})") from None
+    model = compiled.module.eval()
+    cfg = project.data
+    shape = tuple(compiled.code.input_shapes[0])
+    data = load_project_data(project, shape, base_dir)
+    train, val, _ = split_dataset(data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
+    norm = None
+    if cfg.normalize:
+        norm = Normalizer.from_dict(saved_norm) if saved_norm else Normalizer.fit(train)
+    shown = val if len(val) else train
+    raw = shown.x[: project.probes.probe_samples]
+    scored = norm.apply(shown) if norm is not None else shown
+    runner = ProbeRunner(project.graph, compiled.code, scored.x[: len(raw)], config=project.probes, analysis=analysis,
+                         display_x=raw if raw.dim() == 4 else None)
+    with torch.no_grad():
+        probes = runner.run(model, step=None)
+    probes.pop("gradients", None)  # NOTE: no step was taken: gradient flow exists only during training
+    probes["problems"]["gradients"] = "gradient flow is shown while a run trains"
+    try:
+        probes["images"] = runner.images()
+    except Exception:  # noqa: BLE001 - not image data: the views show no pictures, as during training
+        probes["images"] = None
+    views = runner.evaluate(model, scored)
+    return {"probes": probes, "insight": {"epoch": epoch, **views}}
