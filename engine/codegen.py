@@ -288,7 +288,7 @@ def _normalization(spec: InputSpec, shape: tuple[int, ...]) -> tuple[list[str], 
         f"self.register_buffer(\"input_mean\", torch.tensor({_floats(spec.mean)}).view({view}))",
         f"self.register_buffer(\"input_std\", torch.tensor({_floats(spec.std)}).view({view}))",
     ]
-    forward = [f"x = (x - self.input_mean) / self.input_std  # raw input -> the scale the network trained on"]
+    forward = ["x = (x - self.input_mean) / self.input_std  # raw input -> the scale the network trained on"]
     return init, forward
 
 

@@ -13,7 +13,6 @@ from designer import theme
 from designer.insight.images import tile
 from designer.insight.maps import FILM_FRAMES
 from engine.probes.cam import overlay
-from designer.main_window import MainWindow
 from engine.templates import load_template
 from tests.designer.conftest import small_cnn, training_window
 

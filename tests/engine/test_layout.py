@@ -6,7 +6,6 @@ import random
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
