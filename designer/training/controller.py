@@ -24,6 +24,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QInputDialog, QMessageBox, QStyle, QWidget
 
 from designer.insight import InsightPanel
+from designer.plaintext import as_plain
 from designer.settings import data_dir
 from designer.workers import WORKERS, Job, next_number
 from designer.training.config_panel import TrainingConfigPanel
@@ -164,6 +165,10 @@ class TrainingController(QObject):
             "k-fold cross-validation: each fold trains a fresh network and validates on a different part of the "
             "training data, so the score's spread shows how much it depends on the split",
         )
+        self.lr_action = self._action(
+            "Find &Learning Rate…", self.find_learning_rate, "",
+            "Train a copy of the network briefly while the learning rate grows, and pick a rate from the loss curve",
+        )
         self.pause_action = self._action("&Pause", self.toggle_pause, "F6", "Pause or resume training")
         self.stop_action = self._action("&Stop", self.stop, "Shift+F5", "Stop training after the current batch")
         self.setup_action = self._action("Training &Setup", self.show_setup, "", "Choose the data and how to train")
@@ -178,7 +183,7 @@ class TrainingController(QObject):
         self.stop_action.setIcon(self._icons["stop"])
         menu = self.win.menuBar().addMenu("&Train")
         self.win.menuBar().insertMenu(self.win.help_menu.menuAction(), menu)
-        for a in (self.train_action, self.cross_validate_action, self.pause_action, self.stop_action, None,
+        for a in (self.train_action, self.cross_validate_action, self.lr_action, self.pause_action, self.stop_action, None,
                   self.setup_action, self.preview_action, None, self.open_run_action):
             menu.addSeparator() if a is None else menu.addAction(a)
         self.menu = menu
@@ -307,8 +312,8 @@ class TrainingController(QObject):
             return None
         done = max((r.get("epoch", 0) for r in entry.history), default=0)
         if more is None:
-            more, ok = QInputDialog.getInt(self.win, "Continue training", f"{entry.name} has trained {done} "
-                                           "epoch(s). Train how many more?", 10, 1, 100_000)
+            more, ok = QInputDialog.getInt(self.win, "Continue training", as_plain(f"{entry.name} has trained {done} "
+                                           "epoch(s). Train how many more?"), 10, 1, 100_000)
             if not ok:
                 return None
         project = entry.record.project
@@ -331,7 +336,7 @@ class TrainingController(QObject):
         try:
             checkpoint = find_checkpoint(entry.path, epoch=epoch)
         except NetDesignerError as exc:
-            QMessageBox.warning(self.win, "Fork run", str(exc))
+            QMessageBox.warning(self.win, "Fork run", as_plain(exc))
             return None
         snapshot = dict(entry.record.project)
         snapshot["training"] = {**training, "epochs": int(epochs)}
@@ -386,6 +391,19 @@ class TrainingController(QObject):
             if k is None:
                 return None
         return self.start(epochs=epochs, folds=k)
+
+    def find_learning_rate(self):
+        """Train → Find learning rate…: the search on a copy of the network, in a dialog (returned, shown)."""
+        from designer.training.lr_dialog import LrFinderDialog
+
+        doc = self.win.document
+        if self.session is not None or not doc.analyze_now().valid or not doc.graph.nodes:
+            self.win.show_message("Find learning rate needs a valid network and no run training")
+            return None
+        dialog = LrFinderDialog(doc, self._project_dir(), parent=self.win)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+        return dialog
 
     def stop(self) -> None:
         if self.session is not None:
@@ -601,6 +619,7 @@ class TrainingController(QObject):
         paused = running and self.session.is_paused()
         self.train_action.setEnabled(not running)
         self.cross_validate_action.setEnabled(not running)
+        self.lr_action.setEnabled(not running)
         self.pause_action.setEnabled(running)
         self.stop_action.setEnabled(running)
         self.pause_action.setText("&Resume" if paused else "&Pause")
