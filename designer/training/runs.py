@@ -23,6 +23,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QFile, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
+    QComboBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
@@ -38,7 +39,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from designer.training.dashboard import format_metric, metric_title
+from designer.plaintext import as_plain, escape_rich
+from designer.training.dashboard import EMA_BETA, format_metric, metric_title
 from designer.training.plots import RUN_COLORS, make_plot, style_plot
 from engine.errors import NetDesignerError
 from engine.training.runs import RunRecord, find_checkpoint, list_runs, read_run, rename_run
@@ -46,6 +48,9 @@ from engine.training.runs import RunRecord, find_checkpoint, list_runs, read_run
 __all__ = ["RunEntry", "RunsPanel", "describe", "differences"]
 
 MAIN_METRICS = ("val_accuracy", "val_r2", "val_iou", "val_box_iou")
+#: what the Runs dock's loss plot can compare: (title, key)
+LOSS_KINDS = (("Validation loss", "val"), ("Training loss per epoch", "train"),
+              ("Training loss per batch (smoothed)", "batch"))
 _ENTRY = Qt.ItemDataRole.UserRole
 _COMPARED_TRAINING = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs",
                       "schedule", "early_stopping_patience", "seed")
@@ -150,6 +155,43 @@ def _folds_about(summary: dict[str, Any]) -> list[str]:
             line += f", test {format_metric(short, test)}"
         lines.append(line)
     return lines
+
+
+def batch_series(e: RunEntry) -> tuple[np.ndarray, np.ndarray]:
+    """Every batch's training loss, smoothed as the dashboard smooths it, against epochs.
+
+    The epoch a batch belongs to comes from the ``step`` each epoch ended at (metrics.csv), so a run
+    whose batch size changed (a fork) is placed right; without steps, batches spread evenly over epochs.
+    """
+    losses = e.record.batch_losses() if e.path is not None else e.batch_losses
+    if losses is None or not len(losses):
+        return np.empty(0), np.empty(0)
+    losses = np.asarray(losses, dtype=np.float64)
+    steps = np.arange(1, len(losses) + 1, dtype=np.float64)
+    ends = [(float(r["step"]), float(r["epoch"])) for r in e.history
+            if _finite(r.get("step")) and _finite(r.get("epoch"))]
+    if ends:
+        marks = np.asarray([(0.0, 0.0)] + ends)
+        x = np.interp(steps, marks[:, 0], marks[:, 1], right=np.nan)
+        per = (marks[-1, 1] - marks[-2, 1]) / max(marks[-1, 0] - marks[-2, 0], 1.0) if len(marks) > 1 else 0.0
+        beyond = np.isnan(x)  # NOTE: an epoch cut short by Stop or a crash: at the last epoch's pace
+        x[beyond] = marks[-1, 1] + (steps[beyond] - marks[-1, 0]) * per
+    else:
+        epochs = max(len(e.history), 1)
+        x = steps * epochs / len(losses)
+    return x, _smooth(losses)
+
+
+def _smooth(values: np.ndarray) -> np.ndarray:
+    """Exponential moving average, bias-corrected (the dashboard's :data:`EMA_BETA`); NaN and inf skipped."""
+    out = np.empty_like(values)
+    ema, k = 0.0, 0
+    for i, v in enumerate(values):
+        if math.isfinite(v):
+            ema = EMA_BETA * ema + (1 - EMA_BETA) * v
+            k += 1
+        out[i] = ema / (1 - EMA_BETA**k) if k else math.nan
+    return out
 
 
 def _finite(v: Any) -> bool:
@@ -283,10 +325,22 @@ class RunsPanel(QWidget):
         rcol = QVBoxLayout(right)
         rcol.setContentsMargins(0, 0, 0, 0)
         plots = QSplitter(Qt.Orientation.Horizontal)
-        self.loss_plot = make_plot("Validation loss", "loss", legend="beside")
+        self.loss_plot = make_plot("Loss", "loss", legend="beside")
+        self.loss_kind = QComboBox()
+        for text, kind in LOSS_KINDS:
+            self.loss_kind.addItem(text, kind)
+        self.loss_kind.setToolTip("Which loss the left plot compares: on the validation data after each epoch, or on "
+                                  "the training batches (per epoch, or every batch smoothed, against epochs, so runs "
+                                  "with other batch sizes line up)")
+        self.loss_kind.currentIndexChanged.connect(lambda _i: self._update_compare())
         self.metric_plot = make_plot("Validation score", "score", legend=None)  # one legend serves both
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.metric_plot)
+        kind_row = QHBoxLayout()
+        kind_row.addWidget(QLabel("Loss:"))
+        kind_row.addWidget(self.loss_kind)
+        kind_row.addStretch(1)
+        rcol.addLayout(kind_row)
         rcol.addWidget(plots, 1)
         self.diff_label = QLabel()
         self.diff_label.setWordWrap(True)
@@ -356,7 +410,7 @@ class RunsPanel(QWidget):
         item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
         item.setCheckState(Qt.CheckState.Checked if checked else Qt.CheckState.Unchecked)
         item.setForeground(pg.mkColor(entry.colour))
-        item.setToolTip(self._about(entry))
+        item.setToolTip(as_plain(self._about(entry)))  # NOTE: names and paths; a tooltip guesses its format
         self.list.blockSignals(True)
         self.list.addItem(item)
         self.list.blockSignals(False)
@@ -402,7 +456,7 @@ class RunsPanel(QWidget):
         entry = self._entries[item.data(_ENTRY)]
         self.list.blockSignals(True)
         item.setText(self._label(entry))
-        item.setToolTip(self._about(entry))
+        item.setToolTip(as_plain(self._about(entry)))
         self.list.blockSignals(False)
 
     def open_folder(self, path: str | Path) -> RunEntry:
@@ -417,7 +471,7 @@ class RunsPanel(QWidget):
         try:
             entry = self.open_folder(folder)
         except NetDesignerError as exc:
-            QMessageBox.warning(self, "Open run folder", str(exc))
+            QMessageBox.warning(self, "Open run folder", as_plain(exc))
             return
         self.message.emit(f"Opened the run in {folder}: {len(entry.history)} epochs")
 
@@ -436,7 +490,7 @@ class RunsPanel(QWidget):
                 rename_run(entry.path, label)
                 entry.record = read_run(entry.path)
             except NetDesignerError as exc:
-                QMessageBox.warning(self, "Rename run", str(exc))
+                QMessageBox.warning(self, "Rename run", as_plain(exc))
                 return False
         entry.label = entry.record.label if entry.path is not None else label
         self._refresh_item(self.list.currentItem())
@@ -453,8 +507,10 @@ class RunsPanel(QWidget):
             return False
         if ask and entry.path is not None:
             answer = QMessageBox.question(
-                self, "Delete run", f"Delete “{entry.name}” and its folder?\n{entry.path}\n\nIts checkpoints and "
-                "curves go to the trash where the system has one, else they are deleted for good.",
+                self, "Delete run", as_plain(
+                    f"Delete “{entry.name}” and its folder?\n{entry.path}\n\nIts checkpoints and curves go to the "
+                    "trash where the system has one, else they are deleted for good."
+                ),
                 QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel,
             )
             if answer != QMessageBox.StandardButton.Yes:
@@ -463,7 +519,8 @@ class RunsPanel(QWidget):
             try:
                 _remove_folder(entry.path)
             except OSError as exc:
-                QMessageBox.warning(self, "Delete run", f"{entry.path} could not be deleted: {exc.strerror or exc}")
+                why = f"{entry.path} could not be deleted: {exc.strerror or exc}"
+                QMessageBox.warning(self, "Delete run", as_plain(why))
                 return False
         self._entries.pop(item.data(_ENTRY), None)
         self.list.takeItem(self.list.row(item))
@@ -539,23 +596,25 @@ class RunsPanel(QWidget):
                 item.removeItem(curve)
             curves.clear()
         chosen = self.checked_entries()
+        self.loss_plot.getPlotItem().setTitle(self.loss_kind.currentText(), size="10pt")
         metric_names = set()
         for e in chosen:
             key = id(e)
             pen = pg.mkPen(e.colour, width=2)
             style = dict(pen=pen, symbol="o", symbolSize=4, symbolBrush=e.colour, symbolPen=None, antialias=True)
-            x, y = e.series("val_loss")
-            if not x.size:
-                x, y = e.series("train_loss")
-            self.loss_curves[key] = self.loss_plot.getPlotItem().plot(x, y, name=e.name, **style)
+            x, y = self._loss_series(e)
+            name = escape_rich(e.name)  # NOTE: legends, titles and axis labels are HTML
+            if self.loss_kind.currentData() == "batch":
+                style = dict(pen=pen, antialias=True)
+            self.loss_curves[key] = self.loss_plot.getPlotItem().plot(x, y, name=name, **style)
             mk = e.metric_key()
             if mk:
                 metric_names.add(metric_title(mk))
                 mx, my = e.series(mk)
-                self.metric_curves[key] = self.metric_plot.getPlotItem().plot(mx, my, name=e.name, **style)
+                self.metric_curves[key] = self.metric_plot.getPlotItem().plot(mx, my, name=name, **style)
         title = " / ".join(sorted(metric_names)) or "score"
-        self.metric_plot.getPlotItem().setTitle(f"Validation {title}", size="10pt")
-        self.metric_plot.getPlotItem().setLabel("left", title)
+        self.metric_plot.getPlotItem().setTitle(f"Validation {escape_rich(title)}", size="10pt")
+        self.metric_plot.getPlotItem().setLabel("left", escape_rich(title))
         lines = differences(chosen)
         if len(chosen) < 2:
             self.diff_label.setText("Tick two or more runs to see what differs between them.")
@@ -565,6 +624,16 @@ class RunsPanel(QWidget):
             self.diff_label.setText("These runs have the same settings and network.")
         style_plot(self.loss_plot)
         style_plot(self.metric_plot)
+
+    def _loss_series(self, e: RunEntry) -> tuple[np.ndarray, np.ndarray]:
+        """The run's loss the selector asks for, against epochs."""
+        kind = self.loss_kind.currentData()
+        if kind == "batch":
+            return batch_series(e)
+        x, y = e.series("val_loss" if kind == "val" else "train_loss")
+        if kind == "val" and not x.size:
+            x, y = e.series("train_loss")
+        return x, y
 
     def _update_details(self) -> None:
         item = self.list.currentItem()

@@ -240,3 +240,39 @@ def test_kill_9_of_the_window_during_a_run_leaves_a_readable_run_folder(tmp_path
     assert len(epochs) >= 2 and epochs == list(range(1, len(epochs) + 1))
     assert record.status in ("running", "interrupted", "stopped")
     assert json.loads((record.path / "project.json").read_text())["name"] == load_project(path).name
+
+
+def test_the_runs_overlay_compares_training_loss_per_batch_against_epochs(qtbot, tmp_path):
+    """Two runs with other batch sizes: their per-batch curves both span the epochs they trained."""
+    from designer.training.runs import batch_series
+
+    path = saved_project(tmp_path, epochs=2)
+    w = open_window(qtbot, path)
+    try:
+        assert train(qtbot, w) == "finished"
+        w.document.project.training.batch_size = 16
+        assert train(qtbot, w) == "finished"
+        runs = w.training.runs
+        runs.set_checked(runs.entries)
+        kinds = [runs.loss_kind.itemData(i) for i in range(runs.loss_kind.count())]
+        runs.loss_kind.setCurrentIndex(kinds.index("batch"))
+        curves = list(runs.loss_curves.values())
+        assert len(curves) == 2 and runs.loss_plot.getPlotItem().titleLabel.text.startswith("Training loss per batch")
+        for entry, curve in zip(runs.entries, curves):
+            x, y = curve.getData()
+            steps = entry.history[-1]["step"]
+            assert len(x) == steps == len(entry.record.batch_losses())
+            assert x[-1] == pytest.approx(2.0) and x[0] == pytest.approx(2.0 / steps)
+            # the smoothing is the dashboard's: bias-corrected EMA of the stored losses
+            raw = entry.record.batch_losses().astype(float)
+            ema = 0.0
+            for i, v in enumerate(raw):
+                ema = 0.9 * ema + 0.1 * v
+            assert y[-1] == pytest.approx(ema / (1 - 0.9 ** len(raw)))
+            assert np.array_equal(batch_series(entry)[0], x)
+        assert len(runs.entries[1].record.batch_losses()) > len(runs.entries[0].record.batch_losses())
+        runs.loss_kind.setCurrentIndex(kinds.index("train"))
+        x, y = next(iter(runs.loss_curves.values())).getData()
+        assert list(x) == [1.0, 2.0] and list(y) == [r["train_loss"] for r in runs.entries[0].history]
+    finally:
+        close_window(w)
