@@ -134,6 +134,7 @@ def emit(kind: str, text: str) -> None:
 def trained_lenet():
     """LeNet-5 trained for two epochs on 600 shape images (CPU): the project and its state_dict."""
     from engine.templates import load_template
+    from engine.training.events import Failed
     from engine.training.trainer import Trainer
 
     project = load_template("lenet5")
@@ -144,8 +145,8 @@ def trained_lenet():
     project.training.device = "cpu"
     trainer = Trainer(project, device="cpu")
     for event in trainer.events():
-        if event.kind == "failed":
-            raise SystemExit(f"training the bench's run failed: {event.data.get('message')}")
+        if isinstance(event, Failed):
+            raise SystemExit(f"training the bench's run failed: {event.message}")
     return project, {k: v.detach().cpu().clone() for k, v in trainer.model.state_dict().items()}
 
 

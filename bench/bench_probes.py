@@ -38,7 +38,7 @@ def main() -> None:
         on.append(samples / sum(with_probes))
         off.append(samples / sum(without))
         ratios.extend(b / a for a, b in zip(with_probes, without))
-    print(f"probes every {project.probes.every_batches} batches ({seen['probes'] // args.repeats} probe rounds per run)")
+    print(f"probes every {project.probes.every_batches} batches ({seen['ProbesDone'] // args.repeats} probe rounds per run)")
     print(f"probes on:  {max(on):10.0f} samples/s (best run)")
     print(f"probes off: {max(off):10.0f} samples/s (best run)")
     print(f"ratio on / off, median of {len(ratios)} epochs side by side: {statistics.median(ratios):.3f} (target >= 0.90)")

@@ -40,6 +40,7 @@ from torch import nn  # noqa: E402
 
 from engine.data import Normalizer, load_dataset, split_dataset  # noqa: E402
 from engine.templates import load_template  # noqa: E402
+from engine.training.events import EpochDone, Failed, Finished  # noqa: E402
 from engine.training.trainer import Trainer  # noqa: E402
 
 
@@ -61,31 +62,36 @@ class HandLeNet(nn.Module):
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
 
 
-def project_and_splits(epochs: int | None, device: str):
-    """The LeNet-5 template with ``epochs`` (None: the template's own) and its normalized splits."""
+def project_and_splits(epochs: int | None, device: str, samples: int | None = None):
+    """The LeNet-5 template with ``epochs`` (None: the template's own) and its normalized splits.
+
+    ``samples``: only the first that many training samples (a quick rehearsal, not a measurement).
+    """
     project = load_template("lenet5")
     project.training.epochs = epochs or project.training.epochs
     project.training.device = device
     project.data.augment = {}  # plain loop on both sides
     data = load_dataset(project.data, (1, 32, 32))
-    splits = split_dataset(data, project.data.val_fraction, project.data.test_fraction, project.data.seed)
-    norm = Normalizer.fit(splits.train)
-    return project, tuple(norm.apply(s) for s in splits)
+    train, val, test = split_dataset(data, project.data.val_fraction, project.data.test_fraction, project.data.seed)
+    if samples is not None:
+        train = train.subset(range(min(samples, len(train))))
+    norm = Normalizer.fit(train)
+    return project, tuple(norm.apply(s) for s in (train, val, test))
 
 
 def trainer_epochs(project, splits, probes: bool = False, seen: Counter | None = None) -> Iterator[None]:
     """The trainer, one step per epoch (validation included); the last step is the test evaluation.
 
-    ``probes``: with the live views at the project's schedule; ``seen`` counts the events by kind.
+    ``probes``: with the live views at the project's schedule; ``seen`` counts the events by type name.
     """
     trainer = Trainer(project, splits=splits, probes=probes)
     trainer.project.data.normalize = False  # splits are already normalized, as for the hand loop
     for event in trainer.events():
-        if event.kind == "failed":
-            raise RuntimeError(event.data["message"])
+        if isinstance(event, Failed):
+            raise RuntimeError(event.message)
         if seen is not None:
-            seen[event.kind] += 1
-        if event.kind in ("epoch", "finished"):
+            seen[type(event).__name__] += 1
+        if isinstance(event, (EpochDone, Finished)):
             _sync(trainer.device)
             yield
 
@@ -209,12 +215,14 @@ class Comparison:
         return "\n".join(lines)
 
 
-def compare(device: str, epochs: int | None, repeats: int, calibrate: bool = False) -> Comparison:
+def compare(device: str, epochs: int | None, repeats: int, calibrate: bool = False,
+            samples: int | None = None) -> Comparison:
     """``repeats`` lockstep runs of the trainer and both hand loops (see :func:`lockstep`).
 
     ``calibrate``: a plain hand loop in the trainer's place, which shows how still this machine keeps.
+    ``samples``: a quick rehearsal on that many training samples, with no warm-up round.
     """
-    project, splits = project_and_splits(epochs, device)
+    project, splits = project_and_splits(epochs, device, samples)
     dev = torch.device("cuda" if device == "cuda" else "cpu")
 
     def runs() -> list[Iterator[None]]:
@@ -222,7 +230,8 @@ def compare(device: str, epochs: int | None, repeats: int, calibrate: bool = Fal
         return [ours, hand_epochs(project, splits, dev), hand_epochs(project, splits, dev, fused=True)]
 
     result = Comparison(_samples(project, splits))
-    lockstep(*runs())  # warm-up: first-call costs
+    if samples is None:
+        lockstep(*runs())  # warm-up: first-call costs
     for _ in range(repeats):
         result.add(lockstep(*runs()))
     return result

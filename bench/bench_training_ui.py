@@ -96,7 +96,7 @@ def run_window(window: MainWindow, project, epochs: int, train_samples: int, liv
     if done.outcome != "finished" or "end" not in marks:
         raise RuntimeError(f"run {done.outcome}: {done.message}")
     (wall0, cpu0), (wall1, cpu1) = marks["start"], marks["end"]
-    return train_samples * epochs / done.summary["seconds"], meter.longest, (cpu1 - cpu0) / (wall1 - wall0)
+    return train_samples * epochs / done.result.seconds, meter.longest, (cpu1 - cpu0) / (wall1 - wall0)
 
 
 def _clocks() -> tuple[float, float]:

@@ -27,6 +27,7 @@ class Actions:
     save: QAction
     save_as: QAction
     export_code: QAction
+    export_package: QAction
     preview_code: QAction
     quit: QAction
     undo: QAction
@@ -40,6 +41,7 @@ class Actions:
     zoom_in: QAction
     zoom_out: QAction
     fit_all: QAction
+    actual_size: QAction
     arrange_lr: QAction
     arrange_tb: QAction
     dark_theme: QAction
@@ -78,6 +80,8 @@ def build_actions(win: MainWindow) -> Actions:
         save_as=_action(win, "Save &As…", files.save_as, [Key.SaveAs], "Save the project under another name"),
         export_code=_action(win, "&Export PyTorch Code…", lambda: files.export_code(None), ["Ctrl+E"],
                             "Write the network as a standalone PyTorch file (with weights when trained)"),
+        export_package=_action(win, "Export Trainin&g Package…", lambda: files.export_package(None), [],
+                               "Write a folder that trains the network anywhere: python train.py, or torchrun on a cluster"),
         preview_code=_action(win, "&Preview PyTorch Code…", files.preview_code, ["Ctrl+Shift+E"],
                              "Show the generated PyTorch code"),
         quit=_action(win, "&Quit", win.close, [Key.Quit]),
@@ -92,6 +96,8 @@ def build_actions(win: MainWindow) -> Actions:
         zoom_in=_action(win, "Zoom &In", view.zoom_in, ["Ctrl++", "Ctrl+="]),
         zoom_out=_action(win, "Zoom &Out", view.zoom_out, ["Ctrl+-"]),
         fit_all=_action(win, "&Fit All", view.fit_all, ["Ctrl+0"]),
+        actual_size=_action(win, "&Actual Size", lambda: view.set_zoom(1.0), ["Ctrl+1"],
+                            "Show the blocks at their own size (zoom 100 %)"),
         arrange_lr=_action(win, "Arrange &Left to Right", lambda: win.arrange("lr"), ["Ctrl+Shift+L"]),
         arrange_tb=_action(win, "Arrange &Top to Bottom", lambda: win.arrange("tb"), ["Ctrl+Shift+T"]),
         dark_theme=QAction("&Dark Theme", win),
@@ -104,13 +110,13 @@ def build_actions(win: MainWindow) -> Actions:
     bar = win.menuBar()
     m = bar.addMenu("&File")
     for item in (a.new_blank, a.new_from_template, None, a.open, a.recent_menu, None, a.save, a.save_as,
-                 None, a.export_code, a.preview_code, None, a.quit):
+                 None, a.export_code, a.export_package, a.preview_code, None, a.quit):
         _add(m, item)
     m = bar.addMenu("&Edit")
     for item in (a.undo, a.redo, None, a.cut, a.copy, a.paste, a.duplicate, a.delete, None, a.select_all):
         _add(m, item)
     m = bar.addMenu("&View")
-    for item in (a.zoom_in, a.zoom_out, a.fit_all, None):
+    for item in (a.zoom_in, a.zoom_out, a.fit_all, a.actual_size, None):
         _add(m, item)
     arrange = m.addMenu("&Arrange")
     arrange.addAction(a.arrange_lr)

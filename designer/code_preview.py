@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from designer.file_ops import dialog_folder
 from designer.plaintext import as_plain
 from designer.theme import is_dark
 
@@ -146,7 +147,8 @@ class CodePreviewDialog(QDialog):
         if self._on_save is not None:
             self._on_save()
             return
-        path, _ = QFileDialog.getSaveFileName(self, "Save code", "model.py", "Python files (*.py)")
+        start = str(dialog_folder(None) / "model.py")  # NOTE: the window passes on_save, which knows the project
+        path, _ = QFileDialog.getSaveFileName(self, "Save code", start, "Python files (*.py)")
         if not path:
             return
         try:

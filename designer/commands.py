@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtGui import QUndoCommand
 
 from designer.training.commands import SetConfigCommand
+from engine import graphrules
 from engine.analysis import Fix
 from engine.errors import GraphError
 from engine.graph import Edge, Node
@@ -43,6 +44,7 @@ __all__ = [
     "ApplyLayoutCommand",
     "ConnectCommand",
     "DisconnectCommand",
+    "InsertAfterCommand",
     "MacroCommand",
     "MoveNodesCommand",
     "PasteCommand",
@@ -136,6 +138,64 @@ class AddAfterCommand(QUndoCommand):
         self.doc.graph.remove_node(self.node_id)
 
 
+class InsertAfterCommand(QUndoCommand):
+    """Add one block wired after another (a palette double-click with a block selected), as one step.
+
+    The new block takes ``after``'s first output. With ``splice``, the one wire that leaves
+    ``after``, it goes into that wire instead (``after`` → new → what ``after`` fed), and
+    ``moves`` ({id: (old, new)}) shifts the blocks downstream to make room for it.
+    """
+
+    def __init__(
+        self,
+        doc: Document,
+        type_id: str,
+        after: str,
+        pos: Pos,
+        splice: Edge | None = None,
+        moves: dict[str, tuple[Pos, Pos]] | None = None,
+    ) -> None:
+        spec = registry.get(type_id)
+        graph = doc.graph
+        source = graph.node(after)
+        params = spec.resolve_params({})
+        if not source.spec.output_ports(source.params) or not spec.input_ports(params):
+            raise GraphError(f"{spec.title} cannot be wired after '{source.name}'")
+        if splice is not None and (splice.src != after or splice not in graph.edges or not spec.output_ports(params)):
+            raise GraphError(f"{spec.title} cannot go into the wire after '{source.name}'")
+        super().__init__(f"Insert {spec.title} after {source.name}")
+        self.doc = doc
+        self.type_id = type_id
+        self.after = after
+        self.pos = _pos(pos)
+        self.splice = splice
+        self.moves = {nid: (_pos(old), _pos(new)) for nid, (old, new) in (moves or {}).items()}
+        self.node_id: str | None = None
+        self.name: str | None = None
+
+    def redo(self) -> None:
+        graph, cut = self.doc.graph, self.splice
+        with graph.batch():
+            if cut is not None:
+                graph.disconnect(cut)
+            node = graph.add_node(self.type_id, {}, name=self.name, pos=self.pos, node_id=self.node_id)
+            graph.connect(self.after, cut.src_port if cut is not None else 0, node.id, 0)
+            if cut is not None:
+                graph.connect(node.id, 0, cut.dst, cut.dst_port)
+            for nid, (_old, new) in self.moves.items():
+                graph.move(nid, new)
+        self.node_id, self.name = node.id, node.name
+
+    def undo(self) -> None:
+        graph, cut = self.doc.graph, self.splice
+        with graph.batch():
+            graph.remove_node(self.node_id)
+            if cut is not None:
+                graph.connect(cut.src, cut.src_port, cut.dst, cut.dst_port)
+            for nid, (old, _new) in self.moves.items():
+                graph.move(nid, old)
+
+
 class RemoveNodesCommand(QUndoCommand):
     """Delete blocks and every wire touching them; undo restores them exactly."""
 
@@ -171,12 +231,18 @@ class RemoveNodesCommand(QUndoCommand):
 
 
 class ConnectCommand(QUndoCommand):
-    """Wire an output port to an input port."""
+    """Wire an output port to an input port.
 
-    def __init__(self, doc: Document, src: str, src_port: int, dst: str, dst_port: int) -> None:
+    ``replacing`` is the wire that feeds that input now, when a command before this one in the
+    same step takes it away (dropping a wire on a fed input replaces its wire).
+    """
+
+    def __init__(
+        self, doc: Document, src: str, src_port: int, dst: str, dst_port: int, replacing: Edge | None = None
+    ) -> None:
         graph = doc.graph
         self.edge = Edge(src, int(src_port), dst, int(dst_port))
-        graph.check_connect(self.edge)
+        graph.check_connect(self.edge, replacing)
         super().__init__(f"Connect {graph.node(src).name} → {graph.node(dst).name}")
         self.doc = doc
 
@@ -433,16 +499,16 @@ def _read_nodes(data: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _check_wires(items: list[dict[str, Any]], wires: list[tuple[str, int, str, int]]) -> None:
-    """Refuse wires to ports the copied blocks do not have, or two wires into one port."""
+    """Refuse what Graph.connect would refuse during redo: wires to ports the copied blocks do
+    not have, two wires into one port, a block wired into itself, wires that form a loop."""
     by_id = {item["id"]: item for item in items}
-    fed = set()
-    for src, sp, dst, dp in wires:
-        a, b = by_id[src], by_id[dst]
-        n_out = len(registry.get(a["type"]).output_ports(a["params"]))
-        n_in = len(registry.get(b["type"]).input_ports(b["params"]))
-        if not (0 <= sp < n_out and 0 <= dp < n_in) or (dst, dp) in fed or src == dst:
-            raise GraphError("a copied wire does not fit its blocks")
-        fed.add((dst, dp))
+
+    def ports(nid: str) -> tuple[int, int]:
+        spec, params = registry.get(by_id[nid]["type"]), by_id[nid]["params"]
+        return len(spec.output_ports(params)), len(spec.input_ports(params))
+
+    if graphrules.check_wires(list(by_id), wires, ports) is not None:
+        raise GraphError("a copied wire does not fit its blocks")
 
 
 def _read_edges(data: dict[str, Any]) -> list[tuple[str, int, str, int]]:

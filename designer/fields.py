@@ -12,17 +12,21 @@ import html
 import math
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QValidator, QWheelEvent
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtGui import QKeyEvent, QKeySequence, QValidator, QWheelEvent
 from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
+    QLabel,
     QLineEdit,
     QSpinBox,
     QStyle,
     QStyleOptionComboBox,
     QStylePainter,
+    QToolTip,
     QWidget,
 )
 
@@ -52,14 +56,120 @@ def _reason(param: Param, value: Any) -> str:
     return f"'{param.name}' cannot be {value!r}"
 
 
+#: what a field of a locked panel says on hover (the training controller disables the panels during a run)
+LOCK_REASON = "Locked while a run trains or is paused: stop it (Shift+F5) to edit."
+#: a widget property: why this one field is disabled, when it is for its own reason ("only for SGD")
+REASON_PROPERTY = "disabled_reason"
+#: a widget property set on a panel that a run locks: the reason its disabled fields give
+LOCK_PROPERTY = "locked_reason"
+
+
 class _NoWheelMixin:
-    """Ignore the mouse wheel unless focused, so scrolling the form never edits a value."""
+    """The mouse wheel changes the value only while the field has focus; otherwise it scrolls the form.
+
+    NOTE: Qt's spin and combo boxes take focus from the wheel itself (``Qt.WheelFocus``) and then
+    change their value, so scrolling a form changed whatever field passed under the pointer. Here a
+    click or Tab gives focus, and a wheel over a field without it goes to the scroll area around.
+    """
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)  # type: ignore[attr-defined]
 
     def wheelEvent(self, event: QWheelEvent) -> None:  # noqa: N802 - Qt's name
         if self.hasFocus():  # type: ignore[attr-defined]
             super().wheelEvent(event)  # type: ignore[misc]
+        elif scroll_form(self, event):  # type: ignore[arg-type]
+            event.accept()
         else:
             event.ignore()
+
+
+def scroll_form(widget: QWidget, event: QWheelEvent) -> bool:
+    """Hand a wheel turn over ``widget`` to the scroll area that holds it. False when none does."""
+    area = widget.parentWidget()
+    while area is not None and not isinstance(area, QAbstractScrollArea):
+        area = area.parentWidget()
+    if area is None:
+        return False
+    viewport = area.viewport()
+    at = viewport.mapFromGlobal(event.globalPosition())
+    turn = QWheelEvent(at, event.globalPosition(), event.pixelDelta(), event.angleDelta(), event.buttons(),
+                       event.modifiers(), event.phase(), event.inverted())
+    QApplication.sendEvent(viewport, turn)
+    return True
+
+
+class _FieldKeys(QObject):
+    """An event filter for the fields of a form: the window's Undo and Redo keys, and why a field is off.
+
+    * Ctrl+Z / Ctrl+Shift+Z / Ctrl+Y go to the window (the document's undo stack) instead of the
+      text box's own undo: an edit is committed as soon as it is made, so the field has nothing of
+      its own to undo, and Undo "did nothing" while a field had focus. Typing not yet committed
+      is dropped: the field shows the value again.
+    * Hovering a disabled field shows why it is disabled before its own tooltip.
+    """
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        kind = event.type()
+        if kind == QEvent.Type.ShortcutOverride and _is_undo_key(event):
+            event.ignore()  # NOTE: not overridden: the window's Undo/Redo shortcut takes the key
+            return True
+        if kind == QEvent.Type.ToolTip and isinstance(obj, QWidget) and not obj.isEnabled():
+            reason = disabled_reason(obj)
+            if reason:
+                QToolTip.showText(event.globalPos(), f"<p><b>{html.escape(reason)}</b></p>{_own_tip(obj)}", obj)
+                return True
+        return False
+
+
+def _own_tip(widget: QWidget) -> str:
+    """The field's own tooltip as rich text (a spin box's text box has none: its box's)."""
+    parent = widget.parentWidget()
+    tip = widget.toolTip() or (parent.toolTip() if parent is not None else "")
+    return tip if tip.lstrip().startswith("<") else f"<p>{html.escape(tip)}</p>" if tip else ""
+
+
+def _is_undo_key(event: QKeyEvent) -> bool:
+    ctrl_y = event.key() == Qt.Key.Key_Y and event.modifiers() == Qt.KeyboardModifier.ControlModifier
+    return event.matches(QKeySequence.StandardKey.Undo) or event.matches(QKeySequence.StandardKey.Redo) or ctrl_y
+
+
+_FIELD_KEYS = _FieldKeys()
+
+
+def watch_field(widget: QWidget) -> None:
+    """Give a form field the window's Undo/Redo keys and a reason on hover when disabled."""
+    widget.installEventFilter(_FIELD_KEYS)
+    for child in widget.findChildren(QLineEdit):
+        child.installEventFilter(_FIELD_KEYS)
+
+
+def disabled_reason(widget: QWidget) -> str:
+    """Why ``widget`` is disabled: the lock of the panel it lies in, else its own reason ("" if none)."""
+    w: QWidget | None = widget
+    while w is not None:
+        locked = w.property(LOCK_PROPERTY)
+        if locked and not w.isEnabled():
+            return str(locked)
+        w = w.parentWidget()
+    return str(widget.property(REASON_PROPERTY) or "")
+
+
+def set_enabled_for(widget: QWidget, enabled: bool, reason: str = "") -> None:
+    """Enable ``widget``, or disable it saying why (the hover shows ``reason``)."""
+    widget.setEnabled(enabled)
+    widget.setProperty(REASON_PROPERTY, "" if enabled else reason)
+
+
+def lock_note() -> QLabel:
+    """The line at the top of a panel that a run has locked (the panel shows it while disabled)."""
+    label = QLabel(f"🔒 {LOCK_REASON}")
+    label.setWordWrap(True)
+    label.setProperty("role", "locked")
+    label.setContentsMargins(10, 6, 10, 6)
+    label.hide()
+    return label
 
 
 class IntSpin(_NoWheelMixin, QSpinBox):
@@ -151,6 +261,7 @@ class ParamField(QObject):
         self.widget.setToolTip(_tooltip(param))
         self.widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.widget.setObjectName(f"param_{param.name}")
+        watch_field(self.widget)
 
     # ------------------------------------------------------------------ building
     def _build(self, p: Param) -> QWidget:

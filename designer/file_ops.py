@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QStandardPaths, Signal
-from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from PySide6.QtCore import QObject, QStandardPaths, Qt, Signal
+from PySide6.QtWidgets import QApplication, QFileDialog, QInputDialog, QMessageBox
 
+from designer.plaintext import as_plain
 from designer.settings import settings
 from engine.errors import NetDesignerError
 
@@ -63,7 +64,7 @@ class FileController(QObject):
         answer = QMessageBox.question(
             self.window,
             "Unsaved changes",
-            f"“{self.document.project.name}” has changes that are not saved.\nSave them first?",
+            as_plain(f"“{self.document.project.name}” has changes that are not saved.\nSave them first?"),
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Save,
         )
@@ -98,7 +99,7 @@ class FileController(QObject):
         try:
             project = load_template(name)
         except NetDesignerError as exc:
-            QMessageBox.critical(self.window, "New from template", str(exc))
+            QMessageBox.critical(self.window, "New from template", as_plain(exc))
             return False
         self.document.replace(project, None)
         self.window.fit_soon()
@@ -109,9 +110,7 @@ class FileController(QObject):
         """Ask for a project file and open it."""
         if not self.maybe_save():
             return False
-        recent = recent_files()
-        folder = self.document.path.parent if self.document.path else Path(recent[0]).parent if recent else Path.cwd()
-        path, _ = QFileDialog.getOpenFileName(self.window, "Open project", str(folder), PROJECT_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self.window, "Open project", str(self._folder()), PROJECT_FILTER)
         return self.open_path(path, ask=False) if path else False
 
     def open_path(self, path: str | Path, ask: bool = True) -> bool:
@@ -123,7 +122,7 @@ class FileController(QObject):
         try:
             project = load_project(path)
         except (NetDesignerError, OSError) as exc:
-            QMessageBox.critical(self.window, "Could not open project", str(exc))
+            QMessageBox.critical(self.window, "Could not open project", as_plain(exc))
             return False
         self.document.replace(project, Path(path))
         remember_recent(path)
@@ -139,7 +138,7 @@ class FileController(QObject):
 
     def save_as(self) -> bool:
         doc = self.document
-        suggested = doc.path or Path.cwd() / f"{_file_stem(doc.project.name)}.json"
+        suggested = doc.path or self._folder() / f"{_file_stem(doc.project.name)}.json"
         path, _ = QFileDialog.getSaveFileName(self.window, "Save project as", str(suggested), PROJECT_FILTER)
         if not path:
             return False
@@ -159,7 +158,7 @@ class FileController(QObject):
             save_project(doc.project, path)
         except Exception as exc:  # noqa: BLE001 - whatever went wrong, the user must hear of it
             doc.project.name = old_name
-            QMessageBox.critical(self.window, "Could not save project", _save_failure(path, exc))
+            QMessageBox.critical(self.window, "Could not save project", as_plain(_save_failure(path, exc)))
             return False
         doc.mark_saved(path)
         remember_recent(path)
@@ -207,10 +206,43 @@ class FileController(QObject):
             graph, state, spec = self._what_to_export(run)
             written = export_code(graph, path, name=doc.project.name, state_dict=state, input_spec=spec)
         except (NetDesignerError, OSError) as exc:
-            QMessageBox.warning(self.window, "Export PyTorch code", f"The code was not exported: {exc}")
+            QMessageBox.warning(self.window, "Export PyTorch code", as_plain(f"The code was not exported: {exc}"))
             return []
         weights = f" with the weights of {run.name}" if run is not None and len(written) > 1 else ""
         self.message.emit("Exported " + " and ".join(p.name for p in written) + weights)
+        return written
+
+    def export_package(self, folder: str | Path | None = None, run=None, ask: bool = True) -> list[Path]:
+        """Write a training package (model.py, train.py, config.json, data.npz) into a folder.
+
+        ``run`` is chosen as for :meth:`export_code`; a run's package holds its network and settings, and its
+        weights as model.pt. The folder dialog opens in the project's folder. Returns the files written.
+        """
+        if run is None:
+            run = self._choose_run("Export training package") if ask else self._latest_run()
+            if run is False:
+                return []
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self.window, "Export training package: choose an empty folder",
+                                                      str(self._folder()))
+            if not folder:
+                return []
+        from engine.package import export_package
+        from engine.project import project_from_dict
+
+        doc = self.document
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)  # NOTE: loading the data takes a moment
+        try:
+            _, state, spec = self._what_to_export(run)
+            project = doc.project if run is None else project_from_dict(run.record.project, source=run.name)
+            base_dir = doc.path.parent if doc.path is not None else None
+            written = export_package(project, folder, base_dir=base_dir, state_dict=state, input_spec=spec)
+        except (NetDesignerError, OSError) as exc:
+            QMessageBox.warning(self.window, "Export training package", as_plain(f"The package was not written: {exc}"))
+            return []
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.message.emit(f"Wrote the training package in {Path(folder).name}: run python train.py or torchrun there")
         return written
 
     def _runs_with_weights(self) -> list:
@@ -221,13 +253,13 @@ class FileController(QObject):
         runs = self._runs_with_weights()
         return runs[0] if runs else None
 
-    def _choose_run(self):
+    def _choose_run(self, title: str = "Export PyTorch code"):
         """The run to export (a RunEntry), None for the untrained network, False when cancelled."""
         runs = self._runs_with_weights()
         if not runs:
             return None
         labels = [f"{e.name}: {e.score_text() or e.outcome}" for e in runs] + ["No weights: the untrained network"]
-        choice, ok = QInputDialog.getItem(self.window, "Export PyTorch code", "Export the weights of:", labels, 0, False)
+        choice, ok = QInputDialog.getItem(self.window, title, "Export the weights of:", labels, 0, False)
         if not ok:
             return False
         return runs[labels.index(choice)] if choice in labels[:-1] else None
@@ -247,10 +279,7 @@ class FileController(QObject):
 
     def _folder(self) -> Path:
         """Where file dialogs open: the project's folder, else the user's documents folder."""
-        if self.document.path is not None:
-            return self.document.path.parent
-        docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
-        return Path(docs) if docs and Path(docs).is_dir() else Path.home()
+        return dialog_folder(self.document.path)
 
     def generated_source(self) -> str:
         """The code the export would write (raises CompileError when the network has errors)."""
@@ -265,11 +294,23 @@ class FileController(QObject):
         try:
             source = self.generated_source()
         except NetDesignerError as exc:
-            QMessageBox.warning(self.window, "PyTorch code", f"There is no code yet: {exc}")
+            QMessageBox.warning(self.window, "PyTorch code", as_plain(f"There is no code yet: {exc}"))
             return None
         dialog = CodePreviewDialog(source, self.document.project.name, on_save=lambda: self.export_code(), parent=self.window)
         dialog.show()
         return dialog
+
+
+def dialog_folder(project_path: Path | None) -> Path:
+    """Where every file dialog of the window opens: the folder of the project file
+    ``project_path``, else (a project never saved) the user's documents folder.
+
+    NOTE: never the program's own working folder, where a dialog opened before.
+    """
+    if project_path is not None and Path(project_path).parent.is_dir():
+        return Path(project_path).parent
+    docs = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return Path(docs) if docs and Path(docs).is_dir() else Path.home()
 
 
 def _save_failure(path: Path, exc: Exception) -> str:

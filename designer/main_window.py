@@ -17,10 +17,12 @@ from designer.actions import build_actions
 from designer.autosave import Autosaver
 from designer.canvas.view import GraphView
 from designer.commands import fix_command
+from designer.device import device_probe
 from designer.document import Document
 from designer.file_ops import FileController
 from designer.inspector import InspectorWidget
 from designer.palette import PaletteWidget
+from designer.plaintext import as_plain
 from designer.problems import ProblemsWidget
 from designer.settings import settings
 from designer.start_panel import StartPanel
@@ -144,8 +146,9 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ public API
     def add_block(self, type_id: str) -> None:
-        """Add a block of ``type_id`` at the centre of the view (palette double-click or Enter)."""
-        self.view.add_at_center(type_id)
+        """Add a block of ``type_id`` from the palette (double-click or Enter): after the selected
+        block and wired to it, or in free room in the middle of the view (see GraphView.add_next)."""
+        self.view.add_next(type_id)
         self.dismiss_start_panel()
         self.view.setFocus()
 
@@ -230,10 +233,14 @@ class MainWindow(QMainWindow):
         elif analysis.valid:
             self.validity_label.setText("✓ Valid network")
             self.validity_label.setStyleSheet(f"color: {c['ok']}")
-        else:
-            n = len(analysis.errors())
+        elif analysis.wired_errors():
+            n = len(analysis.wired_errors())
             self.validity_label.setText(f"✗ {n} error{'s' if n != 1 else ''}")
             self.validity_label.setStyleSheet(f"color: {c['error']}")
+        else:  # NOTE: only blocks not wired yet stand in the way: not an error, but not trainable either
+            n = len({p.node_id for p in analysis.errors()})
+            self.validity_label.setText(f"Not trainable yet: {n} block{'s' if n != 1 else ''} not connected")
+            self.validity_label.setStyleSheet(f"color: {c['muted']}")
         trainable = analysis.total_trainable
         self.params_label.setText(f"Params: {analysis.total_params:,}")
         self.params_label.setToolTip(f"{trainable:,} trainable, {analysis.total_frozen:,} frozen")
@@ -247,6 +254,8 @@ class MainWindow(QMainWindow):
 
     def _on_canvas_selection(self, node_ids: list) -> None:
         self.inspector.set_selection(list(node_ids))
+        if node_ids and self.inspector_dock.toggleViewAction().isChecked():
+            self.inspector_dock.raise_()  # NOTE: it shares its place with Training setup: selecting a block shows it
         self._update_edit_actions()
         if not self._selecting:
             self.summary.select_nodes(list(node_ids))
@@ -275,9 +284,13 @@ class MainWindow(QMainWindow):
         self.start_panel.setVisible(not has_blocks and not self._start_dismissed)
 
     def _fill_device_label(self) -> None:
-        from designer.device import training_device_label
+        probe = device_probe()
+        probe.answered.connect(self._show_device)
+        label = probe.ask()
+        if label is not None:
+            self._show_device(label)
 
-        label = training_device_label()
+    def _show_device(self, label: str) -> None:
         self.device_label.setText(f"Device: {label}")
 
     # ------------------------------------------------------------------ Qt overrides
@@ -311,7 +324,7 @@ class MainWindow(QMainWindow):
         try:
             may_close = self.files.maybe_save()
         except Exception as exc:  # noqa: BLE001 - an error here must never close the window with the edits
-            QMessageBox.critical(self, "Could not save project", f"The window stays open: {exc}")
+            QMessageBox.critical(self, "Could not save project", as_plain(f"The window stays open: {exc}"))
             may_close = False
         if not may_close:
             event.ignore()

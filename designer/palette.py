@@ -1,7 +1,10 @@
 """The layer palette: every layer type from the registry, grouped by category.
 
 Drag a layer onto the canvas (MIME :data:`LAYER_MIME`, payload the type id), or
-double-click it / press Enter to add it at the centre of the view.
+double-click it / press Enter to add it (after the selected block, wired to it).
+The search finds a layer by its title, type id, category or PyTorch names
+(``Linear``, ``nn.BatchNorm2d``), or, when no name matches, by its description
+("fully connected"); Enter adds the best match.
 """
 
 from __future__ import annotations
@@ -67,11 +70,55 @@ def _square(category: str, dark: bool, size: int, ratio: float) -> QPixmap:
 
 
 def layer_tooltip(spec: LayerSpec) -> str:
-    """Rich-text tooltip: the title, the category and the declaration's doc paragraph."""
+    """Rich-text tooltip: the title, the category, the declaration's doc paragraph and its PyTorch names."""
+    torch = ", ".join(html.escape(_torch_spelling(n)) for n in spec.torch_names)
     return (
         f"<p><b>{html.escape(spec.title)}</b> <span style='color:gray'>· {html.escape(spec.category)}</span></p>"
         f"<p>{html.escape(spec.doc, quote=False)}</p>"
+        + (f"<p style='color:gray'>In PyTorch: {torch}</p>" if torch else "")
     )
+
+
+def _torch_spelling(name: str) -> str:
+    """``nn.Linear`` for a module's class name; a name spelled out (``torch.cat``) as it is."""
+    return name if "." in name else f"nn.{name}"
+
+
+#: how a name may start that a PyTorch user types or leaves out (longest first): compared without it
+_PREFIXES = ("torch.nn.functional.", "torch.nn.", "nn.functional.", "torch.tensor.", "torch.", "nn.", "f.", "tensor.")
+#: search ranks: a name is the text, a name starts with it, the names hold every word, the description does
+EXACT, PREFIX, NAMES, DESCRIPTION = range(4)
+
+
+def search_rank(spec: LayerSpec, text: str) -> int | None:
+    """How well the search ``text`` finds ``spec`` (a rank above, lower is better); None: not at all.
+
+    Names are the title, the type id and the PyTorch names, compared without case and without a
+    leading ``nn.`` or ``torch.``, and then the category; every word of the text must be found.
+    """
+    words = [_bare(w) for w in text.lower().split()]
+    if not words:
+        return NAMES
+    names = [_bare(n.lower()) for n in (spec.title, spec.type_id, *spec.torch_names)]
+    query = " ".join(words)
+    if query in names:
+        return EXACT
+    if any(n.startswith(query) for n in names):
+        return PREFIX
+    joined = " ".join([*names, spec.category.lower()])
+    if all(w in joined for w in words):
+        return NAMES
+    description = spec.doc.lower()
+    if all(w in joined or w in description for w in words):
+        return DESCRIPTION
+    return None
+
+
+def _bare(word: str) -> str:
+    for prefix in _PREFIXES:
+        if word.startswith(prefix) and len(word) > len(prefix):
+            return word[len(prefix):]
+    return word
 
 
 class _LayerTree(QTreeWidget):
@@ -123,7 +170,7 @@ class PaletteWidget(QWidget):
         self.no_match.setProperty("role", "muted")
         self.no_match.setWordWrap(True)
         self.no_match.hide()
-        hint = QLabel("Drag a layer onto the canvas, or double-click it.")
+        hint = QLabel("Drag a layer onto the canvas, or double-click it to add it after the selected block.")
         hint.setProperty("role", "muted")
         hint.setWordWrap(True)
 
@@ -136,6 +183,7 @@ class PaletteWidget(QWidget):
 
         self._categories: dict[str, QTreeWidgetItem] = {}
         self._items: dict[str, QTreeWidgetItem] = {}
+        self._specs: dict[str, LayerSpec] = {}
         self._populate()
         # NOTE: wide enough for the longest layer name, so no name is cut off.
         self.tree.setMinimumWidth(self.tree.sizeHintForColumn(0) + self.tree.indentation() + 28)
@@ -164,6 +212,7 @@ class PaletteWidget(QWidget):
                 )
                 head.addChild(item)
                 self._items[spec.type_id] = item
+                self._specs[spec.type_id] = spec
             head.setExpanded(True)
         self._refresh_icons()
 
@@ -187,24 +236,34 @@ class PaletteWidget(QWidget):
 
     # ------------------------------------------------------------------ filtering
     def set_filter(self, text: str) -> None:
-        """Show only layers whose title, type id or category contains every word of ``text``."""
-        words = text.lower().split()
+        """Show the layers ``text`` finds (see :func:`search_rank`) and make the best one current.
+
+        Descriptions are searched only when no layer's names match, so "sep" shows Separable
+        Conv2d alone while "fully connected" still finds Dense.
+        """
+        ranks = {t: search_rank(self._specs[t], text) for t in self._items}
+        if any(r is not None and r < DESCRIPTION for r in ranks.values()):
+            ranks = {t: r if r is not None and r < DESCRIPTION else None for t, r in ranks.items()}
         for category, head in self._categories.items():
             shown = 0
             for i in range(head.childCount()):
                 item = head.child(i)
-                spec_text = f"{item.text(0)} {item.data(0, TYPE_ROLE)} {category}".lower()
-                match = all(w in spec_text for w in words)
+                match = ranks[item.data(0, TYPE_ROLE)] is not None
                 item.setHidden(not match)
                 shown += match
             head.setHidden(shown == 0)
-            if words and shown:
+            if text.strip() and shown:
                 head.setExpanded(True)
         visible = self.visible_type_ids()
         self.no_match.setVisible(not visible)
         self.no_match.setText(f"No layer matches “{text.strip()}”." if not visible else "")
+        if not visible:
+            return
         current = self.tree.currentItem()
-        if visible and (current is None or current.isHidden() or current.data(0, TYPE_ROLE) is None):
+        if text.strip():
+            best = min(visible, key=lambda t: ranks[t])  # NOTE: min keeps the first of equals: tree order
+            self.tree.setCurrentItem(self._items[best])
+        elif current is None or current.isHidden() or current.data(0, TYPE_ROLE) is None:
             self.tree.setCurrentItem(self._items[visible[0]])
 
     def _add_first_match(self) -> None:

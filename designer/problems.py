@@ -1,5 +1,8 @@
 """The problems list: every error and warning of the analysis; a click selects the block.
 
+A block no wire touches yet gets one neutral line ("not connected yet") instead of its errors,
+so the list does not fill while a network is being built; they are listed once it is wired.
+
 A problem that comes with a one-click fix (``Problem.fix``) says so at the end of its text
 ("— click Fix to set fc3 to 10 units"); the Fix button under the list applies the selected
 problem's fix (or, with none selected, the first one listed), and so does the entry's context
@@ -9,7 +12,7 @@ menu. The widget only asks (``fix_requested``); the window makes the fix one und
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPixmap, QPolygonF, QResizeEvent
+from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap, QPolygonF, QResizeEvent
 from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
@@ -28,8 +31,13 @@ NODE_ROLE = Qt.ItemDataRole.UserRole
 FIX_ROLE = Qt.ItemDataRole.UserRole + 1
 
 
+#: the "severity" of a block's problems while no wire touches it: a neutral hint, not an error
+PENDING = "pending"
+
+
 def severity_icon(severity: str, size: int = 16) -> QIcon:
-    """A red disc with '!' for an error, an amber triangle with '!' for a warning."""
+    """A red disc with '!' for an error, an amber triangle with '!' for a warning, a grey ring for
+    a block not connected yet."""
     c = colors()
     icon = QIcon()
     for ratio in (1.0, 2.0, 3.0):
@@ -40,6 +48,13 @@ def severity_icon(severity: str, size: int = 16) -> QIcon:
         p.setRenderHint(QPainter.RenderHint.Antialiasing)
         rect = QRectF(1, 1, size - 2, size - 2)
         p.setPen(Qt.PenStyle.NoPen)
+        if severity == PENDING:
+            p.setPen(QPen(QColor(c["muted"]), 1.6, Qt.PenStyle.DashLine))
+            p.setBrush(Qt.BrushStyle.NoBrush)
+            p.drawEllipse(rect.adjusted(1, 1, -1, -1))
+            p.end()
+            icon.addPixmap(pm)
+            continue
         if severity == ERROR:
             p.setBrush(QColor(c["error"]))
             p.drawEllipse(rect)
@@ -100,12 +115,14 @@ class ProblemsWidget(QWidget):
         layout.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.errors = 0
         self.warnings = 0
+        self.pending = 0  # blocks not connected yet (a neutral line each, not counted as errors)
         self._last: tuple[Graph, Analysis] | None = None
 
     def set_analysis(self, graph: Graph, analysis: Analysis) -> None:
         self._last = (graph, analysis)
         self.list.clear()
-        problems = [p for p in analysis.all_problems() if p.node_id in graph.nodes]
+        shown = [p for p in analysis.all_problems() if p.node_id in graph.nodes]
+        problems = [p for p in shown if not analysis.is_pending(p)]
         problems.sort(key=lambda p: p.severity != ERROR)  # errors first, stable within
         icons = {ERROR: severity_icon(ERROR), "warning": severity_icon("warning")}
         for p in problems:
@@ -117,15 +134,29 @@ class ProblemsWidget(QWidget):
                 tip += f"\nFix: {p.fix.label} (the Fix button below, or right-click)"
             item.setToolTip(as_plain(tip))  # NOTE: the message quotes block names
             self.list.addItem(item)
-        if not problems:
+        waiting = list(dict.fromkeys(p.node_id for p in shown if analysis.is_pending(p)))
+        for nid in waiting:
+            self.list.addItem(self._pending_item(graph.nodes[nid].name, nid))
+        if not problems and not waiting:
             item = QListWidgetItem("No problems: every block checks out." if graph.nodes else "No blocks yet.")
             item.setFlags(Qt.ItemFlag.NoItemFlags)
             item.setForeground(QColor(colors()["muted"]))
             self.list.addItem(item)
         self.errors = sum(p.severity == ERROR for p in problems)
         self.warnings = len(problems) - self.errors
+        self.pending = len(waiting)
         self._update_fix_button()
         self.counts_changed.emit(self.errors, self.warnings)
+
+    def _pending_item(self, name: str, node_id: str) -> QListWidgetItem:
+        """The one neutral line of a block no wire touches yet: its problems wait until it is wired."""
+        item = QListWidgetItem(severity_icon(PENDING), f"'{name}' is not connected yet: wire it into the network")
+        item.setData(NODE_ROLE, node_id)
+        item.setData(FIX_ROLE, None)
+        item.setForeground(QColor(colors()["muted"]))
+        item.setToolTip(as_plain(f"'{name}' is not connected yet. Drag a wire from one of its ports to another "
+                                 "block's; then it is checked like the rest of the network."))
+        return item
 
     def title(self) -> str:
         """``Problems (2 errors, 1 warning)``, or ``Problems`` when there are none."""
@@ -134,6 +165,8 @@ class ProblemsWidget(QWidget):
             parts.append(f"{self.errors} error{'s' if self.errors != 1 else ''}")
         if self.warnings:
             parts.append(f"{self.warnings} warning{'s' if self.warnings != 1 else ''}")
+        if self.pending:
+            parts.append(f"{self.pending} not connected yet")
         return f"Problems ({', '.join(parts)})" if parts else "Problems"
 
     def item_for(self, node_id: str) -> QListWidgetItem | None:

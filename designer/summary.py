@@ -59,7 +59,7 @@ def _rows(graph: Graph, analysis: Analysis) -> list[_Row]:
             tips = (None, None, None, params_tip, f"{info.macs:,} multiply-accumulates per sample", None)
         if errors:
             tips = (as_plain("\n".join(errors)),) * 6  # NOTE: the messages quote block names
-        rows.append(_Row(nid, cells, tips, bool(errors)))
+        rows.append(_Row(nid, cells, tips, bool(errors) and nid not in analysis.unwired))  # NOTE: not wired yet: not red
     return rows
 
 

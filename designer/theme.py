@@ -60,6 +60,7 @@ QDockWidget::title {{ padding: 4px 6px; background: {window}; font-weight: 600; 
 QToolTip {{ color: {text}; background: {tooltip}; border: 1px solid {border}; padding: 4px; }}
 QLabel[role="muted"] {{ color: {muted}; }}
 QLabel[role="error"] {{ color: {error}; }}
+QLabel[role="locked"] {{ color: {warning}; font-weight: 600; }}
 QLabel[role="heading"] {{ font-size: 13pt; font-weight: 600; }}
 QFrame[role="card"] {{ background: {base}; border: 1px solid {border}; border-radius: 8px; }}
 QFrame[role="card"]:hover {{ border: 1px solid {highlight}; }}
@@ -110,6 +111,9 @@ def _palette(c: dict[str, str]) -> QPalette:
         p.setColor(role, QColor(color))
     for role in (R.WindowText, R.Text, R.ButtonText):
         p.setColor(G.Disabled, role, QColor(c["muted"]))
+    # NOTE: a disabled field (locked during a run, or not applying) must not look like one that takes typing
+    for role in (R.Base, R.Button):
+        p.setColor(G.Disabled, role, QColor(c["midlight"]))
     return p
 
 

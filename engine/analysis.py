@@ -13,12 +13,10 @@ What is counted:
   and Dense ``in·out``. Biases, normalization, activations, pooling and merges
   count as 0.
 * **Activation memory** is the block's output for one sample in float32 bytes.
-* **Receptive field** (spatial blocks only) is the size in input pixels of the
-  window one output pixel sees, the effective stride (``jump``) between
-  neighbouring output pixels in input pixels, and the offset of the first output
-  pixel's window centre. Through merges the windows of the inputs are united.
-  Upsampling layers (transposed conv, Upsample) shrink the jump; their field is
-  the usual approximation for a fractional stride.
+* **Receptive field** (spatial blocks only): which network-input pixels one output
+  pixel of the block depends on, away from the image's borders. See
+  :class:`ReceptiveField` for what ``size``, ``jump`` and ``offset`` mean, also after
+  upsampling; :mod:`engine.layers.receptive` computes it exactly, pixel by pixel.
 """
 
 from __future__ import annotations
@@ -26,8 +24,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import GraphError, ShapeError
+from engine.errors import ShapeError
 from engine.graph import Graph, Node
+from engine.layers.receptive import Windows
 from engine.layers.registry import RF, Shape, numel
 
 ERROR = "error"
@@ -67,9 +66,46 @@ class Problem:
 
 @dataclass(frozen=True)
 class ReceptiveField:
+    """The input window of a block's output pixels, along each axis (fields are square).
+
+    Output pixel ``i`` (row or column) of the block depends on the input pixels of a window:
+    its gradient with respect to the input is nonzero there and only there, for weights that
+    cancel nowhere. Windows are counted on an unbounded grid: near a border part of the
+    window is padding.
+
+    * ``size``: the window's extent in input pixels (first to last, the gaps of a dilation
+      included); the largest of any output pixel when they differ (after upsampling).
+    * ``jump``: how far the window moves, in input pixels, from one output pixel to the
+      next: the product of the strides, divided by the upsampling factors.
+    * ``offset``: where the window of output pixel 0 is centred; pixel ``i``'s is centred on
+      ``offset + i·jump``. Pixel k is centred on k; negative values lie in the padding.
+
+    After upsampling (Upsample, ConvTranspose2d) ``jump`` is below 1 and several neighbouring
+    output pixels read the same input pixel, so the windows move in steps, not evenly:
+    nearest upsampling reads the one pixel an output pixel lies in, bilinear the two around
+    it (one, where it falls exactly on a pixel), a transposed convolution every pixel whose
+    kernel covers it. There ``size`` is the largest window of any output pixel, and
+    ``offset + i·jump`` is the line the windows' centres step along: the centres of any
+    ``period`` consecutive pixels average exactly to it, and it is where output pixel ``i``
+    lies on the grid before the layer (Upsample by s: ``(i + ½)/s − ½``; a transposed
+    convolution with a kernel at least its stride: ``(i + padding − (kernel − 1)/2)/stride``).
+    ``windows`` holds every output pixel's exact window
+    (:class:`~engine.layers.receptive.Windows`, with the ``period``); None for a field made by hand.
+    """
+
     size: float
     jump: float
     offset: float
+    windows: Windows | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, windows: Windows) -> ReceptiveField:
+        """The field that ``windows`` sum up to."""
+        return cls(*windows.summary(), windows=windows)
+
+    def exact(self) -> Windows:
+        """Every output pixel's window: the computed ones, or windows rebuilt from the summary."""
+        return self.windows or Windows.from_summary(self.size, self.jump, self.offset)
 
     def __str__(self) -> str:
         return f"{_g(self.size)}×{_g(self.size)}"
@@ -94,11 +130,18 @@ class NodeInfo:
 
 @dataclass
 class Analysis:
-    """The result of :func:`analyze`."""
+    """The result of :func:`analyze`.
+
+    ``unwired`` holds the blocks no wire touches yet. Their problems (no input, an empty port,
+    no Input block) are those of a network still being built: the window shows them as a neutral
+    "not connected yet" until the block is wired. They are still errors: the network is not valid
+    (it cannot train) while one is unwired.
+    """
 
     nodes: dict[str, NodeInfo]
     problems: dict[str, list[Problem]]
     order: list[str]
+    unwired: frozenset[str] = frozenset()
 
     @property
     def valid(self) -> bool:
@@ -107,6 +150,14 @@ class Analysis:
 
     def errors(self) -> list[Problem]:
         return [p for ps in self.problems.values() for p in ps if p.severity == ERROR]
+
+    def is_pending(self, problem: Problem) -> bool:
+        """Whether ``problem`` belongs to a block not wired yet (shown as "not connected yet")."""
+        return problem.node_id in self.unwired
+
+    def wired_errors(self) -> list[Problem]:
+        """The errors of the blocks that are wired: what is wrong, beyond what is not built yet."""
+        return [p for p in self.errors() if p.node_id not in self.unwired]
 
     def warnings(self) -> list[Problem]:
         return [p for ps in self.problems.values() for p in ps if p.severity == WARNING]
@@ -144,17 +195,13 @@ def analyze(graph: Graph) -> Analysis:
     def report(nid: str, severity: str, rule: str, message: str) -> None:
         problems.setdefault(nid, []).append(Problem(nid, severity, rule, message))
 
-    try:
-        order = graph.topological_order()
-        looped: list[str] = []
-    except GraphError:
+    walk = graph.walk()
+    order, looped = walk.order, walk.blocked
+    for nid in looped:
         # NOTE: connect() refuses loops, so only a hand-built document gets here; the
         # blocks on or after a loop are reported and left out of everything else.
-        order = _acyclic_part(graph)
-        looped = [nid for nid in nodes if nid not in order]
-        for nid in looped:
-            infos[nid] = NodeInfo()
-            report(nid, ERROR, "cycle", f"'{nodes[nid].name}' is on or after a loop: a network must flow one way")
+        infos[nid] = NodeInfo()
+        report(nid, ERROR, "cycle", f"'{nodes[nid].name}' is on or after a loop: a network must flow one way")
     inbound: dict[str, dict[int, str]] = {nid: {} for nid in nodes}
     consumers: dict[str, list[str]] = {nid: [] for nid in nodes}
     for e in graph.edges:
@@ -202,10 +249,12 @@ def analyze(graph: Graph) -> Analysis:
     _warn_double_softmax(nodes, inbound, report)
     _warn_saturating_chains(nodes, order, inbound, report)
     order = order + looped
+    unwired = frozenset(nid for nid in nodes if not inbound[nid] and not consumers[nid])
     if nodes and not any(n.spec.role == "input" for n in nodes.values()):
-        first = order[0]
+        # NOTE: on a wired block when there is one, so that the error shows as an error
+        first = next((nid for nid in order if nid not in unwired), order[0])
         report(first, ERROR, "no_input_block", "the network has no Input block: add one and wire it in")
-    return Analysis(infos, problems, order)
+    return Analysis(infos, problems, order, unwired)
 
 
 # ---------------------------------------------------------------------- receptive field
@@ -214,7 +263,7 @@ def _receptive_field(node: Node, info: NodeInfo, in_rfs: list[ReceptiveField | N
     if info.out_shape is None or len(info.out_shape) != 3:
         return None
     if spec.role == "input":
-        return ReceptiveField(1.0, 1.0, 0.0)
+        return ReceptiveField.of(Windows.pixel())
     if "rf_first_input" in spec.tags:
         in_rfs = in_rfs[:1]
     known = [r for r in in_rfs if r is not None]
@@ -223,44 +272,21 @@ def _receptive_field(node: Node, info: NodeInfo, in_rfs: list[ReceptiveField | N
     base = _union(known)
     rule: RF | None = spec.rf(node.params, info.in_shapes) if spec.rf else None
     if rule is None:
-        return base
-    if rule.scale < 1.0:  # upsampling: each output pixel sees ceil(k/s) input pixels
-        jump = base.jump * rule.scale
-        size = base.size + (rule.kernel - 1) * base.jump
-        return ReceptiveField(size, jump, base.offset)
-    span = (rule.kernel - 1) * rule.dilation
-    size = base.size + span * base.jump
-    jump = base.jump * rule.stride
-    offset = base.offset + (span / 2 - rule.padding) * base.jump
-    return ReceptiveField(size, jump, offset)
+        # NOTE: a layer with no rule keeps every pixel where it is (activations, norms, merges);
+        # one that still moves pixels to a new height or width (Reshape) has no window.
+        return base if info.in_shapes[0][1:] == info.out_shape[1:] else None
+    windows = base.exact().through(rule)
+    return ReceptiveField.of(windows) if windows is not None else None
 
 
 def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
+    """The field of a merge: each output pixel sees what it sees through any input."""
     if len(rfs) == 1:
         return rfs[0]
-    lo = min(r.offset - (r.size - 1) / 2 for r in rfs)
-    hi = max(r.offset + (r.size - 1) / 2 for r in rfs)
-    return ReceptiveField(hi - lo + 1, max(r.jump for r in rfs), (lo + hi) / 2)
+    return ReceptiveField.of(Windows.union([r.exact() for r in rfs]))
 
 
-# ---------------------------------------------------------------------- graph rules
-def _acyclic_part(graph: Graph) -> list[str]:
-    """Kahn's order of the blocks that are not on or after a loop."""
-    indeg = {nid: 0 for nid in graph.nodes}
-    for e in graph.edges:
-        indeg[e.dst] += 1
-    ready = [nid for nid, d in indeg.items() if d == 0]
-    order: list[str] = []
-    while ready:
-        nid = ready.pop(0)
-        order.append(nid)
-        for m in graph.successors(nid):
-            indeg[m] -= 1
-            if indeg[m] == 0:
-                ready.append(m)
-    return order
-
-
+# ---------------------------------------------------------------------- reachability and warnings
 def _reachable_from_inputs(nodes, order, inbound) -> set[str]:
     reach: set[str] = set()
     for nid in order:

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Sequence
 
 from engine.analysis import Analysis, analyze
+from engine.cli_experiments import add_parsers as add_experiment_parsers
+from engine.cli_experiments import cross_validate_command, sweep_command
 from engine.errors import NetDesignerError
 from engine.layers.registry import shape_str
 from engine.textsafe import terminal_safe
@@ -41,11 +43,22 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {_one_line(message)} (see --help)\n")
 
 
-def _class_number(text: str) -> int:
-    """argparse type of ``--class``: a whole number in ASCII digits."""
-    if not re.fullmatch(r"[0-9]+", text):
-        raise argparse.ArgumentTypeError(f"expected a class number such as 0 or 3, not {text!r}")
-    return int(text)
+def _whole_number(what: str):
+    """An argparse type for every number argument: a whole number in ASCII digits, or a refusal naming ``what``.
+
+    NOTE: argparse's ``int`` takes "٣", "３" or " 1" too; a number on this command line is ASCII digits only.
+    """
+
+    def parse(text: str) -> int:
+        if not re.fullmatch(r"[0-9]+", text):
+            raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}")
+        return int(text)
+
+    return parse
+
+
+_class_number = _whole_number("a class number such as 0 or 3")
+_epochs_number = _whole_number("a number of epochs such as 10")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,16 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     ana.add_argument("project", type=Path, metavar="PROJECT.json")
     ana.add_argument("--json", action="store_true", help="print the analysis as JSON")
 
-    exp = sub.add_parser("export", help="write the network as a standalone PyTorch file")
+    exp = sub.add_parser("export", help="write the network as a standalone PyTorch file, or a training package")
     exp.add_argument("project", type=Path, metavar="PROJECT.json")
-    exp.add_argument("-o", "--output", required=True, type=Path, metavar="MODEL.py")
+    what = exp.add_mutually_exclusive_group(required=True)
+    what.add_argument("-o", "--output", type=Path, metavar="MODEL.py")
+    what.add_argument("--package", type=Path, metavar="DIR",
+                      help="a folder to train anywhere: model.py, train.py (python or torchrun), config.json, data.npz")
     exp.add_argument("--weights", type=Path, metavar="RUN_OR_CHECKPOINT",
                      help="the trained weights: a run folder (its best checkpoint), a checkpoint or a weights file "
                      "(default: the best checkpoint of the project's latest run, if it has runs)")
 
     tr = sub.add_parser("train", help="train a project without a window")
     tr.add_argument("project", type=Path, metavar="PROJECT.json")
-    tr.add_argument("--epochs", type=int, metavar="N", help="override the project's number of epochs")
+    tr.add_argument("--epochs", type=_epochs_number, metavar="N", help="override the project's number of epochs")
     tr.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the project's device")
     tr.add_argument("--out", type=Path, metavar="DIR", help="the run folder to write (default: a new folder in "
                     "PROJECT.runs/ beside the project, where the window lists it)")
@@ -94,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--class", dest="class_index", type=_class_number, metavar="K", help="class to explain (default: the predicted one)")
     ex.add_argument("-o", "--output", type=Path, required=True, metavar="OUT.png",
                     help="the overlay; the raw map goes to OUT.npy (values in [0, 1], input resolution)")
+    add_experiment_parsers(sub, _whole_number)
     return parser
 
 
@@ -104,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     handler = {"templates": _templates, "new": _new, "analyze": _analyze, "export": _export, "train": _train,
-               "explain": _explain}[
+               "explain": _explain, "cross-validate": cross_validate_command, "sweep": sweep_command}[
         args.command
     ]
     try:
@@ -174,7 +191,7 @@ def _new(args: argparse.Namespace) -> int:
         raise NetDesignerError(f"{args.output} already exists (use --force to overwrite)")
     project = load_template(args.template)
     save_project(project, args.output)
-    print(f"wrote {args.output} from template {args.template!r}")
+    print(terminal_safe(f"wrote {args.output} from template {args.template!r}"))
     return 0
 
 
@@ -197,13 +214,30 @@ def _export(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     source = args.weights or weights_path(project, args.project) or _latest_run(args.project)
     state, spec = trained_weights(source) if source is not None else (None, None)
+    if args.package is not None:
+        return _export_package(args, project, source, state, spec)
     written = export_code(project.graph, args.output, name=project.name, state_dict=state, input_spec=spec)
     for path in written:
-        print(f"wrote {path}")
+        print(terminal_safe(f"wrote {path}"))
     if source is None:
         print("no trained weights: the model is exported untrained (train it, or give --weights)")
     else:
-        print(f"weights from {source}" + ("; the model normalizes raw inputs itself" if spec and spec.mean else ""))
+        print(terminal_safe(f"weights from {source}")
+              + ("; the model normalizes raw inputs itself" if spec and spec.mean else ""))
+    return 0
+
+
+def _export_package(args: argparse.Namespace, project, source: Path | None, state, spec) -> int:
+    """``export --package DIR``: the training package, with the run's weights as model.pt when there is one."""
+    from engine.package import export_package
+
+    written = export_package(project, args.package, base_dir=args.project.resolve().parent, state_dict=state,
+                             input_spec=spec)
+    for path in written:
+        print(terminal_safe(f"wrote {path}"))
+    if source is not None:
+        print(terminal_safe(f"model.pt holds the weights of {source}; train.py trains the network afresh"))
+    print(terminal_safe(f"train it: cd {args.package} && python train.py   (or: torchrun --nproc-per-node=N train.py)"))
     return 0
 
 
@@ -237,6 +271,7 @@ def _explain(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from engine.project import load_project
+    from engine.training.events import Finished
     from engine.training.trainer import Control, Trainer
 
     project = load_project(args.project)
@@ -249,38 +284,54 @@ def _train(args: argparse.Namespace) -> int:
         device=args.device, resume_from=resume, control=control, label=label,
     )
     bar = _ProgressBar(sys.stderr)
-    summary = None
-    with _stop_on_ctrl_c(control, bar):
-        for event in trainer.events():
-            kind, data = event.kind, event.data
-            if kind == "started":
-                more = f", from epoch {data['start_epoch']}" if data["start_epoch"] > 1 else ""
-                print(f"training {project.name!r} on {data['device']}: {data['train']} training, {data['val']} "
-                      f"validation, {data['test']} test samples; {data['params']:,} parameters{more}")
-            elif kind == "batches":
-                bar.update(data)
-            elif kind == "epoch":
-                bar.clear()
-                extras = "  ".join(f"{k} {v:.4g}" for k, v in data.items() if k.startswith("val_") and v is not None)
-                print(f"epoch {data['epoch']:>3}  train_loss {data['train_loss']:.4f}  {extras}  ({data['seconds']:.1f} s)")
-            elif kind == "early_stop":
-                print(f"early stopping at epoch {data['epoch']}: best validation loss was at epoch {data['best_epoch']}")
-            elif kind == "failed":
-                bar.clear()
-                raise NetDesignerError(f"training failed: {data['message']} (the run so far is in {out})")
-            elif kind == "finished":
-                summary = data
+    with _stop_on_ctrl_c(control, bar) as ctrl_c:
+        try:
+            print(terminal_safe(f"loading the data and building {project.name!r}..."), flush=True)
+            done = _follow_training(trainer, project.name, out, ctrl_c, bar)
+        except KeyboardInterrupt:
+            if not ctrl_c.began:
+                _remove_if_empty(out)  # NOTE: quit before training began: no folder for a run that has nothing
+            raise
     bar.clear()
-    summary = summary or {}
-    if summary.get("epochs_run"):
-        tests = "  ".join(f"{k} {v:.4f}" for k, v in summary.get("test", {}).items())
-        print(f"test: {tests or 'no test split'}  ({summary.get('seconds', 0.0):.1f} s)")
+    done = done or Finished(stopped=True, epochs_run=0)
+    if done.epochs_run:
+        tests = "  ".join(f"{k} {v:.4f}" for k, v in done.test.items())
+        print(terminal_safe(f"test: {tests or 'no test split'}  ({done.seconds:.1f} s)"))
     else:
-        print(f"stopped: {summary.get('message', 'no epoch finished')}")
-    if summary.get("stopped"):
-        print(f"stopped by Ctrl+C; go on with: main.py train {args.project} --resume {out}")
-    print(f"the run is in {out} (metrics.csv, summary.json, last.pt and best.pt)")
+        print(terminal_safe(f"stopped: {done.message or 'no epoch finished'}"))
+    if done.stopped:
+        print(terminal_safe(f"stopped by Ctrl+C; go on with: main.py train {args.project} --resume {out}"))
+    print(terminal_safe(f"the run is in {out} (metrics.csv, summary.json, last.pt and best.pt)"))
     return 0
+
+
+def _follow_training(trainer, name: str, out: Path, ctrl_c: _stop_on_ctrl_c, bar: _ProgressBar):
+    """Print a run's events as they come; returns its :class:`Finished` event (a failure raises)."""
+    from engine.training.events import BatchesDone, EarlyStopped, EpochDone, Failed, Finished, Started
+
+    done = None
+    for event in trainer.events():
+        if isinstance(event, Started):
+            ctrl_c.began = True
+            more = f", from epoch {event.start_epoch}" if event.start_epoch > 1 else ""
+            print(terminal_safe(f"training {name!r} on {event.device}: {event.train} training, {event.val} validation, "
+                                f"{event.test} test samples; {event.params:,} parameters{more}"))
+        elif isinstance(event, BatchesDone):
+            bar.update(event)
+        elif isinstance(event, EpochDone):
+            bar.clear()
+            scores = {"val_loss": event.val_loss, **event.scores}
+            extras = "  ".join(f"{k} {v:.4g}" for k, v in scores.items() if v is not None)
+            print(terminal_safe(f"epoch {event.epoch:>3}  train_loss {event.train_loss:.4f}  {extras}  "
+                                f"({event.seconds:.1f} s)"))
+        elif isinstance(event, EarlyStopped):
+            print(f"early stopping at epoch {event.epoch}: best validation loss was at epoch {event.best_epoch}")
+        elif isinstance(event, Failed):
+            bar.clear()
+            raise NetDesignerError(f"training failed: {event.message} (the run so far is in {out})")
+        elif isinstance(event, Finished):
+            done = event
+    return done
 
 
 def _run_target(args: argparse.Namespace) -> tuple[Path, Path | None, str]:
@@ -300,12 +351,24 @@ def _run_target(args: argparse.Namespace) -> tuple[Path, Path | None, str]:
     return new_run_dir(root), resume, label
 
 
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        folder.rmdir()
+    except OSError:
+        pass  # NOTE: not empty (a run that goes on in its folder), or not made yet
+
+
 class _stop_on_ctrl_c:  # noqa: N801 - used as a context manager
-    """The first Ctrl+C stops training after the current batch (the run is written); a second one quits."""
+    """Ctrl+C while training stops after the current batch (the run is written); a second one quits.
+
+    Before training began (``began`` is False: the data load or the network compiles, which
+    may take long), the first Ctrl+C quits at once: there is nothing of the run to keep.
+    """
 
     def __init__(self, control, bar) -> None:
         self.control, self.bar = control, bar
         self.previous = None
+        self.began = False  # set by the caller when training has begun
 
     def __enter__(self):
         import signal
@@ -322,7 +385,8 @@ class _stop_on_ctrl_c:  # noqa: N801 - used as a context manager
             signal.signal(signal.SIGINT, self.previous)
 
     def _on_interrupt(self, signum, frame) -> None:
-        if self.control.stopped:
+        if self.control.stopped or not self.began:
+            # NOTE: raised in the trainer's generator (the data load); its clean-up removes the empty run folder
             raise KeyboardInterrupt
         self.control.stop()
         self.bar.clear()
@@ -337,13 +401,14 @@ class _ProgressBar:
         self.tty = hasattr(stream, "isatty") and stream.isatty()
         self.shown = False
 
-    def update(self, d: dict) -> None:
+    def update(self, d) -> None:
+        """Redraw for a :class:`~engine.training.events.BatchesDone`."""
         if not self.tty:
             return
-        frac = d["step"] / max(1, d["total_steps"])
+        frac = d.step / max(1, d.total_steps)
         filled = int(frac * 30)
-        line = (f"\r[{'#' * filled}{'.' * (30 - filled)}] epoch {d['epoch']} batch {d['batch']}  "
-                f"{d['samples_per_s']:.0f} samples/s  {_clock(d['eta'])} left ")
+        line = (f"\r[{'#' * filled}{'.' * (30 - filled)}] epoch {d.epoch} batch {d.batch}  "
+                f"{d.samples_per_s:.0f} samples/s  {_clock(d.eta)} left ")
         self.stream.write(line)
         self.stream.flush()
         self.shown = True

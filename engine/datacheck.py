@@ -28,13 +28,13 @@ from typing import TYPE_CHECKING, Any
 
 from engine.analysis import ERROR, WARNING, Analysis, Fix, Problem, analyze
 from engine.config import TASKS, DataConfig
-from engine.data.base import TARGET_WORDS, DataError, shape_text
-from engine.data.loading import TASK_TARGETS
+from engine.data.basics import TARGET_WORDS, DataError, shape_text
+from engine.data.sets import TASK_TARGETS
 from engine.datafacts import DataFacts, SampleFit, describe, image_input_side
 from engine.errors import GraphError
 from engine.graph import Graph, Node
 from engine.layers import registry
-from engine.training.objectives import HEAD_TARGETS
+from engine.tasks import HEAD_TARGETS
 
 if TYPE_CHECKING:  # pragma: no cover
     from engine.project import Project

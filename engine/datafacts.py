@@ -20,14 +20,8 @@ from stat import S_ISDIR, S_ISREG
 import numpy as np
 
 from engine.config import DataConfig
-from engine.data.base import DataError, shape_text, vector_image_shape
-from engine.data.bundled import TABULAR
-
-# NOTE: the loaders' own CSV reader and label rule, so the facts never disagree with Train.
-from engine.data.files import _columns, _npz_labels, _read_rows
-from engine.data.loading import resolve_path
-from engine.data.shapes import MIN_SIDE, SHAPE_CLASSES
-from engine.data.toy import CLASSIFIERS
+from engine.data.basics import DataError, shape_text, vector_image_shape
+from engine.data.sets import MIN_SIDE, SHAPE_CLASSES, TABULAR, TOY_CLASSIFIERS, resolve_path
 
 __all__ = ["DataFacts", "SampleFit", "describe", "image_input_side"]
 
@@ -91,7 +85,7 @@ def describe(cfg: DataConfig, base_dir: Path | None = None) -> DataFacts | None:
     """The facts of the data set ``cfg`` names, or None when they cannot be known cheaply."""
     name = cfg.dataset
     try:
-        if name in CLASSIFIERS or name == "regression1d":
+        if name in TOY_CLASSIFIERS or name == "regression1d":
             return _toy(name, cfg.extra.get("classes", 2))
         if name == "digits":
             return _labelled(
@@ -187,6 +181,10 @@ def _folder_facts(folder: Path) -> DataFacts | None:
 def _csv_facts(path: Path, size: int, task: str, columns: list[str] | None, target: str | None) -> DataFacts | None:
     if size > CSV_READ_LIMIT:
         return None
+    # NOTE: the loader's own CSV reader, so the facts never disagree with Train; imported here, as
+    # the loaders import PyTorch, which the window imports only when a data set needs it.
+    from engine.data.csvfile import _columns, _read_rows
+
     header, rows = _read_rows(path)
     features, target = _columns(path, header, columns, target)
     if not rows:
@@ -223,6 +221,8 @@ def _npz_facts(path: Path, task: str) -> DataFacts | None:
             return None
         facts = {"targets": frozenset({"binary"}), "binary_width": width}
     elif ytype.kind in "biuUS" and math.prod(yshape) == n and _small(heads["y"]):
+        from engine.data.npzfile import _npz_labels  # NOTE: the loader's own label rule (see _csv_facts)
+
         with np.load(path, allow_pickle=False) as archive:
             names = archive["classes"] if "classes" in heads and _small(heads["classes"]) else None
             _, classes = _npz_labels(archive["y"], names)

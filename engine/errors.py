@@ -23,3 +23,7 @@ class CompileError(NetDesignerError):
 
 class ProjectError(NetDesignerError):
     """A project file is malformed; the message names the file, block and field."""
+
+
+class ProbeError(NetDesignerError):
+    """A probe cannot be computed for this network or input; the message says why."""

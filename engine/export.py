@@ -21,6 +21,7 @@ from engine.compile import load_class
 from engine.errors import NetDesignerError
 from engine.fileio import atomic_write, atomic_write_text
 from engine.graph import Graph
+from engine.userfiles import NotRegularFile, read_tensors
 
 
 class ExportError(NetDesignerError):
@@ -36,9 +37,11 @@ def read_weights_file(path: str | Path):
     """Whatever a weights or checkpoint file holds, loaded safely (``weights_only=True``)."""
     path = Path(path)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        return read_tensors(path, "a weights file")
     except FileNotFoundError:
         raise ExportError(f"{path}: the weights file does not exist") from None
+    except NotRegularFile as exc:
+        raise ExportError(str(exc)) from None
     except Exception as exc:  # torch raises many kinds for a corrupt or unsafe file
         raise ExportError(f"{path}: not a readable weights file ({type(exc).__name__}: {exc})") from None
 

@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from engine import graphrules
 from engine.errors import GraphError, ParamError
 from engine.layers import registry
 
@@ -130,25 +131,16 @@ class Graph:
         return [e.src for e in self._edges if e.dst == node_id]
 
     def topological_order(self) -> list[str]:
-        """Node ids so that every edge goes forward; ties keep insertion order."""
-        indeg = {nid: 0 for nid in self._nodes}
-        out: dict[str, list[str]] = {nid: [] for nid in self._nodes}
-        for e in self._edges:
-            indeg[e.dst] += 1
-            out[e.src].append(e.dst)
-        ready = [nid for nid, d in indeg.items() if d == 0]
-        order: list[str] = []
-        while ready:
-            nid = ready.pop(0)
-            order.append(nid)
-            for m in out[nid]:
-                indeg[m] -= 1
-                if indeg[m] == 0:
-                    ready.append(m)
-        if len(order) != len(self._nodes):
+        """Node ids so that every edge goes forward; ties in the order blocks became ready."""
+        walk = self.walk()
+        if walk.blocked:
             # NOTE: connect() refuses cycles, so only a hand-built document gets here.
             raise GraphError("the network contains a cycle")
-        return order
+        return walk.order
+
+    def walk(self) -> graphrules.Walk[str]:
+        """The blocks in :meth:`topological_order`, and apart those on or after a loop."""
+        return graphrules.topological_walk(list(self._nodes), [(e.src, e.dst) for e in self._edges])
 
     def unique_name(self, base: str) -> str:
         """``base`` if no block has that name yet, else ``base`` with the next free number."""
@@ -293,32 +285,20 @@ class Graph:
         self._announce("edge_added", edge=edge)
         return edge
 
-    def check_connect(self, edge: Edge) -> None:
-        """Raise :class:`GraphError` saying why ``edge`` may not be added."""
+    def check_connect(self, edge: Edge, replacing: Edge | None = None) -> None:
+        """Raise :class:`GraphError` saying why ``edge`` may not be added (once ``replacing``, the wire
+        that now feeds the same input, is taken away)."""
         a, b = self.node(edge.src), self.node(edge.dst)
-        if edge.src == edge.dst:
-            raise GraphError(f"'{a.name}' cannot feed itself: a wire needs two different blocks")
-        outs, ins = a.output_ports(), b.input_ports()
-        if not outs:
-            raise GraphError(f"'{a.name}' ({a.spec.title}) has no output to wire from")
-        if not 0 <= edge.src_port < len(outs):
-            raise GraphError(f"'{a.name}' has no output port {edge.src_port + 1}")
-        if not ins:
-            raise GraphError(f"'{b.name}' ({b.spec.title}) takes no input")
-        if not 0 <= edge.dst_port < len(ins):
-            raise GraphError(f"'{b.name}' has no input port {edge.dst_port + 1}")
-        taken = self._edge_into.get((edge.dst, edge.dst_port))
-        if taken is not None:
-            feeder = self._nodes[taken.src].name
-            raise GraphError(
-                f"input {_port_label(b, edge.dst_port)} of '{b.name}' is already fed by "
-                f"'{feeder}': a port takes one wire (use Add or Concatenate to merge)"
-            )
-        if self._reaches(edge.dst, edge.src):
-            raise GraphError(
-                f"wiring '{a.name}' into '{b.name}' would close a loop: "
-                f"'{b.name}' already feeds '{a.name}', and a network must flow one way"
-            )
+        feeder = self._edge_into.get((edge.dst, edge.dst_port))
+        fault = graphrules.wire_fault(
+            (edge.src, edge.src_port, edge.dst, edge.dst_port),
+            outputs=len(a.output_ports()),
+            inputs=len(b.input_ports()),
+            feeder=None if feeder is not None and feeder == replacing else feeder,
+            closes_loop=lambda: graphrules.reaches(edge.dst, edge.src, self.successors),
+        )
+        if fault is not None:
+            raise GraphError(_refusal(fault, a, b, edge, self._nodes))
 
     def disconnect(self, edge: Edge) -> None:
         if edge not in self._edges:
@@ -402,19 +382,6 @@ class Graph:
         self._edge_into.pop((edge.dst, edge.dst_port), None)
         self._edges_out[edge.src].remove(edge)
 
-    def _reaches(self, start: str, goal: str) -> bool:
-        """Whether following wires from ``start`` arrives at ``goal``."""
-        seen, stack = set(), [start]
-        while stack:
-            nid = stack.pop()
-            if nid == goal:
-                return True
-            if nid in seen:
-                continue
-            seen.add(nid)
-            stack.extend(e.dst for e in self._edges_out.get(nid, ()))
-        return False
-
     def _fresh_id(self) -> str:
         while f"n{self._next_id}" in self._nodes:
             self._next_id += 1
@@ -457,6 +424,30 @@ def _check_pos(pos: Any, name: str) -> tuple[float, float]:
     if not (math.isfinite(x) and math.isfinite(y)):
         raise GraphError(f"'{name}' needs a finite position, not {pos!r}")
     return (x, y)
+
+
+def _refusal(fault: graphrules.WireFault, a: Node, b: Node, edge: Edge, nodes: dict[str, Node]) -> str:
+    """Why a wire from ``a`` to ``b`` is refused, in the words of the canvas."""
+    kind = fault.kind
+    if kind == graphrules.SELF_WIRE:
+        return f"'{a.name}' cannot feed itself: a wire needs two different blocks"
+    if kind == graphrules.NO_OUTPUT:
+        return f"'{a.name}' ({a.spec.title}) has no output to wire from"
+    if kind == graphrules.OUTPUT_PORT:
+        return f"'{a.name}' has no output port {edge.src_port + 1}"
+    if kind == graphrules.NO_INPUT:
+        return f"'{b.name}' ({b.spec.title}) takes no input"
+    if kind == graphrules.INPUT_PORT:
+        return f"'{b.name}' has no input port {edge.dst_port + 1}"
+    if kind == graphrules.PORT_TAKEN:
+        return (
+            f"input {_port_label(b, edge.dst_port)} of '{b.name}' is already fed by "
+            f"'{nodes[fault.other.src].name}': a port takes one wire (use Add or Concatenate to merge)"
+        )
+    return (
+        f"wiring '{a.name}' into '{b.name}' would close a loop: "
+        f"'{b.name}' already feeds '{a.name}', and a network must flow one way"
+    )
 
 
 def _port_label(node: Node, port: int) -> str:

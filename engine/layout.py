@@ -25,6 +25,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
+from engine.graphrules import topological_walk
+
 if TYPE_CHECKING:  # pragma: no cover
     from engine.graph import Graph
 
@@ -123,28 +125,6 @@ def _components(n: int, edges: list[tuple[int, int]]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _topological(nodes: list[int], succ: dict[int, list[int]], pred: dict[int, list[int]]) -> list[int]:
-    """Kahn's order with ties by insertion; a cycle (never built by Graph) is broken, not fatal."""
-    indeg = {v: len(pred[v]) for v in nodes}
-    ready = [v for v in nodes if indeg[v] == 0]
-    order: list[int] = []
-    done: set[int] = set()
-    while len(order) < len(nodes):
-        if not ready:  # a cycle: release the earliest unplaced node
-            ready = [next(v for v in nodes if v not in done)]
-        ready.sort(reverse=True)
-        v = ready.pop()
-        if v in done:
-            continue
-        done.add(v)
-        order.append(v)
-        for w in succ[v]:
-            indeg[w] -= 1
-            if indeg[w] == 0 and w not in done:
-                ready.append(w)
-    return order
-
-
 def _layout_component(
     nodes: list[int], edges: list[tuple[int, int]], heads: list[bool]
 ) -> tuple[dict[int, tuple[int, float]], float]:
@@ -154,7 +134,8 @@ def _layout_component(
     for a, b in edges:
         succ[a].append(b)
         pred[b].append(a)
-    order = _topological(nodes, succ, pred)
+    # NOTE: a loop (never built by Graph) is broken, not fatal: the drawing still shows it.
+    order = topological_walk(nodes, edges, earliest_first=True, break_loops=True).order
     rank = {v: i for i, v in enumerate(order)}
 
     layer: dict[int, int] = {}

@@ -23,19 +23,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from engine import graphrules
 from engine.config import DataConfig, ProbeConfig, TrainingConfig, plain_copy, show_value
 from engine.errors import GraphError, ProjectError
 from engine.fileio import atomic_write_bytes
 from engine.graph import FLOWS, Edge, Graph, Node
 from engine.layers import registry
 from engine.layers.registry import Param
+from engine.userfiles import FileTooLarge, NotRegularFile, read_regular_file
 
 __all__ = [
     "FORMAT",
@@ -167,6 +167,8 @@ def load_project(path: str | Path) -> Project:
         raise ProjectError(f"{src} does not exist (looked for {path})") from None
     except OSError as exc:
         raise ProjectError(f"{src} could not be opened: {exc.strerror or exc}") from None
+    except ValueError:  # NOTE: os functions raise it for a path with a NUL character
+        raise ProjectError(f"{src!r} could not be opened: the path holds a NUL character") from None
     return project_from_dict(_parse(raw, src), src)
 
 
@@ -174,44 +176,17 @@ def _read_file(path: Path, src: str) -> bytes:
     """The bytes of a regular file of at most MAX_FILE_BYTES; anything else is refused before reading.
 
     NOTE: a named pipe would block ``open`` and ``read`` forever, a device could stream without
-    end. So the path is stat'ed first, opened without blocking (O_NONBLOCK), and the descriptor
-    itself checked again, since the path may have been swapped in between.
+    end: :func:`engine.userfiles.read_regular_file` looks at the file's type before and after
+    opening it, without blocking.
     """
-    _check_file(os.stat(path), src)
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
-    fd = os.open(path, flags)
+    too_large = f"{src} is larger than {MAX_FILE_BYTES // 2**20} MB, too large for a project file"
     try:
-        _check_file(os.fstat(fd), src)
-    except BaseException:
-        os.close(fd)
-        raise
-    with os.fdopen(fd, "rb") as fh:
-        raw = fh.read(MAX_FILE_BYTES + 1)
-    if len(raw) > MAX_FILE_BYTES:
-        raise ProjectError(f"{src} is larger than {MAX_FILE_BYTES // 2**20} MB, too large for a project file")
-    return raw
-
-
-def _check_file(st: os.stat_result, src: str) -> None:
-    if not stat.S_ISREG(st.st_mode):
-        raise ProjectError(f"{src} is not a regular file (it is {_file_kind(st.st_mode)})")
-    if st.st_size > MAX_FILE_BYTES:
-        raise ProjectError(
-            f"{src} is larger than {MAX_FILE_BYTES // 2**20} MB, too large for a project file "
-            "(weights belong in a separate file)"
-        )
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a named pipe"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a file"
+        return read_regular_file(path, "a project file", MAX_FILE_BYTES)
+    except NotRegularFile as exc:
+        raise ProjectError(f"{src} is not a regular file (it is {exc.kind})") from None
+    except FileTooLarge as exc:
+        grew = exc.size is None  # NOTE: it grew past the limit while being read
+        raise ProjectError(too_large if grew else f"{too_large} (weights belong in a separate file)") from None
 
 
 def project_from_dict(d: Any, source: str = "<memory>") -> Project:
@@ -569,54 +544,27 @@ def _read_edge(raw: Any, src: str, where: str, graph: Graph) -> Wire:
 def _check_wires(wires: list[Wire], src: str, graph: Graph) -> None:
     """Everything Graph.connect would refuse, in one pass, with the wire's place in the file."""
     nodes = graph.nodes
-    fed: dict[tuple[str, int], int] = {}
-    for i, (a, a_port, b, b_port) in enumerate(wires):
-        where = f"graph.edges[{i}]"
-        if a == b:
-            raise ProjectError(f"{src}: {where} wires {_label(nodes[a])} into itself")
-        outs, ins = nodes[a].output_ports(), nodes[b].input_ports()
-        if a_port >= len(outs):
-            has = "has no output" if not outs else f"has {len(outs)} output port(s), numbered from 0"
-            raise ProjectError(f"{src}: {where}.from: {_label(nodes[a])} {has}, so port {a_port} does not exist")
-        if b_port >= len(ins):
-            has = "takes no input" if not ins else f"has {len(ins)} input port(s), numbered from 0"
-            raise ProjectError(f"{src}: {where}.to: {_label(nodes[b])} {has}, so port {b_port} does not exist")
-        if (b, b_port) in fed:
-            raise ProjectError(
-                f"{src}: {where} feeds input port {b_port} of {_label(nodes[b])}, which graph.edges"
-                f"[{fed[b, b_port]}] already feeds: a port takes one wire (use Add or Concatenate to merge)"
-            )
-        fed[b, b_port] = i
-    loop = _find_cycle(wires, list(nodes))
-    if loop:
-        path = " → ".join(f"'{nodes[n].name}'" for n in loop)
+    fault = graphrules.check_wires(
+        list(nodes), wires, lambda nid: (len(nodes[nid].output_ports()), len(nodes[nid].input_ports()))
+    )
+    if fault is None:
+        return
+    if fault.kind == graphrules.LOOP:
+        path = " → ".join(f"'{nodes[n].name}'" for n in fault.other)
         raise ProjectError(f"{src}: the wires form a cycle ({path}): a network must flow one way")
-
-
-def _find_cycle(wires: list[Wire], ids: list[str]) -> list[str]:
-    """The blocks of one cycle (first block repeated at the end), or [] if the wires flow one way."""
-    indeg = dict.fromkeys(ids, 0)
-    out: dict[str, list[str]] = {n: [] for n in ids}
-    back: dict[str, list[str]] = {n: [] for n in ids}
-    for a, _, b, _ in wires:
-        indeg[b] += 1
-        out[a].append(b)
-        back[b].append(a)
-    ready = [n for n, d in indeg.items() if d == 0]
-    while ready:
-        n = ready.pop()
-        for m in out[n]:
-            indeg[m] -= 1
-            if indeg[m] == 0:
-                ready.append(m)
-    left = {n for n, d in indeg.items() if d > 0}
-    if not left:
-        return []
-    # NOTE: every block left over has a feeder that is also left over, so walking feeders loops.
-    n, seen = next(n for n in ids if n in left), {}
-    while n not in seen:
-        seen[n] = len(seen)
-        n = next(p for p in back[n] if p in left)
-    loop = list(seen)[seen[n] :]
-    loop.reverse()
-    return loop + [loop[0]]
+    where = f"graph.edges[{fault.wire}]"
+    a, a_port, b, b_port = wires[fault.wire]
+    if fault.kind == graphrules.SELF_WIRE:
+        raise ProjectError(f"{src}: {where} wires {_label(nodes[a])} into itself")
+    if fault.kind in (graphrules.NO_OUTPUT, graphrules.OUTPUT_PORT):
+        outs = nodes[a].output_ports()
+        has = "has no output" if not outs else f"has {len(outs)} output port(s), numbered from 0"
+        raise ProjectError(f"{src}: {where}.from: {_label(nodes[a])} {has}, so port {a_port} does not exist")
+    if fault.kind in (graphrules.NO_INPUT, graphrules.INPUT_PORT):
+        ins = nodes[b].input_ports()
+        has = "takes no input" if not ins else f"has {len(ins)} input port(s), numbered from 0"
+        raise ProjectError(f"{src}: {where}.to: {_label(nodes[b])} {has}, so port {b_port} does not exist")
+    raise ProjectError(
+        f"{src}: {where} feeds input port {b_port} of {_label(nodes[b])}, which graph.edges"
+        f"[{fault.other}] already feeds: a port takes one wire (use Add or Concatenate to merge)"
+    )

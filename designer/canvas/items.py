@@ -27,6 +27,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 #: Grid step in scene units; blocks snap to it while dragged.
 GRID = 20.0
+#: what a block no wire touches yet says in place of its output shape
+NOT_CONNECTED = "not connected yet"
 
 _FONTS: dict[str, QFont] = {}
 _METRICS: dict[str, QFontMetricsF] = {}
@@ -192,6 +194,7 @@ class NodeItem(QGraphicsItem):
         self.stats_text = ""
         self.severity: str | None = None
         self.problems: tuple[Problem, ...] = ()
+        self.unwired = False  # NOTE: no wire touches it yet: drawn neutral, its problems wait until it is wired
         self._analysis_key: Any = object()
         self._info: NodeInfo | None = None
         self._height = self.MIN_HEIGHT
@@ -298,20 +301,30 @@ class NodeItem(QGraphicsItem):
             self._elided = None
             self.update()
 
-    def set_analysis(self, info: NodeInfo | None, problems: Sequence[Problem]) -> bool:
-        """Show what the analysis says about this block. Returns whether anything changed."""
+    def set_analysis(self, info: NodeInfo | None, problems: Sequence[Problem], unwired: bool = False) -> bool:
+        """Show what the analysis says about this block. Returns whether anything changed.
+
+        ``unwired``: no wire touches the block yet; it looks neutral ("not connected yet"), not red.
+        """
         key = (
             None if info is None else (info.out_shape, info.params, info.macs, info.rf),
             tuple(problems),
+            unwired,
         )
         if key == self._analysis_key:
             return False
         self._analysis_key = key
         self._info = info
         self.problems = tuple(problems)
+        self.unwired = unwired
         severities = {p.severity for p in self.problems}
-        self.severity = ERROR if ERROR in severities else WARNING if WARNING in severities else None
-        if info is None or info.out_shape is None:
+        worst = ERROR if ERROR in severities else WARNING if WARNING in severities else None
+        self.severity = None if unwired else worst
+        if unwired and (info is None or info.out_shape is None):
+            self.out_label = "?"
+            self.shape_text = NOT_CONNECTED
+            self.stats_text = ""
+        elif info is None or info.out_shape is None:
             self.out_label = "?"
             self.shape_text = "shape unknown"
             self.stats_text = ""
@@ -341,8 +354,11 @@ class NodeItem(QGraphicsItem):
         """The tooltip: name, problems (each with its reason) and the numbers. Made when asked."""
         info = self._info
         lines = [f"{self.name} ({self.title})"]
-        for p in self.problems:
-            lines.append(("Error: " if p.severity == ERROR else "Warning: ") + p.message)
+        if self.unwired and self.problems:
+            lines.append(f"{NOT_CONNECTED.capitalize()}: drag a wire from one of its ports to build it in")
+        else:
+            for p in self.problems:
+                lines.append(("Error: " if p.severity == ERROR else "Warning: ") + p.message)
         if info is not None and info.out_shape is not None:
             lines.append(f"output {shape_str(info.out_shape)}")
             if info.params:
@@ -366,6 +382,8 @@ class NodeItem(QGraphicsItem):
             border, width, body = QPen(c.error, 2.2), 2.2, c.error_tint
         elif self.severity == WARNING:
             border, width, body = QPen(c.warning, 2.2), 2.2, self.body
+        elif self.unwired:
+            border, width, body = QPen(c.text_muted, 1.6, Qt.PenStyle.DashLine), 1.6, self.body
         else:
             border, width, body = QPen(self.accent.darker(115), 1.0), 1.0, self.body
         painter.setPen(Qt.PenStyle.NoPen)

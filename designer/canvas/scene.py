@@ -17,18 +17,21 @@ from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsSceneHelpEvent, QGraphicsSceneMouseEvent, QToolTip
 
 from designer import clipboard
+from designer.canvas import placement
 from designer.canvas.items import GRID, EdgeItem, NodeItem, PortItem, TempWireItem
 from designer.colors import app_is_dark, canvas_palette
 from designer.commands import (
     ApplyLayoutCommand,
     ConnectCommand,
     DisconnectCommand,
+    InsertAfterCommand,
     MacroCommand,
     MoveNodesCommand,
     PasteCommand,
     RemoveNodesCommand,
 )
 from designer.document import Document
+from designer.plaintext import as_plain
 from engine.analysis import Analysis
 from engine.errors import GraphError
 from engine.graph import Edge, GraphEvent, Node
@@ -37,8 +40,8 @@ from engine.project import graph_to_dict
 
 #: Half the side of the scene rectangle: room to pan far beyond any real network.
 SCENE_HALF = 50_000.0
-#: How far each paste or duplicate lands from the blocks it copies.
-PASTE_STEP = 40.0
+#: How far apart the places are that a new block or a paste tries, looking for room.
+PASTE_STEP = placement.STEP
 
 LOCKED_MESSAGE = "The network is read-only while it trains: stop training to edit it"
 
@@ -193,7 +196,7 @@ class GraphScene(QGraphicsScene):
         self.addItem(item)
         analysis = self.document.analysis
         if node_id in analysis.nodes:
-            item.set_analysis(analysis.nodes[node_id], analysis.problems.get(node_id, ()))
+            item.set_analysis(analysis.nodes[node_id], analysis.problems.get(node_id, ()), node_id in analysis.unwired)
 
     def _on_node_removed(self, node_id: str, node: Node | None = None, edges: list[Edge] = ()) -> None:
         for edge in edges:
@@ -270,9 +273,9 @@ class GraphScene(QGraphicsScene):
 
     def _on_analysis_changed(self, analysis: Analysis) -> None:
         """Update only the blocks and wires whose numbers or problems changed."""
-        nodes, problems, items = analysis.nodes, analysis.problems, self._nodes
+        nodes, problems, items, unwired = analysis.nodes, analysis.problems, self._nodes, analysis.unwired
         for nid, item in items.items():
-            item.set_analysis(nodes.get(nid), problems.get(nid, ()))
+            item.set_analysis(nodes.get(nid), problems.get(nid, ()), nid in unwired)
         for edge, item in self._edges.items():
             text = items[edge.src].out_label
             if text != item.label:
@@ -364,13 +367,19 @@ class GraphScene(QGraphicsScene):
         return Edge(target.node_id, target.index, a.node_id, a.index)
 
     def _refusal(self, drag: _WireDrag, edge: Edge) -> str | None:
+        """Why ``edge`` may not be drawn; None when it may (replacing the wire that feeds its input)."""
         if edge == drag.detached:
             return None
         try:
-            self.graph.check_connect(edge)
+            self.graph.check_connect(edge, self._occupant(drag, edge))
         except GraphError as exc:
             return str(exc)
         return None
+
+    def _occupant(self, drag: _WireDrag, edge: Edge) -> Edge | None:
+        """The wire that feeds ``edge``'s input now and that dropping ``edge`` there replaces."""
+        feeder = self.graph.edge_into(edge.dst, edge.dst_port)
+        return feeder if feeder is not None and feeder != drag.detached else None
 
     def _drag_wire(self, pos: QPointF) -> None:
         drag = self._wire
@@ -407,18 +416,19 @@ class GraphScene(QGraphicsScene):
         if reason is not None:
             self.status_message.emit(reason)
             return
-        if drag.detached is None:
-            cmd = ConnectCommand(self.document, edge.src, edge.src_port, edge.dst, edge.dst_port)
-        else:
-            graph = self.graph
-            cmd = MacroCommand(
-                f"Rewire {graph.node(edge.src).name} → {graph.node(edge.dst).name}",
-                [
-                    DisconnectCommand(self.document, drag.detached),
-                    ConnectCommand(self.document, edge.src, edge.src_port, edge.dst, edge.dst_port),
-                ],
-            )
-        self.document.push(cmd)
+        doc, graph = self.document, self.graph
+        occupant = self._occupant(drag, edge)
+        connect = ConnectCommand(doc, edge.src, edge.src_port, edge.dst, edge.dst_port, replacing=occupant)
+        gone = [w for w in (drag.detached, occupant) if w is not None]
+        if not gone:
+            self.document.push(connect)
+            return
+        # NOTE: one step: a wire dropped on a fed input takes the place of the one there
+        text = (f"Replace the wire into {graph.node(edge.dst).name}" if occupant is not None
+                else f"Rewire {graph.node(edge.src).name} → {graph.node(edge.dst).name}")
+        self.document.push(MacroCommand(text, [*(DisconnectCommand(doc, w) for w in gone), connect]))
+        if occupant is not None:
+            self.status_message.emit(f"Replaced the wire from {graph.node(occupant.src).name} (Ctrl+Z puts it back)")
 
     def _cancel_wire(self) -> None:
         drag, self._wire = self._wire, None
@@ -436,7 +446,7 @@ class GraphScene(QGraphicsScene):
         for item in self.items(event.scenePos()):
             text = item.tooltip_text() if hasattr(item, "tooltip_text") else item.toolTip()
             if text:
-                QToolTip.showText(event.screenPos(), text, event.widget())
+                QToolTip.showText(event.screenPos(), as_plain(text), event.widget())  # NOTE: block names
                 event.accept()
                 return
         QToolTip.hideText()
@@ -526,18 +536,23 @@ class GraphScene(QGraphicsScene):
         if not self._refuse_if_locked() and self.copy_selected():
             self.delete_selected()
 
-    def paste(self) -> None:
-        """Paste the blocks on the clipboard (from this or another document), selected."""
+    def paste(self, at: QPointF | None = None) -> None:
+        """Paste the blocks on the clipboard (from this or another document), selected.
+
+        They land centred on ``at`` (scene coordinates), else on the mouse pointer when it is over
+        the canvas, else in free room in the middle of the view.
+        """
         if self._refuse_if_locked():
             return
         data = clipboard.pasted_blocks()
         if data is None:
             self.status_message.emit("The clipboard holds no blocks to paste")
             return
-        self._push_copy(data, None)
+        at = at if at is not None else self.pointer_pos()
+        self._push_copy(data, None, at)
 
     def duplicate_selected(self) -> None:
-        """Copy the selected blocks beside themselves, without touching the clipboard."""
+        """Copy the selected blocks beside themselves (in free room), without touching the clipboard."""
         if self._refuse_if_locked():
             return
         ids = self.selected_node_ids()
@@ -545,27 +560,56 @@ class GraphScene(QGraphicsScene):
             self.status_message.emit("Select some blocks to duplicate")
             return
         n = len(ids)
-        self._push_copy(graph_to_dict(self.graph, ids), f"Duplicate {n} block" + ("s" if n != 1 else ""))
+        self._push_copy(graph_to_dict(self.graph, ids), f"Duplicate {n} block" + ("s" if n != 1 else ""), None,
+                        beside=True)
 
-    def _push_copy(self, data: dict, text: str | None) -> None:
+    def _push_copy(self, data: dict, text: str | None, at: QPointF | None, beside: bool = False) -> None:
         try:
-            cmd = PasteCommand(self.document, data, self._paste_offset(data), text=text)
+            cmd = PasteCommand(self.document, data, self._paste_offset(data, at, beside), text=text)
         except GraphError as exc:
             self.status_message.emit(str(exc))
             return
         self.document.push(cmd)
 
-    def _paste_offset(self, data: dict) -> tuple[float, float]:
-        """Step down-right until the copy does not land exactly on existing blocks."""
-        taken = {tuple(n.pos) for n in self.graph.nodes.values()}
-        try:
-            x, y = (float(v) for v in data["nodes"][0].get("pos", (0.0, 0.0)))
-        except (TypeError, ValueError, KeyError, IndexError):
+    def _paste_offset(self, data: dict, at: QPointF | None, beside: bool = False) -> tuple[float, float]:
+        """How far to move copied blocks: their middle onto ``at``; else into the free room nearest
+        the originals (``beside``) or the middle of the view."""
+        box = placement.copied_box(data)
+        if box is None:
             return (PASTE_STEP, PASTE_STEP)
-        k = 0
-        while (x + k * PASTE_STEP, y + k * PASTE_STEP) in taken:
-            k += 1
-        return (k * PASTE_STEP, k * PASTE_STEP)
+        if at is not None:
+            x = round((at.x() - box.width() / 2) / GRID) * GRID
+            y = round((at.y() - box.height() / 2) / GRID) * GRID
+        else:
+            near = None if beside else self.view_center()
+            start = box.topLeft() if near is None else near - QPointF(box.width() / 2, box.height() / 2)
+            x, y = self.free_spot(start.x(), start.y(), box.width(), box.height())
+        return (x - box.left(), y - box.top())
+
+    # ------------------------------------------------------------------ room for new blocks
+    def free_spot(
+        self, x: float, y: float, w: float = NodeItem.WIDTH, h: float = NodeItem.MIN_HEIGHT
+    ) -> tuple[float, float]:
+        """The grid point nearest (x, y) where a ``w``×``h`` box overlaps no block (see designer.canvas.placement)."""
+        return placement.free_spot(self, x, y, w, h)
+
+    def view_center(self) -> QPointF | None:
+        """The middle of what the first view shows, in scene coordinates (None without a view)."""
+        for view in self.views():
+            return view.mapToScene(view.viewport().rect().center())
+        return None
+
+    def pointer_pos(self) -> QPointF | None:
+        """Where the mouse pointer is over a view of this scene, in scene coordinates; None when it is not."""
+        for view in self.views():
+            at = view.pointer_scene_pos() if hasattr(view, "pointer_scene_pos") else None
+            if at is not None:
+                return at
+        return None
+
+    def insert_command(self, type_id: str, after: str) -> InsertAfterCommand:
+        """The step that adds a ``type_id`` block after block ``after``, wired (see designer.canvas.placement)."""
+        return placement.insert_command(self, type_id, after)
 
     def arrange(self, direction: str = "lr") -> None:
         """Lay the graph out automatically (``"lr"`` or ``"tb"``), as one undo step."""
@@ -578,3 +622,4 @@ class GraphScene(QGraphicsScene):
             return
         text = "Arrange left to right" if direction == "lr" else "Arrange top to bottom"
         self.document.push(ApplyLayoutCommand(self.document, positions, text=text, flow=direction))
+

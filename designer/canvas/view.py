@@ -3,7 +3,9 @@
 :class:`GraphView` owns a :class:`~designer.canvas.scene.GraphScene` for one document.
 Wheel zooms around the cursor; the middle button, or Space with the left button,
 pans; a layer dragged from the palette (MIME :data:`LAYER_MIME`, payload the layer
-type id) lands where it is dropped, snapped to the grid.
+type id) lands where it is dropped, snapped to the grid; one added from the palette
+by a double-click goes after the selected block, wired (:meth:`GraphView.add_next`).
+The view remembers where the pointer is, so that a paste lands there.
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ class GraphView(QGraphicsView):
         self._read_only = False
         self._space = False
         self._pan_from: QPointF | None = None
+        self._pointer: QPointF | None = None  # where the mouse is over the canvas (viewport pixels), or None
         self.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.setRenderHint(QPainter.RenderHint.TextAntialiasing)
         self.setDragMode(QGraphicsView.DragMode.RubberBandDrag)
@@ -142,6 +145,7 @@ class GraphView(QGraphicsView):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        self._pointer = event.position()
         if self._pan_from is not None:
             delta = event.position() - self._pan_from
             self._pan_from = event.position()
@@ -157,6 +161,15 @@ class GraphView(QGraphicsView):
             event.accept()
             return
         super().mouseReleaseEvent(event)
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave:
+            self._pointer = None
+        return super().viewportEvent(event)
+
+    def pointer_scene_pos(self) -> QPointF | None:
+        """Where the mouse pointer is over the canvas, in scene coordinates (None when it is elsewhere)."""
+        return self.mapToScene(self._pointer.toPoint()) if self._pointer is not None else None
 
     def pan_by(self, dx: float, dy: float) -> None:
         """Move the content by (dx, dy) pixels, as a hand dragging the canvas."""
@@ -259,8 +272,41 @@ class GraphView(QGraphicsView):
         taken = {tuple(n.pos) for n in self.document.graph.nodes.values()}
         while (x, y) in taken:
             x, y = x + PASTE_STEP, y + PASTE_STEP
+        return self._push_add(lambda: AddNodeCommand(self.document, type_id, (x, y)))
+
+    def add_at_center(self, type_id: str) -> str | None:
+        """Add a block in free room nearest the middle of what is shown, not on top of other blocks."""
+        if self._read_only:
+            self.status_message.emit(LOCKED_MESSAGE)
+            return None
+        center = self.mapToScene(self.viewport().rect().center())
+        x, y = self._scene.free_spot(center.x() - NodeItem.WIDTH / 2, center.y() - NodeItem.MIN_HEIGHT / 2)
+        return self._push_add(lambda: AddNodeCommand(self.document, type_id, (x, y)))
+
+    def add_next(self, type_id: str) -> str | None:
+        """Add a block from the palette (double-click, Enter) as one undo step, and select it.
+
+        With one block selected it goes after that block, wired to it (into the wire that leaves
+        it, when there is one); otherwise, or when it cannot take a wire there (an Input), it goes
+        into free room in the middle of the view. Returns the new block's id (None: refused).
+        """
+        if self._read_only:
+            self.status_message.emit(LOCKED_MESSAGE)
+            return None
+        ids = self._scene.selected_node_ids()
+        if len(ids) == 1:
+            try:
+                cmd = self._scene.insert_command(type_id, ids[0])
+            except GraphError:
+                pass  # NOTE: it takes no wire there (an Input, or after an output block): placed on its own
+            else:
+                return self._push_add(lambda: cmd)
+        return self.add_at_center(type_id)
+
+    def _push_add(self, make) -> str | None:
+        """Push the command ``make()`` builds and select its new block; a refusal goes to the status bar."""
         try:
-            cmd = AddNodeCommand(self.document, type_id, (x, y))
+            cmd = make()
         except GraphError as exc:
             self.status_message.emit(str(exc))
             return None
@@ -268,10 +314,6 @@ class GraphView(QGraphicsView):
         self._scene.select_nodes([cmd.node_id])
         self.setFocus(Qt.FocusReason.OtherFocusReason)
         return cmd.node_id
-
-    def add_at_center(self, type_id: str) -> str | None:
-        """Add a block in the middle of what is shown (the palette's double-click)."""
-        return self.add_block(type_id, self.mapToScene(self.viewport().rect().center()))
 
     def arrange(self, direction: str = "lr") -> None:
         """Auto-arrange the blocks (one undo step) and show them all."""
@@ -330,7 +372,7 @@ class GraphView(QGraphicsView):
         menu = QMenu(self)
         entries = (
             ("Copy", scene.copy_selected, has_sel),
-            ("Paste", scene.paste, not self._read_only),
+            ("Paste", lambda: scene.paste(self.mapToScene(event.pos())), not self._read_only),
             ("Duplicate", scene.duplicate_selected, has_sel and not self._read_only),
             ("Delete", scene.delete_selected, (has_sel or bool(scene.selected_edges())) and not self._read_only),
             (None, None, False),

@@ -13,10 +13,9 @@ NOTE: no Qt object is made, used or deleted in that thread: see :mod:`designer.w
 from __future__ import annotations
 
 import copy
-import html
 import math
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -34,13 +33,24 @@ from PySide6.QtWidgets import (
 )
 
 from designer.insight.images import ImagePlot, tile
+from designer.plaintext import escape_rich, plain
 from designer.workers import WORKERS, Job, next_number, running_workers
 from engine.analysis import analyze
 from engine.errors import NetDesignerError
-from engine.probes.explore import Dream, TopPatches, dream, load_run, top_patches, units_of
 from engine.project import project_from_dict
 
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.probes.explore import Dream, TopPatches
+
 __all__ = ["EMPTY_TEXT", "ExploreView", "rgba", "running_workers"]
+
+
+def _probes():
+    """:mod:`engine.probes.explore`, imported when first needed: it imports PyTorch (a second or more)."""
+    from engine.probes import explore
+
+    return explore
+
 
 EMPTY_TEXT = "Train the network first: these views use the trained weights of the latest run."
 TRAINING_TEXT = "Training… these views use the weights of a finished run: they are ready again when it ends."
@@ -57,7 +67,7 @@ def _sample(index: int, label: str | None) -> str:
     """``#12 circle``; a numeric class name reads ``#12 class 3``."""
     if label is None:
         return f"#{index}"
-    return f"#{index} {'class ' if label.isdigit() else ''}{html.escape(label)}"
+    return f"#{index} {'class ' if label.isdigit() else ''}{escape_rich(label)}"
 
 
 def rgba(images: np.ndarray, inside: np.ndarray | None = None, levels: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
@@ -89,6 +99,7 @@ class ExploreView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.header = QLabel(EMPTY_TEXT)
+        self.header.setTextFormat(Qt.TextFormat.RichText)  # NOTE: HTML this view writes; names in it escaped
         self.header.setWordWrap(True)
         self.header.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.unit_label = QLabel("Channel")
@@ -117,10 +128,10 @@ class ExploreView(QWidget):
         self.busy.setMaximumWidth(120)
         self.busy.setTextVisible(False)
         self.busy.hide()
-        self.message = QLabel("")
+        self.message = plain(QLabel(""))  # NOTE: quotes the block's name and the engine's messages
         self.message.setWordWrap(True)
         self.plot = ImagePlot()
-        self.caption = QLabel("")
+        self.caption = plain(QLabel(""))  # NOTE: quotes the block's name
         self.caption.setWordWrap(True)
         self.caption.setProperty("role", "muted")
         row = QHBoxLayout()
@@ -200,7 +211,7 @@ class ExploreView(QWidget):
 
     def _units(self, node_id: str | None) -> tuple[str, int] | None:
         try:
-            return units_of(self._graph, self._analysis, node_id) if self._graph is not None else None
+            return _probes().units_of(self._graph, self._analysis, node_id) if self._graph is not None else None
         except NetDesignerError:
             return None
 
@@ -211,7 +222,7 @@ class ExploreView(QWidget):
             why = EMPTY_TEXT
         else:
             try:
-                units = units_of(self._graph, self._analysis, self.node_id) if self.node_id else None
+                units = _probes().units_of(self._graph, self._analysis, self.node_id) if self.node_id else None
             except NetDesignerError as exc:
                 why = f"{self.entry.name}: {exc}"
             if units is None and not why:
@@ -220,12 +231,12 @@ class ExploreView(QWidget):
             kind, count = units
             self.unit_label.setText(kind.capitalize())
             self.channel.setRange(0, count - 1)
-            name = html.escape(self._graph.nodes[self.node_id].name)
+            name = escape_rich(self._graph.nodes[self.node_id].name)
             rf = self._analysis.nodes[self.node_id].rf
             sees = f"each sees {rf} input pixels" if rf is not None else "each sees the whole image"
-            self.header.setText(f"{html.escape(self.entry.name)} · <b>{name}</b>: {count} {kind}s, {sees}")
+            self.header.setText(f"{escape_rich(self.entry.name)} · <b>{name}</b>: {count} {kind}s, {sees}")
         else:
-            self.header.setText(html.escape(why))
+            self.header.setText(escape_rich(why))
         ready = units is not None and not self.training
         self.patches_button.setEnabled(ready)
         self.dream_button.setEnabled(ready)
@@ -244,7 +255,7 @@ class ExploreView(QWidget):
         """Start Top patches for the chosen channel. False when it cannot start now."""
         if not self.patches_button.isEnabled():
             return False
-        node, ch = self.node_id, self.channel.value()
+        node, ch, top_patches = self.node_id, self.channel.value(), _probes().top_patches
         return self._start("patches", f"Searching the data for the images where {self._unit_text()} responds most…",
                            lambda run: top_patches(run, node, ch, TOP))
 
@@ -253,6 +264,7 @@ class ExploreView(QWidget):
         if not self.dream_button.isEnabled():
             return False
         node, ch, steps, lr = self.node_id, self.channel.value(), self.steps.value(), self.lr.value()
+        dream = _probes().dream
         return self._start("dream", f"Dreaming up an image for {self._unit_text()} ({steps} steps)…",
                            lambda run: dream(run, node, ch, steps, lr))
 
@@ -273,6 +285,7 @@ class ExploreView(QWidget):
 
     def _launch(self, what: str, busy_text: str, compute: Callable[[Any], Any]) -> None:
         entry, base_dir, trained = self.entry, self.base_dir, self._trained
+        load_run = _probes().load_run  # NOTE: imported here, on the window's thread, not in the worker
         snapshot = weights = None
         if trained is None:
             # NOTE: copies, so the worker shares nothing the window may change or free meanwhile.
@@ -349,9 +362,11 @@ class ExploreView(QWidget):
         self.caption.setText("")
 
     def _draw(self) -> None:
-        if isinstance(self.result, TopPatches):
+        if self.result is None:
+            return
+        if isinstance(self.result, _probes().TopPatches):
             self._draw_patches(self.result)
-        elif isinstance(self.result, Dream):
+        elif isinstance(self.result, _probes().Dream):
             self._draw_dream(self.result)
 
     def _draw_patches(self, found: TopPatches) -> None:
@@ -477,12 +492,14 @@ class ExploreView(QWidget):
 
     # ------------------------------------------------------------------ saving
     def csv(self) -> tuple[list[str], list] | None:
-        if isinstance(self.result, TopPatches):
+        if self.result is None:
+            return None
+        if isinstance(self.result, _probes().TopPatches):
             f = self.result
             rows = [(rank, int(i), label or "", float(s), *map(int, box))
                     for rank, (i, label, s, box) in enumerate(zip(f.indices, f.labels, f.scores, f.boxes), 1)]
             return ["rank", "sample", "class", "response", "top", "left", "height", "width"], rows
-        if isinstance(self.result, Dream):
+        if isinstance(self.result, _probes().Dream):
             img = self.result.image
             c, y, x = np.indices(img.shape).reshape(3, -1)
             return ["channel", "y", "x", "value"], zip(c, y, x, img.reshape(-1))

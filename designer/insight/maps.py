@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlid
 
 from designer.insight.images import DIVERGING, VIRIDIS, ImagePlot, TilePlot, tile
 from designer.plaintext import escape_rich
-from engine.probes.cam import overlay
+from engine.colormap import overlay
 
 __all__ = ["ActivationsView", "CamView", "FiltersView", "FILM_FRAMES", "class_name"]
 

@@ -1,7 +1,7 @@
 """The Insight dock: what the network learns while it trains, one tab per view.
 
-Fed by the training session's ``probes`` and ``insight`` signals (main thread; each view
-updates its own items in place). Only the view a person can see is drawn when results
+Fed by the training session's ``probes_done`` and ``insight_done`` events (main thread; each
+view updates its own items in place). Only the view a person can see is drawn when results
 arrive: the others keep the latest results and draw them when their tab is shown (and all
 of them at the end of a run), so a run's painting stays small however many views exist.
 The class-map film strips record every probe run, shown or not. Every view can be saved
@@ -23,6 +23,7 @@ from designer.insight.images import save_csv, save_png
 from designer.insight.maps import ActivationsView, CamView, FiltersView
 from designer.insight.samples import PredictionsView
 from designer.plaintext import plain_label
+from engine.training.events import InsightDone, ProbesDone
 
 __all__ = ["InsightPanel"]
 
@@ -79,6 +80,7 @@ class InsightPanel(QWidget):
         self.tabs.currentChanged.connect(lambda *_: self.refresh())
         self.probe_views = (self.activations, self.filters, self.cam, self.gradients, self.histograms)
         self.insight_views = (self.decisions, self.predictions)
+        self.project_path: Path | None = None  # where its file dialogs open (see fit_to)
         self._probes: dict[str, Any] | None = None
         self._insight: dict[str, Any] | None = None
         self._stale: set[QWidget] = set()  # the views whose latest results are not drawn yet
@@ -86,8 +88,16 @@ class InsightPanel(QWidget):
         self.insight_runs = 0
 
     # ------------------------------------------------------------------ feeding
-    def on_probes(self, data: dict[str, Any]) -> None:
-        """One scheduled probe run (see :meth:`engine.probes.runner.ProbeRunner.run`, plus ``images``)."""
+    def on_probes_done(self, ev: ProbesDone) -> None:
+        """A scheduled probe run of the training run."""
+        self.show_probes(ev.results)
+
+    def on_insight_done(self, ev: InsightDone) -> None:
+        """An epoch's decision views of the training run."""
+        self.show_insight({"epoch": ev.epoch, **ev.views})
+
+    def show_probes(self, data: dict[str, Any]) -> None:
+        """One probe run's results (see :meth:`engine.probes.runner.ProbeRunner.run`, plus ``images``)."""
         self.probe_runs += 1
         self.cam.record(data)  # NOTE: the film strips keep every probe run, drawn or not
         self._probes = data
@@ -95,7 +105,7 @@ class InsightPanel(QWidget):
         self.refresh()
         self.status.setText(f"Probes at step {data.get('step')} ({data.get('seconds', 0.0) * 1000:.0f} ms)")
 
-    def on_insight(self, data: dict[str, Any]) -> None:
+    def show_insight(self, data: dict[str, Any]) -> None:
         """An epoch's decision views (``epoch`` and :meth:`~engine.probes.runner.ProbeRunner.evaluate`)."""
         self.insight_runs += 1
         names = (data.get("confusion") or {}).get("classes")
@@ -108,8 +118,8 @@ class InsightPanel(QWidget):
     def show_stored(self, run_name: str, found: dict[str, Any]) -> None:
         """A stored run's views, computed again from its weights (see :func:`engine.probes.replay.replay`)."""
         self.cam.frames.clear()
-        self.on_probes(found["probes"])
-        self.on_insight(found["insight"])
+        self.show_probes(found["probes"])
+        self.show_insight(found["insight"])
         epoch = found["insight"].get("epoch")
         when = f" after epoch {epoch}" if epoch else ""
         self.status.setText(f"{run_name}{when}, computed again from its stored weights")
@@ -170,9 +180,19 @@ class InsightPanel(QWidget):
         return self.tabs.currentWidget()
 
     def _ask(self, what: str, suffix: str) -> str:
+        from designer.file_ops import dialog_folder
+
         name = self.current_view().title.lower().replace(" ", "-")
-        path, _ = QFileDialog.getSaveFileName(self, f"Save {what}", f"{name}.{suffix}", f"{what} (*.{suffix})")
+        start = str(dialog_folder(self.project_path) / f"{name}.{suffix}")
+        path, _ = QFileDialog.getSaveFileName(self, f"Save {what}", start, f"{what} (*.{suffix})")
         return path
+
+    def fit_to(self, graph, project_path: Path | None) -> None:
+        """Show only the views that apply to ``graph``: Masks and boxes for a segmentation or box output."""
+        self.project_path = project_path
+        heads = {n.type for n in graph.nodes.values() if n.spec.role == "head"}
+        shows = bool(heads & {"SegmentationOutput", "BoxOutput"})
+        self.tabs.setTabVisible(self.tabs.indexOf(self.predictions), shows)
 
     def save_png(self, path: str | Path | None = None) -> Path | None:
         """Save the current view as a PNG (asks where when ``path`` is None). Returns the path written."""

@@ -13,11 +13,12 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from designer.insight.images import PALETTE, TilePlot
 from designer.insight.maps import class_name
-from engine.probes.cam import overlay
+from engine.colormap import overlay
 
 __all__ = ["HardestGallery", "PredictionsView", "box_iou", "mask_overlay"]
 
@@ -56,7 +57,12 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _label(text: str = "") -> QLabel:
+    """A wrapping label for HTML this view writes (user text in it escaped): always rich, never guessed.
+
+    NOTE: a guess would show escaped text such as ``a &amp; b`` literally when nothing else looks like markup.
+    """
     label = QLabel(text)
+    label.setTextFormat(Qt.TextFormat.RichText)
     label.setWordWrap(True)
     return label
 

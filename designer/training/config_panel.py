@@ -3,15 +3,18 @@
 Every finished edit is one :class:`~designer.training.commands.SetConfigCommand`, so it
 is undoable and marks the project modified; a value the engine refuses is not applied
 and its reason appears in red. The form shows the project again after every undo,
-redo or project change, and hides what does not apply (momentum without SGD, a file
-path for a built-in data set).
+redo or project change, and hides what does not apply (a file path for a built-in data
+set, the image augmentations for a vector Input); a field that waits for another (momentum
+without SGD) is disabled and says why on hover. The mouse wheel scrolls the form unless a
+field has focus; Ctrl+Z in a field undoes the last edit. While a run locks the project the
+form is disabled, says so at its top, and each field says why on hover.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -30,7 +33,17 @@ from PySide6.QtWidgets import (
 )
 
 from designer.document import Document
-from designer.fields import FloatSpin, IntSpin, NoWheelCombo
+from designer.fields import (
+    LOCK_PROPERTY,
+    LOCK_REASON,
+    FloatSpin,
+    IntSpin,
+    NoWheelCombo,
+    lock_note,
+    set_enabled_for,
+    watch_field,
+)
+from designer.file_ops import dialog_folder
 from designer.plaintext import plain_label
 from designer.training.commands import SetConfigCommand
 from designer.training.options import (
@@ -40,6 +53,8 @@ from designer.training.options import (
     DATASET_TITLES,
     DEVICE_TITLES,
     GENERATED,
+    IMAGE_AUGMENTS,
+    IMAGE_DATASETS,
     KNOWN_SIZES,
     OPTIMIZER_TITLES,
     SCHEDULE_TITLES,
@@ -47,9 +62,9 @@ from designer.training.options import (
     TIPS,
 )
 from engine.config import DataConfig, ProbeConfig, TrainingConfig
-from engine.data import DATASET_INFO
+from engine.data.sets import DATASET_INFO
 from engine.errors import ProjectError
-from engine.training.objectives import LOSS_NAMES
+from engine.tasks import LOSS_NAMES
 
 __all__ = ["TrainingConfigPanel"]
 
@@ -113,6 +128,8 @@ class TrainingConfigPanel(QWidget):
         self.error_label.setProperty("role", "error")
         self.error_label.setWordWrap(True)
         self.error_label.hide()
+        self.lock_note = lock_note()
+        col.addWidget(self.lock_note)
         col.addWidget(self.error_label)
         col.addWidget(self._data_group())
         col.addWidget(self._augment_group())
@@ -123,6 +140,13 @@ class TrainingConfigPanel(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
+        self.scroll = scroll
+        # NOTE: the training controller disables the whole panel during a run; its fields give this reason.
+        self.setProperty(LOCK_PROPERTY, LOCK_REASON)
+        for widget in self.fields.values():
+            watch_field(widget)
+        for edit in (self.path_edit, self.features_edit, self.target_edit):
+            watch_field(edit)
 
     def _form(self, title: str) -> tuple[QGroupBox, QFormLayout]:
         box = QGroupBox(title)
@@ -206,6 +230,11 @@ class TrainingConfigPanel(QWidget):
             caption.setToolTip(tip)
             form.addRow(caption, w)
             self.fields[("augment", name)] = w
+        self.augment_note = QLabel("Mirror, shift, rotation, zoom, brightness and contrast change pictures: "
+                                   "they are hidden while the network's Input takes vectors.")
+        self.augment_note.setProperty("role", "muted")
+        self.augment_note.setWordWrap(True)
+        form.addRow(self.augment_note)
         return box
 
     def _training_group(self) -> QGroupBox:
@@ -328,7 +357,7 @@ class TrainingConfigPanel(QWidget):
 
     def _browse(self) -> None:
         dataset = self.document.project.data.dataset
-        start = str(self.document.path.parent) if self.document.path else ""
+        start = str(dialog_folder(self.document.path))
         if dataset == "image_folder":
             chosen = QFileDialog.getExistingDirectory(self, "Choose the image folder (one subfolder per class)", start)
         else:
@@ -340,6 +369,11 @@ class TrainingConfigPanel(QWidget):
     def _show_error(self, text: str) -> None:
         self.error_label.setText(text)
         self.error_label.show()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.EnabledChange:
+            self.lock_note.setVisible(not self.isEnabled())
+        super().changeEvent(event)
 
     # ------------------------------------------------------------------ showing the project
     def refresh(self, *_args) -> None:
@@ -383,13 +417,36 @@ class TrainingConfigPanel(QWidget):
         for name, show in visible.items():
             self.form_data.setRowVisible(self.fields[("data", name)], show)
         sgd = training.optimizer == "sgd"
-        self.fields[("training", "momentum")].setEnabled(sgd)
-        self.fields[("training", "nesterov")].setEnabled(sgd and training.momentum > 0)
+        set_enabled_for(self.fields[("training", "momentum")], sgd,
+                        "Only SGD uses momentum: choose SGD as the optimizer.")
+        set_enabled_for(self.fields[("training", "nesterov")], sgd and training.momentum > 0,
+                        "Nesterov momentum needs SGD with a momentum above 0.")
         scheduled = training.schedule in ("step", "plateau")
         self.form_training.setRowVisible(self.fields[("training", "step_size")], scheduled)
         self.form_training.setRowVisible(self.fields[("training", "gamma")], scheduled)
         for name in ("every_batches", "every_seconds", "cam_method", "probe_samples"):
-            self.fields[("probes", name)].setEnabled(probes.enabled)
+            set_enabled_for(self.fields[("probes", name)], probes.enabled,
+                            "Turn on live views while training to set this.")
+        self._show_augmentations(data)
+
+    def _show_augmentations(self, data: DataConfig) -> None:
+        """Hide the augmentations that change pictures when the network takes vectors (points, tables).
+
+        NOTE: the trainer refuses the geometric ones for a vector Input; one that is on stays shown,
+        so that it can be turned off.
+        """
+        pictures = self.takes_images()
+        for name in IMAGE_AUGMENTS:
+            on = bool(data.augment.get(name))
+            self.form_augment.setRowVisible(self.fields[("augment", name)], pictures or on)
+        self.form_augment.setRowVisible(self.augment_note, not pictures)
+
+    def takes_images(self) -> bool:
+        """Whether the network's Input takes images (by the data set when there is no Input yet)."""
+        inputs = [n for n in self.document.graph.nodes.values() if n.spec.role == "input"]
+        if inputs:
+            return any(n.params.get("kind") == "image" for n in inputs)
+        return self.document.project.data.dataset in IMAGE_DATASETS
 
     def _refresh_batch_hint(self, data: DataConfig, training: TrainingConfig) -> None:
         total = data.samples if data.dataset in GENERATED else KNOWN_SIZES.get(data.dataset)

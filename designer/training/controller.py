@@ -8,7 +8,7 @@ another project) until the run has ended::
 
     win.training.start(epochs=3)           # programmatic Train; returns the session
     win.training.wait(60_000)              # spin the event loop until the run has ended
-    win.training.last_session.summary      # the "finished" payload (test metrics, history)
+    win.training.last_session.result       # its Finished event (test metrics, history)
     win.training.cross_validate(5)         # k-fold cross-validation (Cross-validate…); asks for k when None
 """
 
@@ -35,7 +35,8 @@ from designer.training.runs import RunEntry, RunsPanel
 from designer.training.worker import TrainingSession
 from engine.project import project_to_dict
 from engine.training import remote
-from engine.training.objectives import main_metric
+from engine.training.events import EarlyStopped, EpochDone, Finished, Started
+from engine.tasks import main_metric
 from engine.errors import NetDesignerError
 from engine.training.runs import (
     RunRecord,
@@ -81,8 +82,8 @@ class TrainingController(QObject):
         self._snapshot: dict[str, Any] = {}
         self._base_dir = None  # the folder of the project that trained (for data given by a relative path)
         self._run_name = ""
-        self._early_stop: dict[str, Any] | None = None
-        self._started_info: dict[str, Any] | None = None
+        self._early_stop: EarlyStopped | None = None
+        self._started_info: Started | None = None
         self._dashboard_sized = False
         self._continuing: RunEntry | None = None
         self._insight_of: Path | None = None  # the stored run whose views Insight shows
@@ -115,6 +116,8 @@ class TrainingController(QObject):
         self.insight.cam_layer_requested.connect(self._on_cam_layer)
         win.scene.node_selection_changed.connect(self._on_canvas_selection)
         win.document.project_replaced.connect(self._on_project_replaced)
+        win.document.analysis_changed.connect(
+            lambda _analysis: self.insight.fit_to(win.document.graph, win.document.path))
         # NOTE: quitting without closing the window must still end the thread (a running QThread
         # that is destroyed aborts the process).
         QCoreApplication.instance().aboutToQuit.connect(self.shutdown)
@@ -211,11 +214,7 @@ class TrainingController(QObject):
             self.dashboard.show_idle("There is no network to train yet: add blocks or start from a template.")
             return None
         if not analysis.valid:
-            n = len(analysis.errors())
-            self.dashboard.show_idle(
-                f"The network has {n} error{'s' if n != 1 else ''}: fix {'them' if n != 1 else 'it'} "
-                "(see Problems) before training."
-            )
+            self.dashboard.show_idle(_why_not_trainable(analysis))
             return None
         snapshot = project_to_dict(doc.project)
         if self.probe_layer in doc.graph.nodes and _probe_able(doc.graph.nodes[self.probe_layer]):
@@ -252,16 +251,17 @@ class TrainingController(QObject):
         session = TrainingSession(snapshot, base_dir=base_dir, epochs=epochs, device=device, folds=folds,
                                   run_dir=run_dir, resume_from=resume_from, label=label, parent=self)
         session.started.connect(self._on_started)
-        session.progress.connect(self.dashboard.on_progress)
-        session.epoch_done.connect(self._on_epoch)
-        session.early_stopped.connect(self._on_early_stop)
+        session.batches_done.connect(self.dashboard.on_batches_done)
+        session.epoch_done.connect(self._on_epoch_done)
+        session.early_stopped.connect(self._on_early_stopped)
         session.finished.connect(self.dashboard.on_finished)
+        session.cross_validated.connect(self.dashboard.on_cross_validated)
         session.failed.connect(self.dashboard.on_failed)
         session.fold_done.connect(self.dashboard.on_fold_done)
         session.paused_changed.connect(self._on_paused)
         session.ended.connect(self._on_ended)
-        session.probes.connect(self.insight.on_probes)
-        session.insight.connect(self.insight.on_insight)
+        session.probes_done.connect(self.insight.on_probes_done)
+        session.insight_done.connect(self.insight.on_insight_done)
         self.insight.begin_run()
         self._collect_on_window_thread(True)
         self.session = self.last_session = session
@@ -419,6 +419,7 @@ class TrainingController(QObject):
             self.session.resume()
 
     def toggle_pause(self) -> None:
+        """Pause or resume (F6); the button changes when the loop acknowledges it (see _on_paused)."""
         if self.session is None:
             return
         if self.session.is_paused():
@@ -446,23 +447,21 @@ class TrainingController(QObject):
         self.insight.shutdown()
 
     # ------------------------------------------------------------------ reactions
-    def _on_started(self, info: dict[str, Any]) -> None:
-        self._started_info = info
-        self.dashboard.on_started(info)
-        earlier = info.get("history") or []
-        if earlier:  # NOTE: a continued or forked run: its curves start with the epochs before
-            self._history = [dict(r) for r in earlier]
-            run_dir = info.get("run_dir")
-            losses = read_batches(Path(run_dir) / "batches.f32") if run_dir else None
-            self.dashboard.show_history(earlier, losses)
+    def _on_started(self, ev: Started) -> None:
+        self._started_info = ev
+        self.dashboard.on_started(ev)
+        if ev.history:  # NOTE: a continued or forked run: its curves start with the epochs before
+            self._history = [dict(r) for r in ev.history]
+            losses = read_batches(Path(ev.run_dir) / "batches.f32") if ev.run_dir else None
+            self.dashboard.show_history(list(ev.history), losses)
 
-    def _on_epoch(self, record: dict[str, Any]) -> None:
-        self._history.append(dict(record))
-        self.dashboard.on_epoch(record)
+    def _on_epoch_done(self, ev: EpochDone) -> None:
+        self._history.append(ev.row())
+        self.dashboard.on_epoch_done(ev)
 
-    def _on_early_stop(self, data: dict[str, Any]) -> None:
-        self._early_stop = data
-        self.dashboard.on_early_stop(data)
+    def _on_early_stopped(self, ev: EarlyStopped) -> None:
+        self._early_stop = ev
+        self.dashboard.on_early_stopped(ev)
 
     def _on_canvas_selection(self, ids: list[str]) -> None:
         """One block clicked: its activations are shown (from the next probe run, or the next Train)."""
@@ -540,9 +539,10 @@ class TrainingController(QObject):
 
     def _record(self, session: TrainingSession, outcome: str) -> RunEntry:
         """The ended run as the Runs dock lists it: read back from its folder (in memory when it has none)."""
-        summary = dict(session.summary)
-        history = summary.pop("history", None) or self._history
-        weights = summary.pop("weights", None)
+        result = session.result
+        summary = result.summary() if result is not None else {}
+        history = [dict(r) for r in result.history] if result is not None and result.history else self._history
+        weights = result.weights if isinstance(result, Finished) else None
         if self._early_stop is not None and outcome == "finished":
             outcome = "early stop"
         record = None
@@ -664,6 +664,18 @@ class TrainingController(QObject):
         self.runs_dock.show()
         self.runs_dock.raise_()
         return entry
+
+
+def _why_not_trainable(analysis) -> str:
+    """Why Train refuses: the wired blocks' errors first; blocks not connected yet said as such."""
+    wired = len(analysis.wired_errors())
+    loose = len(analysis.unwired)
+    if wired:
+        return (f"The network has {wired} error{'s' if wired != 1 else ''}: fix {'them' if wired != 1 else 'it'} "
+                "(see Problems) before training.")
+    them = "them" if loose != 1 else "it"
+    return (f"{loose} block{'s are' if loose != 1 else ' is'} not connected yet: wire {them} into the network "
+            f"(or delete {them}) before training.")
 
 
 def _remove_empty(folder: Path) -> None:

@@ -11,9 +11,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QDialog, QDialogButtonBox, QFormLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from engine.config import DataConfig
-from engine.data import DataError
+from engine.data.basics import DataError
+from engine.data.sets import TOY_SETS
 from engine.data.splits import LEAVE_ONE_OUT_MAX, split_sizes
-from engine.data.toy import TOY_SETS
 
 __all__ = ["BUNDLED_SIZES", "CrossValidateDialog", "ask_folds", "fold_pool", "known_size"]
 

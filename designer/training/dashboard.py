@@ -1,6 +1,7 @@
 """The training dashboard: controls, progress, live loss and metric curves, and what happened.
 
-Signals from the worker only append to numpy buffers and remember the latest progress;
+The training session's events (:mod:`engine.training.events`) reach the ``on_<event>`` method
+of the same name; they only append to numpy buffers and remember the latest progress;
 a :class:`QTimer` draws whatever changed, one to five times a second. So the plots cost the
 same whether batches come at 10 or 10,000 a second, and nothing draws per signal.
 
@@ -37,6 +38,16 @@ from PySide6.QtWidgets import (
 from designer import theme
 from designer.plaintext import escape_rich
 from designer.training.plots import RUN_COLORS, CurveBuffer, StillView, make_plot, style_plot
+from engine.training.events import (
+    BatchesDone,
+    CrossValidated,
+    EarlyStopped,
+    EpochDone,
+    Failed,
+    Finished,
+    FoldDone,
+    Started,
+)
 
 __all__ = [
     "EMA_BETA", "LiveText", "MAX_HZ", "METRIC_BOUNDS", "MIN_HZ", "UI_BUDGET", "TrainingDashboard", "clock", "metric_bounds",
@@ -123,17 +134,17 @@ def _score(value: float) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.4g}"
 
 
-def spread_text(summary: dict[str, Any]) -> str:
+def spread_text(done: CrossValidated) -> str:
     """A cross-validation's main score, e.g. ``validation accuracy 0.962 ± 0.011 (folds: 0.950, 0.970, 0.966)``.
 
-    Empty when no fold finished. ``summary`` is the ``finished`` payload of a cross-validation.
+    Empty when no fold finished.
     """
-    key = summary.get("main_metric")
-    mean = (summary.get("mean") or {}).get(key)
-    if key is None or mean is None:
+    key = done.main_metric
+    mean = done.mean.get(key) if key is not None else None
+    if mean is None:
         return ""
-    std = (summary.get("std") or {}).get(key, 0.0)
-    scores = [f["val"][key] for f in summary.get("folds") or () if not f.get("stopped") and key in (f.get("val") or {})]
+    std = done.std.get(key, 0.0)
+    scores = [f.val[key] for f in done.results if not f.stopped and key in f.val]
     return f"validation {metric_title(key)} {_score(mean)} ± {_score(std)} (folds: {', '.join(map(_score, scores))})"
 
 
@@ -172,10 +183,10 @@ class LiveText(QWidget):
 class TrainingDashboard(QWidget):
     """Train / Pause / Stop, a progress bar, the loss and metric plots and a message line.
 
-    The controller feeds it: :meth:`begin_run`, then :meth:`on_started`, :meth:`on_progress`,
-    :meth:`on_epoch`, and :meth:`on_finished` or :meth:`on_failed`. A cross-validation sends
+    The controller feeds it: :meth:`begin_run`, then :meth:`on_started`, :meth:`on_batches_done`,
+    :meth:`on_epoch_done`, and :meth:`on_finished` or :meth:`on_failed`. A cross-validation sends
     :meth:`on_started` once per fold (the curves restart; earlier folds' validation scores stay,
-    faint) and :meth:`on_fold_done` after each fold.
+    faint), :meth:`on_fold_done` after each fold and :meth:`on_cross_validated` at its end.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -273,7 +284,7 @@ class TrainingDashboard(QWidget):
         self._ema_steps = 0
         self._batches_per_epoch = 1
         self._epochs = 0
-        self._latest: dict[str, Any] | None = None
+        self._latest: BatchesDone | None = None
         self._progress_dirty = False
         self._paused = False
         self._fold, self._folds = 0, 0  # during a cross-validation: this fold (1..k) and k
@@ -321,18 +332,15 @@ class TrainingDashboard(QWidget):
         self.loss_view.begin(x_max, floor=0.0)  # NOTE: every loss here is 0 or more
         self.metric_view.begin(x_max, *metric_bounds([metric]))
 
-    def on_started(self, info: dict[str, Any]) -> None:
-        self._batches_per_epoch = max(1, int(info.get("batches_per_epoch", 1)))
-        self._epochs = int(info.get("epochs", 0))
-        self._fold, self._folds = int(info.get("fold", 0)), int(info.get("folds", 0))
+    def on_started(self, ev: Started) -> None:
+        self._batches_per_epoch = max(1, ev.batches_per_epoch)
+        self._epochs = ev.epochs
+        self._fold, self._folds = ev.fold, ev.folds
         if self._fold > 1:
             self._begin_fold()
-        self.device_label.setText(f"on {info.get('device', '?')}")
-        self._main_metric = metric = str(info.get("main_metric", "score"))
-        text = (
-            f"training on {int(info.get('train', 0)):,} samples, validating on {int(info.get('val', 0)):,}; "
-            f"{int(info.get('params', 0)):,} parameters."
-        )
+        self.device_label.setText(f"on {ev.device or '?'}")
+        self._main_metric = metric = ev.main_metric
+        text = f"training on {ev.train:,} samples, validating on {ev.val:,}; {ev.params:,} parameters."
         if self._folds:
             text = f"Fold {self._fold}/{self._folds}: {text}"
             if self._fold_scores:
@@ -344,7 +352,7 @@ class TrainingDashboard(QWidget):
     def show_history(self, rows: list[dict[str, Any]], batch_losses: np.ndarray | None = None) -> None:
         """Draw the epochs a continued or forked run had before this session (and their batch losses)."""
         for row in rows:
-            self.on_epoch(row)
+            self.on_epoch_done(EpochDone.from_row(row))
         if batch_losses is not None and len(batch_losses):
             steps = min(len(batch_losses), int(rows[-1].get("step") or len(batch_losses))) if rows else 0
             losses = np.asarray(batch_losses[:steps], dtype=np.float64)
@@ -374,31 +382,28 @@ class TrainingDashboard(QWidget):
         self._ema, self._ema_steps = 0.0, 0
         self._latest = None
 
-    def on_fold_done(self, summary: dict[str, Any]) -> None:
+    def on_fold_done(self, ev: FoldDone) -> None:
         """A fold of a cross-validation has ended: remember and show its validation score."""
-        val = summary.get("val") or {}
+        val = ev.val
         key = f"val_{self._main_metric}"
         if key not in val:
             key = next((k for k in val if k != "val_loss"), "val_loss")
-        if summary.get("stopped") or val.get(key) is None:
+        if ev.stopped or val.get(key) is None:
             return
         self._fold_scores.append(_score(float(val[key])))
-        self.set_message(
-            f"Fold {summary.get('fold')}/{summary.get('folds')} done: validation {metric_title(key)} "
-            f"{self._fold_scores[-1]}."
-        )
+        self.set_message(f"Fold {ev.fold}/{ev.folds} done: validation {metric_title(key)} {self._fold_scores[-1]}.")
 
-    def on_progress(self, d: dict[str, Any]) -> None:
+    def on_batches_done(self, ev: BatchesDone) -> None:
         """Append the batch losses (x in epochs) and the smoothed loss; remember the progress."""
-        losses = np.asarray(d.get("losses", ()), dtype=np.float64)
+        losses = np.asarray(ev.losses, dtype=np.float64)
         if losses.size:
-            # NOTE: not d["step"]: a cross-validation counts steps over all folds; the curves show one fold.
-            last = (int(d["epoch"]) - 1) * self._batches_per_epoch + int(d["batch"])
+            # NOTE: not ev.step: a cross-validation counts steps over all folds; the curves show one fold.
+            last = (ev.epoch - 1) * self._batches_per_epoch + ev.batch
             steps = np.arange(last - losses.size + 1, last + 1, dtype=np.float64)
             xs = steps / self._batches_per_epoch
             self.batch.extend(xs, losses)
             self.smooth.extend(xs, self._smoothed(losses))
-        self._latest = d
+        self._latest = ev
         self._progress_dirty = True
 
     def _smoothed(self, losses: np.ndarray) -> np.ndarray:
@@ -413,13 +418,13 @@ class TrainingDashboard(QWidget):
         self._ema, self._ema_steps = ema, k
         return out
 
-    def on_epoch(self, rec: dict[str, Any]) -> None:
-        epoch = float(rec["epoch"])
-        self.train_epochs.append(epoch, _num(rec.get("train_loss")))
-        if rec.get("val_loss") is not None:
-            self.val_epochs.append(epoch, _num(rec["val_loss"]))
-        for key, value in rec.items():
-            if key.startswith("val_") and key != "val_loss" and value is not None:
+    def on_epoch_done(self, ev: EpochDone) -> None:
+        epoch = float(ev.epoch)
+        self.train_epochs.append(epoch, _num(ev.train_loss))
+        if ev.val_loss is not None:
+            self.val_epochs.append(epoch, _num(ev.val_loss))
+        for key, value in ev.scores.items():
+            if value is not None:
                 self._metric_buffer(key).append(epoch, _num(value))
 
     def _metric_buffer(self, key: str) -> CurveBuffer:
@@ -440,57 +445,58 @@ class TrainingDashboard(QWidget):
             self.set_message("Paused. Press Resume (F6) to go on, or Stop (Shift+F5) to end the run.")
         self.redraw()
 
-    def on_early_stop(self, d: dict[str, Any]) -> None:
+    def on_early_stopped(self, ev: EarlyStopped) -> None:
         self.set_message(
-            f"Early stopping at epoch {d.get('epoch')}: the validation loss has not improved since epoch "
-            f"{d.get('best_epoch')}."
+            f"Early stopping at epoch {ev.epoch}: the validation loss has not improved since epoch {ev.best_epoch}."
         )
 
     def _end_views(self) -> None:
         for view in (self.loss_view, self.metric_view):
             view.end()
 
-    def on_finished(self, summary: dict[str, Any]) -> None:
+    def _end(self) -> None:
+        """The run is over: draw what is left and stop the frames."""
         self.redraw()
         self._timer.stop()
         self._end_views()
-        if "mean" in summary:
-            self._on_cross_validated(summary)
+
+    def on_finished(self, ev: Finished) -> None:
+        self._end()
+        what = "Stopped" if ev.stopped else "Finished"
+        self.progress_bar.setFormat(f"{what} — epoch {ev.epochs_run}/{self._epochs}")
+        if not ev.stopped:
+            self.progress_bar.setValue(self.progress_bar.maximum())
+        if not ev.epochs_run and ev.message:
+            self.set_message(ev.message[:1].upper() + ev.message[1:] + ".", "ok")
             return
-        stopped = bool(summary.get("stopped"))
-        parts = [f"test {escape_rich(metric_title(k))} <b>{format_metric(k, v)}</b>" for k, v in (summary.get("test") or {}).items()]
-        if summary.get("test_loss") is not None:
-            parts.append(f"test loss {summary['test_loss']:.4g}")
-        what = "Stopped" if stopped else "Finished"
-        text = f"{what} after {summary.get('epochs_run', 0)} epoch(s) in {clock(summary.get('seconds', 0.0))}"
-        if summary.get("best_epoch"):
-            text += f" (best epoch {summary['best_epoch']})"
+        parts = [f"test {escape_rich(metric_title(k))} <b>{format_metric(k, v)}</b>" for k, v in ev.test.items()]
+        if ev.test_loss is not None:
+            parts.append(f"test loss {ev.test_loss:.4g}")
+        text = f"{what} after {ev.epochs_run} epoch(s) in {clock(ev.seconds)}"
+        if ev.best_epoch:
+            text += f" (best epoch {ev.best_epoch})"
         text += (": " + " · ".join(parts)) if parts else ": no test split to score."
         self.set_message(text, "ok", rich=True)
-        self.progress_bar.setFormat(f"{what} — epoch {summary.get('epochs_run', 0)}/{self._epochs}")
-        if not stopped:
-            self.progress_bar.setValue(self.progress_bar.maximum())
 
-    def _on_cross_validated(self, summary: dict[str, Any]) -> None:
-        k, done = int(summary.get("k", self._folds)), len([f for f in summary.get("folds") or () if not f["stopped"]])
-        spread = spread_text(summary)
+    def on_cross_validated(self, ev: CrossValidated) -> None:
+        self._end()
+        k, done = ev.k, sum(not f.stopped for f in ev.results)
+        spread = spread_text(ev)
         text = f"{k}-fold cross-validation"
-        if summary.get("stopped"):
+        if ev.stopped:
             text = f"Stopped the {text} after {done} of {k} folds"
-        text += f" in {clock(summary.get('seconds', 0.0))}: "
+        text += f" in {clock(ev.seconds)}: "
         text += f"<b>{html.escape(spread)}</b>." if spread else "no fold finished."
         self.set_message(text, "ok", rich=True)
-        if summary.get("stopped"):
+        if ev.stopped:
             self.progress_bar.setFormat(f"Stopped — fold {self._fold}/{k}")
         else:
             self.progress_bar.setFormat(f"Finished — {k} folds")
             self.progress_bar.setValue(self.progress_bar.maximum())
 
-    def on_failed(self, message: str) -> None:
-        self.redraw()
-        self._timer.stop()
-        self._end_views()
-        text = message[:1].upper() + message[1:]
+    def on_failed(self, ev: Failed) -> None:
+        self._end()
+        text = ev.message[:1].upper() + ev.message[1:]
         self.set_message(f"<b>Training failed.</b> {html.escape(text)}", "error", rich=True)
         self.progress_bar.setFormat("Failed")
 
@@ -561,17 +567,14 @@ class TrainingDashboard(QWidget):
             if self._paused:
                 self.progress_bar.setFormat("Paused")
             return
-        total = max(1, int(d.get("total_steps", 1)))
+        total = max(1, d.total_steps)
         # NOTE: setValue repaints at once; without updates the bar paints once, with its new text, later
         self.progress_bar.setUpdatesEnabled(False)
-        self.progress_bar.setValue(int(self.progress_bar.maximum() * min(1.0, d["step"] / total)))
+        self.progress_bar.setValue(int(self.progress_bar.maximum() * min(1.0, d.step / total)))
         self.progress_bar.setUpdatesEnabled(True)
-        text = (
-            f"{self._epoch_text(d['epoch'])} · batch {d['batch']}/{self._batches_per_epoch} · "
-            f"{clock(d.get('eta', math.nan))} left"
-        )
+        text = f"{self._epoch_text(d.epoch)} · batch {d.batch}/{self._batches_per_epoch} · {clock(d.eta)} left"
         self.progress_bar.setFormat(("Paused — " if self._paused else "") + text)
-        self.speed_label.setText(f"{d.get('samples_per_s', 0):,.0f} samples/s")
+        self.speed_label.setText(f"{d.samples_per_s:,.0f} samples/s")
 
     def set_log_scale(self, on: bool) -> None:
         self.loss_plot.getPlotItem().setLogMode(y=bool(on))

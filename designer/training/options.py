@@ -8,6 +8,8 @@ __all__ = [
     "DATA_FILES",
     "DEVICE_TITLES",
     "GENERATED",
+    "IMAGE_AUGMENTS",
+    "IMAGE_DATASETS",
     "KNOWN_SIZES",
     "OPTIMIZER_TITLES",
     "SCHEDULE_TITLES",
@@ -32,6 +34,8 @@ DATASET_TITLES = {
 }
 GENERATED = ("spiral", "xor", "circles", "gaussians", "regression1d", "shapes")
 DATA_FILES = ("image_folder", "csv", "npz")
+#: the data sets made of pictures (an .npz file may hold either)
+IMAGE_DATASETS = ("digits", "shapes", "image_folder")
 KNOWN_SIZES = {"digits": 1797, "iris": 150, "wine": 178, "breast_cancer": 569}
 
 #: value -> (shown text, tooltip)
@@ -82,6 +86,9 @@ AUGMENT_FIELDS = {
     "mixup": ("Mixup:", 10.0, 0.1, "Blend pairs of training samples and their targets (alpha of the mixing "
               "weight; 0.2 is typical). Smooths the decision boundary."),
 }
+
+#: the augmentations that change pictures: they mean nothing for points or table rows
+IMAGE_AUGMENTS = ("flip", "shift", "rotation", "scale", "brightness", "contrast")
 
 TIPS = {
     "augment": "Random changes to each training batch: the network sees new variants every epoch and "

@@ -26,8 +26,7 @@ from PySide6.QtWidgets import (
 
 from designer.plaintext import escape_rich, plain_label
 from designer.training.plots import RUN_COLORS, make_plot
-from engine.data import load_dataset, preview
-from engine.data.base import shape_text
+from engine.data.basics import shape_text
 from engine.errors import NetDesignerError
 from engine.project import Project
 
@@ -97,6 +96,8 @@ class DataPreviewDialog(QDialog):
         if shape is None:
             self._fail("The network has no Input block yet: add one so the data can be shaped to fit it.")
             return
+        from engine.data import load_dataset, preview  # NOTE: here, as they import PyTorch (a second or more)
+
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
             ds = load_dataset(project.data, shape, base_dir=base_dir)

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from designer.file_ops import dialog_folder
 from designer.plaintext import as_plain, escape_rich
 from designer.training.dashboard import EMA_BETA, format_metric, metric_title
 from designer.training.plots import RUN_COLORS, make_plot, style_plot
@@ -464,8 +465,16 @@ class RunsPanel(QWidget):
         record = read_run(path)
         return self.add_run(RunEntry(record, label=record.label or Path(path).name, outcome="opened"))
 
+    def _dialog_start(self) -> Path:
+        """Where the folder dialog opens: the project's runs, else its folder, else the documents folder."""
+        if self.folder is not None and self.folder.is_dir():
+            return self.folder
+        if self.folder is not None and self.folder.suffix == ".runs":  # NOTE: a saved project's, not made yet
+            return dialog_folder(self.folder.with_suffix(".json"))
+        return dialog_folder(None)
+
     def choose_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open a training run folder", str(self.folder or Path.home()))
+        folder = QFileDialog.getExistingDirectory(self, "Open a training run folder", str(self._dialog_start()))
         if not folder:
             return
         try:

@@ -3,16 +3,18 @@
 The training loop itself runs in a child process (:mod:`engine.training.remote`: its own
 interpreter, so painting and training never wait for each other's lock, and a crash in
 training cannot take the window down). :class:`TrainingWorker` lives in a :class:`QThread`,
-reads the child's events as they arrive and relays each as a Qt signal. Batch events are
-coalesced so the window receives at most :data:`MAX_UPDATES_PER_S` progress signals a
-second, whatever the batch rate. :class:`TrainingSession` lives in the main thread: it
-owns the process handle, the thread and the worker, relays their signals (tests and views
-connect to it, never to the worker), and always ``quit()`` s and ``wait()`` s the thread,
-at the end of a run and when the window closes.
+reads the child's events (:mod:`engine.training.events`) as they arrive and relays each, as
+it is, in one Qt signal. :class:`~engine.training.events.BatchesDone` events are coalesced so
+the window receives at most :data:`MAX_UPDATES_PER_S` of them a second, whatever the batch
+rate. :class:`TrainingSession` lives in the main thread: it owns the process handle, the
+thread and the worker, relays each event in the signal of the same name (tests and views
+connect to it, never to the worker), and always ``quit()`` s and ``wait()`` s the thread, at
+the end of a run and when the window closes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,21 @@ import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, Qt, QThread, Signal, Slot
 
 from designer.training.dashboard import MAX_HZ
+from engine.training.events import (
+    BatchesDone,
+    CheckpointSaved,
+    CrossValidated,
+    EarlyStopped,
+    EpochDone,
+    Failed,
+    Finished,
+    FoldDone,
+    InsightDone,
+    Paused,
+    ProbesDone,
+    Resumed,
+    Started,
+)
 from engine.training.remote import STOP_GRACE_S, TrainingProcess, TrainingRequest
 
 __all__ = ["MAX_UPDATES_PER_S", "TrainingSession", "TrainingWorker"]
@@ -30,102 +47,108 @@ __all__ = ["MAX_UPDATES_PER_S", "TrainingSession", "TrainingWorker"]
 #: from training (measured: each costs the window's thread about 0.3 ms of CPU during a run).
 MAX_UPDATES_PER_S = MAX_HZ
 
+#: The worker's clock (seconds); a test may drive it.
+clock = time.perf_counter
 
-def _merge_batches(older: dict[str, Any], newer: dict[str, Any]) -> dict[str, Any]:
-    """One ``batches`` payload from two: losses joined, everything else from the newer one."""
-    merged = dict(newer)
-    merged["losses"] = np.concatenate([older["losses"], newer["losses"]])
-    return merged
+
+def _merge_batches(older: BatchesDone, newer: BatchesDone) -> BatchesDone:
+    """One event from two: losses joined, everything else from the newer one."""
+    return dataclasses.replace(newer, losses=np.concatenate([older.losses, newer.losses]))
 
 
 class TrainingWorker(QObject):
     """Relays one training process's events in whatever thread it is moved to. Move it, then call :meth:`run`.
 
     Signals (emitted from the worker thread; connect through :class:`TrainingSession`):
-        train_event(str, dict): every trainer event by kind; ``batches`` events are coalesced.
-            ``probes`` events carry the probe images too, as ``images``; ``finished`` carries
-            the trained ``weights`` as CPU tensors.
-        done(): the run has ended (after ``finished`` or ``failed``).
+        event(object): every event of the run, in order; :class:`BatchesDone` events are coalesced.
+            :class:`ProbesDone` results carry the probe images too, as ``images``; :class:`Finished`
+            carries the trained ``weights`` as CPU tensors.
+        done(): the run has ended (after its :class:`Finished`, :class:`CrossValidated` or :class:`Failed`).
     """
 
-    train_event = Signal(str, object)
+    event = Signal(object)
     done = Signal()
 
     def __init__(self, process: TrainingProcess, *, max_rate: float = MAX_UPDATES_PER_S) -> None:
         super().__init__()
         self.process = process
         self.min_interval = 1.0 / max_rate
-        self._pending: dict[str, Any] | None = None
-        self._last_sent = 0.0
+        self._pending: BatchesDone | None = None
+        self._last_sent = -float("inf")
 
     @Slot()
     def run(self) -> None:
-        """Relay every event to the end of the run; any exception becomes a ``failed`` event."""
+        """Relay every event to the end of the run; any exception becomes a :class:`Failed` event."""
         try:
             for ev in self.process.events():
-                if ev.kind == "batches":
-                    self._on_batches(ev.data)
+                if isinstance(ev, BatchesDone):
+                    self._on_batches(ev)
                     continue
-                self._flush()
-                if ev.kind == "finished" and ev.data.get("weights") is not None:
+                self._flush()  # NOTE: the batches before a pause, an epoch's end or the end go out first
+                if isinstance(ev, Finished) and ev.weights is not None:
                     import torch
 
-                    ev.data["weights"] = {k: torch.from_numpy(v) for k, v in ev.data["weights"].items()}
-                self.train_event.emit(ev.kind, ev.data)
+                    ev = dataclasses.replace(ev, weights={k: torch.from_numpy(v) for k, v in ev.weights.items()})
+                self.event.emit(ev)
         except Exception as exc:  # noqa: BLE001 - every failure reaches the window as a message
             self._flush()
-            self.train_event.emit("failed", {"message": f"training stopped with an error: {type(exc).__name__}: {exc}"})
+            self.event.emit(Failed(message=f"training stopped with an error: {type(exc).__name__}: {exc}"))
         finally:
             self.done.emit()
 
-    def _on_batches(self, data: dict[str, Any]) -> None:
-        self._pending = data if self._pending is None else _merge_batches(self._pending, data)
-        now = time.perf_counter()
-        # NOTE: a pause blocks the loop right after this event, so what is pending goes out now.
-        if now - self._last_sent >= self.min_interval or self.process.paused or self.process.stopped:
+    def _on_batches(self, ev: BatchesDone) -> None:
+        self._pending = ev if self._pending is None else _merge_batches(self._pending, ev)
+        now = clock()
+        if now - self._last_sent >= self.min_interval:
             self._flush(now)
 
     def _flush(self, now: float | None = None) -> None:
         if self._pending is None:
             return
-        data, self._pending = self._pending, None
-        self._last_sent = now if now is not None else time.perf_counter()
-        self.train_event.emit("batches", data)
+        ev, self._pending = self._pending, None
+        self._last_sent = now if now is not None else clock()
+        self.event.emit(ev)
 
 
 class TrainingSession(QObject):
     """One run (a child process, relayed by a worker thread), seen from the main thread.
 
-    Every payload is the trainer's plain dict, passed by reference (``Signal(object)``).
+    Each event of :mod:`engine.training.events` arrives in the signal of its name, as it is
+    (``Signal(object)``, passed by reference):
 
     Signals:
-        started(dict): the data is loaded and the model built (device, epochs, batches_per_epoch, ...).
-        progress(dict): coalesced batches (epoch, batch, step, total_steps, losses, samples_per_s, eta).
-        epoch_done(dict): one epoch's record (train_loss, val_loss, val_<metric>, lr, seconds).
-        early_stopped(dict): early stopping ended the run (epoch, best_epoch).
-        finished(dict): the run ended normally or by Stop (``stopped``), with test metrics and history.
-        failed(str): the run ended with an error; the text says what happened and what to try.
-        fold_done(dict): a fold of a cross-validation has ended (fold, folds, val, test, ...); during a
-            cross-validation every other payload also carries ``fold`` and ``folds``, and ``finished``
-            carries the summaries of the folds with the ``mean`` and ``std`` of their validation metrics.
+        started(Started): the data are loaded and the model built (device, epochs, batches_per_epoch, ...).
+        batches_done(BatchesDone): coalesced batches (epoch, batch, step, total_steps, losses, samples_per_s, eta).
+        epoch_done(EpochDone): one epoch's record (train_loss, val_loss, scores, lr, seconds).
+        checkpoint_saved(CheckpointSaved): a checkpoint file was written.
+        early_stopped(EarlyStopped): early stopping ended the run (epoch, best_epoch).
+        probes_done(ProbesDone): the scheduled probes (:meth:`engine.probes.runner.ProbeRunner.run`) plus ``images``.
+        insight_done(InsightDone): an epoch's decision views (:meth:`~engine.probes.runner.ProbeRunner.evaluate`).
+        paused(Paused), resumed(Resumed): the loop acknowledged Pause or Resume.
+        fold_done(FoldDone): a fold of a cross-validation has ended; during one, every other event
+            carries ``fold`` and ``folds``.
+        finished(Finished): the run ended normally or by Stop (``stopped``), with test metrics and history.
+        cross_validated(CrossValidated): a cross-validation ended (each fold's result, ``mean`` and ``std``).
+        failed(Failed): the run ended with an error; its message says what happened and what to try.
+        paused_changed(bool): the loop paused (True) or went on (False): emitted on the acknowledgement.
         ended(str): the thread is gone; the outcome is "finished", "stopped" or "failed".
-        paused_changed(bool): pause or resume took effect in the controls.
-        probes(dict): the scheduled probes (:meth:`engine.probes.runner.ProbeRunner.run`) plus ``images``.
-        insight(dict): an epoch's decision views (``epoch`` and :meth:`~engine.probes.runner.ProbeRunner.evaluate`).
     """
 
     started = Signal(object)
-    progress = Signal(object)
+    batches_done = Signal(object)
     epoch_done = Signal(object)
+    checkpoint_saved = Signal(object)
     early_stopped = Signal(object)
-    checkpoint = Signal(object)
-    finished = Signal(object)
-    failed = Signal(str)
+    probes_done = Signal(object)
+    insight_done = Signal(object)
+    paused = Signal(object)
+    resumed = Signal(object)
     fold_done = Signal(object)
-    ended = Signal(str)
+    finished = Signal(object)
+    cross_validated = Signal(object)
+    failed = Signal(object)
     paused_changed = Signal(bool)
-    probes = Signal(object)
-    insight = Signal(object)
+    ended = Signal(str)
 
     def __init__(
         self,
@@ -148,22 +171,29 @@ class TrainingSession(QObject):
             folds=folds, run_dir=run_dir, resume_from=resume_from, label=label,
         ))
         self.outcome: str | None = None
-        self.summary: dict[str, Any] = {}
-        self.message = ""
+        self.result: Finished | CrossValidated | None = None  # how the run ended, unless it failed
+        self.message = ""  # why it failed
+        self._relays = {
+            Started: self.started, BatchesDone: self.batches_done, EpochDone: self.epoch_done,
+            CheckpointSaved: self.checkpoint_saved, EarlyStopped: self.early_stopped, ProbesDone: self.probes_done,
+            InsightDone: self.insight_done, FoldDone: self.fold_done,
+        }
         self._thread: QThread | None = QThread()
         self._thread.setObjectName("training")
         self._worker: TrainingWorker | None = TrainingWorker(self.process)
         self._worker.moveToThread(self._thread)
         self._thread.started.connect(self._worker.run)
-        self._worker.train_event.connect(self._on_event)
+        self._worker.event.connect(self._on_event)
         # NOTE: quit() is thread-safe; called directly it also ends a thread whose main loop is blocked.
         self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         # NOTE: finished is emitted in the worker thread as it ends; deleteLater there is
         # processed before the thread exits (Qt's documented way to free a thread's objects).
         self._thread.finished.connect(self._worker.deleteLater)
         self._thread.finished.connect(self._on_thread_finished)
-        self.signals_received = 0  # progress signals that reached the main thread
+        self.signals_received = 0  # batches_done signals that reached the main thread
         self._started = False
+        self._paused = False  # acknowledged by the loop
+        self._pause_asked = False  # what the person asked for last
 
     # ------------------------------------------------------------------ control
     def start(self) -> None:
@@ -172,19 +202,20 @@ class TrainingSession(QObject):
             self._thread.start()
 
     def stop(self) -> None:
-        """Ask the loop to stop after the current batch; ``finished`` (stopped) follows."""
+        """Ask the loop to stop after the current batch (at once while the data load); ``finished`` follows."""
         self.process.stop()
-        self.paused_changed.emit(False)
 
     def pause(self) -> None:
-        if self.is_running() and not self.process.paused:
+        """Ask the loop to pause at the next batch; ``paused`` / ``paused_changed(True)`` say when it has."""
+        if self.is_running() and not self._pause_asked:
+            self._pause_asked = True
             self.process.pause()
-            self.paused_changed.emit(True)
 
     def resume(self) -> None:
-        if self.process.paused:
+        """Ask a paused loop to go on; ``resumed`` / ``paused_changed(False)`` say when it has."""
+        if self._pause_asked:
+            self._pause_asked = False
             self.process.resume()
-            self.paused_changed.emit(False)
 
     def set_probe_wish(self, name: str, value: Any) -> None:
         """Change a probe setting (``layer``, ``sample``, ...) from the next probe run on; ignored once the run has ended."""
@@ -195,7 +226,8 @@ class TrainingSession(QObject):
         return self._started and self.outcome is None
 
     def is_paused(self) -> bool:
-        return self.process.paused
+        """True while the loop is paused (from its acknowledgement to that of the resume)."""
+        return self._paused
 
     def is_stopping(self) -> bool:
         """True once Stop was pressed (the run ends after the current batch)."""
@@ -220,23 +252,25 @@ class TrainingSession(QObject):
         return self._thread
 
     # ------------------------------------------------------------------ relays
-    #: trainer event kind -> the signal that relays its payload as it is
-    RELAYED = {
-        "batches": "progress", "epoch": "epoch_done", "started": "started", "early_stop": "early_stopped",
-        "checkpoint": "checkpoint", "probes": "probes", "insight": "insight", "fold_done": "fold_done",
-    }
-
-    @Slot(str, object)
-    def _on_event(self, kind: str, data: dict) -> None:
-        if kind == "finished":
-            self.summary = data
-            self.finished.emit(data)
-        elif kind == "failed":
-            self.message = str(data.get("message", "training failed"))
-            self.failed.emit(self.message)
-        elif kind in self.RELAYED:
-            self.signals_received += kind == "batches"
-            getattr(self, self.RELAYED[kind]).emit(data)
+    @Slot(object)
+    def _on_event(self, ev: Any) -> None:
+        relay = self._relays.get(type(ev))
+        if relay is not None:
+            self.signals_received += type(ev) is BatchesDone
+            relay.emit(ev)
+        elif isinstance(ev, (Paused, Resumed)):
+            self._paused = isinstance(ev, Paused)
+            (self.paused if self._paused else self.resumed).emit(ev)
+            self.paused_changed.emit(self._paused)
+        elif isinstance(ev, Finished):
+            self.result = ev
+            self.finished.emit(ev)
+        elif isinstance(ev, CrossValidated):
+            self.result = ev
+            self.cross_validated.emit(ev)
+        elif isinstance(ev, Failed):
+            self.message = ev.message or "training failed"
+            self.failed.emit(ev)
 
     @Slot()
     def _on_thread_finished(self) -> None:
@@ -248,7 +282,7 @@ class TrainingSession(QObject):
         thread.deleteLater()
         if self.message:
             self.outcome = "failed"
-        elif self.summary.get("stopped"):
+        elif self.result is not None and self.result.stopped:
             self.outcome = "stopped"
         else:
             self.outcome = "finished"

@@ -14,28 +14,40 @@ for the shapes data set 4 classes, 0 = background) and ``box`` (box output: x, y
 top-left corner, width, height, as fractions of the image).
 """
 
-from engine.data.augment import AUGMENT_OPTIONS, Augmenter, Mix, mixed_loss
-from engine.data.base import TARGET_KEYS, DataError, Dataset
-from engine.data.loading import DATASET_INFO, TASK_TARGETS, check_task, load_dataset
-from engine.data.normalize import Normalizer
-from engine.data.preview import preview
-from engine.data.splits import Splits, kfold, split_dataset
+import importlib
 
-__all__ = [
-    "AUGMENT_OPTIONS",
-    "DATASET_INFO",
-    "TARGET_KEYS",
-    "TASK_TARGETS",
-    "Augmenter",
-    "DataError",
-    "Dataset",
-    "Mix",
-    "Normalizer",
-    "Splits",
-    "check_task",
-    "kfold",
-    "load_dataset",
-    "mixed_loss",
-    "preview",
-    "split_dataset",
-]
+#: name -> the module that defines it. NOTE: imported when first asked for (PEP 562), so that
+#: importing a torch-free part (engine.data.basics, engine.data.sets) does not import PyTorch.
+_HOMES = {
+    "AUGMENT_OPTIONS": "engine.data.augment",
+    "Augmenter": "engine.data.augment",
+    "Mix": "engine.data.augment",
+    "mixed_loss": "engine.data.augment",
+    "TARGET_KEYS": "engine.data.base",
+    "Dataset": "engine.data.base",
+    "DataError": "engine.data.basics",
+    "DATASET_INFO": "engine.data.sets",
+    "TASK_TARGETS": "engine.data.sets",
+    "check_task": "engine.data.loading",
+    "load_dataset": "engine.data.loading",
+    "Normalizer": "engine.data.normalize",
+    "preview": "engine.data.preview",
+    "Splits": "engine.data.splits",
+    "kfold": "engine.data.splits",
+    "split_dataset": "engine.data.splits",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str):
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'engine.data' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_HOMES))

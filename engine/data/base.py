@@ -6,7 +6,6 @@ Every source (generated, bundled with scikit-learn, or read from files) ends as 
 
 from __future__ import annotations
 
-import math
 import os
 import stat
 from dataclasses import dataclass, field, replace
@@ -18,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from engine.errors import NetDesignerError
+from engine.data.basics import TARGET_WORDS, DataError, shape_text, vector_image_shape
+from engine.userfiles import NotRegularFile, open_regular_file
 
 __all__ = [
     "TARGET_KEYS",
@@ -46,31 +46,12 @@ TARGET_KEYS = {
     "box": (torch.float32, "(N, 4) x, y (top-left corner), width, height as fractions of the image"),
 }
 
-#: target name -> what it is, in a learner's words (for messages such as "has no class labels")
-TARGET_WORDS = {
-    "label": "class labels",
-    "binary": "0/1 targets",
-    "value": "numbers to predict",
-    "mask": "per-pixel masks",
-    "box": "bounding boxes",
-}
-
-
-class DataError(NetDesignerError):
-    """Data could not be loaded, split, normalized or augmented; the message says why."""
-
-
 class FileRefused(DataError):
     """A file that cannot be opened as data; ``reason`` says why in a few words ("permission denied")."""
 
     def __init__(self, message: str, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
-
-
-def shape_text(shape: Sequence[int]) -> str:
-    """``(1, 28, 28)`` -> ``'1×28×28'``."""
-    return "×".join(str(int(s)) for s in shape)
 
 
 # ------------------------------------------------------------------------ files and memory
@@ -85,13 +66,11 @@ def open_regular(path: Path, what: str) -> BinaryIO:
     """``path`` opened for reading in binary, refused at once with a :class:`FileRefused` unless it
     is a regular file (``what`` names it in messages: "CSV file", "npz file", "image").
 
-    NOTE: the file is opened non-blocking and checked with ``fstat`` on the open descriptor: an
-    ordinary open of a FIFO waits for a writer forever, and a check by name before opening would
-    miss a file swapped for a FIFO or a device in between.
+    NOTE: :func:`engine.userfiles.open_regular_file` opens it non-blocking and checks the open
+    descriptor: an ordinary open of a FIFO waits for a writer forever.
     """
-    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        fd = os.open(path, flags)
+        return open_regular_file(path, what)
     except FileNotFoundError:
         raise FileRefused(f"{what} {path} does not exist", "it does not exist") from None
     except PermissionError:
@@ -99,23 +78,17 @@ def open_regular(path: Path, what: str) -> BinaryIO:
             f"{what} {path} cannot be read (permission denied): allow reading it, or copy it somewhere you can",
             "it cannot be read (permission denied)",
         ) from None
+    except NotRegularFile as exc:
+        if stat.S_ISDIR(exc.mode):
+            raise FileRefused(f"{path} is a folder, not a {what}", "it is a folder") from None
+        raise FileRefused(
+            f"{what} {path} is not a regular file (it is a pipe, socket or device), so it is not read: "
+            "choose the file itself",
+            "it is not a regular file (a pipe, socket or device)",
+        ) from None
     except (OSError, ValueError) as exc:
         why = os_reason(exc)
         raise FileRefused(f"{what} {path} cannot be opened ({why})", f"it cannot be opened ({why})") from None
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise FileRefused(f"{path} is a folder, not a {what}", "it is a folder")
-        if not stat.S_ISREG(mode):
-            raise FileRefused(
-                f"{what} {path} is not a regular file (it is a pipe, socket or device), so it is not read: "
-                "choose the file itself",
-                "it is not a regular file (a pipe, socket or device)",
-            )
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
 
 
 def _meminfo_available() -> int | None:
@@ -259,25 +232,6 @@ class Dataset:
 
 
 # ------------------------------------------------------------------------ fitting to the Input
-def _square_side(n: int) -> int | None:
-    s = math.isqrt(n)
-    return s if s > 0 and s * s == n else None
-
-
-def vector_image_shape(features: int, src_channels: int, image_size: int | None) -> tuple[int, int] | None:
-    """(channels, side) of a square image whose flattened length is ``features``."""
-    channels = list(dict.fromkeys((src_channels, 1, 3)))
-    if image_size:
-        for c in channels:
-            if c * image_size * image_size == features:
-                return c, image_size
-    for c in channels:
-        if features % c == 0 and (s := _square_side(features // c)):
-            return c, s
-    return None
-
-
-
 def rgb_or_gray_shape(input_shape: tuple[int, ...], image_size: int | None, what: str) -> tuple[int, int, int]:
     """(C, H, W) of the images ``what`` must produce for this Input: its own image shape, or a
     square grayscale/RGB image whose flattened length matches a vector Input."""

@@ -6,15 +6,9 @@ import numpy as np
 import torch
 
 from engine.data.base import Dataset, as_float, fit_images, fit_vectors, labels_and_binary
+from engine.data.sets import TABULAR
 
 __all__ = ["TABULAR", "load_digits", "load_tabular"]
-
-#: name -> (scikit-learn loader name, what the features are)
-TABULAR = {
-    "iris": ("load_iris", "the flower's measurements"),
-    "wine": ("load_wine", "the wine's chemical analysis"),
-    "breast_cancer": ("load_breast_cancer", "measurements of the cell nuclei"),
-}
 
 
 def load_digits(input_shape: tuple[int, ...], image_size: int | None = None) -> Dataset:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from engine.config import DATASETS, DataConfig
+from engine.config import DataConfig
 from engine.data.base import (
     TARGET_WORDS,
     DataError,
@@ -15,39 +15,13 @@ from engine.data.base import (
     rgb_or_gray_shape,
     shape_text,
 )
-from engine.data.bundled import TABULAR, load_digits, load_tabular
+from engine.data.bundled import load_digits, load_tabular
 from engine.data.files import load_csv, load_image_folder, load_npz
+from engine.data.sets import DATASET_INFO, TABULAR, TASK_TARGETS, TOY_SETS, resolve_path
 from engine.data.shapes import make_shapes
-from engine.data.toy import TOY_SETS, make_toy
+from engine.data.toy import make_toy
 
 __all__ = ["DATASET_INFO", "TASK_TARGETS", "check_task", "load_dataset", "resolve_path"]
-
-#: one line per data set, for a combo box's tooltip or status line
-DATASET_INFO: dict[str, str] = {
-    "spiral": "Interleaved 2-D spirals, one class per arm (2 arms; a project's data.classes sets more).",
-    "xor": "2-D points in four quadrants, class = XOR of the signs: no single straight line separates them.",
-    "circles": "Two concentric rings of 2-D points: the boundary between the classes is a circle.",
-    "gaussians": "Two Gaussian blobs of 2-D points, nearly separable by a straight line.",
-    "regression1d": "Noisy samples of y = sin(x) on [-3, 3]: 1 input feature, 1 value to predict.",
-    "digits": "1797 real 8×8 handwritten digits (scikit-learn), 10 classes, resized to the Input.",
-    "iris": "150 iris flowers: 4 measurements, 3 species.",
-    "wine": "178 wines: 13 chemical measurements, 3 cultivars.",
-    "breast_cancer": "569 tumours: 30 measurements of cell nuclei, malignant or benign.",
-    "shapes": "Generated circles, squares and triangles with class, bounding box and mask (4 mask classes: background + 3).",
-    "image_folder": "Your images (PNG or JPEG), one subfolder per class, resized to the Input.",
-    "csv": "Your table: a header row, numeric feature columns and one target column.",
-    "npz": "Your NumPy arrays: x (inputs) and y (class indices or values) saved with np.savez.",
-}
-assert set(DATASET_INFO) == set(DATASETS), "every data set in the config needs a description"
-
-#: task -> the targets its output heads train against
-TASK_TARGETS: dict[str, tuple[str, ...]] = {
-    "classification": ("label",),
-    "binary": ("binary",),
-    "regression": ("value",),
-    "segmentation": ("mask",),
-    "localization": ("label", "box"),
-}
 
 
 def check_task(ds: Dataset, task: str) -> None:
@@ -66,19 +40,7 @@ def check_task(ds: Dataset, task: str) -> None:
     raise DataError(f"{ds.name} has no {TARGET_WORDS[missing[0]]}, which the {task} task trains on: {hint}")
 
 
-_PATH_KIND = {"image_folder": "folder of class subfolders", "csv": "CSV file", "npz": ".npz file"}
 _SOURCE_WORD = {"image_folder": "image folder", "csv": "CSV file", "npz": "npz file"}  # as the loaders name them
-
-
-def resolve_path(cfg: DataConfig, base_dir: Path | None) -> Path:
-    """``cfg.path`` as a path; a relative one is taken from ``base_dir`` (the project's folder)."""
-    if not cfg.path:
-        raise DataError(f"the {cfg.dataset} data set needs a path: set data.path to the {_PATH_KIND[cfg.dataset]}")
-    path = Path(cfg.path).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    return path
-
 
 #: samples in scikit-learn's digits, for the memory they take before they are made
 DIGITS_SAMPLES = 1797
@@ -105,7 +67,7 @@ def _check_made_memory(cfg: DataConfig, shape: tuple[int, ...]) -> None:
 def _out_of_memory(cfg: DataConfig, shape: tuple[int, ...], base_dir: Path | None) -> str:
     """What to say when memory ran out while loading ``cfg``'s data, naming the file or setting."""
     name = cfg.dataset
-    if name in _PATH_KIND:
+    if name in _SOURCE_WORD:
         advice = {
             "image_folder": "use a smaller image size or fewer images",
             "csv": "use a smaller table",

@@ -18,11 +18,10 @@ import numpy as np
 import torch
 
 from engine.data.base import DataError, Dataset, labels_and_binary, rgb_or_gray_shape
+from engine.data.sets import MIN_SIDE, SHAPE_CLASSES
 
 __all__ = ["SHAPE_CLASSES", "make_shapes"]
 
-SHAPE_CLASSES = ["circle", "square", "triangle"]
-MIN_SIDE = 8
 BLOCK = 256  # images drawn at once: bounds the memory of the (block, H, W) arrays
 
 

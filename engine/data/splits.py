@@ -11,11 +11,14 @@ classes get plain shuffled parts. Everything is deterministic from the seed.
 from __future__ import annotations
 
 import heapq
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from engine.data.base import DataError, Dataset
+from engine.data.basics import DataError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.data.base import Dataset  # NOTE: only named here, so splitting sizes needs no PyTorch
 
 __all__ = ["LEAVE_ONE_OUT_MAX", "Splits", "kfold", "split_dataset", "split_sizes", "strata"]
 

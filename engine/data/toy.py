@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.data.base import DataError, Dataset, as_float, fit_vectors, labels_and_binary
+from engine.data.sets import TOY_CLASSIFIERS, TOY_SETS
 
 __all__ = ["TOY_SETS", "make_toy"]
 
@@ -56,7 +57,7 @@ def gaussians(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarra
 
 
 CLASSIFIERS = {"spiral": spiral, "xor": xor, "circles": circles, "gaussians": gaussians}
-TOY_SETS = (*CLASSIFIERS, "regression1d")
+assert tuple(CLASSIFIERS) == TOY_CLASSIFIERS, "engine.data.sets names the toy sets drawn here"
 
 
 def make_toy(name: str, samples: int, noise: float, seed: int, input_shape: tuple[int, ...], arms: int = 2) -> Dataset:

@@ -14,6 +14,7 @@ def _activation(type_id, doc, code, params=(), tags=("nonlinear",), shape=None):
             doc=doc,
             params=params,
             default_name=type_id.lower(),
+            torch_names=(type_id,),  # NOTE: each is named as in torch.nn
             shape=shape or (lambda p, ins: ins[0]),
             code=lambda p, ins: Code(code(p)),
             tags=frozenset(tags),

@@ -82,6 +82,7 @@ register(
     LayerSpec(
         type_id="Conv2d",
         title="Conv2d",
+        torch_names=("Conv2d",),
         category="Convolution",
         doc=(
             "Slides small learned filters over the image. Each filter spans a k×k "
@@ -147,6 +148,7 @@ register(
     LayerSpec(
         type_id="SeparableConv2d",
         title="Separable Conv2d",
+        torch_names=("Conv2d",),
         category="Convolution",
         doc=(
             "MobileNet's depthwise-separable convolution: first a k×k depthwise convolution "
@@ -182,6 +184,7 @@ register(
     LayerSpec(
         type_id="ConvTranspose2d",
         title="ConvTranspose2d",
+        torch_names=("ConvTranspose2d",),
         category="Convolution",
         doc=(
             "A learned upsampling (sometimes called deconvolution): each input pixel spreads "
@@ -215,7 +218,7 @@ register(
             0,
         ),
         macs=lambda p, ins, out: ins[0][0] * ins[0][1] * ins[0][2] * p["filters"] * p["kernel_size"] ** 2,
-        rf=lambda p, ins: RF(-(-p["kernel_size"] // p["stride"]), 1, 0, 1, scale=1 / p["stride"]),
+        rf=lambda p, ins: RF(p["kernel_size"], p["stride"], p["padding"], mode="transposed"),
         has_weights=True,
         linear=True,
     )
@@ -229,6 +232,8 @@ def _upsample_code(p, ins):
             "nn.Upsample",
             scale_factor=p["scale"],
             mode=mode,
+            # NOTE: the receptive-field rule (RF mode "bilinear") is that of align_corners=False:
+            # with True, which pixels an output pixel reads would depend on the image size.
             align_corners=False if mode == "bilinear" else None,
         )
     )
@@ -238,6 +243,7 @@ register(
     LayerSpec(
         type_id="Upsample",
         title="Upsample",
+        torch_names=("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d", "F.interpolate"),
         category="Convolution",
         doc=(
             "Enlarges each feature map by a fixed factor with no learned weights: 'nearest' "
@@ -251,6 +257,6 @@ register(
         default_name="upsample",
         shape=lambda p, ins: (lambda c, h, w: (c, h * p["scale"], w * p["scale"]))(*shapes.image("Upsample", ins)),
         code=_upsample_code,
-        rf=lambda p, ins: RF(1, 1, 0, 1, scale=1 / p["scale"]),
+        rf=lambda p, ins: RF(stride=p["scale"], mode=p["mode"]),
     )
 )

@@ -20,6 +20,7 @@ register(
     LayerSpec(
         type_id="Dense",
         title="Dense",
+        torch_names=("Linear",),
         category="Dense",
         doc=(
             "A fully connected layer: every output unit is a weighted sum of every input "
@@ -43,6 +44,7 @@ register(
     LayerSpec(
         type_id="Flatten",
         title="Flatten",
+        torch_names=("Flatten",),
         category="Reshape",
         doc=(
             "Unrolls an image-shaped tensor (channels×height×width) into one long vector so "
@@ -76,6 +78,7 @@ register(
     LayerSpec(
         type_id="Reshape",
         title="Reshape",
+        torch_names=("Unflatten", "Tensor.view", "torch.reshape"),
         category="Reshape",
         doc=(
             "Rearranges the values of each sample into a new shape with the same number of "

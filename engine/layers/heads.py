@@ -51,7 +51,7 @@ def _check_binary(s):
         raise ShapeError(f"Binary output needs a vector of scores, not {shape_str(s)}: end with Dense(1)")
 
 
-def _head(type_id, title, loss, tags, doc, check):
+def _head(type_id, title, loss, torch_loss, tags, doc, check):
     def shape(p, ins):
         check(ins[0])
         return ins[0]
@@ -67,6 +67,7 @@ def _head(type_id, title, loss, tags, doc, check):
             outputs=0,
             role="head",
             default_name=title.split()[0].lower(),
+            torch_names=(torch_loss,),
             shape=shape,
             code=lambda p, ins: Code(None),
             tags=frozenset(tags),
@@ -78,6 +79,7 @@ _head(
     "ClassificationOutput",
     "Class output",
     "cross_entropy",
+    "CrossEntropyLoss",
     {"softmax_inside"},
     "Marks the network's class scores (one raw score, or logit, per class) and trains them "
     "with cross-entropy, which applies softmax itself. Connect it to a Dense layer with one "
@@ -88,6 +90,7 @@ _head(
     "BinaryOutput",
     "Binary output",
     "binary_cross_entropy",
+    "BCEWithLogitsLoss",
     {"sigmoid_inside"},
     "Marks one raw score per yes/no question (one for binary classification, several for "
     "multi-label) and trains it with binary cross-entropy on logits, which applies the "
@@ -98,6 +101,7 @@ _head(
     "RegressionOutput",
     "Regression output",
     "mse",
+    "MSELoss",
     set(),
     "Marks real-valued predictions and trains them with the mean squared error, the "
     "maximum-likelihood loss under Gaussian noise.",
@@ -107,6 +111,7 @@ _head(
     "SegmentationOutput",
     "Segmentation output",
     "pixel_cross_entropy",
+    "CrossEntropyLoss",
     {"softmax_inside"},
     "Marks per-pixel class scores (classes×height×width) and trains them with pixel-wise "
     "cross-entropy against a mask of class indices, as in U-Net.",
@@ -116,6 +121,7 @@ _head(
     "BoxOutput",
     "Box output",
     "box_mse",
+    "MSELoss",
     set(),
     "Marks a bounding box of 4 numbers (x, y, width, height, as fractions of the image) and "
     "trains it by regression. Together with a class output and loss weights α and 1−α it "

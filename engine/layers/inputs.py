@@ -2,6 +2,8 @@
 
 from engine.layers.registry import MAX_SIZE, Code, LayerSpec, Param, register
 
+IMAGE, VECTOR = ("kind", ("image",)), ("kind", ("vector",))  # which kind of Input a size applies to
+
 register(
     LayerSpec(
         type_id="Input",
@@ -15,10 +17,10 @@ register(
         ),
         params=(
             Param("kind", "choice", "image", "Image (C×H×W) or feature vector.", choices=("image", "vector")),
-            Param("channels", "int", 1, "Image channels: 1 grayscale, 3 RGB.", min=1, max=4096),
-            Param("height", "int", 28, "Image height in pixels.", min=1, max=8192),
-            Param("width", "int", 28, "Image width in pixels.", min=1, max=8192),
-            Param("features", "int", 2, "Length of a feature vector.", min=1, max=MAX_SIZE * 16),
+            Param("channels", "int", 1, "Image channels: 1 grayscale, 3 RGB.", min=1, max=4096, applies_if=IMAGE),
+            Param("height", "int", 28, "Image height in pixels.", min=1, max=8192, applies_if=IMAGE),
+            Param("width", "int", 28, "Image width in pixels.", min=1, max=8192, applies_if=IMAGE),
+            Param("features", "int", 2, "Length of a feature vector.", min=1, max=MAX_SIZE * 16, applies_if=VECTOR),
         ),
         inputs=0,
         role="input",

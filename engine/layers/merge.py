@@ -22,6 +22,7 @@ register(
     LayerSpec(
         type_id="Add",
         title="Add",
+        torch_names=("torch.add",),
         category="Merge",
         doc=(
             "Adds its inputs element by element; they must have exactly the same shape. This "
@@ -47,6 +48,7 @@ register(
     LayerSpec(
         type_id="Concatenate",
         title="Concatenate",
+        torch_names=("torch.cat", "torch.concat"),
         category="Merge",
         doc=(
             "Stacks its inputs along the channel axis (or joins vectors end to end): 32 and 64 "

@@ -29,6 +29,7 @@ register(
     LayerSpec(
         type_id="BatchNorm",
         title="BatchNorm",
+        torch_names=("BatchNorm1d", "BatchNorm2d"),
         category="Normalization",
         doc=(
             "Normalizes each feature (or channel) to zero mean and unit variance over the "
@@ -55,6 +56,7 @@ register(
     LayerSpec(
         type_id="Dropout",
         title="Dropout",
+        torch_names=("Dropout",),
         category="Regularization",
         doc=(
             "During training, zeroes each value at random with probability p and scales the "
@@ -73,6 +75,7 @@ register(
     LayerSpec(
         type_id="Dropout2d",
         title="Dropout2d",
+        torch_names=("Dropout2d",),
         category="Regularization",
         doc=(
             "Spatial dropout: during training, zeroes whole channels of an image-shaped tensor "

@@ -30,6 +30,7 @@ def _window_spec(type_id, torch_name, doc, default_name):
             Param("padding", "int", 0, "Pixels added around the border.", min=0, max=32),
         ),
         default_name=default_name,
+        torch_names=(torch_name,),
         shape=_window_shape(type_id),
         code=lambda p, ins: Code(
             call(
@@ -71,6 +72,7 @@ def _global_spec(type_id, torch_name, doc, default_name):
         category="Pooling",
         doc=doc,
         default_name=default_name,
+        torch_names=(torch_name,),
         shape=lambda p, ins: (shapes.image(type_id, ins)[0],),
         code=lambda p, ins: Code(f"nn.Sequential(nn.{torch_name}(1), nn.Flatten())"),
         tags=frozenset({"global_pool"}),

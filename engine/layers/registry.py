@@ -46,7 +46,10 @@ class Param:
 
     ``kind`` is one of ``int``, ``float``, ``bool``, ``choice``, ``int_or_choice``
     (an int, or one of ``choices``, as Conv2d padding takes 1 or ``"same"``) and
-    ``shape`` (a tuple of positive ints, as Reshape's target).
+    ``shape`` (a tuple of positive ints, as Reshape's target). ``applies_if`` is
+    ``(other param, its values)`` when this one means something only while the other
+    holds one of them (an Input's height for an image, its features for a vector): the
+    value is still kept and saved, and the inspector hides the field otherwise.
     """
 
     name: str
@@ -57,10 +60,18 @@ class Param:
     max: float | None = None
     choices: tuple[Any, ...] = ()
     label: str = ""
+    applies_if: tuple[str, tuple[Any, ...]] | None = None
 
     @property
     def title(self) -> str:
         return self.label or self.name.replace("_", " ").capitalize()
+
+    def applies(self, params: dict[str, Any]) -> bool:
+        """Whether this parameter means anything beside the block's other ``params``."""
+        if self.applies_if is None:
+            return True
+        other, values = self.applies_if
+        return params.get(other) in values
 
     def validate(self, value: Any) -> Any:
         """Return ``value`` coerced to this param's type, or raise :class:`ParamError`."""
@@ -112,16 +123,44 @@ class Param:
 
 @dataclass(frozen=True)
 class RF:
-    """How a layer moves the receptive field: a window of ``kernel`` taps with ``stride``.
+    """Which input pixels one output pixel of a layer reads, along each axis (both alike).
 
-    ``scale`` < 1 means the layer upsamples (its output grid is finer than its input's).
+    ``mode`` says how output pixel ``i`` picks them (:meth:`taps`):
+
+    * ``"window"`` (conv, pooling; a crop is a 1-pixel window with negative padding):
+      ``stride·i − padding + dilation·t`` for ``t = 0 .. kernel−1``.
+    * ``"transposed"`` (transposed convolution, output ``stride`` times finer): every input
+      pixel ``j`` whose kernel lands on ``i``, ``0 ≤ i + padding − stride·j < kernel``.
+    * ``"nearest"`` (Upsample by ``stride``): the pixel ``⌊i / stride⌋`` that ``i`` lies in.
+    * ``"bilinear"`` (Upsample by ``stride`` with ``align_corners=False``): the two pixels
+      around ``(i + ½) / stride − ½``, or the one pixel it falls on (the other's weight is 0).
     """
 
     kernel: int = 1
     stride: int = 1
-    padding: float = 0.0
+    padding: int = 0
     dilation: int = 1
-    scale: float = 1.0
+    mode: str = "window"
+
+    def taps(self, i: int) -> Sequence[int]:
+        """The input pixels that output pixel ``i`` reads (pixels of the padding included)."""
+        s = self.stride
+        if self.mode == "window":
+            first = s * i - self.padding
+            return range(first, first + self.dilation * (self.kernel - 1) + 1, self.dilation)
+        if self.mode == "transposed":
+            reach = i + self.padding
+            return range(-((self.kernel - 1 - reach) // s), reach // s + 1)
+        if self.mode == "nearest":
+            return (i // s,)
+        if self.mode == "bilinear":
+            below, rest = divmod(2 * i + 1 - s, 2 * s)
+            return (below,) if rest == 0 else (below, below + 1)
+        raise AssertionError(f"unknown receptive-field mode {self.mode!r}")
+
+    def cycle(self) -> tuple[int, int]:
+        """``(n, m)``: output pixel ``i + n`` reads the pixels ``i`` reads moved by ``m``."""
+        return (1, self.stride) if self.mode == "window" else (self.stride, 1)
 
 
 @dataclass(frozen=True)
@@ -165,6 +204,9 @@ class LayerSpec:
     has_weights: bool = False
     linear: bool = False  # an affine map with no nonlinearity (for the collapse warning)
     tags: frozenset[str] = field(default_factory=frozenset)
+    #: what PyTorch calls it: a ``torch.nn`` module by its class name (``Linear`` for Dense), anything
+    #: else spelled out (``torch.cat``, ``F.interpolate``); the palette's search finds these
+    torch_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.default_name:

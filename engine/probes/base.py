@@ -17,17 +17,13 @@ from torch import nn
 
 from engine.analysis import Analysis, analyze
 from engine.codegen import HELPERS, GeneratedModel
-from engine.errors import NetDesignerError
+from engine.errors import ProbeError
 from engine.graph import Graph
 
 __all__ = ["Head", "ProbeError", "Tap", "class_head", "find_heads", "resolve_block"]
 
 #: head types whose scores a class-discriminative map (CAM, Grad-CAM) can explain
 CLASS_HEADS = ("ClassificationOutput", "BinaryOutput")
-
-
-class ProbeError(NetDesignerError):
-    """A probe cannot be computed for this network or input; the message says why."""
 
 
 def _helper_namespace() -> dict:

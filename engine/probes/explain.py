@@ -14,8 +14,6 @@ output's class 0 is explained by the negated logit (:func:`engine.probes.cam.cla
 from __future__ import annotations
 
 import operator
-import re
-import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -26,27 +24,19 @@ from engine.compile import compile_graph
 from engine.errors import NetDesignerError
 from engine.probes.base import ProbeError, Tap, class_head, head_output, resolve_block
 from engine.probes.cam import cam, cam_path, class_scores, grad_cam, grad_cam_layer, overlay, save_png
-from engine.userfiles import open_regular_file
+from engine.userfiles import MAX_IMAGE_PIXELS, ImageTooLarge, UnreadableImage, open_regular_file, read_image
 
 __all__ = ["explain", "load_image", "load_project_data", "split_checkpoint", "training_normalizer"]
 
 METHODS = ("cam", "gradcam")
 
 
-#: the most pixels an image file may have (by its header) before it is decoded: a small file can
-#: declare a huge picture (a decompression bomb), and decoding it would take gigabytes. NOTE: the
-#: same limit as the data loaders' (engine.data.files.MAX_IMAGE_PIXELS)
-MAX_IMAGE_PIXELS = 50_000_000
-
-
 def load_image(path: str | Path, input_shape: tuple[int, ...]) -> torch.Tensor:
     """An image file as (C, H, W) float32 in [0, 1], converted and resized to the Input.
 
     Only a regular file is opened, and its size is read from its header and refused above
-    :data:`MAX_IMAGE_PIXELS` before anything is decoded.
+    :data:`MAX_IMAGE_PIXELS` before anything is decoded (:func:`engine.userfiles.read_image`).
     """
-    from PIL import Image, UnidentifiedImageError
-
     c, h, w = input_shape
     if c not in (1, 3):
         raise ProbeError(f"an image file can feed a 1- or 3-channel Input, not {c} channels")
@@ -59,30 +49,28 @@ def load_image(path: str | Path, input_shape: tuple[int, ...]) -> torch.Tensor:
         raise ProbeError(str(exc)) from None
     except OSError as exc:
         raise ProbeError(f"{p}: the image cannot be opened ({exc.strerror or exc})") from None
+    except ValueError:  # NOTE: os functions raise it for a path with a NUL character
+        raise ProbeError(f"{str(p)!r}: the image cannot be opened (the path holds a NUL character)") from None
     try:
-        with fh, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # NOTE: refused below, in plain words
-            with Image.open(fh) as img:
-                _check_image_size(p, *img.size)
-                img = img.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
-                arr = np.asarray(img, dtype=np.float32) / 255.0
-    except Image.DecompressionBombError as exc:  # Pillow's own, harder limit: raised while reading the header
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        count = f"{int(found[1]):,}" if found else f"far more than {MAX_IMAGE_PIXELS:,}"
-        raise ProbeError(f"{p}: the image has {count} pixels, more than the {MAX_IMAGE_PIXELS:,} explain reads "
-                         "(a picture this large may be a decompression bomb): shrink it first") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise ProbeError(f"{p}: not an image that can be read ({exc})") from None
+        with fh:
+            arr, _ = read_image(fh, "L" if c == 1 else "RGB", (w, h))
+    except ImageTooLarge as exc:
+        raise ProbeError(_too_many_pixels(p, exc)) from None
+    except UnreadableImage as exc:
+        raise ProbeError(f"{p}: {exc}") from None
     arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
     return torch.from_numpy(np.ascontiguousarray(arr))
 
 
-def _check_image_size(path: Path, width: int, height: int) -> None:
-    if width * height > MAX_IMAGE_PIXELS:
-        raise ProbeError(
-            f"{path}: the image has {width * height:,} pixels ({width}×{height}), more than the {MAX_IMAGE_PIXELS:,} "
-            "explain reads (a picture this large may be a decompression bomb): shrink it first"
-        )
+def _too_many_pixels(path: Path, exc: ImageTooLarge) -> str:
+    if exc.size is not None:
+        count = f"{exc.pixels:,} pixels ({exc.size[0]}×{exc.size[1]})"
+    else:  # NOTE: Pillow's own, harder limit refused it while reading the header
+        count = f"{exc.pixels:,} pixels" if exc.pixels is not None else f"far more than {MAX_IMAGE_PIXELS:,} pixels"
+    return (
+        f"{path}: the image has {count}, more than the {MAX_IMAGE_PIXELS:,} explain reads "
+        "(a picture this large may be a decompression bomb): shrink it first"
+    )
 
 
 def split_checkpoint(weights: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
@@ -132,6 +120,9 @@ def explain(
     """
     if method not in METHODS:
         raise ProbeError(f"unknown method {method!r}: choose cam or gradcam")
+    out_png = Path(out_png)
+    if not out_png.name or out_png.is_dir():  # NOTE: the raw map's path is the overlay's with .npy, so it needs a name
+        raise ProbeError(f"{out_png}: the overlay needs a file name, such as explain.png, not a folder")
     graph = project.graph
     code, model = _build(project)
     state, saved_norm = split_checkpoint(weights_state_dict)
@@ -176,7 +167,6 @@ def explain(
         maps, classes = grad_cam(model, code, graph, x, layer_id, class_index, tap=tap)
         heat, used = maps[0], int(classes[0])
 
-    out_png = Path(out_png)
     out_png.parent.mkdir(parents=True, exist_ok=True)
     npy = out_png.with_suffix(".npy")
     display = raw.clamp(0, 1).numpy()

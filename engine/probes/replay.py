@@ -1,13 +1,13 @@
 """A run's last Insight, computed again from its stored weights (after a restart, or for an older run).
 
-During training the Insight views are fed by the trainer's ``probes`` and ``insight`` events. A
+During training the Insight views are fed by the trainer's ``ProbesDone`` and ``InsightDone`` events. A
 run folder keeps what is needed to compute them again: the project snapshot and the checkpoint
 (weights and the normalizer fitted on the training split). :func:`replay` rebuilds the model and
 the run's data split exactly as the trainer did and returns the two payloads in the same form as
-the live events, so the window draws them with the same code::
+the live events' ``results`` and ``views`` (with ``epoch``), so the window draws them with the same code::
 
     found = replay(record.project, checkpoint, base_dir=project_folder, epoch=12)
-    panel.on_probes(found["probes"]); panel.on_insight(found["insight"])
+    panel.show_probes(found["probes"]); panel.show_insight(found["insight"])
 """
 
 from __future__ import annotations

@@ -209,6 +209,7 @@ class ProbeRunner:
 
     def _check_class_index(self, head: Head, ci: int | None) -> None:
         k = (self.tap.shape(head.source) or (0,))[0]
+        k = 2 if k == 1 else k  # NOTE: one binary logit z scores the two classes (−z, z): see cam.class_scores
         if ci is not None and not 0 <= ci < k:
             raise ProbeError(f"class index {ci} is out of range: the network has {k} classes (0 to {k - 1})")
 
@@ -403,7 +404,7 @@ class ProbeRunner:
 
     def _grad_cam_gradients(self, values: dict, head: Head, leaf: str) -> torch.Tensor:
         with torch.enable_grad():
-            scores = values[head.node_id].float()
+            scores = cam_mod.class_scores(values[head.node_id].float())  # NOTE: a binary logit z as (−z, z)
             classes = cam_mod.pick_classes(scores, self.settings.class_index, "Grad-CAM")
             chosen = scores.gather(1, classes[:, None]).sum()
             (grads,) = torch.autograd.grad(chosen, values[leaf])
@@ -433,7 +434,7 @@ class ProbeRunner:
                                              values[self.cam_path.features], scores, self.settings.class_index)
             heat = cam_mod.scale_cam(maps, size)
         else:
-            classes = cam_mod.pick_classes(scores, self.settings.class_index, "Grad-CAM")
+            classes = cam_mod.pick_classes(cam_mod.class_scores(scores), self.settings.class_index, "Grad-CAM")
             heat = cam_mod.scale_grad_cam(cam_mod.weigh_maps(values[self.cam_layer], grads), size)
         return {
             "method": self.cam_method,

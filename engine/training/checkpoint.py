@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from engine.errors import NetDesignerError
+from engine.userfiles import read_tensors
 
 if TYPE_CHECKING:  # pragma: no cover
     from engine.training.trainer import Trainer
@@ -64,7 +65,7 @@ def restore(trainer: Trainer, path: Path) -> None:
     from engine.training.trainer import TrainingError
 
     try:
-        state = torch.load(path, map_location=trainer.device, weights_only=True)
+        state = read_tensors(path, "a checkpoint", trainer.device)
     except FileNotFoundError:
         raise TrainingError(f"{path}: the checkpoint does not exist") from None
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged or unsafe file
@@ -80,6 +81,7 @@ def restore(trainer: Trainer, path: Path) -> None:
             trainer.optimizer.load_state_dict(state["optimizer"])
         if trainer.scheduler is not None and state.get("scheduler"):
             trainer.scheduler.load_state_dict(state["scheduler"])
+            _rate_for_the_run_length(trainer.scheduler)
     except (KeyError, RuntimeError, ValueError, TypeError) as exc:
         raise TrainingError(f"{path}: this checkpoint does not fit the network ({str(exc).splitlines()[0]})") from None
     _restore_rng(trainer, state.get("rng"))
@@ -89,6 +91,18 @@ def restore(trainer: Trainer, path: Path) -> None:
                     int(best_epoch) if isinstance(best_epoch, int) else 0)
     best_file = path.with_name("best.pt") if path.parent.name != "checkpoints" else path.parent.parent / "best.pt"
     trainer._best_state = _best_weights(best_file, trainer, trainer.best[1])
+
+
+def _rate_for_the_run_length(scheduler) -> None:
+    """A schedule in closed form (the cosine) sets the rate again for the run's length, which may have grown.
+
+    NOTE: the optimizer's state holds the rate of the checkpoint's last epoch; a run continued past its
+    planned end would otherwise train its first new epoch at the cosine's final rate, 0. For a run
+    resumed with its own length the rate is the same as stored.
+    """
+    if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR):
+        for group, base, factor in zip(scheduler.optimizer.param_groups, scheduler.base_lrs, scheduler.lr_lambdas):
+            group["lr"] = base * factor(scheduler.last_epoch)
 
 
 def _restore_rng(trainer: Trainer, rng: Any) -> None:
@@ -111,7 +125,7 @@ def _restore_rng(trainer: Trainer, rng: Any) -> None:
 def _best_weights(best_file: Path, trainer: Trainer, best_epoch: int) -> dict[str, torch.Tensor] | None:
     """The best epoch's weights (for ``restore_best``) from the run's ``best.pt``, if it is that epoch's."""
     try:
-        state = torch.load(best_file, map_location="cpu", weights_only=True)
+        state = read_tensors(best_file, "a checkpoint")
     except Exception:  # noqa: BLE001 - no best checkpoint: the best weights are found again as the run goes
         return None
     if not isinstance(state, dict) or state.get("epoch") != best_epoch or not isinstance(state.get("model"), dict):

@@ -1,21 +1,32 @@
 """k-fold cross-validation as events: ``k`` fresh models, each validated on a different fold.
 
 :func:`cross_validate_events` yields what :meth:`Trainer.events` yields for each fold, tagged with
-the fold, and one ``finished`` with every fold's summary and the mean and spread of the
-validation scores. Given ``out_dir`` it writes one run folder of kind ``cross-validation``
+the fold, a :class:`~engine.training.events.FoldDone` after each fold and one
+:class:`~engine.training.events.CrossValidated` with every fold's result and the mean and spread
+of the validation scores. Given ``out_dir`` it writes one run folder of kind ``cross-validation``
 (its ``summary.json`` holds the folds, the mean and the spread) with each fold's run in a
 ``fold-N`` folder inside it, in the run-folder format of :mod:`engine.training.runs`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from pathlib import Path
 from typing import Any, Iterator
 
 from engine.project import Project, project_to_dict
-from engine.training.trainer import Control, Trainer, TrainEvent, TrainingError, failure_message
+from engine.training.events import (
+    BatchesDone,
+    CrossValidated,
+    Failed,
+    Finished,
+    FoldDone,
+    Started,
+    TrainingEvent,
+)
+from engine.training.trainer import Control, Trainer, TrainingError, failure_message
 
 __all__ = ["cross_validate", "cross_validate_events"]
 
@@ -31,17 +42,18 @@ def cross_validate_events(
     emit_interval: float = 1 / 30,
     out_dir: Path | None = None,
     label: str = "",
-) -> Iterator[TrainEvent]:
+) -> Iterator[TrainingEvent]:
     """k-fold cross-validation as events: ``k`` fresh models, each validated on a different fold.
 
     The project's test split is held out first and never seen by any fold; the rest is split
     into ``k`` stratified folds (see :func:`engine.data.kfold`). Each fold yields what
-    :meth:`Trainer.events` yields, its data tagged with ``fold`` (1..k) and ``folds`` (k), with
-    ``step``, ``total_steps`` and ``eta`` counted over the whole job, then a ``fold_done`` event
-    (the fold's summary: ``val`` metrics and loss of its last epoch, ``test`` metrics, ...). The
-    job ends with one ``finished`` event (``folds``: the summaries, ``mean`` and ``std`` of each
-    validation metric over the folds that finished, ``main_metric``, ``stopped``, ``seconds``,
-    ``history`` of the last fold) or one ``failed`` event naming the fold. Stop ends the job.
+    :meth:`Trainer.events` yields, tagged with ``fold`` (1..k) and ``folds`` (k), with a
+    :class:`BatchesDone`'s ``step``, ``total_steps`` and ``eta`` counted over the whole job, then a
+    :class:`FoldDone` (the fold's :class:`Finished` and the ``val`` metrics and loss of its last
+    epoch) in place of the fold's :class:`Finished`. The job ends with one :class:`CrossValidated`
+    (the folds' results, ``mean`` and ``std`` of each validation metric over the folds that
+    finished, ``main_metric``, ``stopped``, ``seconds``, ``history`` of the last fold) or one
+    :class:`Failed` naming the fold. Stop ends the job.
     """
     control = control or Control()
     t_start = time.perf_counter()
@@ -54,68 +66,66 @@ def cross_validate_events(
 
             writer = RunWriter(out_dir, snapshot=project_to_dict(project), label=label, epochs=epochs,
                                kind="cross-validation", extra={"k": k})
-        summaries: list[dict[str, Any]] = []
+        results: list[FoldDone] = []
         done_steps = 0  # planned steps of the folds already over
-        info: dict[str, Any] = {}
+        first: Started | None = None
         trainer = None
         for fold, (train, val) in enumerate(splits, start=1):
             trainer = Trainer(project, epochs=epochs, base_dir=base_dir, device=device, control=control,
                               emit_interval=emit_interval, splits=(train, val, test),
                               out_dir=Path(out_dir) / f"fold-{fold}" if out_dir is not None else None,
                               label=f"fold {fold} of {k}")
-            tag = {"fold": fold, "folds": k}
             fold_steps = 0
             for ev in trainer.events():
-                data = dict(ev.data)
-                if ev.kind == "failed":
-                    message = f"fold {fold} of {k}: {data.get('message', '')}"
+                if isinstance(ev, Failed):
+                    message = f"fold {fold} of {k}: {ev.message}"
                     if writer is not None:
                         writer.finish("failed", None, message)
-                    yield TrainEvent("failed", {**tag, "message": message})
+                    yield Failed(message=message, fold=fold, folds=k)
                     return
-                if ev.kind == "started":
-                    fold_steps = data["epochs"] * data["batches_per_epoch"]
-                    info = info or data
-                elif ev.kind == "batches":
-                    step = done_steps + data["step"]
+                if isinstance(ev, Finished):
+                    last = trainer.history[-1] if trainer.history else {}
+                    result = FoldDone(fold=fold, folds=k, result=ev,
+                                      val={m: v for m, v in last.items() if m.startswith("val_")})
+                    results.append(result)
+                    yield result
+                    continue
+                if isinstance(ev, Started):
+                    fold_steps = ev.epochs * ev.batches_per_epoch
+                    first = first or ev
+                    yield dataclasses.replace(ev, fold=fold, folds=k)
+                elif isinstance(ev, BatchesDone):
+                    step = done_steps + ev.step
                     total = done_steps + (k - fold + 1) * fold_steps
                     elapsed = time.perf_counter() - t_start
-                    data.update(step=step, total_steps=total, elapsed=elapsed,
-                                eta=(total - step) * elapsed / max(step, 1))
-                elif ev.kind == "finished":
-                    last = trainer.history[-1] if trainer.history else {}
-                    summary = {**tag, **data, "val": {m: v for m, v in last.items() if m.startswith("val_")}}
-                    summaries.append(summary)
-                    yield TrainEvent("fold_done", summary)
-                    continue
-                yield TrainEvent(ev.kind, {**data, **tag})
+                    yield dataclasses.replace(ev, fold=fold, folds=k, step=step, total_steps=total, elapsed=elapsed,
+                                              eta=(total - step) * elapsed / max(step, 1))
+                else:
+                    yield dataclasses.replace(ev, fold=fold, folds=k)
             done_steps += fold_steps
             if control.stopped:
                 break
-        mean, std = _spread([s["val"] for s in summaries if not s["stopped"] and s["val"]])
-        done = {
-            "k": k,
-            "folds": summaries,
-            "mean": mean,
-            "std": std,
-            "main_metric": _main_key(mean, info.get("main_metric")),
-            "stopped": len(summaries) < k or summaries[-1]["stopped"],
-            "epochs_run": summaries[-1]["epochs_run"] if summaries else 0,
-            "seconds": time.perf_counter() - t_start,
-            "device": info.get("device", ""),
-            "history": list(trainer.history) if trainer is not None else [],
-        }
+        mean, std = _spread([r.val for r in results if not r.stopped and r.val])
+        done = CrossValidated(
+            k=k, results=tuple(results), mean=mean, std=std,
+            main_metric=_main_key(mean, first.main_metric if first is not None else None),
+            stopped=len(results) < k or results[-1].stopped,
+            epochs_run=results[-1].result.epochs_run if results else 0,
+            seconds=time.perf_counter() - t_start,
+            device=first.device if first is not None else "",
+            history=tuple(trainer.history) if trainer is not None else (),
+        )
         if writer is not None:
-            for row in done["history"]:  # NOTE: the curves a cross-validation shows are its last fold's
+            for row in done.history:  # NOTE: the curves a cross-validation shows are its last fold's
                 writer.epoch(row, int(row.get("step") or 0))
-            writer.finish("stopped" if done["stopped"] else "finished", done)
-        yield TrainEvent("finished", done)
+            writer.finish("stopped" if done.stopped else "finished", done.summary())
+        yield done
     except Exception as exc:  # noqa: BLE001 - any failure reaches the window as a message
         where = f"fold {fold} of {k}: " if fold else ""
         message = where + failure_message(exc, project.training.batch_size)
         if writer is not None:
             writer.finish("failed", None, message)
-        yield TrainEvent("failed", {"message": message})
+        yield Failed(message=message)
     finally:
         if writer is not None:
             writer.close()
@@ -155,15 +165,15 @@ def _main_key(mean: dict[str, float], main_metric: str | None) -> str | None:
 
 
 def cross_validate(project: Project, k: int, *, epochs: int | None = None, base_dir: Path | None = None,
-                   control: Control | None = None) -> list[dict[str, Any]]:
-    """Train ``k`` fresh models, each validated on a different fold; one summary per fold.
+                   control: Control | None = None) -> list[FoldDone]:
+    """Train ``k`` fresh models, each validated on a different fold; each fold's result.
 
     The same job as :func:`cross_validate_events`, run to the end. Raises :class:`TrainingError`
     when a fold fails.
     """
     for event in cross_validate_events(project, k, epochs=epochs, base_dir=base_dir, control=control):
-        if event.kind == "failed":
-            raise TrainingError(event.data["message"])
-        if event.kind == "finished":
-            return event.data["folds"]
+        if isinstance(event, Failed):
+            raise TrainingError(event.message)
+        if isinstance(event, CrossValidated):
+            return list(event.results)
     return []

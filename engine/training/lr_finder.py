@@ -133,7 +133,9 @@ def valley(lrs: np.ndarray, smoothed: np.ndarray) -> float | None:
         return None
     # NOTE: a fall counts only above the noise, so the flat start (where the rate is too small to
     # matter, and the loss jitters) is not taken for the beginning of the valley.
-    tol = VALLEY_NOISE * float(np.ptp(smoothed))
+    lowest = int(np.argmin(smoothed))
+    # NOTE: measured before the lowest point: the explosion at the end would make every fall look small
+    tol = VALLEY_NOISE * float(np.max(smoothed[: lowest + 1]) - smoothed[lowest])
     # NOTE: length[i] is the longest decreasing subsequence ending at i, begin[i] where it begins
     length, begin = np.ones(n, int), np.arange(n)
     for i in range(1, n):

@@ -12,43 +12,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from engine.data.base import TARGET_WORDS
 
-#: head type -> (target key, what the learner must provide, in words)
-HEAD_TARGETS = {
-    head: (key, TARGET_WORDS[key])
-    for head, key in (
-        ("ClassificationOutput", "label"),
-        ("BinaryOutput", "binary"),
-        ("RegressionOutput", "value"),
-        ("SegmentationOutput", "mask"),
-        ("BoxOutput", "box"),
-    )
-}
-
-#: head type -> its loss, in words (what the training setup shows)
-LOSS_NAMES = {
-    "ClassificationOutput": "cross-entropy",
-    "BinaryOutput": "binary cross-entropy",
-    "RegressionOutput": "mean squared error",
-    "SegmentationOutput": "per-pixel cross-entropy",
-    "BoxOutput": "mean squared error of the box",
-}
-
-#: head type -> the metric shown as "the" score of a run, and whether higher is better
-MAIN_METRIC = {
-    "ClassificationOutput": ("accuracy", True),
-    "BinaryOutput": ("accuracy", True),
-    "RegressionOutput": ("r2", True),
-    "SegmentationOutput": ("iou", True),
-    "BoxOutput": ("box_iou", True),
-}
-
-
-def main_metric(graph) -> str:
-    """The score a run of ``graph`` reports first: that of its first output block ("score" without one)."""
-    heads = [n.type for n in graph.nodes.values() if n.spec.role == "head"]
-    return MAIN_METRIC[heads[0]][0] if heads and heads[0] in MAIN_METRIC else "score"
+# NOTE: the tables live in engine.tasks, free of PyTorch, so the window can read them without it
+from engine.tasks import HEAD_TARGETS, LOSS_NAMES, MAIN_METRIC, main_metric  # noqa: E402,F401 - re-exported
 
 
 def head_loss(head_type: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

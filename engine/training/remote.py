@@ -14,12 +14,18 @@ The parent's side is :class:`TrainingProcess`; a worker thread iterates its
 * parent to child (control pipe): ``("run", request)`` once, then any of ``("stop",)``,
   ``("pause",)``, ``("resume",)`` and ``("want", name, value)`` (a probe setting, see
   :meth:`engine.probes.runner.ProbeRunner.want`);
-* child to parent (event pipe): ``("ready", {})`` once its imports are done, then
-  ``(kind, data)`` for each trainer event, ending with
-  ``finished`` or ``failed``. ``probes`` events carry the probe images as ``images``;
-  ``finished`` carries the ``history`` and the trained ``weights`` (a state dict of numpy arrays).
-  A request with ``folds`` runs :func:`~engine.training.trainer.cross_validate_events` instead:
-  its events carry ``fold``, it adds ``fold_done`` events, and its ``finished`` carries no weights.
+* child to parent (event pipe): ``"ready"`` once its imports are done, then each event of
+  :mod:`engine.training.events` as the trainer yields it (pickled as it is), ending with
+  :class:`Finished` or :class:`Failed`. Its :class:`ProbesDone` carry the probe images as
+  ``images`` in their results; its :class:`Finished` carries the trained ``weights`` (a state dict
+  of numpy arrays). A request with ``folds`` runs
+  :func:`~engine.training.crossval.cross_validate_events` instead: its events carry ``fold``, it
+  adds :class:`FoldDone` events and ends with :class:`CrossValidated`.
+
+A Stop before the run has begun training (no :class:`Started` yet: the child loads the data or
+compiles the network, which can take long and cannot be interrupted from outside) ends the run
+at once: the child is killed (it holds nothing of the person's yet, and is not reused) and the
+run ends with ``Finished(stopped=True)`` and the message :data:`STOPPED_BEFORE_TRAINING`.
 
 Starting Python and importing PyTorch takes a second or two, so :func:`prestart` can start
 a spare child ahead of time; :class:`TrainingProcess` takes it when one is waiting. A child
@@ -34,6 +40,7 @@ opens the window must keep its start-up under ``if __name__ == "__main__":``, as
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import os
 import signal
@@ -43,10 +50,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from engine.training.events import (
+    ENDINGS,
+    STOPPED_BEFORE_TRAINING,
+    Failed,
+    Finished,
+    ProbesDone,
+    Started,
+    TrainingEvent,
+)
+
 __all__ = ["TrainingProcess", "TrainingRequest", "discard_spare", "prestart", "wait_for_spare"]
 
 #: Seconds a stopped run may take to end by itself before its process is killed.
 STOP_GRACE_S = 5.0
+
+#: What the child sends once its imports are done.
+_READY = "ready"
 
 #: How much the child yields to other processes (Unix nice levels). Training keeps every core
 #: busy; when the window wakes to draw, the scheduler then gives it a whole core at once instead
@@ -195,7 +215,7 @@ def _serve(event_conn, control_conn) -> None:
     from engine.training.trainer import Trainer  # noqa: F401
 
     try:
-        event_conn.send(("ready", {}))
+        event_conn.send(_READY)
     except (BrokenPipeError, EOFError, OSError):
         return
     _yield_to_window()  # NOTE: after the imports, which a run is waiting for at full speed
@@ -217,10 +237,10 @@ def _train(request: TrainingRequest, control, wishes: _Wishes, event_conn, mailb
 
     reachable = True
 
-    def send(kind: str, data: dict[str, Any]) -> None:
+    def send(event: TrainingEvent) -> None:
         nonlocal reachable
         try:
-            event_conn.send((kind, data))
+            event_conn.send(event)
         except (BrokenPipeError, EOFError, OSError):
             reachable = False
             control.stop()
@@ -232,7 +252,7 @@ def _train(request: TrainingRequest, control, wishes: _Wishes, event_conn, mailb
                 project, request.folds, epochs=request.epochs, base_dir=request.base_dir, device=request.device,
                 control=control, emit_interval=request.emit_interval, out_dir=request.run_dir, label=request.label,
             ):
-                send(ev.kind, ev.data)
+                send(ev)
             return reachable
         trainer = Trainer(
             project, base_dir=request.base_dir, epochs=request.epochs, device=request.device,
@@ -245,21 +265,18 @@ def _train(request: TrainingRequest, control, wishes: _Wishes, event_conn, mailb
             if runner is None and trainer.probe_runner is not None:
                 runner = trainer.probe_runner
                 wishes.attach(runner)
-            data = ev.data
-            if ev.kind == "probes":
+            if isinstance(ev, ProbesDone):
                 if images is None:
                     try:
                         images = runner.images()
                     except Exception:  # noqa: BLE001 - not image data: the views show no pictures
                         images = False
-                data["images"] = images if images is not False else None
-            elif ev.kind == "finished":
-                data.setdefault("history", list(trainer.history))
-                if trainer.model is not None:
-                    data["weights"] = _numpy_state(trainer.model)
-            send(ev.kind, data)
+                ev = dataclasses.replace(ev, results={**ev.results, "images": images if images is not False else None})
+            elif isinstance(ev, Finished) and trainer.model is not None:
+                ev = dataclasses.replace(ev, weights=_numpy_state(trainer.model))
+            send(ev)
     except Exception as exc:  # noqa: BLE001 - every failure reaches the parent as a message
-        send("failed", {"message": f"training stopped with an error: {type(exc).__name__}: {exc}"})
+        send(Failed(message=f"training stopped with an error: {type(exc).__name__}: {exc}"))
     finally:
         mailbox.end(control)
     return reachable
@@ -290,10 +307,9 @@ class _Child:
         """Wait up to ``timeout`` seconds for the child to finish importing; True when it has."""
         if not self.ready and self.events.poll(timeout):
             try:
-                kind, _ = self.events.recv()
+                self.ready = self.events.recv() == _READY
             except (EOFError, OSError):
                 return False
-            self.ready = kind == "ready"
         return self.ready
 
     def close(self) -> None:
@@ -381,11 +397,13 @@ class TrainingProcess:
     """One training run in a child process, seen from the parent.
 
     ``start()`` sends the request (to the spare child when one is waiting); ``events()`` yields
-    :class:`~engine.training.trainer.TrainEvent` s as they arrive and blocks between them,
-    so iterate it in a worker thread. ``stop``, ``pause``, ``resume`` and ``want`` may be
-    called from any other thread; after the run they do nothing. If the child dies,
-    ``events()`` ends with a ``failed`` event that says so. A child whose run ended normally
-    becomes the spare for the next run.
+    the events of :mod:`engine.training.events` as they arrive and blocks between them, so
+    iterate it in a worker thread. ``stop``, ``pause``, ``resume`` and ``want`` may be called from
+    any other thread; after the run they do nothing. A pause or resume that takes effect comes
+    back as a :class:`~engine.training.events.Paused` or :class:`~engine.training.events.Resumed`
+    event. A Stop before training began kills the child and ends the run at once (see the module's
+    notes). If the child dies, ``events()`` ends with a :class:`~engine.training.events.Failed`
+    that says so. A child whose run ended normally becomes the spare for the next run.
     """
 
     def __init__(self, request: TrainingRequest) -> None:
@@ -394,30 +412,40 @@ class TrainingProcess:
         self._send_lock = threading.Lock()
         self._queued: list[tuple] = []
         self._over = False
-        self.paused = False
+        self._began = False  # a Started event has arrived: the child trains
+        self._cut = False  # stopped before it began: the child was killed
         self.stopped = False
 
     # ------------------------------------------------------------------ control (any thread)
     def start(self) -> None:
-        child = _take()
+        """Hand the request to a child (the spare one when it waits); nothing after a Stop."""
         with self._send_lock:
-            self._child = child
+            if self._child is not None or self.stopped:
+                return
+            self._child = _take()
             self._raw_send(("run", self.request))
             queued, self._queued = self._queued, []
             for msg in queued:
                 self._raw_send(msg)
 
     def stop(self) -> None:
-        self.stopped = True
-        self.paused = False
-        self._send(("stop",))
+        """Stop after the current batch; before training began, at once (the child is killed)."""
+        with self._send_lock:
+            self.stopped = True
+            if self._over or self._cut or self._child is None:
+                return  # NOTE: over, killed already, or not started (then start() will not start it)
+            if self._began:
+                self._raw_send(("stop",))
+                return
+            self._cut = True
+            child = self._child
+        child.process.kill()
 
     def pause(self) -> None:
-        self.paused = True
+        """Pause at the next batch; a :class:`~engine.training.events.Paused` event says when it did."""
         self._send(("pause",))
 
     def resume(self) -> None:
-        self.paused = False
         self._send(("resume",))
 
     def want(self, name: str, value: Any) -> None:
@@ -425,7 +453,7 @@ class TrainingProcess:
         self._send(("want", name, value))
 
     def kill(self) -> None:
-        """End the child at once (it did not stop in time); ``events()`` then ends with ``failed``."""
+        """End the child at once (it did not stop in time); ``events()`` then ends with ``Failed``."""
         with self._send_lock:
             child = None if self._over else self._child
         if child is not None and child.alive():
@@ -447,37 +475,49 @@ class TrainingProcess:
             pass  # NOTE: the child is gone; events() reports how it ended
 
     # ------------------------------------------------------------------ events (the reading thread)
-    def events(self) -> Iterator:
+    def events(self) -> Iterator[TrainingEvent]:
         """Every event of the run, in order; blocks while the child computes."""
-        from engine.training.trainer import TrainEvent
-
         if self._child is None:
             self.start()
         child = self._child
+        if child is None:
+            yield _stopped_before_training()
+            return
         ended = False
         try:
             while True:
                 try:
-                    kind, data = child.events.recv()
+                    event = child.events.recv()
                 except (EOFError, OSError):
                     break
                 except Exception as exc:  # noqa: BLE001 - a message that cannot be read ends the run
-                    yield TrainEvent("failed", {"message": f"a training result could not be read: {exc}"})
+                    yield Failed(message=f"a training result could not be read: {exc}")
                     break
-                if kind == "ready":
-                    continue
-                if kind in ("finished", "failed"):
-                    ended = True
-                yield TrainEvent(kind, data)
+                if isinstance(event, str):
+                    continue  # NOTE: the child's "ready"
+                with self._send_lock:
+                    if self._cut:
+                        break  # NOTE: killed before training began; what it sent since is dropped
+                    self._began = self._began or isinstance(event, Started)
+                ended = isinstance(event, ENDINGS)
+                yield event
                 if ended:
                     break
-            if not ended:
+            if self._cut:
+                child.process.join()
+                yield _stopped_before_training()
+            elif not ended:
                 child.process.join(2.0)
-                yield TrainEvent("failed", {
-                    "message": f"the training process ended before the run was over: {_exit_reason(child.process.exitcode)}. "
-                    "Your network and settings are unchanged; try a smaller batch size or network",
-                })
+                yield Failed(message=(
+                    f"the training process ended before the run was over: {_exit_reason(child.process.exitcode)}. "
+                    "Your network and settings are unchanged; try a smaller batch size or network"
+                ))
         finally:
             with self._send_lock:
                 self._over = True
-            _release(child, reuse=ended and child.alive())
+            _release(child, reuse=ended and not self._cut and child.alive())
+
+
+def _stopped_before_training() -> Finished:
+    """The end of a run stopped while its data loaded or its network compiled: nothing trained, nothing to test."""
+    return Finished(stopped=True, epochs_run=0, message=STOPPED_BEFORE_TRAINING)

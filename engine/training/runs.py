@@ -537,8 +537,11 @@ def _read_json(path: Path, limit: int) -> dict[str, Any]:
     text = _read_text(path, limit)
     try:
         doc = json.loads(text, parse_constant=lambda c: None)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise RunError(f"{path.parent.name}/{path.name} is damaged ({getattr(exc, 'msg', 'nested too deeply')})") from None
+    except (ValueError, RecursionError) as exc:
+        # NOTE: an integer of more than 4300 digits is a plain ValueError, not a JSONDecodeError
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+            "nested too deeply" if isinstance(exc, RecursionError) else "a number too long to read")
+        raise RunError(f"{path.parent.name}/{path.name} is damaged ({why})") from None
     if not isinstance(doc, dict):
         raise RunError(f"{path.parent.name}/{path.name}: expected an object, not {_show(doc)}")
     return doc

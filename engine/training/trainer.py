@@ -1,15 +1,16 @@
 """The training loop: a plain generator of events, with no Qt and no threads of its own.
 
 :class:`Trainer` takes a *snapshot* of a project (plain data), compiles its own
-model, loads and splits the data, and trains, yielding :class:`TrainEvent` s:
-``started``, ``batches`` (losses since the last such event, throttled to a few
-dozen per second whatever the batch rate), ``epoch``, ``checkpoint``,
-``early_stop``, ``finished`` and ``failed``. Stop, pause and resume are flags in a
-:class:`Control` that the loop checks between batches, so a worker thread (or the
-CLI) drives the same loop.
+model, loads and splits the data, and trains, yielding the events of
+:mod:`engine.training.events`: :class:`Started`, :class:`BatchesDone` (losses since the
+last such event, throttled to a few dozen per second whatever the batch rate),
+:class:`EpochDone`, :class:`CheckpointSaved`, :class:`EarlyStopped`, :class:`Finished` and
+:class:`Failed`. Stop, pause and resume are flags in a :class:`Control` that the loop checks
+between batches, so a worker thread (or the CLI) drives the same loop; a pause that takes
+effect is acknowledged with :class:`Paused`, its end with :class:`Resumed`.
 
 A NaN or infinite loss, running out of GPU memory, and any other exception end
-the run with a ``failed`` event whose message says what happened and what to try;
+the run with a :class:`Failed` event whose message says what happened and what to try;
 the generator itself never raises for a training problem. :func:`cross_validate_events`
 runs k-fold cross-validation as the same kind of generator.
 """
@@ -31,17 +32,26 @@ from engine.config import TrainingConfig
 from engine.errors import NetDesignerError
 from engine.project import Project, project_to_dict
 from engine.training.checkpoint import make_checkpoint, restore
+from engine.training.events import (
+    STOPPED_BEFORE_TRAINING,
+    BatchesDone,
+    CheckpointSaved,
+    EarlyStopped,
+    EpochDone,
+    Failed,
+    Finished,
+    InsightDone,
+    Paused,
+    ProbesDone,
+    Resumed,
+    Started,
+    TrainingEvent,
+)
 from engine.training.objectives import HEAD_TARGETS, MetricSum, main_metric, mixed_loss
 
 
 class TrainingError(NetDesignerError):
     """Training cannot start or cannot go on; the message says why and what to do."""
-
-
-@dataclass(frozen=True)
-class TrainEvent:
-    kind: str
-    data: dict[str, Any] = field(default_factory=dict)
 
 
 class Control:
@@ -247,21 +257,20 @@ class Trainer:
         return x, targets
 
     # ------------------------------------------------------------------ loop
-    def events(self) -> Iterator[TrainEvent]:
+    def events(self) -> Iterator[TrainingEvent]:
         """Run the whole training, yielding events. Never raises for a training problem."""
         try:
             yield from self._run()
         except _StoppedEarly as stop:
-            summary = {"stopped": True, "epochs_run": 0, "best_epoch": 0, "test_loss": None, "test": {},
-                       "seconds": 0.0, "device": "", "message": f"stopped before training began ({stop})"}
+            done = Finished(stopped=True, epochs_run=0, message=f"{STOPPED_BEFORE_TRAINING} ({stop})")
             if self.writer is not None:
-                self.writer.finish("stopped", summary)
-            yield TrainEvent("finished", summary)
+                self.writer.finish("stopped", done.summary())
+            yield done
         except Exception as exc:  # noqa: BLE001 - any failure reaches the window as a message
             message = failure_message(exc, self.cfg.batch_size)
             if self.writer is not None:
                 self.writer.finish("failed", None, message)
-            yield TrainEvent("failed", {"message": message})
+            yield Failed(message=message)
         finally:
             if self.writer is not None:
                 self.writer.close()  # NOTE: a run abandoned half way (its reader gone) reads as interrupted
@@ -305,7 +314,7 @@ class Trainer:
             used = n - 1
         return bs, math.ceil(used / bs), used
 
-    def _run(self) -> Iterator[TrainEvent]:
+    def _run(self) -> Iterator[TrainingEvent]:
         self._prepare()
         x_train, t_train = self._tensors["train"]
         n = x_train.shape[0]
@@ -316,33 +325,22 @@ class Trainer:
         device = _device_name(self.device)
         if self.writer is not None:
             self.writer.update(device=device, batches_per_epoch=batches, data=self.data_info)
-        yield TrainEvent(
-            "started",
-            {
-                "device": device,
-                "epochs": self.epochs,
-                "start_epoch": self.start_epoch,
-                "history": [dict(r) for r in self.history],
-                "batches_per_epoch": batches,
-                "train": n,
-                "skipped_last": n - used,
-                "val": len(self.splits["val"]),
-                "test": len(self.splits["test"]),
-                "params": sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-                "classes": self.splits["train"].classes,
-                "main_metric": main_metric(self.project.graph),
-                "run_dir": str(self.out_dir) if self.out_dir is not None else None,
-            },
+        classes = self.splits["train"].classes
+        yield Started(
+            device=device, epochs=self.epochs, start_epoch=self.start_epoch,
+            history=tuple(dict(r) for r in self.history), batches_per_epoch=batches, train=n,
+            skipped_last=n - used, val=len(self.splits["val"]), test=len(self.splits["test"]),
+            params=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            classes=tuple(classes) if classes is not None else None, main_metric=main_metric(self.project.graph),
+            run_dir=str(self.out_dir) if self.out_dir is not None else None,
         )
         gen, cpu_gen = self.aug_gen, self.shuffle_gen
         patience = self.cfg.early_stopping_patience
-        total_steps = self.epochs * batches
-        t_start = time.perf_counter()
         step = (self.start_epoch - 1) * batches
         if self.history and isinstance(self.history[-1].get("step"), int):
             step = self.history[-1]["step"]
-        first_step = step
-        total_steps += step - (self.start_epoch - 1) * batches
+        pace = _Pace(first_step=step, total_steps=self.epochs * batches + step - (self.start_epoch - 1) * batches,
+                     batch_size=bs)
         pending: list[torch.Tensor] = []
         last_emit = time.perf_counter()
         stopped = False
@@ -354,7 +352,11 @@ class Trainer:
             epoch_loss = 0.0  # summed from the batches' losses as they are sent out
             for b in range(batches):
                 if self.control.paused:
-                    self.control.wait_while_paused()
+                    if pending:  # NOTE: the curves show every batch trained before the pause
+                        done = self._batches_done(pending, epoch, b, step, pace)
+                        epoch_loss += float(done.losses.sum())
+                        yield done
+                    yield from self._pause(step)
                 if self.control.stopped:
                     stopped = True
                     break
@@ -366,58 +368,34 @@ class Trainer:
                 pending.append(loss)
                 step += 1
                 if probing:
-                    yield TrainEvent("probes", self.probe_runner.run(self.model, step))
+                    yield ProbesDone(step=step, results=self.probe_runner.run(self.model, step))
                 now = time.perf_counter()
                 if now - last_emit >= self.emit_interval or b == batches - 1:
-                    losses = torch.stack(pending).float().cpu().numpy()
-                    pending.clear()
-                    epoch_loss += float(losses.sum())
                     last_emit = now
-                    if self.writer is not None:
-                        self.writer.batches(losses)
-                    if not all(map(math.isfinite, losses.tolist())):
-                        raise TrainingError(
-                            f"the loss became {'NaN' if any(map(math.isnan, losses.tolist())) else 'infinite'} "
-                            f"at epoch {epoch}, batch {b + 1}: training diverged. Lower the learning rate "
-                            f"(now {self.optimizer.param_groups[0]['lr']:g}) or add BatchNorm"
-                        )
-                    elapsed = now - t_start
-                    done = step - first_step
-                    rate = done * bs / max(elapsed, 1e-9)
-                    yield TrainEvent(
-                        "batches",
-                        {
-                            "epoch": epoch,
-                            "batch": b + 1,
-                            "step": step,
-                            "total_steps": total_steps,
-                            "losses": losses,
-                            "samples_per_s": rate,
-                            "elapsed": elapsed,
-                            "eta": (total_steps - step) * bs / max(rate, 1e-9),
-                        },
-                    )
+                    done = self._batches_done(pending, epoch, b + 1, step, pace, now)
+                    epoch_loss += float(done.losses.sum())
+                    yield done
             if stopped:
                 if pending and self.writer is not None:
                     self.writer.batches(torch.stack(pending).float().cpu().numpy())
                 break
             train_loss = epoch_loss / batches
-            record = {"epoch": epoch, "step": step, "train_loss": train_loss, "lr": self.optimizer.param_groups[0]["lr"]}
             val_loss, val_metrics = self.evaluate("val", keep_outputs=self.probe_runner is not None)
-            record["val_loss"] = val_loss
-            record.update({f"val_{k}": v for k, v in val_metrics.items()})
-            record["seconds"] = time.perf_counter() - t_epoch
+            done = EpochDone(epoch=epoch, step=step, train_loss=train_loss, lr=self.optimizer.param_groups[0]["lr"],
+                             val_loss=val_loss, scores={f"val_{k}": v for k, v in val_metrics.items()},
+                             seconds=time.perf_counter() - t_epoch)
+            record = done.row()
             self.history.append(record)
             self._schedule(val_loss if val_loss is not None else train_loss)
             if self.writer is not None:
                 self.writer.epoch(record, step)  # NOTE: before the checkpoints: see engine.training.runs
-            yield TrainEvent("epoch", record)
+            yield done
             if self.probe_runner is not None:
                 if len(self.splits["val"]):
                     views = self.probe_runner.evaluate(self.model, self.splits["val"], scores=self.last_outputs)
                 else:
                     views = self.probe_runner.evaluate(self.model, self.splits["train"])
-                yield TrainEvent("insight", {"epoch": epoch, **views})
+                yield InsightDone(epoch=epoch, views=views)
             monitored = val_loss if val_loss is not None else train_loss
             improved = monitored < self.best[0]
             if improved:
@@ -429,26 +407,47 @@ class Trainer:
                 yield from self._save_checkpoints(epoch, improved)
             if patience and epoch - self.best[1] >= patience:
                 early = True
-                yield TrainEvent("early_stop", {"epoch": epoch, "best_epoch": self.best[1]})
+                yield EarlyStopped(epoch=epoch, best_epoch=self.best[1])
                 break
         if self.cfg.restore_best and getattr(self, "_best_state", None) is not None and (patience or stopped):
             self.model.load_state_dict(self._best_state)
         trained = bool(self.history)
         test_loss, test_metrics = self.evaluate("test") if trained else (None, {})
-        summary = {
-            "stopped": stopped,
-            "epochs_run": len(self.history),
-            "best_epoch": self.best[1],
-            "test_loss": test_loss,
-            "test": test_metrics,
-            "seconds": time.perf_counter() - t_start,
-            "device": device,
-        }
-        if not trained:
-            summary["message"] = "stopped before the first epoch finished: there is nothing to test"
+        done = Finished(
+            stopped=stopped, epochs_run=len(self.history), best_epoch=self.best[1], test_loss=test_loss,
+            test=test_metrics, seconds=time.perf_counter() - pace.t_start, device=device,
+            message="" if trained else "stopped before the first epoch finished: there is nothing to test",
+            history=tuple(dict(r) for r in self.history),
+        )
         if self.writer is not None:
-            self.writer.finish("stopped" if stopped else "early stop" if early else "finished", summary)
-        yield TrainEvent("finished", summary)
+            self.writer.finish("stopped" if stopped else "early stop" if early else "finished", done.summary())
+        yield done
+
+    def _batches_done(self, pending: list[torch.Tensor], epoch: int, batch: int, step: int, pace: _Pace,
+                      now: float | None = None) -> BatchesDone:
+        """The losses in ``pending`` (emptied) as one event, written to the run folder; a NaN ends the run."""
+        losses = torch.stack(pending).float().cpu().numpy()
+        pending.clear()
+        if self.writer is not None:
+            self.writer.batches(losses)
+        if not all(map(math.isfinite, losses.tolist())):
+            raise TrainingError(
+                f"the loss became {'NaN' if any(map(math.isnan, losses.tolist())) else 'infinite'} "
+                f"at epoch {epoch}, batch {batch}: training diverged. Lower the learning rate "
+                f"(now {self.optimizer.param_groups[0]['lr']:g}) or add BatchNorm"
+            )
+        elapsed = (time.perf_counter() if now is None else now) - pace.t_start
+        rate = (step - pace.first_step) * pace.batch_size / max(elapsed, 1e-9)
+        return BatchesDone(epoch=epoch, batch=batch, step=step, total_steps=pace.total_steps, losses=losses,
+                           samples_per_s=rate, elapsed=elapsed,
+                           eta=(pace.total_steps - step) * pace.batch_size / max(rate, 1e-9))
+
+    def _pause(self, step: int) -> Iterator[TrainingEvent]:
+        """Wait while paused, acknowledging the pause and (unless Stop ended it) the resume."""
+        yield Paused(step=step)
+        self.control.wait_while_paused()
+        if not self.control.stopped:
+            yield Resumed(step=step)
 
     def _make_probe_runner(self, raw_probe: torch.Tensor) -> None:
         """Probes on a few fixed validation samples (see :mod:`engine.probes`); never fatal."""
@@ -543,12 +542,22 @@ class Trainer:
         """Everything needed to go on after ``epoch`` as if the run had never stopped (see :mod:`.checkpoint`)."""
         return make_checkpoint(self, epoch)
 
-    def _save_checkpoints(self, epoch: int, improved: bool) -> Iterator[TrainEvent]:
+    def _save_checkpoints(self, epoch: int, improved: bool) -> Iterator[CheckpointSaved]:
         state = self.checkpoint(epoch)
         paths = self.writer.checkpoint(lambda tmp: torch.save(state, tmp), epoch, improved)
         self.writer.update(best_epoch=self.best[1], best_loss=self.best[0])
         for path in paths:
-            yield TrainEvent("checkpoint", {"path": str(path), "epoch": epoch, "best": path.name == "best.pt"})
+            yield CheckpointSaved(path=str(path), epoch=epoch, best=path.name == "best.pt")
+
+
+@dataclass
+class _Pace:
+    """What the progress figures of a run are counted from: its start, its first step and its length."""
+
+    first_step: int
+    total_steps: int
+    batch_size: int
+    t_start: float = field(default_factory=time.perf_counter)
 
 
 class _StoppedEarly(Exception):

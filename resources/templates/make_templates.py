@@ -6,7 +6,8 @@ Run from the repository root after changing a template::
     python resources/templates/make_templates.py --check  # exit 1 if a file is out of date
 
 Each template is built with the :class:`~engine.graph.Graph` API, arranged with
-:mod:`engine.layout`, checked to have no analysis errors or warnings, and saved
+:mod:`engine.layout`, checked to have no analysis errors or warnings and to fit its own
+data settings (:func:`engine.datacheck.check_against_data`: input size, class count), and saved
 as ``<name>.json`` with :func:`engine.project.save_project`. The test suite
 rebuilds them and compares, so the files and this script cannot drift apart.
 """
@@ -27,6 +28,7 @@ if str(ROOT) not in sys.path:
 
 from engine.analysis import analyze  # noqa: E402
 from engine.config import DataConfig, ProbeConfig, TrainingConfig  # noqa: E402
+from engine.datacheck import check_against_data  # noqa: E402
 from engine.graph import Graph  # noqa: E402
 from engine.layout import apply_layout, auto_layout  # noqa: E402
 from engine.project import Project, save_project  # noqa: E402
@@ -213,14 +215,14 @@ def inception() -> Graph:
 
 def mobilenet() -> Graph:
     net = Net()
-    x = net.image_input(1, 32)
+    x = net.image_input(SHAPES_CHANNELS, 32)
     x = net.conv_bn_relu(x, "conv1", 16, stride=2, padding=1)  # 16×16×16
     for i, (filters, stride) in enumerate(((32, 1), (64, 2), (64, 1), (128, 2), (128, 1)), start=1):
         x = net.add("SeparableConv2d", f"sep{i}", x, filters=filters, stride=stride, padding=1, bias=False)
         x = net.add("BatchNorm", f"sep{i}_bn", x)
         x = net.add("ReLU", f"sep{i}_relu", x)
     x = net.add("GlobalAvgPool", "gap", x)
-    x = net.add("Dense", "fc", x, units=DIGITS_CLASSES)
+    x = net.add("Dense", "fc", x, units=SHAPES_CLASSES)
     net.add("ClassificationOutput", "output", x)
     return net.graph
 
@@ -384,7 +386,7 @@ def build_project(template: Template) -> Project:
     if template.probe_layer is not None:
         by_name = {n.name: nid for nid, n in graph.nodes.items()}
         probes["layer"] = by_name[template.probe_layer]
-    return Project(
+    project = Project(
         name=template.title,
         description=template.description,
         graph=graph,
@@ -392,6 +394,11 @@ def build_project(template: Template) -> Project:
         training=TrainingConfig.from_dict(template.training),
         probes=ProbeConfig.from_dict(probes),
     )
+    misfits = check_against_data(project, result)
+    if misfits:
+        listed = "; ".join(p.message for p in misfits)
+        raise RuntimeError(f"template {template.name!r} does not fit its own data settings: {listed}")
+    return project
 
 
 def build_all() -> dict[str, Project]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import pytest
-from PySide6.QtCore import QThread
+from PySide6.QtCore import QEvent, QThread
 from PySide6.QtWidgets import QApplication
 
 
@@ -60,6 +60,17 @@ def no_worker_left():
         workers.WORKERS.join(int(thread.name.rsplit("-", 1)[1]))
     assert not left, f"the test left {len(left)} worker thread(s) running"
     assert gc.isenabled(), "the garbage collector was left off"
+
+
+@pytest.fixture(autouse=True)
+def deletions_run_at_the_end():
+    """Delete what the test asked Qt to delete later (``deleteLater``: closed windows, documents) when it ends.
+
+    NOTE: ``processEvents`` does not run those deletions; the windows of earlier tests then stayed
+    alive, and every later theme change re-styled them all (a window test's setup grew to seconds).
+    """
+    yield
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 
 
 def pytest_sessionfinish(session, exitstatus):

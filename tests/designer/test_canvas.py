@@ -151,7 +151,8 @@ def test_dropping_a_wire_on_a_block_body_uses_its_input(view, doc):
 
 @pytest.mark.parametrize(
     ("src", "dst", "reason"),
-    [("relu", "conv", "already fed"), ("relu", "relu", "itself")],
+    # NOTE: conv's input is fed: a wire dropped there replaces that one, but this one closes a loop
+    [("relu", "conv", "would close a loop"), ("relu", "relu", "itself")],
 )
 def test_refused_connection_says_why_and_changes_nothing(view, doc, qtbot, src, dst, reason):
     ids = _lenet_head(doc)

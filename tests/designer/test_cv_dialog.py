@@ -157,4 +157,4 @@ def test_k_typed_in_the_menu_runs_that_many_folds(qtbot, no_thread_left_running)
             session = w.training.cross_validate()
             assert session is not None and session.folds == 2
         assert ended.args == ["finished"]
-        assert len(session.summary["folds"]) == 2
+        assert len(session.result.results) == 2 and session.result.k == 2

@@ -92,28 +92,28 @@ def masks_dict() -> dict:
 
 def feed_probes(panel, data):
     """One probe run, drawn in every view (the panel itself draws only the view on show)."""
-    panel.on_probes(data)
+    panel.show_probes(data)
     panel.refresh(everything=True)
 
 
 def feed_insight(panel, data):
-    panel.on_insight(data)
+    panel.show_insight(data)
     panel.refresh(everything=True)
 
 
 def test_only_the_view_on_show_draws_and_the_others_draw_when_shown(panel):
     panel.tabs.setCurrentWidget(panel.activations)
     for step in (1, 2, 3):
-        panel.on_probes(probe_dict(step))
+        panel.show_probes(probe_dict(step))
     assert panel.activations.data is not None  # on show: drawn at once
     assert panel.filters.data is None and panel.gradients.data is None  # hidden: not drawn yet
     assert len(panel.cam.frames[0]) == 3  # the film strip records every run, hidden or not
     panel.tabs.setCurrentWidget(panel.filters)
     assert panel.filters.data is not None and panel.gradients.data is None
-    panel.on_insight(insight_dict())
+    panel.show_insight(insight_dict())
     assert panel.decisions.data is None
     panel.hide()
-    panel.on_probes(probe_dict(4))
+    panel.show_probes(probe_dict(4))
     assert panel.filters.header.text().count("filters") and panel.activations.data is not None
     panel.refresh(everything=True)
     assert panel.gradients.data is not None and panel.decisions.data is not None
@@ -316,25 +316,34 @@ def test_training_in_the_window_fills_the_insight_dock(window, qtbot, tmp_path):
     panel.cam.layer_button.click()  # ... and no feature maps for Grad-CAM
     assert ctl.cam_layer is None and "no feature maps" in panel.cam.note_label.text()
     ctl.show_insight()
+    window.document.project.training.epochs = 500  # NOTE: the run lasts until the test has seen what it waits for
     with qtbot.waitSignal(ctl.run_ended, timeout=RUN_TIMEOUT) as ended:
         session = ctl.start()
         assert session is not None and ctl._snapshot["probes"]["layer"] == "n3"
-        qtbot.waitUntil(lambda: panel.probe_runs >= 1, timeout=RUN_TIMEOUT)
+        with qtbot.waitSignal(session.probes_done, timeout=RUN_TIMEOUT):
+            pass
         assert panel.activations.data["node_id"] == "n3"
-        ctl.pause()  # NOTE: paused, the run cannot end before the next probe sees the choice
+        with qtbot.waitSignal(session.paused, timeout=RUN_TIMEOUT):
+            ctl.pause()  # NOTE: once paused, no probe runs before the choices below reach the run
         window.scene.select_nodes(["n6"])  # relu2, during the run
         panel.cam.layer_button.click()  # ... also the block Grad-CAM weighs (by default pool2)
         panel.cam.choose_class(1)  # maps of class 1 ("square") for every image
         panel.cam.film_box.setCurrentIndex(3)
         ctl.resume()
-        qtbot.waitUntil(lambda: panel.activations.data["node_id"] == "n6", timeout=RUN_TIMEOUT)
-        qtbot.waitUntil(lambda: panel.cam.data["node_id"] == "n6", timeout=RUN_TIMEOUT)
+        with qtbot.waitSignal(session.probes_done, timeout=RUN_TIMEOUT) as probed:
+            pass  # NOTE: the first probe run after the pause: the choices reached the run before it
+        results = probed.args[0].results
+        assert results["activations"]["node_id"] == "n6" and results["cam"]["node_id"] == "n6"
+        assert panel.activations.data["node_id"] == "n6"
         panel.tabs.setCurrentWidget(panel.cam)  # NOTE: a hidden tab draws when it is shown
+        assert panel.cam.data["node_id"] == "n6"
         assert list(panel.cam.data["classes"]) == [1] * 8 and "for class" in panel.cam.header.text()
-    assert ended.args[0] == "finished"
+        qtbot.waitUntil(lambda: panel.insight_runs >= 1, timeout=RUN_TIMEOUT)
+        ctl.stop()
+    assert ended.args[0] == "stopped"
     assert (ctl.cam_layer, ctl.cam_class) == ("n6", 1)  # remembered for the next run
     assert panel.cam.film_sample == 3 and len(panel.cam.frames[3]) == panel.probe_runs
-    assert panel.probe_runs >= 2 and panel.insight_runs == 3
+    assert panel.probe_runs >= 2 and panel.insight_runs >= 1
     assert panel.activations.data["node_id"] == "n6"
     assert panel.activations.plot.image.image.ndim == 2
     look_at(panel, panel.filters, panel.histograms, panel.decisions)

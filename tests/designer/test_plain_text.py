@@ -21,7 +21,7 @@ from designer.problems import ProblemsWidget
 from designer.summary import SummaryWidget
 from engine.graph import Graph
 from engine.project import Project
-from engine.templates import load_template
+from engine.templates import list_templates, load_template
 from tests.designer.conftest import training_window
 
 EVIL = "<u>EVIL</u><img src=x>"
@@ -99,7 +99,7 @@ def test_problems_list_shows_messages_literally(qtbot):
     problems.set_analysis(doc.graph, doc.analysis)
     item = problems.item_for(ids["lone"])
     assert f"'lone{EVIL}'" in item.text()  # list items are plain text
-    assert f"'lone{EVIL}' has no input" in shows(item.toolTip())
+    assert f"'lone{EVIL}' is not connected yet" in shows(item.toolTip())  # no wire touches it yet
 
 
 def test_inspector_shows_problems_and_refusals_literally(qtbot):
@@ -173,8 +173,8 @@ def test_insight_titles_and_captions_show_names_literally(panel):
                     "cam": {"method": "gradcam", "node_id": "n2", "name": "conv" + EVIL, "class_index": None,
                             "maps": rng.random((2, 16, 16)).astype(np.float32), "classes": np.array([1, 1])}},
     }
-    panel.on_insight(insight)
-    panel.on_probes(probe_data())
+    panel.show_insight(insight)
+    panel.show_probes(probe_data())
     panel.refresh(everything=True)
 
     cam = panel.cam
@@ -202,18 +202,19 @@ def test_insight_titles_and_captions_show_names_literally(panel):
 def test_dashboard_shows_head_names_literally(qtbot):
     """With several outputs each score is named after its head: axis label, legend and end message."""
     from designer.training.dashboard import TrainingDashboard
+    from engine.training.events import EpochDone, Failed, Finished
 
     dash = TrainingDashboard()
     qtbot.addWidget(dash)
     head = "head" + EVIL
     dash.begin_run(epochs=2, main_metric=f"{head}_accuracy")
     assert dash.metric_plot.getPlotItem().getAxis("left").label.toPlainText().strip() == f"{head} accuracy"
-    dash.on_epoch({"epoch": 1, "train_loss": 1.0, "val_loss": 0.9, f"val_{head}_accuracy": 0.5})
+    dash.on_epoch_done(EpochDone(epoch=1, step=1, train_loss=1.0, val_loss=0.9, scores={f"val_{head}_accuracy": 0.5}))
     legend = [label.item.toPlainText() for _, label in dash.metric_plot.getPlotItem().legend.items]
     assert legend == [f"validation {head} accuracy"]
-    dash.on_finished({"epochs_run": 1, "seconds": 1.0, "test": {f"{head}_accuracy": 0.5}})
+    dash.on_finished(Finished(stopped=False, epochs_run=1, seconds=1.0, test={f"{head}_accuracy": 0.5}))
     assert f"test {head} accuracy 50.0 %" in dash.message_text()
-    dash.on_failed(f"'{head}' could not be built")
+    dash.on_failed(Failed(message=f"'{head}' could not be built"))
     assert f"'{head}' could not be built" in dash.message_text()
 
 
@@ -248,3 +249,207 @@ def test_a_run_shows_head_and_block_names_literally(qtbot):
             panel.tabs.setCurrentWidget(view)
             assert EVIL in label_shows(view.header)
         assert w.windowTitle().startswith("project" + EVIL)
+
+
+# ---------------------------------------------------------------------- message boxes and input dialogs
+EVIL_FILE = EVIL.replace("/", "_")  # NOTE: a file or folder name cannot hold "/"; the rest still looks like markup
+
+
+class Dialogs:
+    """QMessageBox's and QInputDialog's static functions replaced: each records (kind, title, text) and cancels."""
+
+    def __init__(self, monkeypatch) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        self.shown: list[tuple[str, str, str]] = []
+        for kind in ("critical", "warning", "information"):
+            monkeypatch.setattr(QMessageBox, kind, lambda *a, k=kind, **kw: self._record(k, a))
+        monkeypatch.setattr(QMessageBox, "question",
+                            lambda *a, **kw: self._record("question", a, QMessageBox.StandardButton.Cancel))
+        monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **kw: self._record("getInt", a, (0, False)))
+
+    def _record(self, kind: str, args: tuple, answer=None):
+        self.shown.append((kind, args[1], args[2]))
+        return answer
+
+    def take(self) -> tuple[str, str, str]:
+        """The one dialog shown since the last take, with the text a reader sees in it."""
+        assert len(self.shown) == 1, self.shown
+        kind, title, text = self.shown.pop()
+        return kind, title, shows(text)
+
+
+def test_file_dialogs_show_names_and_paths_literally(qtbot, tmp_path, monkeypatch):
+    from designer.commands import RenameCommand
+
+    dialogs = Dialogs(monkeypatch)
+    doc, ids = evil_doc()
+    folder = tmp_path / EVIL_FILE  # no such folder
+    with training_window(qtbot, doc.project) as w:
+        files = w.files
+        assert not files.new_from_template("nope" + EVIL)
+        known = ", ".join(t.name for t in list_templates())
+        assert dialogs.take() == ("critical", "New from template",
+                                  f"there is no template called 'nope{EVIL}' (templates: {known})")
+        assert not files.open_path(folder / "p.json", ask=False)
+        kind, title, text = dialogs.take()
+        assert (kind, title) == ("critical", "Could not open project") and str(folder / "p.json") in text
+        assert not files.save_to(folder / f"{EVIL_FILE}.json")
+        assert dialogs.take() == ("critical", "Could not save project",
+                                  f"{EVIL_FILE}.json could not be saved: No such file or directory")
+        assert files.export_code(tmp_path / "m.py", ask=False) == []
+        why = f"the network has errors: 'lone{EVIL}' has no input: wire a block into it"
+        assert dialogs.take() == ("warning", "Export PyTorch code", f"The code was not exported: {why}")
+        assert files.preview_code() is None
+        assert dialogs.take() == ("warning", "PyTorch code", f"There is no code yet: {why}")
+        w.document.push(RenameCommand(w.document, ids["fc"], "fc2" + EVIL))
+        assert not files.maybe_save()
+        assert dialogs.take() == ("question", "Unsaved changes",
+                                  f"“project{EVIL}” has changes that are not saved.\nSave them first?")
+
+        def broken() -> bool:
+            raise RuntimeError(f"'{EVIL}' went wrong")  # NOTE: whatever escapes the prompt is reported, not raised
+
+        monkeypatch.setattr(files, "maybe_save", broken)
+        assert not w.close() and w.isVisible()
+        assert dialogs.take() == ("critical", "Could not save project", f"The window stays open: '{EVIL}' went wrong")
+        monkeypatch.undo()
+
+
+def test_the_canvas_tooltip_shows_a_block_name_literally(qtbot, monkeypatch):
+    from PySide6.QtCore import QEvent, QPoint
+    from PySide6.QtWidgets import QGraphicsSceneHelpEvent
+
+    import designer.canvas.scene as scene_module
+
+    doc, ids = evil_doc()
+    tips: list[str] = []
+    monkeypatch.setattr(scene_module.QToolTip, "showText", lambda _pos, text, *a: tips.append(text))
+    with training_window(qtbot, doc.project) as w:
+        item = w.scene.node_item(ids["lone"])
+        event = QGraphicsSceneHelpEvent(QEvent.Type.GraphicsSceneHelp)
+        event.setScenePos(item.sceneBoundingRect().center())
+        event.setScreenPos(QPoint(10, 10))
+        w.scene.helpEvent(event)
+    assert len(tips) == 1
+    assert shows(tips[0]).startswith(f"lone{EVIL} (Dense)\nNot connected yet")  # no wire touches it yet
+
+
+def test_the_hardest_gallery_title_shows_an_ampersand_literally(qtbot):
+    """Escaped HTML in a label that guesses shows ``&amp;`` when nothing else in it looks like markup."""
+    from designer.insight.samples import HardestGallery
+
+    gallery = HardestGallery()
+    qtbot.addWidget(gallery)
+    gallery.resize(600, 300)
+    rng = np.random.default_rng(0)
+    gallery.show_hardest({
+        "indices": np.array([3]), "losses": np.array([1.5]), "images": rng.random((1, 16, 16)).astype(np.float32),
+        "true": None, "predicted": None, "classes": None,
+        "cam": {"method": "gradcam", "node_id": "n2", "name": "conv & co", "class_index": None,
+                "maps": rng.random((1, 16, 16)).astype(np.float32), "classes": np.array([0])},
+    })
+    assert "(Grad-CAM of conv & co)" in label_shows(gallery.title)
+
+
+# ---------------------------------------------------------------------- runs: list, plots, dialogs, Explore
+def evil_run(folder) -> None:
+    """Train the evil localization project one epoch into ``folder``, labelled ``run<EVIL>`` (no live views)."""
+    from engine.training.runs import read_run
+    from engine.training.trainer import Trainer
+
+    p = evil_localization()
+    p.probes.enabled = False
+    for _event in Trainer(p, out_dir=folder, label="run" + EVIL).events():
+        pass
+    assert read_run(folder).status == "finished"
+
+
+@pytest.fixture
+def evil_runs(tmp_path):
+    """A runs folder holding one finished run, in a folder whose name looks like markup."""
+    runs = tmp_path / "runs"
+    evil_run(runs / EVIL_FILE)
+    return runs
+
+
+def test_the_runs_list_plots_and_dialogs_show_names_literally(qtbot, evil_runs, monkeypatch, tmp_path):
+    from designer.training.runs import RunsPanel
+
+    dialogs = Dialogs(monkeypatch)
+    panel = RunsPanel()
+    qtbot.addWidget(panel)
+    assert panel.show_runs_in(evil_runs) == []
+    (entry,) = panel.entries
+    assert entry.name == "run" + EVIL and panel.list.item(0).text().startswith("run" + EVIL)
+    tip = shows(panel.list.item(0).toolTip())
+    assert tip.startswith(f"run{EVIL}: project{EVIL}\n") and f"folder: {evil_runs / EVIL_FILE}" in tip
+    legend = [label.item.toPlainText() for _, label in panel.loss_plot.getPlotItem().legend.items]
+    assert legend == [f"run{EVIL}"]
+    item = panel.metric_plot.getPlotItem()
+    title = item.titleLabel.item.toPlainText()
+    assert title.startswith("Validation ") and EVIL in title  # the score is named after its head
+    assert item.getAxis("left").label.toPlainText().strip() == title.removeprefix("Validation ")
+
+    assert not panel.delete_current()
+    kind, title, text = dialogs.take()
+    assert (kind, title) == ("question", "Delete run")
+    assert [line for line in text.splitlines() if line] == [  # NOTE: the blank line is a paragraph's gap there
+        f"Delete “run{EVIL}” and its folder?", str(entry.path),
+        "Its checkpoints and curves go to the trash where the system has one, else they are deleted for good."]
+    (entry.path / "summary.json").unlink()  # the folder is damaged meanwhile: the rename refuses, naming it
+    assert not panel.rename_current("new name")
+    kind, title, text = dialogs.take()
+    assert (kind, title) == ("warning", "Rename run") and text.startswith(f"{entry.path}: not a training run folder")
+
+    elsewhere = tmp_path / ("not a run " + EVIL_FILE)
+    elsewhere.mkdir()
+    monkeypatch.setattr("designer.training.runs.QFileDialog.getExistingDirectory", lambda *a, **k: str(elsewhere))
+    panel.choose_folder()
+    kind, title, text = dialogs.take()
+    assert (kind, title) == ("warning", "Open run folder") and f"not a run {EVIL_FILE}" in text
+
+
+def test_continue_and_fork_dialogs_show_the_run_name_literally(qtbot, evil_runs, monkeypatch):
+    dialogs = Dialogs(monkeypatch)
+    with training_window(qtbot, evil_localization()) as w:
+        runs = w.training.runs
+        runs.show_runs_in(evil_runs)
+        (entry,) = runs.entries
+        assert w.training.continue_run(entry) is None  # cancelled
+        assert dialogs.take() == ("getInt", "Continue training",
+                                  f"run{EVIL} has trained 1 epoch(s). Train how many more?")
+        assert w.training.fork_run(entry, epoch=7, epochs=9) is None
+        kind, title, text = dialogs.take()
+        assert (kind, title) == ("warning", "Fork run") and text.startswith(f"{EVIL_FILE}: no checkpoint of epoch 7")
+
+
+def test_explore_shows_run_and_block_names_literally(qtbot, evil_runs):
+    from designer.insight.explore import ExploreView
+    from designer.training.runs import RunEntry
+    from engine.training.runs import read_run
+
+    view = ExploreView()
+    qtbot.addWidget(view)
+    view.resize(800, 500)
+    view.show()
+    entry = RunEntry.from_record(read_run(evil_runs / EVIL_FILE))
+    assert entry.load_weights() is not None
+    try:
+        view.set_run(entry)
+        name = view._graph.nodes[view.node_id].name
+        assert EVIL in name  # every block of the evil project is named with markup
+        assert label_shows(view.header).startswith(f"run{EVIL} · {name}: ")
+        assert view.header.textFormat() == Qt.TextFormat.RichText
+        with qtbot.waitSignal(view.ended, timeout=RUN_TIMEOUT) as ended:
+            assert view.find_patches()
+            assert f"of '{name}' responds most" in label_shows(view.message)
+        assert ended.args == ["patches"], label_shows(view.message)
+        assert f"of '{name}': each tile is" in label_shows(view.caption)
+        assert all(label.textFormat() == Qt.TextFormat.PlainText for label in (view.message, view.caption))
+        entry.label = "a & b"  # escaped, and shown as the rich text it is even with no tag before it
+        view.node_id = None
+        view._update_controls()
+        assert label_shows(view.header).startswith("a & b: click a layer block")
+    finally:
+        view.shutdown()

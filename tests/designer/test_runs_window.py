@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -209,8 +210,8 @@ DRIVER = textwrap.dedent(
     w = MainWindow()
     w.files.open_path(sys.argv[1], ask=False)
     w.document.project.training.epochs = 100000
-    def on_epoch(record):
-        print("epoch", record["epoch"], flush=True)
+    def on_epoch(done):
+        print("epoch", done.epoch, flush=True)
     w.training.start()
     w.training.session.epoch_done.connect(on_epoch)
     app.exec()
@@ -225,6 +226,8 @@ def test_kill_9_of_the_window_during_a_run_leaves_a_readable_run_folder(tmp_path
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", OMP_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(path), str(tmp_path / "settings2")], cwd=ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    watchdog = threading.Timer(600, proc.kill)  # NOTE: only so a broken driver cannot hang the suite
+    watchdog.start()
     try:
         seen = 0
         while seen < 2:  # NOTE: waits for the window to report two finished epochs
@@ -232,6 +235,7 @@ def test_kill_9_of_the_window_during_a_run_leaves_a_readable_run_folder(tmp_path
             assert line, proc.stderr.read()
             seen += line.startswith("epoch")
     finally:
+        watchdog.cancel()
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     (record,), problems = list_runs(runs_dir(path))

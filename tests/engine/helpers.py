@@ -80,3 +80,27 @@ def gap_net(channels: int = 3, classes: int = 3, filters: int = 8):
         "ClassificationOutput",
     )
     return g, dict(zip(("conv1", "relu1", "conv2", "relu2", "gap", "fc", "out"), ids), input=x)
+
+
+def slow_csv_project(folder, rows: int = 500_000):
+    """The MLP template on a CSV of ``rows`` 2-D points written in ``folder``: its data take seconds to load.
+
+    For the tests of a Stop or Ctrl+C while the data load (written once per module: about a second).
+    """
+    import numpy as np
+
+    from engine.templates import load_template
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(rows, 2))
+    labels = (x[:, 0] * x[:, 1] > 0).astype(int)
+    path = folder / "points.csv"
+    with open(path, "w") as f:
+        f.write("a,b,label\n")
+        f.write("\n".join(f"{a:.3f},{b:.3f},{c}" for (a, b), c in zip(x.tolist(), labels.tolist())))
+    p = load_template("mlp")
+    p.data.dataset = "csv"
+    p.data.path = str(path)
+    p.training.epochs = 2
+    p.training.device = "cpu"
+    return p

@@ -307,6 +307,42 @@ def test_no_input_block_at_all():
     assert "no Input block" in p.message
 
 
+def test_unwired_blocks_are_marked_and_still_invalid():
+    g = Graph()
+    i = image_input(g, 1, 8, name="input")
+    conv = then(g, i, "Conv2d", {"filters": 4}, name="conv")
+    lone = g.add_node("Dense", name="lone").id
+    merge_ = g.add_node("Add", name="sum").id
+    half = g.add_node("ReLU", name="half").id
+    after = then(g, half, "Flatten", name="after_half")  # half is wired from its output only: real errors
+    an = analyze(g)
+    assert an.unwired == frozenset({lone, merge_})
+    assert rules(an, lone) == ["unconnected_input"] and rules(an, merge_) == ["empty_port", "empty_port"]
+    assert all(an.is_pending(p) for p in an.problems[lone] + an.problems[merge_])
+    assert not an.valid  # an unwired block keeps the network from training
+    assert {p.node_id for p in an.wired_errors()} == {half, after}
+    assert not [p for p in an.all_problems() if p.node_id in (i, conv)]
+
+
+def test_an_all_wired_network_has_nothing_pending():
+    g = Graph()
+    vector_input(g, 2)
+    assert analyze(g).unwired == frozenset(g.nodes)  # a lone Input is not wired, and has no problem
+    g2 = Graph()
+    chain(g2, vector_input(g2, 2), ("Dense", {"units": 2}), "ClassificationOutput")
+    an = analyze(g2)
+    assert an.unwired == frozenset() and an.valid and an.wired_errors() == []
+
+
+def test_no_input_block_is_reported_on_a_wired_block():
+    g = Graph()
+    g.add_node("Dense", name="lone")
+    first = g.add_node("Dense", name="first").id
+    then(g, first, "ReLU")
+    p = only(analyze(g), "no_input_block")
+    assert p.node_id == first  # NOTE: on a wired block it shows as an error, not as "not connected yet"
+
+
 def test_wrong_head_shape():
     g = Graph()
     i = vector_input(g, 8)

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,65 @@ def test_explain_writes_overlay_and_raw_map(tmp_path, capsys):
     assert main([*args, "--class", "9"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "out of range" in err[0]
+
+
+# ---------------------------------------------------------------------- numbers and printed paths
+def _number_actions():
+    """(command, option) of every argument of the parser that is read as a number."""
+    import argparse
+
+    from engine import cli
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return [(name, action) for name, p in sub.choices.items() for action in p._actions if action.type is not None
+            and action.type not in (Path, str)]
+
+
+def test_every_number_argument_takes_ascii_digits_only():
+    from engine import cli
+
+    actions = _number_actions()
+    assert {("train", "--epochs"), ("explain", "--class")} <= {(name, a.option_strings[0]) for name, a in actions}
+    for _, action in actions:
+        assert action.type is not int  # NOTE: int("٣") is 3
+        assert action.type("12") == 12 and action.type("0") == 0
+        for text in ("٣", "３", "²", " 1", "1_0", "+1", "-1", "1.0", "1\x1b[31m", ""):
+            with pytest.raises(Exception, match="expected"):
+                action.type(text)
+    assert cli._class_number("7") == 7
+
+
+@pytest.mark.parametrize("text", ["٣", "３", "1_0", " 2"])
+def test_epochs_refuses_other_digits_in_one_line(tmp_path, text):
+    project = tmp_path / "mlp.json"
+    assert main(["new", "--template", "mlp", "-o", str(project)]) == 0
+    result = run_cli("train", project, "--epochs", text, "--out", tmp_path / "run")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    err = result.stderr.strip().splitlines()
+    assert len(err) == 1 and "--epochs" in err[0] and "expected a number of epochs" in err[0], result.stderr
+    assert not (tmp_path / "run").exists()  # nothing trained
+
+
+def test_new_and_export_print_paths_literally(tmp_path, capsys):
+    import torch
+
+    from engine.compile import compile_graph
+    from engine.project import load_project
+
+    evil = "p\x1b[31mred\x1b]0;title\x07\u202eden"
+    project = tmp_path / f"{evil}.json"
+    assert main(["new", "--template", "mlp", "-o", str(project)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    assert "p\\x1b[31mred\\x1b]0;title\\x07\\u202eden.json" in out
+    weights = tmp_path / f"w{evil}.pt"
+    torch.save(compile_graph(load_project(project).graph).module.state_dict(), weights)
+    target = tmp_path / f"m{evil}.py"
+    assert main(["export", str(project), "-o", str(target), "--weights", str(weights)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out and "\u202e" not in out
+    lines = out.splitlines()
+    assert lines[0].startswith("wrote ") and lines[0].endswith("m" + "p\\x1b[31mred\\x1b]0;title\\x07\\u202eden.py")
+    assert lines[1].endswith(".pt") and lines[2].startswith("weights from ") and "\\u202eden.pt" in lines[2]
+    assert target.exists() and target.with_suffix(".pt").exists()

@@ -23,8 +23,9 @@ from engine import cli
 from engine.config import AUGMENT_OPTIONS, DataConfig
 from engine.data import Augmenter, DataError, load_dataset
 from engine.data import base as data_base
-from engine.data import files as data_files
+from engine.data import folder as data_folder
 from engine.data import loading as data_loading
+from engine.data import npzfile as data_npz
 from engine.errors import ProjectError
 from engine.project import load_project, project_to_dict
 from engine.templates import load_template
@@ -168,8 +169,8 @@ def test_the_image_budget_counts_the_images_and_their_size(pets, monkeypatch):
 def test_fifty_thousand_large_images_are_refused_before_one_is_read(pets, monkeypatch):
     """The budget is checked from the listing: no file is opened, nothing is allocated."""
     monkeypatch.setattr(data_base, "free_memory", lambda: 16 * 10**9)
-    monkeypatch.setattr(data_files, "_class_files", lambda d, w: [d / f"{i}.png" for i in range(25_000)])
-    monkeypatch.setattr(data_files, "_decoded", lambda *a: pytest.fail("an image was read"))
+    monkeypatch.setattr(data_folder, "_class_files", lambda d, w: [d / f"{i}.png" for i in range(25_000)])
+    monkeypatch.setattr(data_folder, "_decoded", lambda *a: pytest.fail("an image was read"))
     msg = refusal("image_folder", pets, (3, 224, 224))
     assert 50_000 * 3 * 224 * 224 * 4 == 30_105_600_000
     assert "loading 50,000 images of 3×224×224 needs 30.1 GB of memory" in msg and "16.0 GB is free" in msg
@@ -179,7 +180,7 @@ def test_running_out_of_memory_while_reading_images_names_the_folder(pets, monke
     def no_memory(*args):
         raise MemoryError()
 
-    monkeypatch.setattr(data_files, "_read_image", no_memory)
+    monkeypatch.setattr(data_folder, "_read_image", no_memory)
     msg = refusal("image_folder", pets, (3, 32, 32))
     assert msg == (
         f"image folder {pets}: the computer ran out of memory loading it as samples of 3×32×32: "
@@ -451,7 +452,7 @@ def _with_bad_values(rng: np.random.Generator) -> tuple[np.ndarray, int, str]:
 
 @pytest.mark.parametrize("seed", range(12))
 def test_npz_nan_and_infinity_name_the_first_bad_sample(tmp_path, monkeypatch, seed):
-    monkeypatch.setattr(data_files, "FINITE_CHECK_VALUES", 8)  # a few samples at a time: the slices' seams count too
+    monkeypatch.setattr(data_npz, "FINITE_CHECK_VALUES", 8)  # a few samples at a time: the slices' seams count too
     x, first, words = _with_bad_values(np.random.default_rng(seed))
     n, f = x.shape
     np.savez(tmp_path / "x.npz", x=x, y=np.arange(n) % 2)
@@ -500,6 +501,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are a POSIX thing")
 def test_named_pipes_are_refused_at_once_and_skipped_in_folders(pets):
     root = pets.parent

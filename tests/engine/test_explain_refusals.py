@@ -96,6 +96,7 @@ def png_header_only(path, width: int, height: int) -> None:
 
 
 # ---------------------------------------------------------------------- images and --input
+@pytest.mark.slow
 @pytest.mark.parametrize("side", [20_000, 10_000])
 def test_a_decompression_bomb_is_refused_from_its_header(binary_project, tmp_path, side):
     """20000² is over Pillow's own hard limit (an exception); 10000² only warns there, on stderr."""
@@ -128,6 +129,7 @@ def test_class_takes_only_ascii_digits(binary_project, tmp_path, text):
     assert "--class" in line
 
 
+@pytest.mark.slow
 def test_an_input_that_is_not_a_regular_file_is_refused(binary_project, tmp_path):
     project, weights, _ = binary_project
     with pytest.raises(ProbeError, match="folder"):
@@ -157,6 +159,7 @@ def test_a_named_pipe_as_project_or_weights_never_hangs(binary_project, tmp_path
 
 
 # ---------------------------------------------------------------------- checkpoints and models
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "normalizer",
     [
@@ -175,6 +178,7 @@ def test_a_checkpoint_normalizer_of_the_wrong_shape_is_refused(binary_project, t
     assert "normalizer" in line and "1 channel" in line
 
 
+@pytest.mark.slow
 def test_a_network_too_large_to_allocate_is_a_plain_message(tmp_path):
     """A Dense layer of 2^54 weights: no machine can allocate it, whatever its overcommit setting."""
     g = Graph()
@@ -403,6 +407,7 @@ def test_error_lines_print_file_names_safely(tmp_path):
     assert_no_control(usage) and "extra\\x1b[31m" in usage
 
 
+@pytest.mark.slow
 def test_a_file_name_that_is_not_utf8_prints(binary_project, tmp_path):
     """Latin-1 bytes in a POSIX file name reach Python as lone surrogates, which a UTF-8 stdout cannot encode."""
     if sys.platform == "win32":

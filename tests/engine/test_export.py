@@ -102,12 +102,14 @@ def _run_exported(tmp_path, graph, name, inputs):
     return (tmp_path / "model.py").read_text()
 
 
+@pytest.mark.slow
 def test_exported_dag_reproduces_in_app_outputs(tmp_path):
     source = _run_exported(tmp_path, branching_graph(), "Two heads", [torch.randn(4, 3, 16, 16)])
     assert "class TwoHeads(nn.Module)" in source
     assert "self.stem = nn.Conv2d(3, 8, kernel_size=3, padding=1)" in source
 
 
+@pytest.mark.slow
 def test_malicious_names_export_as_harmless_code(tmp_path):
     graph = branching_graph()
     source = _run_exported(tmp_path, graph, EVIL, [torch.randn(2, 3, 16, 16)])
@@ -129,6 +131,7 @@ def test_malicious_names_export_as_harmless_code(tmp_path):
     assert not (tmp_path / "PWNED").exists()
 
 
+@pytest.mark.slow
 def test_multiple_inputs_become_forward_arguments(tmp_path):
     g = Graph()
     a = g.add_node("Input", {"kind": "vector", "features": 3}, name="left")

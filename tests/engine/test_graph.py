@@ -151,6 +151,21 @@ def test_second_wire_into_one_port_refused(g, rec):
     assert len(g.edges) == 1 and rec.events == []
 
 
+def test_a_wire_may_be_checked_as_replacing_the_one_into_its_port(g, rec):
+    a, b = vector_input(g, 4, name="pixels"), vector_input(g, 4, name="extra")
+    d = g.add_node("Dense", name="fc1").id
+    old = g.connect(a, 0, d, 0)
+    new = Edge(b, 0, d, 0)
+    with pytest.raises(GraphError, match="already fed"):
+        g.check_connect(new)
+    g.check_connect(new, replacing=old)  # allowed once the old wire goes
+    with pytest.raises(GraphError, match="already fed"):
+        g.check_connect(new, replacing=Edge(b, 0, d, 0))  # not the wire that is there
+    e = then(g, d, "ReLU", name="act")
+    with pytest.raises(GraphError, match="close a loop"):
+        g.check_connect(Edge(e, 0, d, 0), replacing=old)  # replacing does not excuse a loop
+
+
 def test_edge_closing_a_cycle_refused(g, rec):
     a, b = g.add_node("Dense", name="a").id, g.add_node("Dense", name="b").id
     g.connect(a, 0, b, 0)

@@ -385,6 +385,29 @@ def test_declaration_is_complete(type_id):
     assert len(spec.output_ports(defaults)) == (0 if spec.role == "head" else 1)
 
 
+@pytest.mark.parametrize("type_id", ALL_TYPES)
+def test_pytorch_names_are_real(type_id):
+    """Each name the palette's search knows is a module, function or tensor method of PyTorch."""
+    import torch.nn.functional as F
+
+    spec = registry.get(type_id)
+    if spec.role != "input" and type_id != "CropToMatch":  # NOTE: neither has a PyTorch counterpart
+        assert spec.torch_names, f"{type_id} needs its PyTorch names"
+    places = {"torch": torch, "F": F, "Tensor": torch.Tensor}
+    for name in spec.torch_names:
+        where, _, attr = name.rpartition(".")
+        assert hasattr(places[where] if where else torch.nn, attr), name
+
+
+def test_input_sizes_apply_to_their_kind_only():
+    spec = registry.get("Input")
+    image, vector = spec.resolve_params({"kind": "image"}), spec.resolve_params({"kind": "vector"})
+    shown = {kind: {p.name for p in spec.params if p.applies(params)} for kind, params in
+             (("image", image), ("vector", vector))}
+    assert shown == {"image": {"kind", "channels", "height", "width"}, "vector": {"kind", "features"}}
+    assert all(p.applies({}) for p in registry.get("Conv2d").params)  # no condition: always applies
+
+
 def test_shape_param_accepts_text_and_refuses_nonsense():
     p = registry.get("Reshape").param("shape")
     assert p.validate("16, 4, 4") == (16, 4, 4) == p.validate("16x4x4")

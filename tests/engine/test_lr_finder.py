@@ -11,6 +11,7 @@ import torch
 from engine.compile import compile_graph
 from engine.project import project_to_dict
 from engine.templates import load_template
+from engine.training.events import Finished
 from engine.training.lr_finder import find_lr, steepest, valley
 from engine.training.trainer import Trainer, TrainingError
 
@@ -32,13 +33,12 @@ def digest(state) -> str:
 
 
 @pytest.mark.slow
-def test_the_finder_on_lenet5_suggests_a_rate_that_trains_well_and_changes_nothing():
+def test_the_finder_on_lenet5_suggests_a_rate_that_trains_well():
+    """The search starts from the network Train would build (the project's seed), so its suggestion is for that run."""
     p = lenet()
     before = project_to_dict(p)
-    given = compile_graph(p.graph, "LeNet5").module.state_dict()
-    given_hash = digest(given)
-    search = find_lr(p, steps=80, weights=given)
-    assert digest(given) == given_hash and project_to_dict(p) == before  # the caller's weights and project
+    search = find_lr(p, steps=80)
+    assert project_to_dict(p) == before
     assert len(search.lrs) == len(search.losses) == len(search.smoothed) >= 40
     ratios = search.lrs[1:] / search.lrs[:-1]
     assert np.allclose(ratios, ratios[0]) and search.lrs[0] == pytest.approx(1e-7)  # exponential growth
@@ -46,7 +46,17 @@ def test_the_finder_on_lenet5_suggests_a_rate_that_trains_well_and_changes_nothi
         assert search.lrs[0] < suggestion < search.lrs[-1]
     trained = lenet(lr=search.valley, epochs=2)
     done = list(Trainer(trained).events())[-1]
-    assert done.kind == "finished" and done.data["test"]["accuracy"] > 0.8, (search.valley, done.data)
+    assert isinstance(done, Finished) and done.test["accuracy"] > 0.7, (search.valley, done)  # chance is 0.1
+
+
+def test_the_finder_leaves_the_weights_it_is_given_unchanged():
+    p = load_template("mlp")
+    p.data.samples, p.training.device = 200, "cpu"
+    torch.manual_seed(0)
+    given = compile_graph(p.graph, "Net").module.state_dict()
+    given_hash = digest(given)
+    search = find_lr(p, steps=30, weights=given)
+    assert len(search.lrs) > 5 and digest(given) == given_hash
 
 
 def test_steepest_is_where_the_loss_falls_fastest_per_decade():

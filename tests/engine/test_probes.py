@@ -331,6 +331,7 @@ def _tensor_count():
     return len(live), sum(t.numel() for t in live)
 
 
+@pytest.mark.slow
 def test_memory_stays_flat_over_many_probe_rounds():
     g, ids = gap_net()
     compiled, model = build(g)
@@ -849,3 +850,100 @@ def test_save_png_round_trip(tmp_path):
     path = save_png(tmp_path / "a.png", rgb)
     with Image.open(path) as im:
         np.testing.assert_array_equal(np.asarray(im), rgb)
+
+
+# ---------------------------------------------------------------------- a Binary output's two classes
+def binary_gap_net():
+    """gap_net with one logit into a Binary output; the Dense bias is set so that both classes are predicted."""
+    g = Graph()
+    x = image_input(g, 3, 16)
+    ids = chain(
+        g, x,
+        ("Conv2d", {"filters": 8, "kernel_size": 3, "padding": 1}),
+        "ReLU",
+        ("Conv2d", {"filters": 6, "kernel_size": 3, "stride": 2, "padding": 1}),
+        "ReLU",
+        "GlobalAvgPool",
+        ("Dense", {"units": 1}),
+        "BinaryOutput",
+    )
+    ids = dict(zip(("conv1", "relu1", "conv2", "relu2", "gap", "fc", "out"), ids))
+    compiled, model = build(g, seed=4)
+    x = images(6, seed=5)
+    with torch.no_grad():
+        model.fc.bias -= model(x)[:, 0].median()  # NOTE: about half the images on each side of z = 0
+    return g, ids, compiled, model, x
+
+
+def reference_binary_grad_cam(model, x, cls):
+    """Grad-CAM by hand for one logit z: class 1 scores z, class 0 scores −z (a hook keeps the maps)."""
+    store = {}
+
+    def keep(m, i, o):
+        o.retain_grad()
+        store["a"] = o
+
+    handle = model.relu1.register_forward_hook(keep)
+    try:
+        z = model(x.clone().requires_grad_(True))[:, 0]
+    finally:
+        handle.remove()
+    sign = torch.where(torch.as_tensor(cls) == 1, 1.0, -1.0)
+    (sign * z).sum().backward()
+    a, grad = store["a"].detach(), store["a"].grad
+    raw = (grad.mean(dim=(2, 3))[:, :, None, None] * a).sum(1)
+    heat = upsample(torch.relu(raw))
+    top = heat.amax(dim=(1, 2), keepdim=True)
+    return torch.where(top > 0, heat / top.clamp_min(1e-30), torch.zeros_like(heat)), z.detach()
+
+
+def test_live_class_maps_of_a_binary_output_explain_both_classes():
+    g, ids, compiled, model, x = binary_gap_net()
+    _, z = reference_binary_grad_cam(model, x, torch.ones(len(x), dtype=torch.long))
+    predicted = (z > 0).long()
+    assert 0 < int(predicted.sum()) < len(x)  # both classes are predicted: the labels below can be told apart
+    runner = ProbeRunner(g, compiled.code, x, config={"histograms": False, "probe_samples": len(x)})
+    out = runner.run(model, 1)
+    assert "cam" not in out["problems"]
+    assert np.array_equal(out["cam"]["classes"], predicted.numpy())  # the class labelled is the class predicted
+    assert np.array_equal(out["cam"]["classes"], out["predictions"]["classes"])
+    expected, _ = reference_binary_grad_cam(model, x, predicted)
+    np.testing.assert_allclose(out["cam"]["maps"], expected.numpy(), atol=1e-5)
+    for cls in (0, 1):
+        runner.want("class_index", cls)
+        out = runner.run(model, 2 + cls)
+        assert "cam" not in out["problems"] and list(out["cam"]["classes"]) == [cls] * len(x)
+        expected, _ = reference_binary_grad_cam(model, x, torch.full((len(x),), cls))
+        np.testing.assert_allclose(out["cam"]["maps"], expected.numpy(), atol=1e-5)
+        same, _ = grad_cam(detached_copy(model), compiled.code, g, x, class_index=cls)  # what `explain` draws
+        np.testing.assert_allclose(out["cam"]["maps"], same, atol=1e-5)
+    runner.want("class_index", 2)
+    out = runner.run(model, 4)
+    assert "out of range: the network has 2 classes" in out["problems"]["cam"]
+    assert list(out["cam"]["classes"]) == [1] * len(x)  # kept as it was
+    for cls in (0, 1):  # set when the run starts, and CAM as well as Grad-CAM
+        for method in ("gradcam", "cam"):
+            fresh = ProbeRunner(g, compiled.code, x, config={"histograms": False, "probe_samples": len(x),
+                                                               "class_index": cls, "cam_method": method})
+            assert "cam" not in fresh.problems and fresh.cam_method == method
+            c = fresh.run(model, 1)["cam"]
+            assert list(c["classes"]) == [cls] * len(x)
+
+
+def test_explain_of_a_binary_output_matches_the_live_maps(tmp_path):
+    g, ids, compiled, model, _ = binary_gap_net()
+    p = Project(name="binary", graph=g, data=DataConfig.from_dict({"dataset": "shapes", "samples": 40}))
+    weights = model.state_dict()
+    from engine.data import Normalizer, load_dataset, split_dataset
+
+    ds = load_dataset(p.data, (3, 16, 16))
+    norm = Normalizer.fit(split_dataset(ds, p.data.val_fraction, p.data.test_fraction, p.data.seed).train)
+    x = norm.transform(ds.x[2:3])  # sample 2 as `explain` sees it
+    for cls in (None, 0, 1):
+        _, npy, info = explain(p, weights, 2, method="gradcam", class_index=cls, out_png=tmp_path / f"{cls}.png")
+        runner = ProbeRunner(g, compiled.code, x, config={"histograms": False, "class_index": cls})
+        live = runner.run(model, 1)["cam"]
+        assert int(live["classes"][0]) == info["class_index"]
+        if cls is None:
+            assert info["class_index"] == info["predicted"]
+        np.testing.assert_allclose(np.load(npy), live["maps"][0], atol=1e-5)

@@ -29,6 +29,7 @@ from engine.training.runs import (
     rename_run,
     runs_dir,
 )
+from engine.training.events import EpochDone, Failed, Finished, InsightDone
 from engine.training.trainer import Control, Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,9 +58,9 @@ def events_of(trainer: Trainer, stop_after_epoch: int | None = None):
     events = []
     for ev in trainer.events():
         events.append(ev)
-        if ev.kind == "epoch" and ev.data["epoch"] == stop_after_epoch:
+        if isinstance(ev, EpochDone) and ev.epoch == stop_after_epoch:
             trainer.control.stop()
-    assert events[-1].kind in ("finished", "failed")
+    assert isinstance(events[-1], (Finished, Failed))
     return events
 
 
@@ -71,17 +72,18 @@ def weights(path: Path) -> dict[str, torch.Tensor]:
 def test_a_run_writes_its_folder_as_it_goes(tmp_path):
     run = tmp_path / "r"
     events = events_of(Trainer(dropout_mlp(epochs=3), out_dir=run, label="Run 1"))
-    started = events[0].data
-    assert events[-1].kind == "finished"
+    started = events[0]
+    assert isinstance(events[-1], Finished)
     record = read_run(run)
     assert record.status == "finished" and record.label == "Run 1" and record.name == "Multi-layer perceptron"
     assert [r["epoch"] for r in record.history] == [1, 2, 3]
-    assert [r["step"] for r in record.history] == [started["batches_per_epoch"] * e for e in (1, 2, 3)]
+    assert [r["step"] for r in record.history] == [started.batches_per_epoch * e for e in (1, 2, 3)]
     assert record.project == json.loads((run / "project.json").read_text())
     assert record.project["training"]["epochs"] == 3
     losses = read_batches(run / "batches.f32")
-    assert losses.shape == (3 * started["batches_per_epoch"],) and np.isfinite(losses).all()
-    assert record.summary["test"]["accuracy"] == events[-1].data["test"]["accuracy"]
+    assert losses.shape == (3 * started.batches_per_epoch,) and np.isfinite(losses).all()
+    assert record.summary["test"]["accuracy"] == events[-1].test["accuracy"]
+    assert record.summary == {**events[-1].summary(), "test": record.summary["test"]}
     assert checkpoint_epochs(run) == [1, 2, 3]
     kept = sorted((run / "checkpoints").glob("epoch-*.pt"))
     assert [torch.load(f, weights_only=True)["epoch"] for f in kept] == [1, 2, 3]
@@ -96,11 +98,11 @@ def test_each_epochs_row_is_on_disk_when_its_event_arrives(tmp_path):
     run = tmp_path / "r"
     trainer = Trainer(dropout_mlp(epochs=3), out_dir=run)
     for ev in trainer.events():
-        if ev.kind == "epoch":
+        if isinstance(ev, EpochDone):
             record = read_run(run)
             assert record.status == "running"  # NOTE: this process holds the run's lock while it writes
-            assert record.history[-1]["epoch"] == ev.data["epoch"]
-            assert record.history[-1]["val_loss"] == pytest.approx(ev.data["val_loss"])
+            assert record.history[-1]["epoch"] == ev.epoch
+            assert record.history[-1]["val_loss"] == pytest.approx(ev.val_loss)
 
 
 def test_runs_beside_a_project_are_listed_oldest_first_with_labels(tmp_path):
@@ -129,10 +131,10 @@ def test_an_interrupted_and_resumed_run_ends_with_the_weights_of_the_uninterrupt
     whole, split = tmp_path / "whole", tmp_path / "split"
     events_of(Trainer(dropout_mlp(epochs=6), out_dir=whole))
     stopped = events_of(Trainer(dropout_mlp(epochs=6), out_dir=split), stop_after_epoch=3)
-    assert stopped[-1].data["stopped"] and read_run(split).status == "stopped"
+    assert stopped[-1].stopped and read_run(split).status == "stopped"
     resumed = events_of(Trainer(dropout_mlp(epochs=6), out_dir=split, resume_from=split / "last.pt"))
-    assert resumed[0].data["start_epoch"] == 4
-    assert [e.data["epoch"] for e in resumed if e.kind == "epoch"] == [4, 5, 6]
+    assert resumed[0].start_epoch == 4 and [r["epoch"] for r in resumed[0].history] == [1, 2, 3]
+    assert [e.epoch for e in resumed if isinstance(e, EpochDone)] == [4, 5, 6]
     a, b = weights(whole / "last.pt"), weights(split / "last.pt")
     assert a.keys() == b.keys()
     for key in a:
@@ -153,7 +155,7 @@ def test_resuming_drops_rows_the_checkpoint_has_not_caught_up_with(tmp_path):
     keep = run / "checkpoints" / "epoch-0002.pt"
     os.replace(keep, run / "last.pt")  # NOTE: as if a crash came between epoch 3's row and its checkpoint
     events = events_of(Trainer(dropout_mlp(epochs=4), out_dir=run, resume_from=run / "last.pt"))
-    assert [e.data["epoch"] for e in events if e.kind == "epoch"] == [3, 4]
+    assert [e.epoch for e in events if isinstance(e, EpochDone)] == [3, 4]
     history = read_run(run).history
     assert [r["epoch"] for r in history] == [1, 2, 3, 4]
     assert len(read_batches(run / "batches.f32")) == history[-1]["step"]
@@ -164,7 +166,7 @@ def test_a_fork_starts_from_an_epochs_checkpoint_with_other_settings_and_its_lin
     events_of(Trainer(dropout_mlp(epochs=4), out_dir=parent))
     changed = dropout_mlp(epochs=5, lr=0.001)
     events = events_of(Trainer(changed, out_dir=fork, resume_from=find_checkpoint(parent, epoch=2), label="Run 2"))
-    assert [e.data["epoch"] for e in events if e.kind == "epoch"] == [3, 4, 5]
+    assert [e.epoch for e in events if isinstance(e, EpochDone)] == [3, 4, 5]
     record = read_run(fork)
     assert record.parent == {"run": "parent", "epoch": 2}
     assert [r["epoch"] for r in record.history] == [1, 2, 3, 4, 5]
@@ -211,8 +213,8 @@ def test_a_stop_before_the_first_epoch_reports_no_test_score(tmp_path):
     control.stop()
     events = events_of(Trainer(dropout_mlp(epochs=3), out_dir=tmp_path / "r", control=control))
     done = events[-1]
-    assert done.kind == "finished" and done.data["stopped"] and done.data["test"] == {}
-    assert done.data["test_loss"] is None and "nothing to test" in done.data["message"] or "before" in done.data["message"]
+    assert isinstance(done, Finished) and done.stopped and done.test == {} and done.epochs_run == 0
+    assert done.test_loss is None and done.message.startswith("stopped before training began")
 
 
 def test_a_final_batch_of_one_is_left_out_when_the_network_has_batchnorm():
@@ -228,11 +230,11 @@ def test_a_final_batch_of_one_is_left_out_when_the_network_has_batchnorm():
     p.training.epochs = 2
     p.training.device = "cpu"
     events = list(Trainer(p).events())
-    n = events[0].data["train"]
+    n = events[0].train
     p.training.batch_size = n - 1  # NOTE: two batches, the second of one sample
     events = list(Trainer(p).events())
-    assert events[-1].kind == "finished", events[-1].data
-    assert events[0].data["skipped_last"] == 1 and events[0].data["batches_per_epoch"] == 1
+    assert isinstance(events[-1], Finished), events[-1]
+    assert events[0].skipped_last == 1 and events[0].batches_per_epoch == 1
 
 
 # ---------------------------------------------------------------------- crashes and Ctrl+C
@@ -292,6 +294,24 @@ def test_ctrl_c_stops_after_the_batch_and_writes_the_record(tmp_path):
     assert len(record.history) >= 2 and "accuracy" in record.summary["test"]
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_while_the_data_load_quits_at_once_in_one_line(tmp_path):
+    from tests.engine.helpers import slow_csv_project
+
+    project = tmp_path / "points.json"
+    save_project(slow_csv_project(tmp_path), project)
+    proc = _cli("train", str(project))
+    line = proc.stdout.readline()
+    assert line.startswith("loading the data"), line + proc.stderr.read()
+    proc.send_signal(signal.SIGINT)  # NOTE: while the CSV of 500,000 rows loads (seconds)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, (out, err)
+    assert err.strip() == "interrupted" and "training" not in out
+    runs = tmp_path / "points.runs"
+    assert not runs.exists() or not any(runs.iterdir())  # NOTE: the run's empty folder is removed
+
+
 # ---------------------------------------------------------------------- damaged folders
 @pytest.mark.parametrize("damage", [
     lambda d: (d / "summary.json").write_text("[1, 2]"),
@@ -349,7 +369,7 @@ def test_a_runs_insight_is_computed_again_from_its_folder_as_training_showed_it(
     p.training.epochs, p.training.device = 1, "cpu"
     run = tmp_path / "r"
     events = list(Trainer(p, out_dir=run, probes=True).events())
-    live = [e.data for e in events if e.kind == "insight"][-1]
+    live = [e.views for e in events if isinstance(e, InsightDone)][-1]
     record = read_run(run)
     again = replay(record.project, torch.load(run / "last.pt", weights_only=True), epoch=1)
     assert np.array_equal(again["insight"]["confusion"]["matrix"], live["confusion"]["matrix"])
@@ -357,3 +377,15 @@ def test_a_runs_insight_is_computed_again_from_its_folder_as_training_showed_it(
     probes = again["probes"]
     assert probes["cam"]["maps"].shape[0] == probes["images"].shape[0] > 0
     assert "gradients" not in probes and "gradients" in probes["problems"]
+
+
+def test_a_finished_cosine_run_continued_for_more_epochs_goes_on_along_the_longer_cosine(tmp_path):
+    import math
+
+    run = tmp_path / "r"
+    events_of(Trainer(dropout_mlp(epochs=2), out_dir=run))
+    assert read_run(run).history[-1]["lr"] == pytest.approx(0.01 * 0.5 * (1 + math.cos(math.pi / 2)))
+    events = events_of(Trainer(dropout_mlp(epochs=4), out_dir=run, resume_from=run / "last.pt"))
+    rates = [e.lr for e in events if isinstance(e, EpochDone)]
+    expected = [0.01 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in (2, 3)]  # not the 2-epoch cosine's end, 0
+    assert rates == pytest.approx(expected)

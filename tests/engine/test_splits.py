@@ -237,6 +237,6 @@ def test_cross_validation_of_three_spiral_arms_with_three_folds_learns():
     p.graph.set_params("n6", {"units": 3})
     p.training.epochs = 2
     folds = cross_validate(p, 3)
-    scores = [f["val"]["val_accuracy"] for f in folds]
+    scores = [f.val["val_accuracy"] for f in folds]
     assert len(scores) == 3 and all(s > 0.2 for s in scores), scores
     assert math.fsum(scores) / 3 > 0.3

@@ -15,6 +15,7 @@ import torch
 
 from engine.analysis import analyze
 from engine.compile import compile_graph
+from engine.datacheck import check_against_data
 from engine.errors import ProjectError
 from engine.project import load_project, project_from_dict, project_to_dict, save_project
 from engine.templates import TEACHING_ORDER, TEMPLATE_DIR, list_templates, load_template
@@ -115,6 +116,22 @@ def test_template_is_clean_and_runs(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_template_fits_its_own_data(name):
+    """No error and no warning against the template's own data settings: input size, channels, class count."""
+    project = load_template(name)
+    problems = check_against_data(project, analyze(project.graph))
+    assert [(p.severity, p.message) for p in problems] == []
+
+
+def test_script_refuses_a_template_that_does_not_fit_its_data(maker):
+    from dataclasses import replace
+
+    mobilenet = next(t for t in maker.TEMPLATES if t.name == "mobilenet")  # 3 class scores, for the shapes
+    with pytest.raises(RuntimeError, match="mobilenet.*does not fit its own data settings.*10 classes"):
+        maker.build_project(replace(mobilenet, data={"dataset": "digits", "image_size": 32, "task": "classification"}))
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_template_is_laid_out_and_named(name):
     project = load_template(name)
     graph = project.graph
@@ -156,6 +173,7 @@ def test_script_knows_every_committed_template(maker):
     assert [t.name for t in maker.TEMPLATES] == NAMES
 
 
+@pytest.mark.slow
 def test_script_runs_from_the_repository_root():
     result = subprocess.run(
         [sys.executable, "resources/templates/make_templates.py", "--check"],

@@ -1,8 +1,9 @@
-"""The training loop: learning happens, control flags work, failures become messages."""
+"""The training loop: learning happens, control flags work and are acknowledged, failures become messages."""
 
 import copy
 import json
 import math
+import pickle
 import threading
 
 import numpy as np
@@ -15,18 +16,33 @@ from engine.project import Project, save_project
 from engine.templates import load_template
 from engine.training.runs import read_run
 from engine.training.crossval import cross_validate, cross_validate_events
+from engine.training.events import (
+    BatchesDone,
+    CheckpointSaved,
+    CrossValidated,
+    EarlyStopped,
+    EpochDone,
+    Failed,
+    Finished,
+    FoldDone,
+    InsightDone,
+    Paused,
+    ProbesDone,
+    Resumed,
+    Started,
+)
 from engine.training.trainer import Control, Trainer, TrainingError
 
 
 def run_events(trainer):
     events = list(trainer.events())
-    kinds = [e.kind for e in events]
-    assert kinds[0] in ("started", "failed")
+    kinds = [type(e) for e in events]
+    assert kinds[0] in (Started, Failed)
     return events, kinds
 
 
 def epochs_of(events):
-    return [e.data for e in events if e.kind == "epoch"]
+    return [e for e in events if isinstance(e, EpochDone)]
 
 
 def mlp_project(epochs=8, **training) -> Project:
@@ -40,20 +56,21 @@ def mlp_project(epochs=8, **training) -> Project:
 
 def test_loss_falls_for_the_mlp_on_a_toy_set():
     events, kinds = run_events(Trainer(mlp_project(epochs=10, lr=0.01)))
-    assert kinds[-1] == "finished", events[-1]
-    losses = [e["train_loss"] for e in epochs_of(events)]
+    assert kinds[-1] is Finished, events[-1]
+    losses = [e.train_loss for e in epochs_of(events)]
     assert losses[-1] < 0.7 * losses[0]
-    assert "accuracy" in events[-1].data["test"]
+    assert "accuracy" in events[-1].test
 
 
+@pytest.mark.slow
 def test_loss_falls_for_lenet5_on_digits():
     p = load_template("lenet5")
     events, kinds = run_events(Trainer(p, epochs=2))
-    assert kinds[-1] == "finished", events[-1]
+    assert kinds[-1] is Finished, events[-1]
     ep = epochs_of(events)
-    assert ep[1]["train_loss"] < ep[0]["train_loss"] and ep[1]["val_accuracy"] > 0.5
-    batches = [e for e in events if e.kind == "batches"]
-    assert sum(len(e.data["losses"]) for e in batches) == 2 * events[0].data["batches_per_epoch"]
+    assert ep[1].train_loss < ep[0].train_loss and ep[1].scores["val_accuracy"] > 0.5
+    batches = [e for e in events if isinstance(e, BatchesDone)]
+    assert sum(len(e.losses) for e in batches) == 2 * events[0].batches_per_epoch
 
 
 def test_the_callers_project_is_not_shared_with_the_loop():
@@ -66,8 +83,8 @@ def test_the_callers_project_is_not_shared_with_the_loop():
 
 def test_nan_loss_stops_cleanly_with_a_suggestion():
     events, kinds = run_events(Trainer(mlp_project(epochs=5, optimizer="sgd", lr=1e30, momentum=0.0)))
-    assert kinds[-1] == "failed" and "finished" not in kinds
-    msg = events[-1].data["message"]
+    assert kinds[-1] is Failed and Finished not in kinds
+    msg = events[-1].message
     assert ("NaN" in msg or "infinite" in msg) and "learning rate" in msg
 
 
@@ -78,55 +95,90 @@ def test_early_stopping_triggers_and_restores_the_best_weights():
     p.data.noise = 0.5
     trainer = Trainer(p)
     events, kinds = run_events(trainer)
-    assert "early_stop" in kinds and kinds[-1] == "finished"
-    stop = next(e.data for e in events if e.kind == "early_stop")
-    assert stop["epoch"] - stop["best_epoch"] == 3 and stop["epoch"] < 200
-    best_val = min(e["val_loss"] for e in epochs_of(events))
+    assert EarlyStopped in kinds and kinds[-1] is Finished
+    stop = next(e for e in events if isinstance(e, EarlyStopped))
+    assert stop.epoch - stop.best_epoch == 3 and stop.epoch < 200
+    best_val = min(e.val_loss for e in epochs_of(events))
     val_loss, _ = trainer.evaluate("val")
     assert abs(val_loss - best_val) < 1e-5
 
 
-def test_stop_pause_and_resume_from_another_thread():
+def test_pause_and_resume_are_acknowledged_and_nothing_trains_in_between():
     control = Control()
-    p = mlp_project(epochs=1000)
-    trainer = Trainer(p, control=control, emit_interval=0)
+    trainer = Trainer(mlp_project(epochs=1000), control=control, emit_interval=0)
     seen = []
-    paused_at = {}
+    for event in trainer.events():
+        seen.append(event)
+        if isinstance(event, BatchesDone) and event.step == 3 and not control.paused:
+            control.pause()  # NOTE: from here, the loop pauses before its next batch
+        elif isinstance(event, Paused):
+            # the loop blocks in its next step until another thread resumes it
+            threading.Thread(target=control.resume).start()
+        elif isinstance(event, BatchesDone) and event.step == 20:
+            control.stop()
+    kinds = [type(e) for e in seen]
+    assert kinds.count(Paused) == kinds.count(Resumed) == 1
+    at = kinds.index(Paused)
+    assert seen[at - 1].step == 3 and seen[at].step == 3  # acknowledged at the batch boundary after step 3
+    assert isinstance(seen[at + 1], Resumed) and seen[at + 1].step == 3  # nothing trained while paused
+    assert seen[at + 2].step == 4
+    assert isinstance(seen[-1], Finished) and seen[-1].stopped is True
+    steps = [e.step for e in seen if isinstance(e, BatchesDone)]
+    assert steps == list(range(1, 21))  # stopped at the next batch boundary, every batch reported once
 
-    def drive():
-        for event in trainer.events():
-            seen.append(event)
-            if event.kind == "batches" and event.data["step"] == 3 and not paused_at:
-                control.pause()
-                paused_at["step"] = 3
-                threading.Timer(0.3, control.resume).start()
-            if event.kind == "batches" and event.data["step"] == 20:
-                control.stop()
 
-    worker = threading.Thread(target=drive)
-    worker.start()
-    worker.join(60)
-    assert not worker.is_alive()
-    assert seen[-1].kind == "finished" and seen[-1].data["stopped"] is True
-    steps = [e.data["step"] for e in seen if e.kind == "batches"]
-    assert steps[:4] == [1, 2, 3, 4] and max(steps) < 30  # resumed after the pause, then stopped
+def test_a_pause_mid_epoch_first_sends_the_losses_so_far_and_a_stop_while_paused_ends_the_run():
+    control = Control()
+    p = mlp_project(epochs=1000, batch_size=8)
+    p.probes.every_batches = 3  # NOTE: probe events after steps 1, 4, 7...: in the middle of the first epoch
+    trainer = Trainer(p, control=control, emit_interval=3600, probes=True)  # batches reported only at epoch ends
+    seen = []
+    for event in trainer.events():
+        seen.append(event)
+        if isinstance(event, ProbesDone) and event.step == 4:
+            control.pause()
+        elif isinstance(event, Paused):
+            control.stop()  # NOTE: the paused loop wakes to see the stop, and acknowledges no resume
+    kinds = [type(e) for e in seen]
+    at = kinds.index(Paused)
+    flushed = seen[at - 1]
+    assert isinstance(flushed, BatchesDone) and (flushed.epoch, flushed.batch, flushed.step) == (1, 4, 4)
+    assert len(flushed.losses) == 4 and seen[at].step == 4
+    assert seen[0].batches_per_epoch > 4 and kinds.count(BatchesDone) == 1
+    assert Resumed not in kinds and kinds[-1] is Finished and seen[-1].stopped and seen[-1].epochs_run == 0
+    assert seen[-1].test == {} and seen[-1].test_loss is None and "nothing to test" in seen[-1].message
+
+
+def test_every_event_survives_a_pipe_as_it_is():
+    """The child process sends the events pickled: each kind must come back equal and typed."""
+    p = mlp_project(epochs=2)
+    p.probes.every_batches = 5
+    events = list(Trainer(p, probes=True, emit_interval=0).events())
+    kinds = {type(e) for e in events}
+    assert {Started, BatchesDone, EpochDone, ProbesDone, InsightDone, Finished} <= kinds
+    for event in {type(e): e for e in events}.values():
+        back = pickle.loads(pickle.dumps(event))
+        assert type(back) is type(event)
+        assert repr(back) == repr(event)
 
 
 def test_checkpoints_and_resume(tmp_path):
     p = mlp_project(epochs=2)
     events, kinds = run_events(Trainer(p, out_dir=tmp_path))
     assert (tmp_path / "last.pt").exists() and (tmp_path / "best.pt").exists()
+    saved = [e for e in events if isinstance(e, CheckpointSaved)]
+    assert {e.epoch for e in saved} == {1, 2} and any(e.best and e.path.endswith("best.pt") for e in saved)
     state = torch.load(tmp_path / "last.pt", weights_only=True)
     assert state["epoch"] == 2
     resumed = Trainer(p, epochs=4, resume_from=tmp_path / "last.pt")
     events, kinds = run_events(resumed)
-    assert [e["epoch"] for e in epochs_of(events)] == [3, 4]
+    assert [e.epoch for e in epochs_of(events)] == [3, 4]
 
 
 def test_resume_from_a_checkpoint_of_another_network_is_a_message(tmp_path):
     run_events(Trainer(mlp_project(epochs=1), out_dir=tmp_path))
     events, kinds = run_events(Trainer(load_template("perceptron"), resume_from=tmp_path / "last.pt"))
-    assert kinds == ["failed"] and "does not fit" in events[0].data["message"]
+    assert kinds == [Failed] and "does not fit" in events[0].message
 
 
 def test_wrong_targets_for_the_head_is_a_message():
@@ -134,8 +186,8 @@ def test_wrong_targets_for_the_head_is_a_message():
     p.data.dataset = "regression1d"
     p.data.task = "regression"
     events, kinds = run_events(Trainer(p))
-    assert kinds == ["failed"]
-    assert "features" in events[0].data["message"] or "needs" in events[0].data["message"]
+    assert kinds == [Failed]
+    assert "features" in events[0].message or "needs" in events[0].message
 
 
 def test_no_output_block_is_a_message():
@@ -146,15 +198,15 @@ def test_no_output_block_is_a_message():
     p = Project(name="bare", graph=g)
     p.data.dataset = "xor"
     events, kinds = run_events(Trainer(p))
-    assert kinds == ["failed"] and "output block" in events[0].data["message"]
+    assert kinds == [Failed] and "output block" in events[0].message
 
 
 def test_localization_trains_both_heads():
     p = load_template("localization")
     p.data.samples = 200
     events, kinds = run_events(Trainer(p, epochs=1))
-    assert kinds[-1] == "finished", events[-1]
-    test = events[-1].data["test"]
+    assert kinds[-1] is Finished, events[-1]
+    test = events[-1].test
     assert any(k.endswith("accuracy") for k in test) and any(k.endswith("box_iou") for k in test)
 
 
@@ -163,21 +215,21 @@ def test_segmentation_reports_iou():
     p.data.samples = 64
     p.training.batch_size = 16
     events, kinds = run_events(Trainer(p, epochs=1))
-    assert kinds[-1] == "finished", events[-1]
-    assert 0.0 <= events[-1].data["test"]["iou"] <= 1.0
+    assert kinds[-1] is Finished, events[-1]
+    assert 0.0 <= events[-1].test["iou"] <= 1.0
 
 
 def test_kfold_gives_k_results():
     p = mlp_project(epochs=2)
     results = cross_validate(p, 3)
-    assert [r["fold"] for r in results] == [1, 2, 3]
-    assert all("val_accuracy" in r["val"] for r in results)
+    assert [r.fold for r in results] == [1, 2, 3] and all(r.folds == 3 for r in results)
+    assert all("val_accuracy" in r.val for r in results)
 
 
 def test_kfold_events_end_with_one_failed_event_naming_the_fold(monkeypatch):
     p = mlp_project(epochs=2)
     events = list(cross_validate_events(p, 1))
-    assert [e.kind for e in events] == ["failed"] and "at least 2 folds" in events[0].data["message"]
+    assert [type(e) for e in events] == [Failed] and "at least 2 folds" in events[0].message
     calls = []
     real = Trainer._step
 
@@ -188,9 +240,9 @@ def test_kfold_events_end_with_one_failed_event_naming_the_fold(monkeypatch):
 
     monkeypatch.setattr(Trainer, "_step", second_fold_diverges)
     events = list(cross_validate_events(p, 3, emit_interval=0))
-    kinds = [e.kind for e in events]
-    assert kinds.count("fold_done") == 1 and kinds[-1] == "failed" and "finished" not in kinds
-    assert events[-1].data["message"].startswith("fold 2 of 3: the loss became NaN")
+    kinds = [type(e) for e in events]
+    assert kinds.count(FoldDone) == 1 and kinds[-1] is Failed and CrossValidated not in kinds
+    assert events[-1].message.startswith("fold 2 of 3: the loss became NaN") and events[-1].fold == 2
     calls.clear()
     with pytest.raises(TrainingError, match="fold 2 of 3"):
         cross_validate(p, 3)
@@ -202,13 +254,15 @@ def test_kfold_stop_ends_the_job_with_the_folds_done_so_far():
     events = []
     for ev in cross_validate_events(p, 4, control=control, emit_interval=0):
         events.append(ev)
-        if ev.kind == "fold_done" and ev.data["fold"] == 2:
+        if isinstance(ev, FoldDone) and ev.fold == 2:
             control.stop()
-    kinds = [e.kind for e in events]
-    assert kinds.count("fold_done") == 2 and kinds[-1] == "finished"
-    done = events[-1].data
-    assert done["stopped"] and [f["fold"] for f in done["folds"]] == [1, 2]
-    assert done["mean"]["val_accuracy"] == pytest.approx(np.mean([f["val"]["val_accuracy"] for f in done["folds"]]))
+    kinds = [type(e) for e in events]
+    assert kinds.count(FoldDone) == 2 and kinds[-1] is CrossValidated and Finished not in kinds
+    done = events[-1]
+    assert done.stopped and [f.fold for f in done.results] == [1, 2]
+    assert done.mean["val_accuracy"] == pytest.approx(np.mean([f.val["val_accuracy"] for f in done.results]))
+    summary = done.summary()  # what summary.json keeps
+    assert summary["k"] == 4 and [f["fold"] for f in summary["folds"]] == [1, 2] and summary["stopped"]
 
 
 def test_cli_train_writes_metrics_and_summary(tmp_path, capsys):
@@ -240,10 +294,10 @@ def test_live_views_off_means_no_probe_events_and_a_zero_time_trigger_is_off():
     p = mlp_project(epochs=2)
     p.probes.every_batches = 1
     events, kinds = run_events(Trainer(p, probes=True))
-    assert "probes" in kinds and "insight" in kinds
+    assert ProbesDone in kinds and InsightDone in kinds
     p.probes.enabled = False
     events, kinds = run_events(Trainer(p, probes=True))
-    assert kinds[-1] == "finished" and "probes" not in kinds and "insight" not in kinds
+    assert kinds[-1] is Finished and ProbesDone not in kinds and InsightDone not in kinds
     assert ProbeSettings.from_config(p.probes).every_seconds is None
     p.probes.every_seconds = 1.5
     assert ProbeSettings.from_config(p.probes).every_seconds == 1.5
