@@ -117,7 +117,9 @@ TIPS = {
     "training.nesterov": "For SGD with momentum: look ahead along the momentum before computing the "
                          "gradient. Often a little faster.",
     "training.batch_size": "Samples per weight update. 1 is online learning; the whole training set is "
-                           "(full) batch learning; anything in between is mini-batch.",
+                           "(full) batch learning; anything in between is mini-batch. With BatchNorm in the "
+                           "network, a last batch of a single sample is left out of each epoch (BatchNorm cannot "
+                           "normalize one sample); the shuffle picks another one each epoch.",
     "training.epochs": "How many times training goes through all the training data.",
     "training.schedule": "How the learning rate changes during the run.",
     "training.step_size": "Step decay: epochs between cuts. Reduce on plateau: waits a third of this many "

@@ -647,3 +647,8 @@ def test_the_dashboard_slows_its_frames_while_the_window_uses_too_much_cpu(windo
     assert busy[0] > 200 and busy == sorted(busy) and busy[-1] == int(1000 / dashboard_mod.MIN_HZ)
     idle = [tick(0.0) for _ in range(10)]
     assert idle == sorted(idle, reverse=True) and idle[-1] == 1000 // dashboard_mod.MAX_HZ
+
+
+def test_the_batch_size_says_a_last_batch_of_one_is_left_out_with_batchnorm(window):
+    tip = window.training.config_panel.fields[("training", "batch_size")].toolTip()
+    assert "BatchNorm" in tip and "single sample is left out" in tip
