@@ -31,7 +31,8 @@ from engine.probes.explain import load_project_data, training_normalizer, split_
 from engine.probes.ondemand import crop_window, activation_maximization, max_activating_patches, patch_box, unit_activation
 from engine.project import Project, project_from_dict
 
-__all__ = ["Dream", "TopPatches", "TrainedRun", "Unit", "dream", "load_run", "top_patches", "unit_of", "units_of"]
+__all__ = ["Dream", "TopPatches", "TrainedRun", "Unit", "dream", "load_run", "rebuild", "top_patches", "unit_of",
+           "units_of"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,31 @@ class TrainedRun:
         return t.numpy().astype(np.float32)
 
 
+def rebuild(snapshot: Mapping[str, Any] | Project, weights: Mapping[str, Any]
+            ) -> tuple[Project, CompiledModel, Analysis, Any]:
+    """A run's network compiled from its snapshot with its trained weights loaded, in eval mode.
+
+    Returns the project, the compiled model, its analysis and the checkpoint's saved normalizer (or None).
+
+    Raises:
+        ProbeError: the network cannot be rebuilt, or the weights do not fit it.
+    """
+    project = snapshot if isinstance(snapshot, Project) else project_from_dict(dict(snapshot), source="<run snapshot>")
+    analysis = analyze(project.graph)
+    try:
+        # NOTE: compiled as engine.training.trainer.Trainer._prepare compiles, so the names match the weights.
+        compiled = compile_graph(project.graph, project.name or "Net", analysis, title=project.name)
+    except NetDesignerError as exc:
+        raise ProbeError(f"the run's network cannot be rebuilt: {exc}") from None
+    state, saved_norm = split_checkpoint(weights)
+    try:
+        compiled.module.load_state_dict(state)
+    except (RuntimeError, KeyError, TypeError) as exc:
+        raise ProbeError(f"the weights do not fit this network ({str(exc).splitlines()[0]})") from None
+    compiled.module.eval()
+    return project, compiled, analysis, saved_norm
+
+
 def load_run(snapshot: Mapping[str, Any] | Project, weights: Mapping[str, Any] | None,
              base_dir: str | Path | None = None) -> TrainedRun:
     """The trained model of a run from its project snapshot and ``state_dict`` (or trainer checkpoint).
@@ -109,20 +135,7 @@ def load_run(snapshot: Mapping[str, Any] | Project, weights: Mapping[str, Any] |
     """
     if weights is None:
         raise ProbeError("this run has no trained weights (a failed run keeps none): train the network, then try again")
-    project = snapshot if isinstance(snapshot, Project) else project_from_dict(dict(snapshot), source="<run snapshot>")
-    graph = project.graph
-    analysis = analyze(graph)
-    try:
-        # NOTE: compiled as engine.training.trainer.Trainer._prepare compiles, so the names match the weights.
-        compiled = compile_graph(graph, project.name or "Net", analysis, title=project.name)
-    except NetDesignerError as exc:
-        raise ProbeError(f"the run's network cannot be rebuilt: {exc}") from None
-    state, saved_norm = split_checkpoint(weights)
-    try:
-        compiled.module.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise ProbeError(f"the weights do not fit this network ({str(exc).splitlines()[0]})") from None
-    compiled.module.eval()
+    project, compiled, analysis, saved_norm = rebuild(snapshot, weights)
     for p in compiled.module.parameters():
         p.requires_grad_(False)
     run = TrainedRun(project, compiled, analysis, Path(base_dir) if base_dir else None, saved_norm)

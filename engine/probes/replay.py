@@ -17,12 +17,9 @@ from typing import Any, Mapping
 
 import torch
 
-from engine.analysis import analyze
-from engine.compile import compile_graph
-from engine.errors import NetDesignerError
-from engine.probes.base import ProbeError
-from engine.probes.explain import load_project_data, split_checkpoint
-from engine.project import Project, project_from_dict
+from engine.probes.explain import load_project_data
+from engine.probes.explore import rebuild
+from engine.project import Project
 
 __all__ = ["replay"]
 
@@ -37,18 +34,8 @@ def replay(snapshot: Mapping[str, Any] | Project, weights: Mapping[str, Any], ba
     from engine.data import Normalizer, split_dataset
     from engine.probes.runner import ProbeRunner
 
-    project = snapshot if isinstance(snapshot, Project) else project_from_dict(dict(snapshot), source="<run snapshot>")
-    analysis = analyze(project.graph)
-    try:
-        compiled = compile_graph(project.graph, project.name or "Net", analysis, title=project.name)
-    except NetDesignerError as exc:
-        raise ProbeError(f"the run's network cannot be rebuilt: {exc}") from None
-    state, saved_norm = split_checkpoint(weights)
-    try:
-        compiled.module.load_state_dict(state)
-    except (RuntimeError, KeyError, TypeError) as exc:
-        raise ProbeError(f"the weights do not fit this network ({str(exc).splitlines()[0]})") from None
-    model = compiled.module.eval()
+    project, compiled, analysis, saved_norm = rebuild(snapshot, weights)
+    model = compiled.module
     cfg = project.data
     shape = tuple(compiled.code.input_shapes[0])
     data = load_project_data(project, shape, base_dir)
