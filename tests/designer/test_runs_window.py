@@ -26,6 +26,7 @@ from engine.data import load_dataset, split_dataset
 from engine.project import load_project, save_project
 from engine.training.runs import list_runs, read_run, runs_dir
 from tests.designer.conftest import small_cnn, training_window
+from tests.engine.helpers import score_exported
 
 RUN_TIMEOUT = 120_000
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,26 +70,6 @@ def close_window(w: MainWindow) -> None:
     QApplication.processEvents()
 
 
-RAW_RUNNER = textwrap.dedent(
-    """
-    import importlib.util, sys
-    import numpy as np
-    import torch
-    spec = importlib.util.spec_from_file_location("exported", sys.argv[1])
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    model = getattr(mod, sys.argv[2])()
-    model.load_state_dict(torch.load(sys.argv[3], weights_only=True))
-    model.eval()
-    data = np.load(sys.argv[4])
-    with torch.no_grad():
-        predicted = model(torch.from_numpy(data["x"])).argmax(1).numpy()
-    print(float((predicted == data["y"]).mean()))
-    assert not [m for m in sys.modules if m.split(".")[0] in ("engine", "designer", "PySide6", "sklearn", "PIL")]
-    """
-)
-
-
 @pytest.mark.slow
 def test_a_run_from_the_window_stays_after_a_restart_and_exports_what_it_trained(qtbot, tmp_path):
     path = saved_project(tmp_path)
@@ -119,11 +100,8 @@ def test_a_run_from_the_window_stays_after_a_restart_and_exports_what_it_trained
     data = load_dataset(project.data, (1, 32, 32), base_dir=tmp_path)
     _, _, test = split_dataset(data, project.data.val_fraction, project.data.test_fraction, project.data.seed)
     np.savez(tmp_path / "test.npz", x=test.x.numpy(), y=test.targets["label"].numpy())
-    cls = "LeNet5"
-    done = subprocess.run([sys.executable, "-c", RAW_RUNNER, str(written[0]), cls, str(written[1]),
-                           str(tmp_path / "test.npz")], capture_output=True, text=True, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert abs(float(done.stdout) - score) <= 0.01
+    accuracy, _ = score_exported(written[0], "LeNet5", written[1], tmp_path / "test.npz")
+    assert abs(accuracy - score) <= 0.01
 
 
 def test_runs_of_an_unsaved_project_move_beside_it_when_it_is_saved(qtbot, tmp_path):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 from engine.graph import Graph, GraphEvent
 
 
@@ -104,3 +109,34 @@ def slow_csv_project(folder, rows: int = 500_000):
     p.training.epochs = 2
     p.training.device = "cpu"
     return p
+
+
+_SCORE_EXPORTED = textwrap.dedent(
+    """
+    import importlib.util, sys
+    import numpy as np
+    import torch
+    spec = importlib.util.spec_from_file_location("exported", sys.argv[1])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = getattr(mod, sys.argv[2])()
+    model.load_state_dict(torch.load(sys.argv[3], weights_only=True))
+    model.eval()
+    data = np.load(sys.argv[4])
+    with torch.no_grad():
+        predicted = model(torch.from_numpy(data["x"])).argmax(1).numpy()
+    print(float((predicted == data["y"]).mean()), len(getattr(mod, "CLASSES", ())))
+    bad = sorted(m for m in sys.modules if m.split(".")[0] in ("engine", "designer", "PySide6", "sklearn", "PIL"))
+    assert not bad, bad
+    """
+)
+
+
+def score_exported(code: Path, class_name: str, weights: Path, data: Path) -> tuple[float, int]:
+    """Accuracy of an exported model on ``data`` (an .npz of raw ``x`` and labels ``y``), run in a fresh Python
+    that imports only torch and numpy; and how many class names the file declares."""
+    done = subprocess.run([sys.executable, "-c", _SCORE_EXPORTED, str(code), class_name, str(weights), str(data)],
+                          capture_output=True, text=True, cwd=Path(data).parent)
+    assert done.returncode == 0, done.stderr
+    accuracy, classes = done.stdout.split()
+    return float(accuracy), int(classes)

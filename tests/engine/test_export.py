@@ -12,6 +12,7 @@ from engine.compile import compile_graph
 from engine.errors import CompileError
 from engine.export import ExportError, export_code, load_weights
 from engine.graph import Graph
+from tests.engine.helpers import score_exported
 
 EVIL = 'x"); import os; os.system("touch PWNED") #'
 
@@ -172,28 +173,6 @@ def test_load_weights_rejects_non_state_dict(tmp_path):
         load_weights(tmp_path / "missing.pt")
 
 
-RAW_RUNNER = textwrap.dedent(
-    """
-    import importlib.util, sys
-    import numpy as np
-    import torch
-    spec = importlib.util.spec_from_file_location("exported", sys.argv[1])
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    model = getattr(mod, sys.argv[2])()
-    model.load_state_dict(torch.load(sys.argv[3], weights_only=True))
-    model.eval()
-    data = np.load(sys.argv[4])
-    with torch.no_grad():
-        predicted = model(torch.from_numpy(data["x"])).argmax(1).numpy()
-    print(float((predicted == data["y"]).mean()))
-    print(len(mod.CLASSES))
-    bad = sorted(m for m in sys.modules if m.split(".")[0] in ("engine", "designer", "PySide6", "sklearn", "PIL"))
-    assert not bad, bad
-    """
-)
-
-
 @pytest.mark.slow
 def test_a_model_exported_from_a_run_scores_its_test_accuracy_on_raw_data(tmp_path, capsys):
     """Pixels from 100 to 355, normalization on: the exported file takes the raw pixels and scores as the run did."""
@@ -228,10 +207,5 @@ def test_a_model_exported_from_a_run_scores_its_test_accuracy_on_raw_data(tmp_pa
     _, _, test = split_dataset(data, project.data.val_fraction, project.data.test_fraction, project.data.seed)
     assert float(test.x.min()) >= 100.0  # the raw pixels, not normalized
     np.savez(tmp_path / "test.npz", x=test.x.numpy(), y=test.targets["label"].numpy())
-    done = subprocess.run(
-        [sys.executable, "-c", RAW_RUNNER, str(tmp_path / "model.py"), "LeNet5", str(tmp_path / "model.pt"),
-         str(tmp_path / "test.npz")], capture_output=True, text=True, cwd=tmp_path,
-    )
-    assert done.returncode == 0, done.stderr
-    accuracy, classes = done.stdout.split()
-    assert abs(float(accuracy) - score) <= 0.01 and int(classes) == 10
+    accuracy, classes = score_exported(tmp_path / "model.py", "LeNet5", tmp_path / "model.pt", tmp_path / "test.npz")
+    assert abs(accuracy - score) <= 0.01 and classes == 10
