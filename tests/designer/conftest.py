@@ -160,3 +160,23 @@ def own_data_folder(tmp_path, monkeypatch):
 
     monkeypatch.setenv(DATA_ENV, str(tmp_path / "net-designer-data"))
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+
+
+@pytest.fixture
+def light_window(qtbot):
+    """A shown, active main window in the light theme with nothing open; closed without a prompt at the end."""
+    from designer import theme
+    from designer.main_window import MainWindow
+
+    theme.apply_theme(QApplication.instance(), False)
+    w = MainWindow()
+    w.resize(1400, 900)
+    w.show()
+    qtbot.waitExposed(w)
+    with qtbot.waitActive(w):
+        w.activateWindow()
+    yield w
+    w.document.undo_stack.setClean()  # NOTE: closed without a prompt
+    w.close()
+    w.deleteLater()
+    QApplication.processEvents()

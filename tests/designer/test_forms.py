@@ -9,12 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QEvent, QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QEvent, QPoint, QPointF, Qt
 from PySide6.QtGui import QHelpEvent, QPalette, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QAbstractSpinBox, QApplication, QComboBox, QFileDialog, QToolTip, QWidget
 
-from designer import theme
 from designer.document import Document
 from designer.fields import LOCK_REASON
 from designer.inspector import InspectorWidget
@@ -28,26 +27,9 @@ SHIFT = Qt.KeyboardModifier.ShiftModifier
 LEFT = Qt.MouseButton.LeftButton
 
 
-@pytest.fixture(autouse=True)
-def _isolated_settings(tmp_path):
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    theme.apply_theme(QApplication.instance(), False)
-    yield
-
-
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow()
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    with qtbot.waitActive(w):
-        w.activateWindow()
-    yield w
-    w.document.undo_stack.setClean()  # NOTE: closed without a prompt
-    w.close()
-    w.deleteLater()
-    QApplication.processEvents()
+def window(light_window):
+    return light_window
 
 
 def _panel(qtbot, template: str = "lenet5", height: int = 320) -> tuple[TrainingConfigPanel, Document]:

@@ -4,11 +4,10 @@ double-click, paste at the pointer, unwired blocks, replacing a wire, Actual siz
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from designer import theme
 from designer.canvas.items import GRID, NOT_CONNECTED, NodeItem
 from designer.main_window import MainWindow
 from designer.palette import PaletteWidget, layer_tooltip
@@ -19,26 +18,9 @@ CTRL = Qt.KeyboardModifier.ControlModifier
 LEFT = Qt.MouseButton.LeftButton
 
 
-@pytest.fixture(autouse=True)
-def _isolated_settings(tmp_path):
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
-    theme.apply_theme(QApplication.instance(), False)
-    yield
-
-
 @pytest.fixture
-def window(qtbot):
-    w = MainWindow()
-    w.resize(1400, 900)
-    w.show()
-    qtbot.waitExposed(w)
-    with qtbot.waitActive(w):
-        w.activateWindow()
-    yield w
-    w.document.undo_stack.setClean()  # NOTE: closed without a prompt
-    w.close()
-    w.deleteLater()
-    QApplication.processEvents()
+def window(light_window):
+    return light_window
 
 
 def _named(w: MainWindow, name: str) -> str:
