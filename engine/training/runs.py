@@ -70,6 +70,7 @@ MAX_SUMMARY_BYTES = 16 * 2**20
 MAX_METRICS_BYTES = 64 * 2**20
 MAX_PROJECT_BYTES = 20 * 2**20
 MAX_LABEL = 200
+LOCK_TRIES = 100  # 20 ms apart: a reader's glance at the lock never stops a writer
 _CHECKPOINT_NAME = "epoch-{:04d}.pt"
 
 
@@ -639,13 +640,19 @@ def _hold_lock(folder: Path) -> int | None:
         import fcntl
     except ImportError:  # pragma: no cover - Windows: the status alone tells
         return None
+    import time
+
     fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        raise RunError(f"{folder.name}: another process is writing this run") from None
-    return fd
+    # NOTE: a reader (the window following the run) takes the lock shared for an instant to see whether a
+    # writer is alive; a writer starting in that instant waits it out instead of failing.
+    for _ in range(LOCK_TRIES):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError:
+            time.sleep(0.02)
+    os.close(fd)
+    raise RunError(f"{folder.name}: another process is writing this run")
 
 
 def _writer_alive(folder: Path) -> bool:

@@ -389,3 +389,23 @@ def test_a_finished_cosine_run_continued_for_more_epochs_goes_on_along_the_longe
     rates = [e.lr for e in events if isinstance(e, EpochDone)]
     expected = [0.01 * 0.5 * (1 + math.cos(math.pi * e / 4)) for e in (2, 3)]  # not the 2-epoch cosine's end, 0
     assert rates == pytest.approx(expected)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_a_readers_glance_at_the_lock_never_stops_a_writer_but_a_second_writer_is_refused(tmp_path):
+    import fcntl
+    import threading
+
+    run = tmp_path / "r"
+    run.mkdir()
+    glance = os.open(run / ".lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(glance, fcntl.LOCK_SH | fcntl.LOCK_NB)  # a reader checking whether a writer is alive
+    made = []
+    starting = threading.Thread(target=lambda: made.append(RunWriter(run, snapshot=project_to_dict(dropout_mlp()))))
+    starting.start()
+    os.close(glance)  # the glance ends; the writer waits it out
+    starting.join()
+    (writer,) = made
+    with pytest.raises(RunError, match="another process is writing"):
+        RunWriter(run, snapshot=project_to_dict(dropout_mlp()))
+    writer.close()
