@@ -180,7 +180,7 @@ class TemplateCard(QFrame):
 def template_cards(size: QSize = MINIATURE) -> list[TemplateCard]:
     """A card for every built-in template, in the order the engine lists them."""
     from engine.errors import NetDesignerError
-    from engine.templates import list_templates, load_template
+    from engine.templates import list_templates
 
     try:
         infos = list_templates()
@@ -189,11 +189,7 @@ def template_cards(size: QSize = MINIATURE) -> list[TemplateCard]:
         return []
     cards = []
     for info in infos:
-        try:
-            graph, error = load_template(info.name).graph, ""
-        except Exception as exc:  # noqa: BLE001 - one broken template must not hide the others
-            graph, error = None, f"Could not be read: {exc}"
-        cards.append(TemplateCard(info.name, info.title, info.description, graph, error, size))
+        cards.append(TemplateCard(info.name, info.title, info.description, info.project.graph, "", size))
     return cards
 
 

@@ -28,6 +28,7 @@ _activation(
     "gradient is 1 wherever the unit is active, so deep stacks train well; a unit whose input "
     "stays negative for every sample stops learning (a 'dead' ReLU).",
     lambda p: "nn.ReLU()",
+    tags=("nonlinear", "can_die"),
 )
 _activation(
     "LeakyReLU",
@@ -35,6 +36,20 @@ _activation(
     "every unit keeps a gradient and cannot die.",
     lambda p: call("nn.LeakyReLU", negative_slope=p["negative_slope"] if p["negative_slope"] != 0.01 else None),
     params=(Param("negative_slope", "float", 0.01, "Slope for negative inputs.", min=0.0, max=1.0, label="Slope"),),
+)
+_activation(
+    "ReLU6",
+    "ReLU capped at 6, min(max(0, x), 6): MobileNet's activation. The cap keeps activations in a "
+    "small range that low-precision arithmetic on phones represents well; below 0 a unit is off "
+    "and can die as a ReLU's can.",
+    lambda p: "nn.ReLU6()",
+    tags=("nonlinear", "can_die"),
+)
+_activation(
+    "SiLU",
+    "Sigmoid-weighted linear unit, also called swish: x·sigmoid(x). Smooth, slightly negative for "
+    "small negative inputs and close to ReLU for large ones; EfficientNet uses it throughout.",
+    lambda p: "nn.SiLU()",
 )
 _activation(
     "ELU",
@@ -80,5 +95,5 @@ _activation(
     "Passes its input through unchanged. Handy as a named junction or a placeholder while "
     "sketching.",
     lambda p: "nn.Identity()",
-    tags=("transparent",),
+    tags=("transparent", "linear_tail"),
 )

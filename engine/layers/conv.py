@@ -108,6 +108,7 @@ register(
         rf=_conv_rf,
         has_weights=True,
         linear=True,
+        tags=frozenset({"kernels"}),
     )
 )
 
@@ -165,6 +166,7 @@ register(
         rf=_conv_rf,
         has_weights=True,
         linear=True,
+        tags=frozenset({"kernels"}),
     )
 )
 
@@ -221,6 +223,7 @@ register(
         rf=lambda p, ins: RF(p["kernel_size"], p["stride"], p["padding"], mode="transposed"),
         has_weights=True,
         linear=True,
+        tags=frozenset({"kernels"}),
     )
 )
 

@@ -37,6 +37,7 @@ register(
         macs=lambda p, ins, out: ins[0][0] * p["units"],
         has_weights=True,
         linear=True,
+        tags=frozenset({"linear_tail"}),
     )
 )
 
@@ -54,7 +55,7 @@ register(
         shape=lambda p, ins: (numel(ins[0]),),
         code=lambda p, ins: Code("nn.Flatten()"),
         linear=True,
-        tags=frozenset({"transparent"}),
+        tags=frozenset({"transparent", "linear_tail"}),
     )
 )
 
@@ -89,6 +90,6 @@ register(
         shape=_reshape_shape,
         code=_reshape_code,
         linear=True,
-        tags=frozenset({"transparent"}),
+        tags=frozenset({"transparent", "linear_tail"}),
     )
 )

@@ -1,4 +1,4 @@
-"""Merges: Add (residual), Concatenate (Inception, U-Net) and Crop-to-match (U-Net skips)."""
+"""Merges: Add (residual), Multiply (gating), Concatenate (Inception, U-Net) and Crop-to-match (U-Net skips)."""
 
 from engine.errors import ShapeError
 from engine.layers import shapes
@@ -35,6 +35,52 @@ register(
         default_name="add",
         shape=_add_shape,
         code=lambda p, ins: Code(None, forward=lambda attr, args: " + ".join(args)),
+    )
+)
+
+
+def _mul_shape(p, ins):
+    """Torch's broadcasting, kept to what gating needs: every axis equal or 1, an image's height
+    and width both equal or both 1 (a C×1×1 gate scales whole channels)."""
+    first = ins[0]
+    for other in ins[1:]:
+        if len(other) != len(first):
+            raise ShapeError(
+                f"Multiply cannot combine {shape_str(first)} and {shape_str(other)}: "
+                f"{shapes.describe_difference(first, other)} differs"
+            )
+    out = tuple(max(dims) for dims in zip(*ins))
+    for s in ins:
+        clash = [i for i, (d, o) in enumerate(zip(s, out)) if d not in (1, o)]
+        if clash or (len(s) == 3 and (s[1] == 1) != (s[2] == 1) and s[1:] != out[1:]):
+            raise ShapeError(
+                f"Multiply needs each size equal to the others' or 1 (a C×1×1 gate scales a C×H×W map), "
+                f"but {shape_str(s)} does not fit {shape_str(out)}"
+            )
+    return out
+
+
+register(
+    LayerSpec(
+        type_id="Multiply",
+        title="Multiply",
+        torch_names=("torch.mul",),
+        category="Merge",
+        doc=(
+            "Multiplies its inputs element by element. A size of 1 stretches to the other input's "
+            "size, so a C×1×1 gate (global average pooling, two 1×1 convolutions and a Sigmoid) "
+            "scales each channel of a C×H×W map by a learned weight between 0 and 1: the "
+            "squeeze-and-excitation block of EfficientNet, and attention in general."
+        ),
+        params=(_N_INPUTS,),
+        inputs="inputs",
+        role="merge",
+        default_name="mul",
+        shape=_mul_shape,
+        code=lambda p, ins: Code(None, forward=lambda attr, args: " * ".join(args)),
+        # NOTE: an input whose height and width are 1 while the output's are not is the same for every
+        # output pixel; the analysis reads this tag to give it one window for all of them.
+        tags=frozenset({"broadcast"}),
     )
 )
 

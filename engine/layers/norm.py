@@ -1,4 +1,4 @@
-"""Batch normalization and dropout."""
+"""Batch normalization, local response normalization and dropout."""
 
 from engine.errors import ShapeError
 from engine.layers import shapes
@@ -46,7 +46,44 @@ register(
         shape=_bn_shape,
         code=_bn_code,
         param_count=lambda p, ins, out: (2 * ins[0][0], 2 * ins[0][0]),
-        tags=frozenset({"transparent"}),
+        tags=frozenset({"transparent", "linear_tail"}),
+    )
+)
+
+def _lrn_code(p, ins):
+    return Code(
+        call(
+            "nn.LocalResponseNorm",
+            p["size"],
+            alpha=p["alpha"] if p["alpha"] != 1e-4 else None,
+            beta=p["beta"] if p["beta"] != 0.75 else None,
+            k=p["k"] if p["k"] != 1.0 else None,
+        )
+    )
+
+
+register(
+    LayerSpec(
+        type_id="LocalResponseNorm",
+        title="LocalResponseNorm",
+        torch_names=("LocalResponseNorm",),
+        category="Normalization",
+        doc=(
+            "AlexNet's local response normalization: each value is divided by "
+            "(k + α/n · sum of the squares of the n neighbouring channels at the same pixel)^β, "
+            "so a strongly active channel damps its neighbours (lateral inhibition). It has no "
+            "learned weights; batch normalization has since replaced it. AlexNet used n=5, "
+            "α=1e-4, β=0.75, k=2."
+        ),
+        params=(
+            Param("size", "int", 5, "How many neighbouring channels (n) each sum covers.", min=1, max=64),
+            Param("alpha", "float", 1e-4, "Scale α of the sum of squares.", min=0.0, max=10.0),
+            Param("beta", "float", 0.75, "Exponent β of the divisor.", min=0.0, max=10.0),
+            Param("k", "float", 2.0, "Constant k added to the scaled sum.", min=0.0, max=100.0),
+        ),
+        default_name="lrn",
+        shape=lambda p, ins: shapes.image("LocalResponseNorm", ins),
+        code=_lrn_code,
     )
 )
 
@@ -67,7 +104,7 @@ register(
         default_name="dropout",
         shape=lambda p, ins: ins[0],
         code=lambda p, ins: Code(call("nn.Dropout", p=p["p"])),
-        tags=frozenset({"transparent"}),
+        tags=frozenset({"transparent", "linear_tail"}),
     )
 )
 
@@ -86,6 +123,6 @@ register(
         default_name="dropout2d",
         shape=lambda p, ins: shapes.image("Dropout2d", ins),
         code=lambda p, ins: Code(call("nn.Dropout2d", p=p["p"])),
-        tags=frozenset({"transparent"}),
+        tags=frozenset({"transparent", "linear_tail"}),
     )
 )

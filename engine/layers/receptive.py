@@ -81,9 +81,18 @@ class Windows:
             return None
         return Windows(period, n * shift // self.period * self.step, spans)
 
+    def fixed(self) -> Windows | None:
+        """Pixel 0's span for every output pixel: an input broadcast over the output (a C×1×1 gate)."""
+        span = self.span(0)
+        return None if span is None else Windows(1, 0, (span,))
+
     @staticmethod
-    def union(many: list[Windows]) -> Windows:
+    def union(many: list[Windows], pixels: int | None = None) -> Windows | None:
         """Each output pixel sees what it sees through any of ``many`` (a merge's inputs).
+
+        Fixed windows (``step`` 0, :meth:`fixed`) join moving ones only where they hold them:
+        then every one of the ``pixels`` output pixels sees the fixed span; otherwise the
+        union is no repeating pattern, and None.
 
         NOTE: inputs whose spans advance at different rates (feature maps of different
         strides added together) share no repeating pattern; the union then takes the
@@ -91,6 +100,9 @@ class Windows:
         """
         if len(many) == 1:
             return many[0]
+        fixed = [w for w in many if w.step == 0]
+        if fixed:
+            return _fixed_union(fixed, [w for w in many if w.step != 0], pixels)
         if all(w.period == 1 for w in many):  # the common case, short-cut for speed
             spans = [w.spans[0] for w in many]
             span = (min(s[0] for s in spans), max(s[1] for s in spans))
@@ -132,6 +144,19 @@ class Windows:
             lo = math.floor(offset + r * float(ratio) - (width - 1) / 2 + 0.5)
             spans.append((lo, lo + width - 1))
         return cls(ratio.denominator, ratio.numerator, tuple(spans))
+
+
+def _fixed_union(fixed: list[Windows], moving: list[Windows], pixels: int | None) -> Windows | None:
+    """The fixed spans united, when they hold every moving span of output pixels ``0 .. pixels − 1``."""
+    span = _unite(w.spans[0] for w in fixed)
+    if moving and (span is None or pixels is None):
+        return None
+    for w in moving:
+        for i in range(pixels):
+            s = w.span(i)
+            if s is not None and not span[0] <= s[0] <= s[1] <= span[1]:
+                return None
+    return None if span is None else Windows(1, 0, (span,))
 
 
 def _unite(spans: Iterable[Span | None]) -> Span | None:

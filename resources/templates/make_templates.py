@@ -10,6 +10,10 @@ Each template is built with the :class:`~engine.graph.Graph` API, arranged with
 data settings (:func:`engine.datacheck.check_against_data`: input size, class count), and saved
 as ``<name>.json`` with :func:`engine.project.save_project`. The test suite
 rebuilds them and compares, so the files and this script cannot drift apart.
+
+The small templates train on data that ships or is generated; the full-size networks
+(AlexNet to the paper's U-Net) are built layer for layer as torchvision builds them and
+train on a person's own data, whose path they leave empty for Train to ask about.
 """
 
 from __future__ import annotations
@@ -41,6 +45,10 @@ SHAPES_CLASSES = 3  # circle, square, triangle
 SEGMENT_CLASSES = 4  # background + one class per shape
 UNET_SIZE = 32
 LOC_ALPHA = 0.5
+IMAGENET_CLASSES = 1000
+IMAGENET_SIZE = 224
+UNET_PAPER_SIZE = 572  # the paper's input tile; its output is the 388×388 centre
+UNET_PAPER_CLASSES = 2
 #: He initialization suits ReLU; without it a plain stack this deep starts with vanishing signals.
 HE = "he_normal"
 
@@ -75,6 +83,25 @@ class Net:
         x = self.add("Conv2d", name, x, filters=filters, kernel_size=kernel, bias=False, **kw)
         x = self.add("BatchNorm", _suffix(name, "bn"), x)
         return self.add("ReLU", _suffix(name, "relu"), x) if relu else x
+
+    def conv_bn(
+        self, x: str, name: str, filters: int, kernel: int, stride: int = 1, act: str | None = "ReLU",
+        eps: float = 1e-5, **kw: Any,
+    ) -> str:
+        """Conv2d (no bias) + BatchNorm (+ activation), torchvision's padding ``(k − 1) / 2``:
+        ``name``, ``name_bn``, ``name_act`` (``layer1_0_conv1``, ``layer1_0_conv1_bn`` ...)."""
+        kw.setdefault("padding", (kernel - 1) // 2)
+        x = self.add("Conv2d", name, x, filters=filters, kernel_size=kernel, stride=stride, bias=False, **kw)
+        x = self.add("BatchNorm", f"{name}_bn", x, eps=eps)
+        return self.add(act, f"{name}_{act.lower()}", x) if act else x
+
+    def classifier(self, x: str, classes: int, dropout: float | None = None, name: str = "fc") -> str:
+        """Global average pooling (+ Dropout) + Dense + Class output: the head of every modern CNN here."""
+        x = self.add("GlobalAvgPool", "avgpool", x)
+        if dropout is not None:
+            x = self.add("Dropout", "dropout", x, p=dropout)
+        x = self.add("Dense", name, x, units=classes)
+        return self.add("ClassificationOutput", "output", x)
 
 
 def _suffix(name: str, what: str) -> str:
@@ -263,6 +290,282 @@ def localization() -> Graph:
     return net.graph
 
 
+# ---------------------------------------------------------------------------- full-size networks
+# NOTE: built block by block as torchvision builds them (layer sizes, padding, biases, BatchNorm eps), so
+# their parameter counts equal torchvision's exactly; tests/engine/test_classic_templates.py checks that.
+def alexnet() -> Graph:
+    """torchvision's one-tower AlexNet (the "one weird trick" variant: 64-192-384-256-256 filters, no LRN)."""
+    net = Net()
+    x = net.image_input(3, IMAGENET_SIZE)
+    x = net.conv_relu(x, "conv1", 64, 11, stride=4, padding=2)  # 64×55×55
+    x = net.add("MaxPool2d", "pool1", x, kernel_size=3, stride=2)  # 64×27×27
+    x = net.conv_relu(x, "conv2", 192, 5, padding=2)
+    x = net.add("MaxPool2d", "pool2", x, kernel_size=3, stride=2)  # 192×13×13
+    x = net.conv_relu(x, "conv3", 384, 3, padding=1)
+    x = net.conv_relu(x, "conv4", 256, 3, padding=1)
+    x = net.conv_relu(x, "conv5", 256, 3, padding=1)
+    x = net.add("MaxPool2d", "pool5", x, kernel_size=3, stride=2)  # 256×6×6
+    x = net.add("AdaptiveAvgPool2d", "avgpool", x, output_size=6)  # 6×6 whatever the input size
+    x = net.add("Flatten", "flatten", x)  # 9216
+    for i in (6, 7):
+        x = net.add("Dropout", f"dropout{i}", x, p=0.5)
+        x = net.add("Dense", f"fc{i}", x, units=4096)
+        x = net.add("ReLU", f"relu{i}", x)
+    x = net.add("Dense", "fc8", x, units=IMAGENET_CLASSES)
+    net.add("ClassificationOutput", "output", x)
+    return net.graph
+
+
+def vgg16() -> Graph:
+    """VGG16 (configuration D): 13 3×3 convolutions in five blocks, three dense layers."""
+    net = Net()
+    x = net.image_input(3, IMAGENET_SIZE)
+    for block, (filters, convs) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)), start=1):
+        for i in range(1, convs + 1):
+            x = net.conv_relu(x, f"conv{block}_{i}", filters, 3, padding=1)
+        x = net.add("MaxPool2d", f"pool{block}", x, kernel_size=2, stride=2)  # 512×7×7 after the fifth
+    x = net.add("AdaptiveAvgPool2d", "avgpool", x, output_size=7)
+    x = net.add("Flatten", "flatten", x)  # 25088
+    for i in (6, 7):
+        x = net.add("Dense", f"fc{i}", x, units=4096)
+        x = net.add("ReLU", f"relu{i}", x)
+        x = net.add("Dropout", f"dropout{i}", x, p=0.5)
+    x = net.add("Dense", "fc8", x, units=IMAGENET_CLASSES)
+    net.add("ClassificationOutput", "output", x)
+    return net.graph
+
+
+#: GoogLeNet's nine Inception modules: (name, 1×1, 3×3 reduce, 3×3, "5×5" reduce, "5×5", pool projection)
+INCEPTIONS = (
+    ("3a", 64, 96, 128, 16, 32, 32), ("3b", 128, 128, 192, 32, 96, 64),
+    ("4a", 192, 96, 208, 16, 48, 64), ("4b", 160, 112, 224, 24, 64, 64), ("4c", 128, 128, 256, 24, 64, 64),
+    ("4d", 112, 144, 288, 32, 64, 64), ("4e", 256, 160, 320, 32, 128, 128),
+    ("5a", 256, 160, 320, 32, 128, 128), ("5b", 384, 192, 384, 48, 128, 128),
+)
+#: GoogLeNet's BatchNorm eps (torchvision's BasicConv2d)
+GOOGLENET_EPS = 1e-3
+
+
+def _inception(net: Net, x: str, name: str, c1: int, r3: int, c3: int, r5: int, c5: int, proj: int) -> str:
+    """Four branches concatenated. NOTE: the "5×5" branch is a 3×3 convolution, as in torchvision's
+    GoogLeNet (whose weights were trained so); its parameter count is torchvision's."""
+    eps = GOOGLENET_EPS
+    b1 = net.conv_bn(x, f"{name}_b1", c1, 1, eps=eps)
+    b2 = net.conv_bn(net.conv_bn(x, f"{name}_b2_reduce", r3, 1, eps=eps), f"{name}_b2", c3, 3, eps=eps)
+    b3 = net.conv_bn(net.conv_bn(x, f"{name}_b3_reduce", r5, 1, eps=eps), f"{name}_b3", c5, 3, eps=eps)
+    b4 = net.add("MaxPool2d", f"{name}_b4_pool", x, kernel_size=3, stride=1, padding=1, ceil_mode=True)
+    b4 = net.conv_bn(b4, f"{name}_b4", proj, 1, eps=eps)
+    return net.add("Concatenate", f"{name}_concat", b1, b2, b3, b4, inputs=4)
+
+
+def googlenet() -> Graph:
+    """GoogLeNet (Inception v1) in torchvision's layout, with BatchNorm and without the auxiliary heads."""
+    net = Net()
+    x = net.image_input(3, IMAGENET_SIZE)
+    x = net.conv_bn(x, "conv1", 64, 7, stride=2, eps=GOOGLENET_EPS)  # 64×112×112
+    x = net.add("MaxPool2d", "pool1", x, kernel_size=3, stride=2, ceil_mode=True)  # 64×56×56
+    x = net.conv_bn(x, "conv2", 64, 1, eps=GOOGLENET_EPS)
+    x = net.conv_bn(x, "conv3", 192, 3, eps=GOOGLENET_EPS)
+    x = net.add("MaxPool2d", "pool2", x, kernel_size=3, stride=2, ceil_mode=True)  # 192×28×28
+    pools = {"3b": ("pool3", 3), "4e": ("pool4", 2)}  # after these modules: 480×14×14, 832×7×7
+    for name, *sizes in INCEPTIONS:
+        x = _inception(net, x, f"inception{name}", *sizes)
+        if name in pools:
+            pool, k = pools[name]
+            x = net.add("MaxPool2d", pool, x, kernel_size=k, stride=2, ceil_mode=True)
+    net.classifier(x, IMAGENET_CLASSES, dropout=0.2)
+    return net.graph
+
+
+def _resnet_stem(net: Net) -> str:
+    x = net.image_input(3, IMAGENET_SIZE)
+    x = net.conv_bn(x, "conv1", 64, 7, stride=2)  # 64×112×112
+    return net.add("MaxPool2d", "maxpool", x, kernel_size=3, stride=2, padding=1)  # 64×56×56
+
+
+def _shortcut(net: Net, x: str, name: str, filters: int, stride: int, channels: int) -> str:
+    """The identity, or a 1×1 projection (+ BatchNorm) where the block changes size or width."""
+    if stride == 1 and channels == filters:
+        return x
+    return net.conv_bn(x, f"{name}_downsample", filters, 1, stride=stride, act=None)
+
+
+def _basic_block(net: Net, x: str, name: str, filters: int, stride: int, channels: int) -> str:
+    y = net.conv_bn(x, f"{name}_conv1", filters, 3, stride=stride)
+    y = net.conv_bn(y, f"{name}_conv2", filters, 3, act=None)
+    y = net.add("Add", f"{name}_add", y, _shortcut(net, x, name, filters, stride, channels))
+    return net.add("ReLU", f"{name}_relu", y)
+
+
+def _bottleneck(net: Net, x: str, name: str, filters: int, stride: int, channels: int) -> str:
+    """ResNet v1.5's bottleneck: the stride sits on the 3×3 convolution."""
+    y = net.conv_bn(x, f"{name}_conv1", filters, 1)
+    y = net.conv_bn(y, f"{name}_conv2", filters, 3, stride=stride)
+    y = net.conv_bn(y, f"{name}_conv3", 4 * filters, 1, act=None)
+    y = net.add("Add", f"{name}_add", y, _shortcut(net, x, name, 4 * filters, stride, channels))
+    return net.add("ReLU", f"{name}_relu", y)
+
+
+def _resnet(block: Callable[..., str], depths: tuple[int, ...], expansion: int) -> Graph:
+    net = Net()
+    x, channels = _resnet_stem(net), 64
+    for stage, (filters, depth) in enumerate(zip((64, 128, 256, 512), depths), start=1):
+        for i in range(depth):
+            stride = 2 if stage > 1 and i == 0 else 1
+            x = block(net, x, f"layer{stage}_{i}", filters, stride, channels)
+            channels = filters * expansion
+    net.classifier(x, IMAGENET_CLASSES)
+    return net.graph
+
+
+def resnet18() -> Graph:
+    return _resnet(_basic_block, (2, 2, 2, 2), 1)
+
+
+def resnet50() -> Graph:
+    return _resnet(_bottleneck, (3, 4, 6, 3), 4)
+
+
+#: MobileNetV2's inverted residual stages: (expansion t, output channels c, blocks n, first stride s)
+MOBILENET_V2 = (
+    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+)
+
+
+def _inverted_residual(net: Net, x: str, name: str, channels: int, filters: int, stride: int, t: int) -> str:
+    """Expand (1×1), filter (3×3 depthwise), project (1×1, linear: no activation); add the input when it fits."""
+    hidden = channels * t
+    y = net.conv_bn(x, f"{name}_expand", hidden, 1, act="ReLU6") if t != 1 else x
+    y = net.conv_bn(y, f"{name}_dw", hidden, 3, stride=stride, groups=hidden, act="ReLU6")
+    y = net.conv_bn(y, f"{name}_project", filters, 1, act=None)
+    return net.add("Add", f"{name}_add", y, x) if stride == 1 and channels == filters else y
+
+
+def mobilenet_v2() -> Graph:
+    net = Net()
+    x = net.image_input(3, IMAGENET_SIZE)
+    x, channels, n = net.conv_bn(x, "conv1", 32, 3, stride=2, act="ReLU6"), 32, 0  # 32×112×112
+    for t, filters, blocks, stride in MOBILENET_V2:
+        for i in range(blocks):
+            n += 1
+            x = _inverted_residual(net, x, f"block{n}", channels, filters, stride if i == 0 else 1, t)
+            channels = filters
+    x = net.conv_bn(x, "conv_last", 1280, 1, act="ReLU6")  # 1280×7×7
+    net.classifier(x, IMAGENET_CLASSES, dropout=0.2)
+    return net.graph
+
+
+DENSENET121_BLOCKS = (6, 12, 24, 16)
+GROWTH = 32
+BN_SIZE = 4  # the 1×1 bottleneck's width, in multiples of the growth rate
+
+
+def _dense_layer(net: Net, x: str, name: str) -> str:
+    """BN-ReLU-conv 1×1 (bottleneck), BN-ReLU-conv 3×3 (``GROWTH`` new maps), concatenated onto the input.
+
+    NOTE: torchvision concatenates all earlier maps before each layer; concatenating one layer's maps
+    at a time onto the running stack gives the same tensor, channel for channel.
+    """
+    y = net.add("BatchNorm", f"{name}_bn1", x)
+    y = net.add("ReLU", f"{name}_relu1", y)
+    y = net.add("Conv2d", f"{name}_conv1", y, filters=BN_SIZE * GROWTH, kernel_size=1, padding=0, bias=False)
+    y = net.add("BatchNorm", f"{name}_bn2", y)
+    y = net.add("ReLU", f"{name}_relu2", y)
+    y = net.add("Conv2d", f"{name}_conv2", y, filters=GROWTH, kernel_size=3, padding=1, bias=False)
+    return net.add("Concatenate", f"{name}_concat", x, y)
+
+
+def densenet121() -> Graph:
+    net = Net()
+    x = net.image_input(3, IMAGENET_SIZE)
+    x = net.conv_bn(x, "conv0", 64, 7, stride=2)
+    x = net.add("MaxPool2d", "pool0", x, kernel_size=3, stride=2, padding=1)  # 64×56×56
+    channels = 64
+    for b, layers in enumerate(DENSENET121_BLOCKS, start=1):
+        for i in range(1, layers + 1):
+            x = _dense_layer(net, x, f"block{b}_layer{i}")
+        channels += layers * GROWTH
+        if b < len(DENSENET121_BLOCKS):  # transition: halve the maps and the size
+            channels //= 2
+            x = net.add("BatchNorm", f"transition{b}_bn", x)
+            x = net.add("ReLU", f"transition{b}_relu", x)
+            x = net.add("Conv2d", f"transition{b}_conv", x, filters=channels, kernel_size=1, padding=0, bias=False)
+            x = net.add("AvgPool2d", f"transition{b}_pool", x, kernel_size=2, stride=2)
+    x = net.add("BatchNorm", "bn5", x)  # 1024×7×7
+    x = net.add("ReLU", "relu5", x)
+    net.classifier(x, IMAGENET_CLASSES, name="classifier")
+    return net.graph
+
+
+#: EfficientNet-B0's MBConv stages: (expansion, kernel, first stride, output channels, blocks)
+EFFICIENTNET_B0 = (
+    (1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3), (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
+
+
+def _squeeze_excitation(net: Net, x: str, name: str, channels: int, squeeze: int) -> str:
+    """Average each channel, two 1×1 convolutions and a Sigmoid weigh the channels; Multiply applies the weights."""
+    g = net.add("AdaptiveAvgPool2d", f"{name}_se_pool", x, output_size=1)  # C×1×1
+    g = net.add("Conv2d", f"{name}_se_reduce", g, filters=squeeze, kernel_size=1, padding=0)
+    g = net.add("SiLU", f"{name}_se_silu", g)
+    g = net.add("Conv2d", f"{name}_se_expand", g, filters=channels, kernel_size=1, padding=0)
+    g = net.add("Sigmoid", f"{name}_se_gate", g)
+    return net.add("Multiply", f"{name}_se_scale", x, g)
+
+
+def _mbconv(net: Net, x: str, name: str, channels: int, filters: int, kernel: int, stride: int, t: int) -> str:
+    """MobileNetV2's inverted residual with SiLU and squeeze-and-excitation (a quarter of the input's width)."""
+    hidden = channels * t
+    y = net.conv_bn(x, f"{name}_expand", hidden, 1, act="SiLU") if t != 1 else x
+    y = net.conv_bn(y, f"{name}_dw", hidden, kernel, stride=stride, groups=hidden, act="SiLU")
+    y = _squeeze_excitation(net, y, name, hidden, max(1, channels // 4))
+    y = net.conv_bn(y, f"{name}_project", filters, 1, act=None)
+    # NOTE: torchvision drops the residual branch at random while training (stochastic depth); here it is kept.
+    return net.add("Add", f"{name}_add", y, x) if stride == 1 and channels == filters else y
+
+
+def efficientnet_b0() -> Graph:
+    net = Net()
+    x = net.image_input(3, IMAGENET_SIZE)
+    x, channels, n = net.conv_bn(x, "stem", 32, 3, stride=2, act="SiLU"), 32, 0  # 32×112×112
+    for t, kernel, stride, filters, blocks in EFFICIENTNET_B0:
+        for i in range(blocks):
+            n += 1
+            x = _mbconv(net, x, f"block{n}", channels, filters, kernel, stride if i == 0 else 1, t)
+            channels = filters
+    x = net.conv_bn(x, "head", 1280, 1, act="SiLU")  # 1280×7×7
+    net.classifier(x, IMAGENET_CLASSES, dropout=0.2)
+    return net.graph
+
+
+def unet_paper() -> Graph:
+    """U-Net as in Ronneberger et al. (2015): valid 3×3 convolutions, so every map shrinks, and the encoder's
+    maps are cropped to the decoder's before they are concatenated; 572×572 in, 388×388 out."""
+    net = Net()
+
+    def twice(x: str, name: str, filters: int) -> str:
+        x = net.conv_relu(x, f"{name}_conv1", filters, 3, padding="valid")
+        return net.conv_relu(x, f"{name}_conv2", filters, 3, padding="valid")
+
+    x = net.image_input(1, UNET_PAPER_SIZE)
+    skips = []
+    for level, filters in enumerate((64, 128, 256, 512), start=1):
+        x = twice(x, f"enc{level}", filters)  # 568, 280, 136, 64
+        skips.append(x)
+        x = net.add("MaxPool2d", f"pool{level}", x, kernel_size=2, stride=2)
+    x = twice(x, "mid", 1024)  # 1024×28×28
+    x = net.add("Dropout", "dropout", x, p=0.5)  # the paper's drop-out at the end of the contracting path
+    for level, filters in zip((4, 3, 2, 1), (512, 256, 128, 64)):
+        x = net.add("ConvTranspose2d", f"up{level}", x, filters=filters, kernel_size=2, stride=2)
+        skip = net.add("CropToMatch", f"crop{level}", skips[level - 1], x)
+        x = net.add("Concatenate", f"skip{level}", skip, x)
+        x = twice(x, f"dec{level}", filters)  # 52, 100, 196, 388
+    x = net.add("Conv2d", "classifier", x, filters=UNET_PAPER_CLASSES, kernel_size=1, padding=0)
+    net.add("SegmentationOutput", "output", x)
+    return net.graph
+
+
 def _digits(**kw: Any) -> dict[str, Any]:
     return {"dataset": "digits", "image_size": 32, "task": "classification", **kw}
 
@@ -273,6 +576,23 @@ def _shapes(task: str, **kw: Any) -> dict[str, Any]:
 
 def _adam(epochs: int, lr: float = 1e-3, batch_size: int = 64, **kw: Any) -> dict[str, Any]:
     return {"optimizer": "adam", "lr": lr, "batch_size": batch_size, "epochs": epochs, **kw}
+
+
+def _image_folder() -> dict[str, Any]:
+    """A person's own folder of class subfolders at ImageNet's 224×224: no path yet, so Train asks for one.
+
+    NOTE: the data cannot be described before there is a path, so the data checks say nothing until then;
+    set to a folder of fewer classes than 1000, they offer to set the last Dense layer's units.
+    """
+    return {"dataset": "image_folder", "image_size": IMAGENET_SIZE, "task": "classification", "augment": {"flip": True}}
+
+
+def _sgd(epochs: int, lr: float = 0.01, batch_size: int = 32) -> dict[str, Any]:
+    """SGD with momentum, weight decay and a cosine schedule, torchvision's recipe scaled to one GPU's batch."""
+    return {
+        "optimizer": "sgd", "lr": lr, "momentum": 0.9, "weight_decay": 1e-4, "batch_size": batch_size,
+        "epochs": epochs, "schedule": "cosine",
+    }
 
 
 #: The templates in teaching order (engine.templates lists them in this order too).
@@ -368,6 +688,91 @@ TEMPLATES = (
         _shapes("localization"),
         _adam(25),
         probe_layer="relu3",
+    ),
+    # The full-size networks: published parameter counts and multiply-accumulates (MACs) at 224×224.
+    Template(
+        "alexnet",
+        "AlexNet",
+        "torchvision's one-tower AlexNet: 5 convolutions, 3 dense layers; 61,100,840 parameters, 0.71 G MACs at 224×224.",
+        alexnet,
+        _image_folder(),
+        _sgd(30),
+        probe_layer="relu5",
+    ),
+    Template(
+        "vgg16",
+        "VGG16",
+        "Thirteen 3×3 convolutions in five blocks, three dense layers: 138,357,544 parameters, 15.5 G MACs at 224×224.",
+        vgg16,
+        _image_folder(),
+        _sgd(30),
+        probe_layer="relu5_3",
+    ),
+    Template(
+        "googlenet",
+        "GoogLeNet",
+        "Inception v1 as torchvision builds it, no auxiliary heads: 6,624,904 parameters, 1.5 G MACs at 224×224.",
+        googlenet,
+        _image_folder(),
+        _sgd(30),
+        probe_layer="inception5b_b2_relu",
+    ),
+    Template(
+        "resnet18",
+        "ResNet-18",
+        "Eight basic residual blocks in four stages: 11,689,512 parameters, 1.8 G MACs at 224×224.",
+        resnet18,
+        _image_folder(),
+        _sgd(30, lr=0.05, batch_size=64),
+        probe_layer="layer4_1_relu",
+    ),
+    Template(
+        "resnet50",
+        "ResNet-50",
+        "Bottleneck blocks, stride on the 3×3 (v1.5): 25,557,032 parameters, 4.1 G MACs at 224×224.",
+        resnet50,
+        _image_folder(),
+        _sgd(30, lr=0.05, batch_size=64),
+        probe_layer="layer4_2_relu",
+    ),
+    Template(
+        "mobilenet_v2",
+        "MobileNetV2",
+        "Inverted residuals with linear bottlenecks and ReLU6: 3,504,872 parameters, 0.30 G MACs at 224×224.",
+        mobilenet_v2,
+        _image_folder(),
+        _sgd(30, lr=0.05, batch_size=64),
+        probe_layer="conv_last_relu6",
+    ),
+    Template(
+        "densenet121",
+        "DenseNet-121",
+        "Every layer reads all earlier maps of its block: 7,978,856 parameters, 2.8 G MACs at 224×224.",
+        densenet121,
+        _image_folder(),
+        _sgd(30, lr=0.05, batch_size=64),
+        probe_layer="relu5",
+    ),
+    Template(
+        "efficientnet_b0",
+        "EfficientNet-B0",
+        "MBConv blocks with SiLU and squeeze-and-excitation: 5,288,548 parameters, 0.39 G MACs at 224×224.",
+        efficientnet_b0,
+        _image_folder(),
+        _sgd(30, lr=0.05, batch_size=64),
+        probe_layer="head_silu",
+    ),
+    Template(
+        "unet_paper",
+        "U-Net (paper)",
+        "The paper's U-Net: valid convolutions, cropped skips, 572×572 in, 388×388 out; 31,030,658 parameters, 150 G MACs.",
+        unet_paper,
+        # NOTE: the loaders size the masks like the Input (572×572), while the valid convolutions give
+        # 388×388: until masks can be cut to the output's centre, the data checks refuse to train it.
+        {"dataset": "npz", "image_size": UNET_PAPER_SIZE, "task": "segmentation"},
+        {**_sgd(30, lr=0.01, batch_size=1), "momentum": 0.99},  # the paper's: one tile a batch, high momentum
+        probes={"cam_method": "off"},
+        probe_layer="mid_relu2",
     ),
 )
 

@@ -83,7 +83,7 @@ def test_descriptions_are_searched_only_when_no_name_matches(qtbot):
     palette = PaletteWidget()
     qtbot.addWidget(palette)
     QTest.keyClicks(palette.search, "relu")
-    assert palette.visible_type_ids() == ["ReLU", "LeakyReLU"]  # not Dense, whose text mentions ReLU
+    assert palette.visible_type_ids() == ["ReLU", "LeakyReLU", "ReLU6"]  # not Dense, whose text mentions ReLU
     palette.search.clear()
     QTest.keyClicks(palette.search, "fully connected")
     assert "Dense" in palette.visible_type_ids()

@@ -41,17 +41,22 @@ FEED = {
     "AvgPool2d": "image",
     "GlobalAvgPool": "image",
     "GlobalMaxPool": "image",
+    "AdaptiveAvgPool2d": "image",
     "BatchNorm": "any",
+    "LocalResponseNorm": "image",
     "Dropout": "any",
     "Dropout2d": "image",
     "ReLU": "any",
     "LeakyReLU": "any",
+    "ReLU6": "any",
+    "SiLU": "any",
     "ELU": "any",
     "Tanh": "any",
     "Sigmoid": "any",
     "Softmax": "any",
     "Identity": "any",
     "Add": "merge",
+    "Multiply": "broadcast",
     "Concatenate": "merge",
     "CropToMatch": "crop",
     "ClassificationOutput": "head",
@@ -77,6 +82,8 @@ SMALL = {
     "height": 9,
     "width": 9,
     "features": 10,
+    "output_size": 6,
+    "size": 7,
 }
 
 #: Cases that random draws hit rarely but that broke before: always run, per layer type.
@@ -100,8 +107,30 @@ EDGE_CASES = {
         ({"kernel_size": 1, "stride": 1, "padding": 1}, [(1, 2, 2)]),  # refused: nothing left
         ({"stride": 2, "output_padding": 2}, [(1, 3, 3)]),  # refused: output padding >= stride
     ],
-    "MaxPool2d": [({"kernel_size": 3, "stride": 2, "padding": 1}, [(2, 5, 5)]), ({"kernel_size": 2, "padding": 2}, [(1, 4, 4)])],
-    "AvgPool2d": [({"kernel_size": 3, "stride": 1, "padding": 1}, [(1, 1, 1)]), ({"kernel_size": 4}, [(1, 3, 3)])],
+    "MaxPool2d": [
+        ({"kernel_size": 3, "stride": 2, "padding": 1}, [(2, 5, 5)]),
+        ({"kernel_size": 2, "padding": 2}, [(1, 4, 4)]),
+        ({"kernel_size": 3, "stride": 2, "ceil_mode": True}, [(2, 8, 8)]),  # GoogLeNet's: the last window hangs over
+        ({"kernel_size": 2, "stride": 2, "padding": 1, "ceil_mode": True}, [(1, 5, 5)]),  # one would start in the padding
+        ({"kernel_size": 3, "stride": 2, "ceil_mode": True}, [(1, 2, 2)]),  # a window larger than the input
+        ({"kernel_size": 3, "stride": 1, "ceil_mode": True}, [(1, 2, 2)]),  # refused: nothing fits
+    ],
+    "AvgPool2d": [
+        ({"kernel_size": 3, "stride": 1, "padding": 1}, [(1, 1, 1)]),
+        ({"kernel_size": 4}, [(1, 3, 3)]),
+        ({"kernel_size": 3, "stride": 2, "ceil_mode": True}, [(1, 4, 6)]),
+    ],
+    "AdaptiveAvgPool2d": [({"output_size": 6}, [(2, 6, 6)]), ({"output_size": 3}, [(1, 7, 5)]), ({"output_size": 4}, [(1, 2, 3)])],
+    "LocalResponseNorm": [({"size": 5}, [(3, 4, 4)]), ({}, [(6,)])],
+    "Multiply": [
+        ({}, [(4, 5, 5), (4, 1, 1)]),  # squeeze-and-excitation: a C×1×1 gate
+        ({}, [(4, 1, 1), (4, 5, 5)]),
+        ({"inputs": 3}, [(1, 3, 3), (2, 1, 1), (2, 3, 3)]),
+        ({}, [(5,), (1,)]),
+        ({}, [(4, 5, 5), (4, 1, 5)]),  # refused: height 1 but not width
+        ({}, [(4, 5, 5), (3, 5, 5)]),  # refused: 4 and 3 channels
+        ({}, [(4, 5, 5), (4,)]),  # refused: an image and a vector
+    ],
     "Upsample": [({"mode": "bilinear", "scale": 3}, [(2, 3, 4)])],
     "Reshape": [({"shape": (16, 4, 4)}, [(256,)]), ({"shape": (3, 4)}, [(12,)]), ({"shape": (5,)}, [(2, 2, 1)])],
     "BatchNorm": [({}, [(5,)]), ({"momentum": 0.0, "eps": 1e-3}, [(3, 2, 2)])],
@@ -186,6 +215,25 @@ def merge_inputs(draw, n: int):
 
 
 @st.composite
+def broadcast_inputs(draw, n: int):
+    """Shapes for an element-wise product: equal, with sizes of 1 (a C×1×1 gate), or not fitting at all."""
+    base = draw(any_rank)
+    out = [base]
+    for _ in range(n - 1):
+        how = draw(st.sampled_from(["same", "gate", "ones", "other"]))
+        if how == "same":
+            out.append(base)
+        elif how == "gate":
+            out.append(base[:1] + (1,) * (len(base) - 1))
+        elif how == "ones":
+            out.append(tuple(d if draw(st.booleans()) else 1 for d in base))
+        else:
+            out.append(draw(any_rank))
+    draw(st.randoms()).shuffle(out)
+    return out
+
+
+@st.composite
 def crop_inputs(draw):
     x = draw(st.one_of(images, images, vectors))
     if len(x) == 3 and draw(st.booleans()):
@@ -218,6 +266,8 @@ def layer_case(draw, spec: LayerSpec):
         return draw(reshape_case(params))
     if feed == "merge":
         return params, draw(merge_inputs(params["inputs"]))
+    if feed == "broadcast":
+        return params, draw(broadcast_inputs(params["inputs"]))
     if feed == "crop":
         return params, draw(crop_inputs())
     if feed == "head":
@@ -349,6 +399,12 @@ def _single(type_id: str, params: dict, in_shape: tuple):
         ("AvgPool2d", {"kernel_size": 3, "stride": 1, "padding": 1}, (2, 5, 5), (2, 5, 5), 0, 0),
         ("Upsample", {"scale": 3}, (2, 4, 5), (2, 12, 15), 0, 0),
         ("GlobalAvgPool", {}, (7, 3, 3), (7,), 0, 0),
+        ("AdaptiveAvgPool2d", {"output_size": 1}, (7, 3, 3), (7, 1, 1), 0, 0),
+        ("AdaptiveAvgPool2d", {"output_size": 6}, (256, 13, 13), (256, 6, 6), 0, 0),
+        # ceil mode: ⌈(112 − 3) / 2⌉ + 1 = 56 (GoogLeNet), floor mode 55
+        ("MaxPool2d", {"kernel_size": 3, "stride": 2, "ceil_mode": True}, (64, 112, 112), (64, 56, 56), 0, 0),
+        ("MaxPool2d", {"kernel_size": 3, "stride": 2}, (64, 112, 112), (64, 55, 55), 0, 0),
+        ("LocalResponseNorm", {}, (96, 55, 55), (96, 55, 55), 0, 0),
         ("Flatten", {}, (16, 5, 5), (400,), 0, 0),
     ],
 )

@@ -18,7 +18,7 @@ from engine.compile import compile_graph
 from engine.datacheck import check_against_data
 from engine.errors import ProjectError
 from engine.project import load_project, project_from_dict, project_to_dict, save_project
-from engine.templates import TEACHING_ORDER, TEMPLATE_DIR, list_templates, load_template
+from engine.templates import FULL_SIZE, TEACHING_ORDER, TEMPLATE_DIR, list_templates, load_template
 from tests.conftest import ROOT
 from tests.engine.helpers import torch_counts
 
@@ -31,6 +31,8 @@ HEADS_FOR_TASK = {
     "localization": ["ClassificationOutput", "BoxOutput"],
 }
 OFFLINE_DATASETS = {"spiral", "xor", "circles", "gaussians", "regression1d", "digits", "iris", "wine", "breast_cancer", "shapes"}
+#: the full-size networks run a forward pass of several seconds each: in the slow tests only
+RUNS = [pytest.param(name, marks=pytest.mark.slow) if name in FULL_SIZE else name for name in NAMES]
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +88,7 @@ def test_template_round_trips(name, tmp_path):
     assert project_to_dict(load_project(tmp_path / "copy.json")) == data
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", RUNS)
 def test_template_is_clean_and_runs(name):
     project = load_template(name)
     graph = project.graph
@@ -101,7 +103,10 @@ def test_template_is_clean_and_runs(name):
     in_shape = result.nodes[inputs[0]].out_shape
     if len(in_shape) == 3:
         assert in_shape[1] == in_shape[2] == project.data.image_size
-    assert project.data.dataset in OFFLINE_DATASETS
+    if name in FULL_SIZE:  # a person's own data: Train asks for the path
+        assert project.data.dataset in ("image_folder", "npz") and project.data.path is None
+    else:
+        assert project.data.dataset in OFFLINE_DATASETS
 
     compiled = compile_graph(graph)
     model = compiled.module
