@@ -89,6 +89,9 @@ class ReceptiveField:
     ``period`` consecutive pixels average exactly to it, and it is where output pixel ``i``
     lies on the grid before the layer (Upsample by s: ``(i + ½)/s − ½``; a transposed
     convolution with a kernel at least its stride: ``(i + padding − (kernel − 1)/2)/stride``).
+    ``jump`` is 0 after a merge that broadcasts a 1×1 map over the pixels (Multiply by a
+    squeeze-and-excitation gate, which pools the whole map): every output pixel then sees the
+    same window, the union of the windows of every pixel of the pooled map.
     ``windows`` holds every output pixel's exact window
     (:class:`~engine.layers.receptive.Windows`, with the ``period``); None for a field made by hand.
     """
@@ -245,7 +248,7 @@ def analyze(graph: Graph) -> Analysis:
             report(nid, ERROR, "internal", f"'{node.name}' could not be analysed ({type(exc).__name__}: {exc})")
 
     _warn_dangling(nodes, consumers, report)
-    _warn_linear_collapse(nodes, inbound, consumers, report)
+    _warn_linear_collapse(nodes, inbound, infos, report)
     _warn_double_softmax(nodes, inbound, report)
     _warn_saturating_chains(nodes, order, inbound, report)
     order = order + looped
@@ -266,24 +269,38 @@ def _receptive_field(node: Node, info: NodeInfo, in_rfs: list[ReceptiveField | N
         return ReceptiveField.of(Windows.pixel())
     if "rf_first_input" in spec.tags:
         in_rfs = in_rfs[:1]
+    if "broadcast" in spec.tags:
+        in_rfs = [_broadcast(r, s, info.out_shape) for r, s in zip(in_rfs, info.in_shapes)]
     known = [r for r in in_rfs if r is not None]
-    if not known:
+    if not known or len(known) < len(in_rfs):
+        return None  # NOTE: a merge with an input of unknown field has an unknown field too
+    base = _union(known, max(info.out_shape[1:]))
+    if base is None:
         return None
-    base = _union(known)
     rule: RF | None = spec.rf(node.params, info.in_shapes) if spec.rf else None
     if rule is None:
         # NOTE: a layer with no rule keeps every pixel where it is (activations, norms, merges);
         # one that still moves pixels to a new height or width (Reshape) has no window.
-        return base if info.in_shapes[0][1:] == info.out_shape[1:] else None
+        return base if any(s[1:] == info.out_shape[1:] for s in info.in_shapes) else None
     windows = base.exact().through(rule)
     return ReceptiveField.of(windows) if windows is not None else None
 
 
-def _union(rfs: list[ReceptiveField]) -> ReceptiveField:
-    """The field of a merge: each output pixel sees what it sees through any input."""
+def _union(rfs: list[ReceptiveField], pixels: int | None = None) -> ReceptiveField | None:
+    """The field of a merge of ``pixels``-wide maps: each output pixel sees what it sees through any input."""
     if len(rfs) == 1:
         return rfs[0]
-    return ReceptiveField.of(Windows.union([r.exact() for r in rfs]))
+    windows = Windows.union([r.exact() for r in rfs], pixels)
+    return ReceptiveField.of(windows) if windows is not None else None
+
+
+def _broadcast(rf: ReceptiveField | None, shape: Shape, out: Shape) -> ReceptiveField | None:
+    """An input's field as a merge that broadcasts it reads it: a 1×1 map is read at its pixel 0 by
+    every output pixel (a squeeze-and-excitation gate), so they all see that pixel's window."""
+    if rf is None or shape[1:] == out[1:]:
+        return rf
+    windows = rf.exact().fixed()
+    return ReceptiveField.of(windows) if windows is not None else None
 
 
 # ---------------------------------------------------------------------- reachability and warnings
@@ -323,12 +340,25 @@ def _upstream_through_transparent(nodes, inbound, nid: str) -> str | None:
     return None
 
 
-def _warn_linear_collapse(nodes, inbound, consumers, report) -> None:
+def _linear_bottleneck(infos, up: str, nid: str) -> bool:
+    """Whether convolution ``up`` narrows the channels and ``nid`` widens them again: a low-rank
+    factorization on purpose (MobileNetV2's linear bottleneck), not a forgotten activation."""
+    a, b = infos.get(up), infos.get(nid)
+    shapes = (a.in_shapes[0] if a and a.in_shapes else None, a and a.out_shape, b and b.out_shape)
+    if any(s is None or len(s) != 3 for s in shapes):
+        return False
+    before, narrow, wide = (s[0] for s in shapes)
+    return before > narrow < wide
+
+
+def _warn_linear_collapse(nodes, inbound, infos, report) -> None:
     for nid, node in nodes.items():
         if not node.spec.linear or "transparent" in node.spec.tags:
             continue
         up = _upstream_through_transparent(nodes, inbound, nid)
-        if up is not None and nodes[up].spec.linear and "transparent" not in nodes[up].spec.tags:
+        if up is None or _linear_bottleneck(infos, up, nid):
+            continue
+        if nodes[up].spec.linear and "transparent" not in nodes[up].spec.tags:
             report(
                 nid,
                 WARNING,
@@ -370,7 +400,10 @@ def _warn_saturating_chains(nodes, order, inbound, report) -> None:
     depth: dict[str, int] = {}
     for nid in order:
         spec = nodes[nid].spec
-        before = max((depth.get(s, 0) for s in inbound[nid].values()), default=0)
+        # NOTE: a merge passes the gradient back along every input, so its least saturated path
+        # counts (a squeeze-and-excitation gate's Sigmoid is not in series with the features).
+        pick = min if spec.role == "merge" else max
+        before = pick((depth.get(s, 0) for s in inbound[nid].values()), default=0)
         depth[nid] = before + 1 if "saturating" in spec.tags else before
         if "saturating" in spec.tags and depth[nid] == SATURATING_CHAIN:
             report(

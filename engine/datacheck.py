@@ -6,7 +6,7 @@ the shape checks, each with a one-click :class:`~engine.analysis.Fix` where one 
 
 * a network with no output block;
 * an output block whose target the data set lacks, or that the task does not train, and a task
-  whose targets the data set lacks (``TASK_TARGETS`` and ``HEAD_TARGETS``);
+  whose targets the data set lacks (``TASK_TARGETS`` and each output block's declared target);
 * class scores against the data set's classes, a binary output's scores against its 0/1 targets,
   a regression output against the numbers to predict, a segmentation output's channels and size
   against the masks (a box output's 4 numbers are a shape check already);
@@ -34,15 +34,13 @@ from engine.datafacts import DataFacts, SampleFit, describe, image_input_side
 from engine.errors import GraphError
 from engine.graph import Graph, Node
 from engine.layers import registry
-from engine.tasks import HEAD_TARGETS
+from engine.tasks import HeadSpec, head_for_target, head_spec
 
 if TYPE_CHECKING:  # pragma: no cover
     from engine.project import Project
 
 __all__ = ["DataMismatchError", "analyze_project", "check_against_data", "require_data_fit"]
 
-#: target key -> the output block that trains on it
-HEAD_FOR = {key: head for head, (key, _) in HEAD_TARGETS.items()}
 #: the parameter that sets a block's output width (its first dimension) -> one of it, in words
 WIDTH_PARAMS = {"units": "unit", "filters": "filter"}
 
@@ -171,7 +169,7 @@ def _article(title: str) -> str:
 
 # ------------------------------------------------------------------ no output block
 def _no_output(net: _Net, task: str) -> list[Problem]:
-    head = HEAD_FOR[TASK_TARGETS[task][0]]
+    head = head_for_target(TASK_TARGETS[task][0])
     title = _title(head)
     consumers = {e.src for e in net.graph.edges}
     sinks = [
@@ -217,7 +215,7 @@ FactsFor = Callable[[str], "DataFacts | None"]
 def _head_problems(
     net: _Net, heads: list[str], facts: DataFacts | None, task: str, facts_for: FactsFor
 ) -> list[Problem]:
-    keys = {nid: HEAD_TARGETS[net.node(nid).type][0] for nid in heads}
+    keys = {nid: head_spec(net.node(nid).type).target for nid in heads}
     problems: list[Problem] = []
     clash = False
     for nid in heads:
@@ -236,7 +234,7 @@ def _head_problems(
 
 
 def _have_words(facts: DataFacts) -> str:
-    have = [TARGET_WORDS[k] for k in ("label", "binary", "value", "mask", "box") if k in facts.targets]
+    have = [words for k, words in TARGET_WORDS.items() if k in facts.targets]
     return " and ".join(have) if have else "no targets"
 
 
@@ -312,7 +310,7 @@ def _replace_fix(net: _Net, nid: str, others: set[str], task: str, facts_for: Fa
         wanted = [k for k in TASK_TARGETS[t] if k not in others]
         if facts is None or not wanted or not _task_fits(t, others | {wanted[0]}, facts_for):
             continue
-        head = HEAD_FOR[wanted[0]]
+        head = head_for_target(wanted[0])
         width = _fit_width(net, nid, wanted[0], facts)
         if width is None:
             continue
@@ -333,29 +331,35 @@ def _fit_width(net: _Net, nid: str, key: str, facts: DataFacts) -> list[tuple[st
     shape = net.in_shape(nid)
     if shape is None:
         return None
-    head, want = HEAD_FOR[key], _wanted_width(key, facts)
+    head, want = head_for_target(key), _wanted_width(key, facts)
     if want is None or _width(key, shape) == want:
         return [] if _accepts(head, shape) else None
     producer = net.producer(nid)
-    if producer is None or (key == "value" and len(shape) != 1) or not _accepts(head, (want, *shape[1:])):
+    if producer is None or not _resizable(key, shape) or not _accepts(head, (want, *shape[1:])):
         return None
     return [(producer, want)]
 
 
 # ------------------------------------------------------------------ widths against the data
+def _declared(key: str) -> HeadSpec:
+    """The declaration of the output block that trains on ``key``."""
+    return head_spec(head_for_target(key))
+
+
 def _wanted_width(key: str, facts: DataFacts) -> int | None:
-    """How wide an output block for ``key`` must be for this data (box: its 4 numbers)."""
-    return {
-        "label": facts.classes,
-        "binary": facts.binary_width,
-        "value": facts.value_width,
-        "mask": facts.mask_classes,
-        "box": 4,
-    }.get(key)
+    """How wide the output block for ``key`` must be for this data, as it declares (box: its 4 numbers)."""
+    width = _declared(key).width
+    return width if isinstance(width, int) else getattr(facts, width)
 
 
 def _width(key: str, shape: tuple[int, ...]) -> int:
-    return math.prod(shape) if key == "value" else shape[0]
+    """How wide a block for ``key`` that gets ``shape`` is: every number it gives, or its first dimension."""
+    return math.prod(shape) if _declared(key).flat else shape[0]
+
+
+def _resizable(key: str, shape: tuple[int, ...]) -> bool:
+    """Whether a width fix can resize a block for ``key`` that gets ``shape`` (a flat width only as a vector)."""
+    return not _declared(key).flat or len(shape) == 1
 
 
 #: key -> the rule name of a width mismatch
@@ -393,14 +397,14 @@ def _width_problem(net: _Net, nid: str, key: str, have: int, want: int, facts: D
     gives, has = _width_words(key, have, want, facts.name)
     text = f"'{net.node(at).name}' gives {gives} but {has}"
     # NOTE: surplus class scores train (they never match a label); too few stop training at once.
-    surplus = key in ("label", "mask") and have > want
+    surplus = _declared(key).output == "class_scores" and have > want
     if surplus:
         text += f": {have - want} of them match no class"
     elif key == "label":
         text += ": a Class output needs one score per class"
     fix = None
     shape = net.in_shape(nid)
-    if producer is not None and (key != "value" or len(shape) == 1) and _accepts(HEAD_FOR[key], (want, *shape[1:])):
+    if producer is not None and _resizable(key, shape) and _accepts(head_for_target(key), (want, *shape[1:])):
         node = net.node(producer)
         param = _width_param(node)
         params = _params_fix(net, producer, {param: want})

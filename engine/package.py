@@ -31,6 +31,7 @@ import torch
 from engine.codegen import InputSpec
 from engine.export import ExportError, export_code
 from engine.fileio import atomic_write, atomic_write_text
+from engine.layers import registry
 from engine.project import Project, project_from_dict, project_to_dict, save_project
 
 __all__ = ["PACKAGE_FORMAT", "PACKAGE_VERSION", "SUPPORTED_HEADS", "TRAIN_SCRIPT", "PackageError",
@@ -40,8 +41,8 @@ PACKAGE_FORMAT = "net-designer-package"
 PACKAGE_VERSION = 1
 #: the script every package gets, copied as it is (its settings are in config.json)
 TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "resources" / "package" / "train.py"
-#: the output blocks train.py knows how to train (one of them, alone)
-SUPPORTED_HEADS = ("ClassificationOutput", "BinaryOutput", "RegressionOutput")
+#: the output blocks train.py knows how to train (one of them, alone): those tagged ``packaged``
+SUPPORTED_HEADS = tuple(s.type_id for s in registry.all_specs() if "packaged" in s.tags)
 
 
 class PackageError(ExportError):
@@ -66,8 +67,6 @@ def export_package(
     from engine.data import Augmenter, load_dataset
     from engine.datacheck import require_data_fit
     from engine.export import generate_for
-    from engine.training.objectives import HEAD_TARGETS
-
     folder = Path(folder)
     _check_folder(folder)
     head = _the_head(project)
@@ -75,9 +74,9 @@ def export_package(
     input_shape = code.input_shapes[0]
     require_data_fit(project, base_dir)
     data = load_dataset(project.data, input_shape, base_dir=base_dir)
-    key = HEAD_TARGETS[head.type][0]
+    key = head.spec.head.target
     if key not in data.targets:
-        raise PackageError(f"'{head.name}' needs {HEAD_TARGETS[head.type][1]}, but the '{project.data.dataset}' "
+        raise PackageError(f"'{head.name}' needs {head.spec.head.target_words}, but the '{project.data.dataset}' "
                            "data set has none: pick another data set or output block")
     augment = Augmenter(project.data.augment)
     augment.check(input_shape)
@@ -176,8 +175,7 @@ def _model_inputs(project: Project, data, train: np.ndarray, given: InputSpec | 
 
 def package_config(project: Project, class_name: str, head, data, splits) -> dict:
     """config.json: what train.py reads, and what a person edits to train differently."""
-    from engine.training.objectives import HEAD_TARGETS, LOSS_NAMES, MAIN_METRIC
-
+    declared = head.spec.head
     data_cfg = project.data.to_dict()
     data_cfg.pop("path", None)  # NOTE: the samples are in data.npz; where they came from stays in project.json
     return {
@@ -185,8 +183,8 @@ def package_config(project: Project, class_name: str, head, data, splits) -> dic
         "version": PACKAGE_VERSION,
         "name": project.name,
         "model": {"file": "model.py", "class": class_name, "input_shape": list(data.input_shape)},
-        "head": {"type": head.type, "name": head.name, "target": HEAD_TARGETS[head.type][0],
-                 "loss": LOSS_NAMES[head.type], "metric": MAIN_METRIC[head.type][0],
+        "head": {"type": head.type, "name": head.name, "target": declared.target,
+                 "loss": declared.loss_words, "metric": declared.main,
                  "weight": float(head.params.get("weight", 1.0))},
         "data": {"file": "data.npz", **data_cfg, "class_names": list(data.classes) if data.classes else None,
                  "split_sizes": {name: int(len(idx)) for name, idx in zip(("train", "val", "test"), splits)}},

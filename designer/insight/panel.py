@@ -190,8 +190,7 @@ class InsightPanel(QWidget):
     def fit_to(self, graph, project_path: Path | None) -> None:
         """Show only the views that apply to ``graph``: Masks and boxes for a segmentation or box output."""
         self.project_path = project_path
-        heads = {n.type for n in graph.nodes.values() if n.spec.role == "head"}
-        shows = bool(heads & {"SegmentationOutput", "BoxOutput"})
+        shows = any(n.spec.head.views & {"masks", "boxes"} for n in graph.nodes.values() if n.spec.head is not None)
         self.tabs.setTabVisible(self.tabs.indexOf(self.predictions), shows)
 
     def save_png(self, path: str | Path | None = None) -> Path | None:

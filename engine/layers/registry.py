@@ -16,9 +16,12 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from engine.errors import GraphError, ParamError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.layers.heads import HeadSpec
 
 Shape = tuple[int, ...]
 
@@ -134,6 +137,8 @@ class RF:
     * ``"nearest"`` (Upsample by ``stride``): the pixel ``⌊i / stride⌋`` that ``i`` lies in.
     * ``"bilinear"`` (Upsample by ``stride`` with ``align_corners=False``): the two pixels
       around ``(i + ½) / stride − ½``, or the one pixel it falls on (the other's weight is 0).
+    * ``"adaptive"`` (adaptive average pooling of ``kernel`` input pixels into ``stride`` output
+      pixels): ``⌊i·kernel/stride⌋ .. ⌈(i+1)·kernel/stride⌉ − 1``.
     """
 
     kernel: int = 1
@@ -156,10 +161,15 @@ class RF:
         if self.mode == "bilinear":
             below, rest = divmod(2 * i + 1 - s, 2 * s)
             return (below,) if rest == 0 else (below, below + 1)
+        if self.mode == "adaptive":
+            return range(i * self.kernel // s, -(-(i + 1) * self.kernel // s))
         raise AssertionError(f"unknown receptive-field mode {self.mode!r}")
 
     def cycle(self) -> tuple[int, int]:
         """``(n, m)``: output pixel ``i + n`` reads the pixels ``i`` reads moved by ``m``."""
+        if self.mode == "adaptive":
+            g = math.gcd(self.kernel, self.stride)
+            return self.stride // g, self.kernel // g
         return (1, self.stride) if self.mode == "window" else (self.stride, 1)
 
 
@@ -203,10 +213,19 @@ class LayerSpec:
     rf: Callable[[dict, list[Shape]], RF | None] | None = None
     has_weights: bool = False
     linear: bool = False  # an affine map with no nonlinearity (for the collapse warning)
+    #: what the analysis and the probes ask of a type instead of listing type ids: ``transparent``
+    #: (shape-only or affine: looked through by the warnings), ``nonlinear``, ``saturating``, ``softmax``,
+    #: ``sigmoid``, ``softmax_inside`` / ``sigmoid_inside`` (an output whose loss applies it), ``global_pool``,
+    #: ``rf_first_input``, ``kernels`` (convolution kernels the Filters view shows), ``can_die`` (units that
+    #: can be zero for every input), ``linear_tail`` (affine on a vector at inference: between global pooling
+    #: and a class output the score stays linear, as CAM needs), ``packaged`` (an output the training package trains),
+    #: ``broadcast`` (a merge whose 1×1 inputs stretch over every output pixel: Multiply's gates)
     tags: frozenset[str] = field(default_factory=frozenset)
     #: what PyTorch calls it: a ``torch.nn`` module by its class name (``Linear`` for Dense), anything
     #: else spelled out (``torch.cat``, ``F.interpolate``); the palette's search finds these
     torch_names: tuple[str, ...] = ()
+    #: an output block's declaration (target, loss, metrics, views: :class:`engine.layers.heads.HeadSpec`)
+    head: HeadSpec | None = None
 
     def __post_init__(self) -> None:
         if not self.default_name:
@@ -251,6 +270,8 @@ def register(spec: LayerSpec) -> LayerSpec:
         raise ValueError(f"layer type {spec.type_id!r} registered twice")
     if spec.category not in CATEGORIES:
         raise ValueError(f"{spec.type_id}: unknown category {spec.category!r}")
+    if (spec.role == "head") != (spec.head is not None):
+        raise ValueError(f"{spec.type_id}: an output block, and only one, declares its head (LayerSpec.head)")
     if spec.has_weights and not any(p.name == "init" for p in spec.params):
         spec = LayerSpec(**{**spec.__dict__, "params": spec.params + (INIT_PARAM,)})
     _REGISTRY[spec.type_id] = spec
@@ -272,9 +293,17 @@ def all_specs() -> list[LayerSpec]:
     return sorted(_REGISTRY.values(), key=lambda s: order[s.category])
 
 
+_LOADED = False
+
+
 def _load_all() -> None:
-    if not _REGISTRY:
+    # NOTE: a flag, not an empty registry: a family imported on its own (engine.tasks imports the heads')
+    # registers only its own types.
+    global _LOADED
+    if not _LOADED:
         import engine.layers.catalog  # noqa: F401  (registers every family)
+
+        _LOADED = True
 
 
 INIT_SCHEMES = (

@@ -19,11 +19,9 @@ from engine.analysis import Analysis, analyze
 from engine.codegen import HELPERS, GeneratedModel
 from engine.errors import ProbeError
 from engine.graph import Graph
+from engine.tasks import heads_with_view
 
 __all__ = ["Head", "ProbeError", "Tap", "class_head", "find_heads", "resolve_block"]
-
-#: head types whose scores a class-discriminative map (CAM, Grad-CAM) can explain
-CLASS_HEADS = ("ClassificationOutput", "BinaryOutput")
 
 
 def _helper_namespace() -> dict:
@@ -173,9 +171,12 @@ def find_heads(graph: Graph, code: GeneratedModel) -> list[Head]:
 
 
 def class_head(graph: Graph, code: GeneratedModel, what: str = "this view") -> Head:
-    """The first class output (else a binary output); ProbeError when there is none."""
+    """The first class output (else a binary output: the heads with class maps, in the palette's order).
+
+    ProbeError when there is none.
+    """
     heads = find_heads(graph, code)
-    for kind in CLASS_HEADS:
+    for kind in heads_with_view("class_maps"):
         for h in heads:
             if h.type == kind:
                 return h

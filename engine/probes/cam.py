@@ -31,7 +31,8 @@ from engine.analysis import Analysis
 from engine.codegen import GeneratedModel
 from engine.colormap import COLOR_TABLE, colorize, overlay
 from engine.graph import Graph
-from engine.probes.base import CLASS_HEADS, Head, ProbeError, Tap, class_head
+from engine.probes.base import Head, ProbeError, Tap, class_head
+from engine.tasks import heads_with_view
 
 __all__ = [
     "COLOR_TABLE",
@@ -55,10 +56,6 @@ __all__ = [
     "weigh_maps",
 ]
 
-#: blocks that may sit between GlobalAvgPool and the class output and keep the score linear
-_LINEAR_TAIL = {"Dense", "Identity", "Dropout", "Dropout2d", "Flatten", "Reshape", "BatchNorm"}
-
-
 # ---------------------------------------------------------------------- which block
 def default_cam_layer(graph: Graph, analysis: Analysis) -> str | None:
     """The last block with an image-shaped output on the way to the class output.
@@ -67,8 +64,9 @@ def default_cam_layer(graph: Graph, analysis: Analysis) -> str | None:
     ones that still know where things are. None when the network has no class output or no
     spatial block feeding it.
     """
-    heads = [nid for nid, n in graph.nodes.items() if n.type in CLASS_HEADS]
-    heads.sort(key=lambda nid: CLASS_HEADS.index(graph.nodes[nid].type))
+    kinds = heads_with_view("class_maps")
+    heads = [nid for nid, n in graph.nodes.items() if n.type in kinds]
+    heads.sort(key=lambda nid: kinds.index(graph.nodes[nid].type))
     if not heads:
         return None
     queue = [e.src for e in graph.inputs_of(heads[0]) if e is not None]
@@ -105,7 +103,7 @@ def cam_path(graph: Graph, code: GeneratedModel) -> CamPath:
         node = nodes[cur]
         if node.type == "GlobalAvgPool":
             break
-        if node.type not in _LINEAR_TAIL:
+        if "linear_tail" not in node.spec.tags:  # NOTE: the blocks that keep the score linear in the pooled features
             hint = "" if node.spec.role == "input" else f"; '{node.name}' ({node.spec.title}) is in the way"
             raise ProbeError(
                 "CAM needs the network to end GlobalAvgPool → Dense → Class output, with nothing "

@@ -33,6 +33,7 @@ import engine.probes.cam as cam_mod
 import engine.probes.views as views
 from engine.probes.base import Head, ProbeError, Tap, class_head, find_heads, resolve_block
 from engine.probes.snapshot import detached_copy, refresh
+from engine.tasks import head_spec
 
 __all__ = ["ProbeRunner", "ProbeSettings"]
 
@@ -118,7 +119,7 @@ class ProbeRunner:
         self.problems: dict[str, str] = {}
         self.layer = self._pick(s.layer, self._default_layer, "activations")
         self.filters_layer = self._pick(s.filters_layer, lambda: views.first_conv(graph, self.tap.order), "filters")
-        if self.filters_layer is not None and graph.nodes[self.filters_layer].type not in views.CONV_TYPES:
+        if self.filters_layer is not None and "kernels" not in graph.nodes[self.filters_layer].spec.tags:
             self.problems["filters"] = f"'{graph.nodes[self.filters_layer].name}' is not a convolution"
             self.filters_layer = None
         if not 0 <= s.sample < n:
@@ -151,7 +152,7 @@ class ProbeRunner:
     def _default_layer(self) -> str | None:
         order = [nid for nid in self.tap.order if self.graph.nodes[nid].spec.role not in ("input", "head")]
         for nid in order:
-            if self.graph.nodes[nid].type in views.DYING:
+            if "can_die" in self.graph.nodes[nid].spec.tags:
                 return nid
         return order[0] if order else None
 
@@ -546,20 +547,20 @@ class ProbeRunner:
             return out
         truth = self._probe_targets(dataset)
         for head in self.heads:
-            kind = head.type
-            if kind in ("ClassificationOutput", "BinaryOutput") and "confusion" not in out:
+            shows = head_spec(head.type).views
+            if "confusion" in shows and "confusion" not in out:  # NOTE: the first class head's, with its regions
                 if "label" in dataset.targets:
                     self._safe(out, "confusion", lambda h=head: self._confusion(copy, dataset, h, scores[h.index]))
-                if in_shape == (2,):
+                if "regions" in shows and in_shape == (2,):
                     self._safe(out, "decision_grid", lambda h=head: self._grid(copy, dataset, h))
-            elif kind == "RegressionOutput" and in_shape == (1,):
+            if "curve" in shows and in_shape == (1,):
                 self._safe(out, "regression_curve", lambda h=head: self._curve(copy, dataset, h))
-            elif kind == "SegmentationOutput":
+            if "masks" in shows:
                 self._safe(out, "masks", lambda h=head: views.predicted_masks(copy, self._x_dev, output=h.index))
                 if truth is not None and "mask" in truth:
                     out["true_masks"] = truth["mask"].numpy().astype(np.int64)
                     out["mask_classes"] = dataset.mask_classes
-            elif kind == "BoxOutput":
+            if "boxes" in shows:
                 self._safe(out, "boxes", lambda h=head: views.predicted_boxes(copy, self._x_dev, output=h.index))
                 if truth is not None and "box" in truth:
                     out["true_boxes"] = truth["box"].numpy().astype(np.float32)
@@ -605,7 +606,7 @@ class ProbeRunner:
             if labels is not None:
                 out["true"] = labels.reshape(len(dataset), -1)[rows, 0].cpu().numpy().astype(np.int64)
         first = self.heads[0]
-        if first.type == "SegmentationOutput":
+        if "masks" in head_spec(first.type).views:
             out["masks"] = scores[first.index][rows.to(scores[first.index].device)].argmax(1).cpu().numpy()
         if self.cam_method != "off":
             maps = self._class_maps(copy, x.to(self._device or x.device))
@@ -618,7 +619,7 @@ class ProbeRunner:
 
     def _grid(self, copy, dataset, head: Head) -> dict[str, Any]:
         (xr, yr) = views.data_range(dataset.x)[:2]
-        kind = "binary" if head.type == "BinaryOutput" else "class"
+        kind = "binary" if head_spec(head.type).output == "logits" else "class"
         probs = views.decision_grid(copy, xr, yr, self.settings.grid_steps, output=head.index, kind=kind)
         labels = dataset.targets.get("label")
         return {"probs": probs, "x_range": xr, "y_range": yr, "x": dataset.x[:, :2].cpu().numpy(),

@@ -13,15 +13,16 @@ from typing import Any, Mapping
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from engine.codegen import GeneratedModel
+from engine.errors import GraphError
 from engine.graph import Graph
 from engine.probes.base import ProbeError, Tap
+from engine.tasks import head_spec
+from engine.training.objectives import sample_losses
 
 __all__ = [
-    "CONV_TYPES",
     "activation_histograms",
     "activations",
     "confusion",
@@ -39,11 +40,6 @@ __all__ = [
     "regression_curve",
     "update_ratio",
 ]
-
-CONV_TYPES = ("Conv2d", "SeparableConv2d", "ConvTranspose2d")
-#: activations whose units can die (zero for every input)
-DYING = ("ReLU",)
-
 
 # ---------------------------------------------------------------------- activations
 def activations(
@@ -70,7 +66,7 @@ def activations(
         raise ProbeError(f"probe sample {sample} does not exist: there are {n} probe samples")
     one = value[sample]
     dead = None
-    if graph.nodes[node_id].type in DYING:
+    if "can_die" in graph.nodes[node_id].spec.tags:
         reduce = tuple(d for d in range(value.dim()) if d != 1)
         dead = value.amax(dim=reduce) <= 0
     stats = torch.stack([one.min(), one.max()] + ([dead.float().mean()] if dead is not None else [])).tolist()
@@ -88,9 +84,9 @@ def activations(
 
 # ---------------------------------------------------------------------- filters
 def first_conv(graph: Graph, order: list[str] | None = None) -> str | None:
-    """The first convolution block in the network's order, or None."""
+    """The first convolution block (one with kernels to show) in the network's order, or None."""
     for nid in order or list(graph.nodes):
-        if graph.nodes[nid].type in CONV_TYPES:
+        if "kernels" in graph.nodes[nid].spec.tags:
             return nid
     return None
 
@@ -362,24 +358,6 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
         return np.where(total > 0, np.diag(m) / total, np.nan)
 
 
-def _sample_losses(head_type: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    n = out.shape[0]
-    if head_type in ("ClassificationOutput", "SegmentationOutput"):
-        return F.cross_entropy(out, target, reduction="none").reshape(n, -1).mean(1)
-    if head_type == "BinaryOutput":
-        return F.binary_cross_entropy_with_logits(out, target.view_as(out).float(), reduction="none").reshape(n, -1).mean(1)
-    return F.mse_loss(out, target.view_as(out).float(), reduction="none").reshape(n, -1).mean(1)
-
-
-_TARGET = {
-    "ClassificationOutput": "label",
-    "BinaryOutput": "binary",
-    "RegressionOutput": "value",
-    "SegmentationOutput": "mask",
-    "BoxOutput": "box",
-}
-
-
 def hardest(
     model_copy: nn.Module, ds, k: int = 16, *, head_type: str = "ClassificationOutput", output: int = 0,
     batch_size: int = 512, scores: torch.Tensor | None = None,
@@ -388,7 +366,10 @@ def hardest(
 
     ``scores``: the model's outputs for ``ds`` when the caller has them already (saves a pass).
     """
-    key = _TARGET.get(head_type)
+    try:
+        key = head_spec(head_type).target
+    except (KeyError, GraphError):
+        key = None
     if key is None or key not in ds.targets:
         raise ProbeError(f"{ds.name} has no {key or head_type} targets to measure a loss against")
     target = ds.targets[key]
@@ -398,7 +379,7 @@ def hardest(
     with torch.no_grad():
         for i in range(0, len(ds), batch_size):
             out = scores[i : i + batch_size]
-            losses.append(_sample_losses(head_type, out, target[i : i + batch_size].to(out.device)).cpu())
+            losses.append(sample_losses(head_type, out, target[i : i + batch_size].to(out.device)).cpu())
     if not losses:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     loss = torch.cat(losses)

@@ -1,29 +1,35 @@
-"""What each output head learns from: its target, its loss and its metrics.
+"""What each output head learns from: its loss and its metrics, computed as its declaration names them.
 
-Every head type names one target of a :class:`engine.data.Dataset` and one loss.
-Metrics accumulate over batches (:class:`MetricSum`) so validation on large sets
-needs no second pass and no big concatenations.
+Every head type declares (:class:`engine.layers.heads.HeadSpec`, read through :mod:`engine.tasks`)
+its target, its loss by the name of a ``torch.nn.functional`` function and how its metrics
+accumulate; this module resolves those names. Metrics accumulate over batches (:class:`MetricSum`)
+so validation on large sets needs no second pass and no big concatenations.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import torch
 import torch.nn.functional as F
 
+from engine.tasks import HeadSpec, head_spec, main_metric  # noqa: F401 - main_metric re-exported
 
-# NOTE: the tables live in engine.tasks, free of PyTorch, so the window can read them without it
-from engine.tasks import HEAD_TARGETS, LOSS_NAMES, MAIN_METRIC, main_metric  # noqa: E402,F401 - re-exported
+
+def _loss_inputs(head: HeadSpec, out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores, target) as the head's loss takes them: class indices as they are, else floats shaped like the output."""
+    return out, (target if head.output == "class_scores" else target.view_as(out).float())
 
 
 def head_loss(head_type: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The loss of one head on one batch (mean over the batch)."""
-    if head_type in ("ClassificationOutput", "SegmentationOutput"):
-        return F.cross_entropy(out, target)
-    if head_type == "BinaryOutput":
-        return F.binary_cross_entropy_with_logits(out, target.view_as(out))
-    return F.mse_loss(out, target.view_as(out))
+    head = head_spec(head_type)
+    return getattr(F, head.loss)(*_loss_inputs(head, out, target))
+
+
+def sample_losses(head_type: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The loss of one head for each sample of a batch (N,): the mean over its pixels or numbers."""
+    head = head_spec(head_type)
+    n = out.shape[0]
+    return getattr(F, head.loss)(*_loss_inputs(head, out, target), reduction="none").reshape(n, -1).mean(1)
 
 
 def mixed_loss(head_type, out, target, mix) -> torch.Tensor:
@@ -34,71 +40,105 @@ def mixed_loss(head_type, out, target, mix) -> torch.Tensor:
     return lam * head_loss(head_type, out, target) + (1 - lam) * head_loss(head_type, out, target[perm])
 
 
-@dataclass
 class MetricSum:
-    """Running sums for one head's metrics over many batches."""
+    """Running sums for one head's metrics over many batches, as its declaration's ``sums`` says."""
 
-    head_type: str
-    classes: int = 0
-    n: int = 0
-    correct: float = 0.0
-    abs_err: float = 0.0
-    sq_err: float = 0.0
-    sum_y: float = 0.0
-    sum_y2: float = 0.0
-    iou_sum: float = 0.0
-    confusion: torch.Tensor | None = field(default=None, repr=False)
+    def __init__(self, head_type: str) -> None:
+        self.head_type = head_type
+        self.sums = SUMS[head_spec(head_type).sums]()
 
     @torch.no_grad()
     def update(self, out: torch.Tensor, target: torch.Tensor) -> None:
-        kind = self.head_type
-        if kind == "ClassificationOutput":
-            pred = out.argmax(1)
-            self.correct += (pred == target).sum().item()
-            self.n += target.numel()
-            self._confuse(pred, target, out.shape[1])
-        elif kind == "BinaryOutput":
-            pred = out > 0
-            self.correct += (pred == (target.view_as(out) > 0.5)).sum().item()
-            self.n += out.numel()
-        elif kind == "SegmentationOutput":
-            pred = out.argmax(1)
-            self.correct += (pred == target).sum().item()
-            self.n += target.numel()
-            self._confuse(pred, target, out.shape[1])
-        elif kind == "BoxOutput":
-            self.iou_sum += box_iou(out.float(), target.float()).sum().item()
-            self.abs_err += (out - target).abs().sum().item()
-            self.n += out.shape[0]
-        else:
-            t = target.view_as(out).float()
-            o = out.float()
-            self.abs_err += (o - t).abs().sum().item()
-            self.sq_err += ((o - t) ** 2).sum().item()
-            self.sum_y += t.sum().item()
-            self.sum_y2 += (t**2).sum().item()
-            self.n += t.numel()
+        self.sums.update(out, target)
 
-    def _confuse(self, pred: torch.Tensor, target: torch.Tensor, k: int) -> None:
+    def result(self) -> dict[str, float]:
+        """The head's declared metrics so far ({} before any sample)."""
+        return self.sums.result() if self.sums.n else {}
+
+
+class _ClassCounts:
+    """Class scores along dimension 1 against class indices: correct predictions and the confusion matrix."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.correct = 0.0
+        self.confusion: torch.Tensor | None = None
+
+    def update(self, out: torch.Tensor, target: torch.Tensor) -> None:
+        pred = out.argmax(1)
+        self.correct += (pred == target).sum().item()
+        self.n += target.numel()
+        k = out.shape[1]
         idx = (target.reshape(-1) * k + pred.reshape(-1)).to(torch.int64)
         counts = torch.bincount(idx, minlength=k * k)[: k * k].reshape(k, k).cpu()
         self.confusion = counts if self.confusion is None else self.confusion + counts
-        self.classes = k
 
     def result(self) -> dict[str, float]:
-        """The metrics so far (accuracy; MAE and R² for regression; IoU for masks and boxes)."""
-        if self.n == 0:
-            return {}
-        kind = self.head_type
-        if kind in ("ClassificationOutput", "BinaryOutput"):
-            return {"accuracy": self.correct / self.n}
-        if kind == "SegmentationOutput":
-            return {"pixel_accuracy": self.correct / self.n, "iou": mean_iou(self.confusion)}
-        if kind == "BoxOutput":
-            return {"box_iou": self.iou_sum / self.n, "box_mae": self.abs_err / (4 * self.n)}
+        return {"accuracy": self.correct / self.n}
+
+
+class _PixelCounts(_ClassCounts):
+    """:class:`_ClassCounts` of every pixel: pixel accuracy and the mean IoU of the classes."""
+
+    def result(self) -> dict[str, float]:
+        return {"pixel_accuracy": self.correct / self.n, "iou": mean_iou(self.confusion)}
+
+
+class _BinaryCounts:
+    """Logits against 0/1 targets: a logit above 0 predicts 1."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.correct = 0.0
+
+    def update(self, out: torch.Tensor, target: torch.Tensor) -> None:
+        self.correct += ((out > 0) == (target.view_as(out) > 0.5)).sum().item()
+        self.n += out.numel()
+
+    def result(self) -> dict[str, float]:
+        return {"accuracy": self.correct / self.n}
+
+
+class _Errors:
+    """Predicted numbers against true ones: absolute and squared errors, and the targets' spread for R²."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.abs_err = self.sq_err = self.sum_y = self.sum_y2 = 0.0
+
+    def update(self, out: torch.Tensor, target: torch.Tensor) -> None:
+        t = target.view_as(out).float()
+        o = out.float()
+        self.abs_err += (o - t).abs().sum().item()
+        self.sq_err += ((o - t) ** 2).sum().item()
+        self.sum_y += t.sum().item()
+        self.sum_y2 += (t**2).sum().item()
+        self.n += t.numel()
+
+    def result(self) -> dict[str, float]:
         mean = self.sum_y / self.n
         sst = self.sum_y2 - self.n * mean * mean
         return {"mae": self.abs_err / self.n, "r2": 1.0 - self.sq_err / sst if sst > 1e-12 else 0.0}
+
+
+class _BoxOverlap:
+    """Predicted boxes against true ones: their IoU and the mean absolute error of the 4 numbers."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.iou_sum = self.abs_err = 0.0
+
+    def update(self, out: torch.Tensor, target: torch.Tensor) -> None:
+        self.iou_sum += box_iou(out.float(), target.float()).sum().item()
+        self.abs_err += (out - target).abs().sum().item()
+        self.n += out.shape[0]
+
+    def result(self) -> dict[str, float]:
+        return {"box_iou": self.iou_sum / self.n, "box_mae": self.abs_err / (4 * self.n)}
+
+
+#: a head declaration's ``sums`` -> the accumulator of its metrics
+SUMS = {"classes": _ClassCounts, "pixels": _PixelCounts, "binary": _BinaryCounts, "values": _Errors, "boxes": _BoxOverlap}
 
 
 def mean_iou(confusion: torch.Tensor | None) -> float:

@@ -28,7 +28,8 @@ from engine.graph import Graph
 from engine.package import TRAIN_SCRIPT, PackageError, export_package, split_indices
 from engine.project import Project, load_project
 from engine.templates import load_template
-from engine.training.objectives import HEAD_TARGETS, MetricSum, head_loss
+from engine.tasks import head_spec
+from engine.training.objectives import MetricSum, head_loss
 from engine.training.runs import read_run
 from engine.training.trainer import make_optimizer, make_scheduler
 from tests.engine.helpers import chain, vector_input
@@ -153,7 +154,7 @@ def engine_scores(project: Project, checkpoint: dict, split: str) -> tuple[float
     if checkpoint["normalizer"] is not None:
         parts = {k: Normalizer.from_dict(checkpoint["normalizer"]).apply(v) for k, v in parts.items()}
     (head,) = [n for n in project.graph.nodes.values() if n.spec.role == "head"]
-    target = parts[split].targets[HEAD_TARGETS[head.type][0]]
+    target = parts[split].targets[head_spec(head.type).target]
     with torch.no_grad():
         out = model(parts[split].x)
     metrics = MetricSum(head.type)

@@ -43,7 +43,7 @@ from engine.probes.views import (
     update_ratio,
 )
 from engine.project import Project
-from engine.templates import list_templates, load_template
+from engine.templates import FULL_SIZE, list_templates, load_template
 from tests.engine.helpers import chain, gap_net, image_input, then, vector_input
 
 
@@ -444,6 +444,8 @@ def test_runner_on_cuda():
 
 def test_runner_on_every_template():
     for info in list_templates():
+        if info.name in FULL_SIZE:  # NOTE: seconds each; narrowed copies in test_classic_templates.py
+            continue
         p = load_template(info.name)
         compiled, model = build(p.graph)
         x = torch.randn(2, *compiled.code.input_shapes[0])
@@ -456,6 +458,8 @@ def test_runner_on_every_template():
 
 def test_tap_reproduces_every_template_exactly():
     for info in list_templates():
+        if info.name in FULL_SIZE:  # NOTE: seconds each; narrowed copies in test_classic_templates.py
+            continue
         p = load_template(info.name)
         compiled, model = build(p.graph)
         x = torch.randn(2, *compiled.code.input_shapes[0])
