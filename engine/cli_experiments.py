@@ -8,7 +8,6 @@ line and exit code 2, as every refusal of :mod:`engine.cli`.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from engine.errors import NetDesignerError
@@ -116,16 +115,13 @@ def sweep_command(args: argparse.Namespace) -> int:
 
 
 def _follow_sweep(events) -> None:
-    from engine.training.events import Failed
-    from engine.training.sweep import PointDone, PointStarted, SweepDone
+    from engine.training.events import PointDone, PointStarted, SweepDone
 
     for ev in events:
         if isinstance(ev, PointStarted):
             print(f"point {ev.index}/{ev.points}: {terminal_safe(ev.label)}", flush=True)
         elif isinstance(ev, PointDone):
             print(f"  {_score(ev)}")
-        elif isinstance(ev, Failed) and not ev.fold:
-            print(f"  the refit failed: {terminal_safe(ev.message)}", file=sys.stderr)
         elif isinstance(ev, SweepDone):
             _report(ev)
 
@@ -151,5 +147,5 @@ def _report(done) -> None:
     if done.refit is not None:
         tests = "  ".join(f"{k} {v:.4f}" for k, v in done.refit.test.items())
         print(f"refit on training + validation data: test {tests or 'no test split'}")
-    elif done.message:
-        print(done.message)
+    if done.message:
+        print(terminal_safe(done.message))

@@ -1,9 +1,10 @@
 """What a sweep tries: settings of the project file, each with a list of values, as a grid or random points.
 
 A setting is named by its place in the project file: ``training.weight_decay``, ``data.noise``,
-``probes.every_batches``, or a block's parameter as ``blocks.<block name>.<param>``
-(``blocks.drop1.p``). :func:`parse_setting` reads ``KEY=V1,V2,...`` (values in JSON spelling:
-``1e-3``, ``true``, ``"adam"`` or a bare word); :func:`sweep_points` makes the grid (every
+``probes.every_batches``, an augmentation as ``data.augment.<option>`` (``data.augment.rotation``; 0
+or false leaves it out, as the Training setup does), or a block's parameter as
+``blocks.<block name>.<param>`` (``blocks.drop1.p``). :func:`parse_setting` reads ``KEY=V1,V2,...``
+(values in JSON spelling: ``1e-3``, ``true``, ``"adam"`` or a bare word); :func:`sweep_points` makes the grid (every
 combination) or ``random`` distinct points of it; :func:`apply_point` gives the project snapshot
 with one point's values, validated as a project file is (a value a setting cannot take is a
 :class:`SweepError` naming the key and the value). :func:`choose` picks the best point by its
@@ -22,7 +23,10 @@ from typing import Any, Mapping, Sequence
 
 from engine.errors import NetDesignerError
 
-__all__ = ["MAX_POINTS", "Setting", "SweepError", "apply_point", "choose", "parse_setting", "point_label", "sweep_points"]
+__all__ = [
+    "MAX_POINTS", "Setting", "SweepError", "apply_point", "choose", "parse_setting", "parse_values", "point_label",
+    "short_key", "sweep_points", "value_text",
+]
 
 MAX_POINTS = 1000
 _SECTIONS = ("training", "data", "probes")
@@ -42,7 +46,17 @@ class Setting:
     @property
     def short(self) -> str:
         """``weight_decay`` for ``training.weight_decay``, ``drop1.p`` for ``blocks.drop1.p``."""
-        return self.key.split(".", 1)[1]
+        return short_key(self.key)
+
+
+def short_key(key: str) -> str:
+    """A setting's name without its section: ``weight_decay``, ``drop1.p``, ``augment.rotation``."""
+    return key.split(".", 1)[1]
+
+
+def _three_parts(parts: list[str]) -> bool:
+    """Whether a key of three parts is allowed: ``blocks.NAME.PARAM`` and ``data.augment.OPTION``."""
+    return parts[0] == "blocks" or parts[:2] == ["data", "augment"]
 
 
 def parse_setting(text: str) -> Setting:
@@ -52,33 +66,46 @@ def parse_setting(text: str) -> Setting:
     if not sep or not key:
         raise SweepError(f"--set {text!r}: write it as KEY=VALUE1,VALUE2,... (for example training.lr=0.1,0.01)")
     parts = key.split(".")
-    if parts[0] not in (*_SECTIONS, "blocks") or len(parts) != (3 if parts[0] == "blocks" else 2) or not all(parts):
+    if parts[0] not in (*_SECTIONS, "blocks") or len(parts) != (3 if _three_parts(parts) else 2) or not all(parts):
         raise SweepError(
             f"--set {key!r}: the setting must be SECTION.FIELD with SECTION one of {', '.join(_SECTIONS)}, "
-            "or blocks.BLOCK.PARAM (for example training.weight_decay or blocks.fc1.units)"
+            "data.augment.OPTION or blocks.BLOCK.PARAM (for example training.weight_decay or blocks.fc1.units)"
         )
-    items = [v.strip() for v in values.split(",")]
+    return parse_values(key, values)
+
+
+def parse_values(key: str, text: str) -> Setting:
+    """The setting ``key`` with the values in ``text`` (``0, 1e-4, 1e-3``); a SweepError names what is wrong.
+
+    Each value is read in JSON spelling (``1e-3``, ``true``, ``"adam"``) or as a bare word (``adam``).
+    """
+    items = [v.strip() for v in str(text).split(",")]
     if not items or any(not v for v in items):
-        raise SweepError(f"--set {key}: give one or more values separated by commas, with none empty")
-    parsed = tuple(_value(v) for v in items)
+        raise SweepError(f"{key}: give one or more values separated by commas, with none empty")
+    parsed = tuple(_value(key, v) for v in items)
     if len(set(map(_hashable, parsed))) != len(parsed):
-        raise SweepError(f"--set {key}: a value is repeated")
+        raise SweepError(f"{key}: a value is repeated")
     return Setting(key, parsed)
 
 
-def _value(text: str) -> Any:
+def _value(key: str, text: str) -> Any:
     try:
         value = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         return text  # NOTE: a bare word (adam, cosine) is text
+    except ValueError:  # NOTE: an integer of more than 4300 digits
+        raise SweepError(f"{key}: a value is a number too long to read") from None
     if isinstance(value, float) and not math.isfinite(value):
-        raise SweepError(f"{text} is not a finite number")
+        raise SweepError(f"{key}: {text} is not a finite number")
     if isinstance(value, (dict, list)):
-        raise SweepError(f"{text}: a swept value must be a number, true/false or text")
+        raise SweepError(f"{key}: {text}: a swept value must be a number, true/false or text")
     return value
 
 
 def _hashable(v: Any) -> Any:
+    """Equal values are one (``1`` and ``1.0`` too); ``true`` is not the number 1."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return ("number", float(v))
     return (type(v).__name__, v)
 
 
@@ -108,6 +135,8 @@ def apply_point(snapshot: Mapping[str, Any], point: Mapping[str, Any], source: s
         parts = key.split(".")
         if parts[0] == "blocks":
             _set_block_param(out, parts[1], parts[2], value)
+        elif len(parts) == 3:
+            _set_augment(out, parts[2], value)
         else:
             section = out.setdefault(parts[0], {})
             if parts[1] not in _known_fields(parts[0]) and parts[1] not in section:
@@ -141,12 +170,30 @@ def _set_block_param(snapshot: dict[str, Any], name: str, param: str, value: Any
     params[param] = value
 
 
+def _set_augment(snapshot: dict[str, Any], option: str, value: Any) -> None:
+    from engine.config import AUGMENT_OPTIONS
+
+    if option not in AUGMENT_OPTIONS:
+        raise SweepError(f"data.augment.{option}: there is no augmentation {option!r} (there are "
+                         f"{', '.join(AUGMENT_OPTIONS)})")
+    data = snapshot.setdefault("data", {})
+    augment = dict(data.get("augment") or {})
+    if value is False or (isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0):
+        augment.pop(option, None)  # NOTE: off, as the Training setup writes it
+    else:
+        augment[option] = value
+    data["augment"] = augment
+
+
 def point_label(point: Mapping[str, Any]) -> str:
     """``weight_decay=0.001, lr=0.01``."""
-    return ", ".join(f"{k.split('.', 1)[1]}={_short(v)}" for k, v in point.items())
+    return ", ".join(f"{short_key(k)}={value_text(v)}" for k, v in point.items())
 
 
-def _short(v: Any) -> str:
+def value_text(v: Any) -> str:
+    """A swept value as a person reads it: ``0.001``, ``1e-05``, ``true``, ``adam``."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
     return f"{v:g}" if isinstance(v, float) else str(v)
 
 
