@@ -6,7 +6,8 @@ field undoes the last edit, as anywhere in the window. A value the engine refuse
 not applied: the reason appears in red under the field and the field shows the
 block's value again. A parameter that does not apply to the block as set (an Input's
 height for a vector Input) is hidden. While a run locks the network the form is
-disabled, says so at its top, and each field says why on hover.
+disabled, says so at its top, and each field says why on hover; while a run is paused
+(:meth:`InspectorWidget.set_live_only`) a Dropout block's rate stays editable.
 """
 
 from __future__ import annotations
@@ -36,6 +37,13 @@ from designer.theme import colors
 from engine.analysis import ERROR, format_bytes, format_count
 from engine.errors import GraphError
 from engine.layers.registry import LayerSpec, shape_str
+from engine.training.live import DROPOUT_TYPES
+
+#: What the other fields say on hover while a run is paused, and the note at the panel's top.
+PAUSE_REASON = ("Paused: of a block's settings only a Dropout block's rate p can change before Resume. To change "
+                "the network, press “Change the network…” under the training controls: it starts a new run "
+                "from the paused weights.")
+PAUSE_NOTE = "⏸ Paused: a Dropout block's rate p can change now; Resume (F6) goes on with it."
 
 
 def _muted(text: str = "", wrap: bool = True) -> QLabel:
@@ -174,6 +182,7 @@ class InspectorWidget(QWidget):
         self._ids: list[str] = []
         self._form: _BlockForm | None = None
         self._updating = False
+        self._live_only = False  # a run is paused: only a Dropout block's rate is editable
 
         self.stack = QStackedWidget()
         self.empty = QLabel("Select a block to see and edit its settings.\n\n"
@@ -281,6 +290,7 @@ class InspectorWidget(QWidget):
                 field.set_value(values[0])
                 field.set_mixed(any(v != values[0] for v in values[1:]))
             form.show_applicable([n.params for n in nodes])
+            self._lock_all_but_live(form)
         finally:
             self._updating = False
         self._refresh_stats()
@@ -351,7 +361,8 @@ class InspectorWidget(QWidget):
             s["macs"].setText(format_count(sum(i.macs for i in infos)) if infos[0].out_shape else "—")
             rfs = {(str(i.rf), i.rf.jump) if i.rf else None for i in infos}
             if len(rfs) == 1 and (rf := next(iter(rfs))) is not None:
-                s["rf"].setText(f"{rf[0]} px (stride {rf[1]:g})")
+                # NOTE: a jump of 0 is a map that no longer moves with the pixel: it sees the whole image
+                s["rf"].setText(f"{rf[0]} px (stride {rf[1]:g})" if rf[1] else f"{rf[0]} px: the whole image")
             else:
                 s["rf"].setText("—" if len(rfs) == 1 else "differs")
             memory = sum(i.memory for i in infos)
@@ -373,8 +384,22 @@ class InspectorWidget(QWidget):
             self._form.icon.setPixmap(category_icon(self._form.spec.category).pixmap(22, 22))
             self._refresh_stats()
         elif event.type() == QEvent.Type.EnabledChange:
-            self.lock_note.setVisible(not self.isEnabled())
+            self.lock_note.setVisible(self._live_only or not self.isEnabled())
         super().changeEvent(event)
+
+    def set_live_only(self, on: bool) -> None:
+        """While a run is paused (True), only a Dropout block's rate is editable; the other fields say why on hover."""
+        self._live_only = on
+        self.lock_note.setText(PAUSE_NOTE if on else f"🔒 {LOCK_REASON}")
+        self.lock_note.setVisible(on or not self.isEnabled())
+        self.refresh(force_name=True)
+
+    def _lock_all_but_live(self, form: _BlockForm) -> None:
+        for name, field in form.fields.items():
+            live = form.spec.type_id in DROPOUT_TYPES and name == "p"
+            set_enabled_for(field.widget, live or not self._live_only, PAUSE_REASON)
+        if self._live_only:
+            set_enabled_for(form.name_edit, False, PAUSE_REASON)
 
     def _on_undo_index(self, _index: int) -> None:
         self.refresh(force_name=True)

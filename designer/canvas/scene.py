@@ -11,6 +11,7 @@ or problems changed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence
@@ -71,6 +72,8 @@ class GraphScene(QGraphicsScene):
         super().__init__(parent)
         self.document = document
         self.read_only = False
+        # NOTE: while a run is paused, which Undo/Redo may go on ("undo" or "redo" -> "" or why not), locked or not
+        self.undo_gate: Callable[[str], str] | None = None
         self.dark = app_is_dark()
         self.colors = canvas_palette(self.dark)
         self.snapping = False  # NOTE: on only while the mouse drags blocks (see NodeItem.itemChange)
@@ -491,12 +494,20 @@ class GraphScene(QGraphicsScene):
         return self.read_only
 
     def undo(self) -> None:
-        if not self._refuse_if_locked():
+        if self._may_undo("undo"):
             self.document.undo_stack.undo()
 
     def redo(self) -> None:
-        if not self._refuse_if_locked():
+        if self._may_undo("redo"):
             self.document.undo_stack.redo()
+
+    def _may_undo(self, which: str) -> bool:
+        if self.undo_gate is None:
+            return not self._refuse_if_locked()
+        why = self.undo_gate(which)
+        if why:
+            self.status_message.emit(why)
+        return not why
 
     def delete_selected(self) -> None:
         """Delete the selected blocks and wires as one undo step."""

@@ -58,8 +58,8 @@ class SetConfigCommand(QUndoCommand):
 
     def mergeWith(self, other: QUndoCommand) -> bool:  # noqa: N802 - Qt's name
         """Fold a following edit of the same field(s) into this step."""
-        if not isinstance(other, SetConfigCommand):
-            return False
+        if not isinstance(other, SetConfigCommand) or getattr(self, "sealed", False):
+            return False  # NOTE: sealed: the step before a run's pause, which the pause's edits must not join
         if other.doc is not self.doc or other.section != self.section or other.fields != self.fields:
             return False
         self.new = other.new

@@ -7,7 +7,8 @@ redo or project change, and hides what does not apply (a file path for a built-i
 set, the image augmentations for a vector Input); a field that waits for another (momentum
 without SGD) is disabled and says why on hover. The mouse wheel scrolls the form unless a
 field has focus; Ctrl+Z in a field undoes the last edit. While a run locks the project the
-form is disabled, says so at its top, and each field says why on hover.
+form is disabled, says so at its top, and each field says why on hover; while a run is paused
+(:meth:`TrainingConfigPanel.set_live_only`) only the settings it can take on stay editable.
 """
 
 from __future__ import annotations
@@ -64,11 +65,17 @@ from designer.training.options import (
 from engine.config import DataConfig, ProbeConfig, TrainingConfig
 from engine.data.sets import DATASET_INFO
 from engine.errors import ProjectError
-from engine.tasks import LOSS_NAMES
+from engine.training.live import LIVE_TRAINING
 
 __all__ = ["TrainingConfigPanel"]
 
 _MAX_SPIN = 2**31 - 1  # a spin box holds a C int; larger seeds stay editable in the file
+#: The fields a paused run can take on (see engine.training.live); the others say PAUSE_REASON on hover.
+LIVE_FIELDS = frozenset({("training", k) for k in LIVE_TRAINING} | {("augment", k) for k in AUGMENT_FIELDS})
+PAUSE_REASON = ("Paused: only the learning rate, weight decay, momentum, schedule, batch size, augmentation and "
+                "early stopping can change before Resume. Stop the run (Shift+F5) to change this.")
+PAUSE_NOTE = ("⏸ Paused: the learning rate, weight decay, momentum, schedule, batch size, augmentation and early "
+              "stopping can change now; Resume (F6) goes on with them.")
 
 
 class _Combo(NoWheelCombo):
@@ -109,6 +116,7 @@ class TrainingConfigPanel(QWidget):
         self.fields: dict[tuple[str, str], QWidget] = {}
         self._setters: list[Callable[[], None]] = []
         self._refreshing = False
+        self._live_only = False  # a run is paused: only LIVE_FIELDS are editable
         self._build()
         document.undo_stack.indexChanged.connect(self.refresh)
         document.project_replaced.connect(self.refresh)
@@ -372,8 +380,25 @@ class TrainingConfigPanel(QWidget):
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt's name
         if event.type() == QEvent.Type.EnabledChange:
-            self.lock_note.setVisible(not self.isEnabled())
+            self.lock_note.setVisible(self._live_only or not self.isEnabled())
         super().changeEvent(event)
+
+    def set_live_only(self, on: bool) -> None:
+        """While a run is paused (True), only the settings it can take on are editable; the rest say why on hover."""
+        self._live_only = on
+        self.lock_note.setText(PAUSE_NOTE if on else f"🔒 {LOCK_REASON}")
+        if not on:
+            for widget in self.fields.values():
+                set_enabled_for(widget, True)  # NOTE: refresh() disables again a field waiting for another
+        self.refresh()
+        self.lock_note.setVisible(on or not self.isEnabled())
+
+    def _lock_all_but_live(self) -> None:
+        if not self._live_only:
+            return
+        for key, widget in self.fields.items():
+            if key not in LIVE_FIELDS and not isinstance(widget, QLabel):
+                set_enabled_for(widget, False, PAUSE_REASON)
 
     # ------------------------------------------------------------------ showing the project
     def refresh(self, *_args) -> None:
@@ -400,6 +425,7 @@ class TrainingConfigPanel(QWidget):
                 else:
                     w.setValue(float(value))
             self._show_applicable(data, training, project.probes)
+            self._lock_all_but_live()
             self._refresh_batch_hint(data, training)
             self._refresh_loss()
         finally:
@@ -472,7 +498,7 @@ class TrainingConfigPanel(QWidget):
             return
         parts = [
             ("" if n.params["weight"] == 1.0 else f"{n.params['weight']:g} × ")
-            + f"{LOSS_NAMES.get(n.type, 'its own loss')} ({n.name})"
+            + f"{n.spec.head.loss_words} ({n.name})"
             for n in heads
         ]
         self.loss_label.setText("; ".join(parts) + ". The output block sets the loss.")

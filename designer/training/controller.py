@@ -4,12 +4,14 @@
 It turns the open project into a plain snapshot when Train is pressed, starts a
 :class:`~designer.training.worker.TrainingSession`, feeds the dashboard, keeps every
 run in the runs panel, and locks editing (canvas, inspector, setup, undo, opening
-another project) until the run has ended::
+another project) until the run has ended; while it is paused, the settings it can take on
+open again (:mod:`designer.training.pause_edit`)::
 
     win.training.start(epochs=3)           # programmatic Train; returns the session
     win.training.wait(60_000)              # spin the event loop until the run has ended
     win.training.last_session.result       # its Finished event (test metrics, history)
     win.training.cross_validate(5)         # k-fold cross-validation (Cross-validate…); asks for k when None
+    win.training.sweep(choice)             # a sweep (Sweep…: a SweepChoice); shows the dialog when None
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from designer.workers import WORKERS, Job, next_number
 from designer.training.config_panel import TrainingConfigPanel
 from designer.training.cv_dialog import ask_folds
 from designer.training.dashboard import TrainingDashboard
+from designer.training.pause_edit import PauseEditor
 from designer.training.preview_dialog import DataPreviewDialog
 from designer.training.runs import RunEntry, RunsPanel
 from designer.training.worker import TrainingSession
@@ -103,6 +106,7 @@ class TrainingController(QObject):
         self._build_docks()
         self._build_actions()
         self.dashboard.set_actions(self.train_action, self.pause_action, self.stop_action)
+        self.pause_edit = PauseEditor(self)  # NOTE: what a paused run lets a person change
         self.config_panel.preview_requested.connect(self.preview_data)
         self.runs.message.connect(win.show_message)
         self.runs.continue_requested.connect(lambda entry: self.continue_run(entry))
@@ -168,6 +172,11 @@ class TrainingController(QObject):
             "k-fold cross-validation: each fold trains a fresh network and validates on a different part of the "
             "training data, so the score's spread shows how much it depends on the split",
         )
+        self.sweep_action = self._action(
+            "S&weep…", self.sweep, "",
+            "Train the network at several values of one or two settings (weight decay, learning rate, a block's "
+            "units...), score each by cross-validation or the validation split, and choose the best",
+        )
         self.lr_action = self._action(
             "Find &Learning Rate…", self.find_learning_rate, "",
             "Train a copy of the network briefly while the learning rate grows, and pick a rate from the loss curve",
@@ -186,7 +195,8 @@ class TrainingController(QObject):
         self.stop_action.setIcon(self._icons["stop"])
         menu = self.win.menuBar().addMenu("&Train")
         self.win.menuBar().insertMenu(self.win.help_menu.menuAction(), menu)
-        for a in (self.train_action, self.cross_validate_action, self.lr_action, self.pause_action, self.stop_action, None,
+        for a in (self.train_action, self.cross_validate_action, self.sweep_action, self.lr_action, self.pause_action,
+                  self.stop_action, None,
                   self.setup_action, self.preview_action, None, self.open_run_action):
             menu.addSeparator() if a is None else menu.addAction(a)
         self.menu = menu
@@ -196,7 +206,7 @@ class TrainingController(QObject):
         return self.session is not None
 
     def start(
-        self, epochs: int | None = None, device: str | None = None, folds: int | None = None
+        self, epochs: int | None = None, device: str | None = None, folds: int | None = None, sweep=None,
     ) -> TrainingSession | None:
         """Train the open project (Train, F5). Returns the session, or None when it cannot start.
 
@@ -204,6 +214,7 @@ class TrainingController(QObject):
             epochs: override the project's epochs for this run.
             device: override the project's device ("auto", "cpu" or "cuda").
             folds: k for a k-fold cross-validation instead of one run (see :meth:`cross_validate`).
+            sweep: a :class:`~designer.training.sweep_dialog.SweepChoice`: a sweep instead of one run (see :meth:`sweep`).
         """
         if self.session is not None:
             return self.session
@@ -224,12 +235,12 @@ class TrainingController(QObject):
         if self.cam_class is not None:
             snapshot["probes"]["class_index"] = self.cam_class
         return self._launch(snapshot, epochs=epochs, device=device, folds=folds,
-                            metric=main_metric(doc.graph))
+                            metric=main_metric(doc.graph), sweep=sweep)
 
     def _launch(
         self, snapshot: dict[str, Any], *, epochs: int | None = None, device: str | None = None,
         folds: int | None = None, metric: str | None = None, resume_from: Path | None = None,
-        run_dir: Path | None = None, continuing: RunEntry | None = None,
+        run_dir: Path | None = None, continuing: RunEntry | None = None, sweep=None, init_from: Path | None = None,
     ) -> TrainingSession | None:
         """Start a session training ``snapshot`` into a run folder (a new one in the project's runs folder,
         or ``run_dir`` to go on with a run there)."""
@@ -248,8 +259,12 @@ class TrainingController(QObject):
                 return None
         self._run_name = label
         self._base_dir = base_dir = doc.path.parent if doc.path is not None else None
+        if sweep is not None:
+            folds = sweep.folds
         session = TrainingSession(snapshot, base_dir=base_dir, epochs=epochs, device=device, folds=folds,
-                                  run_dir=run_dir, resume_from=resume_from, label=label, parent=self)
+                                  run_dir=run_dir, resume_from=resume_from, label=label, parent=self,
+                                  init_from=init_from,
+                                  **(sweep.request() if sweep is not None else {}))
         session.started.connect(self._on_started)
         session.batches_done.connect(self.dashboard.on_batches_done)
         session.epoch_done.connect(self._on_epoch_done)
@@ -258,10 +273,14 @@ class TrainingController(QObject):
         session.cross_validated.connect(self.dashboard.on_cross_validated)
         session.failed.connect(self.dashboard.on_failed)
         session.fold_done.connect(self.dashboard.on_fold_done)
+        session.point_started.connect(self.dashboard.on_point_started)
+        session.point_done.connect(self.dashboard.on_point_done)
+        session.sweep_done.connect(self.dashboard.on_sweep_done)
         session.paused_changed.connect(self._on_paused)
         session.ended.connect(self._on_ended)
         session.probes_done.connect(self.insight.on_probes_done)
         session.insight_done.connect(self.insight.on_insight_done)
+        self.pause_edit.attach(session)
         self.insight.begin_run()
         self._collect_on_window_thread(True)
         self.session = self.last_session = session
@@ -272,7 +291,7 @@ class TrainingController(QObject):
         self._update_actions()
         session.start()
         what = f"{folds}-fold cross-validation" if folds else (f"{label}: training" if label else "Training")
-        self.win.show_message(f"{what} started" if folds else f"{what} started")
+        self.win.show_message(f"{label}: sweep started" if sweep is not None else f"{what} started")
         self.run_started.emit()
         return session
 
@@ -392,6 +411,21 @@ class TrainingController(QObject):
                 return None
         return self.start(epochs=epochs, folds=k)
 
+    def sweep(self, choice=None) -> TrainingSession | None:
+        """Train → Sweep…: the project at every point of a grid of settings (a ``SweepChoice``; asks when None).
+
+        Returns the session, or None when it was cancelled or cannot start.
+        """
+        if self.session is not None:
+            return self.session
+        if choice is None:
+            from designer.training.sweep_dialog import ask_sweep
+
+            choice = ask_sweep(self.win.document.project, self.win)
+            if choice is None:
+                return None
+        return self.start(epochs=choice.epochs, sweep=choice)
+
     def find_learning_rate(self):
         """Train → Find learning rate…: the search on a copy of the network, in a dialog (returned, shown)."""
         from designer.training.lr_dialog import LrFinderDialog
@@ -415,15 +449,16 @@ class TrainingController(QObject):
             self.session.pause()
 
     def resume(self) -> None:
+        """Resume a paused run with the settings changed while it was paused (see designer.training.pause_edit)."""
         if self.session is not None:
-            self.session.resume()
+            self.pause_edit.resume()
 
     def toggle_pause(self) -> None:
         """Pause or resume (F6); the button changes when the loop acknowledges it (see _on_paused)."""
         if self.session is None:
             return
         if self.session.is_paused():
-            self.session.resume()
+            self.pause_edit.resume()
         else:
             self.session.pause()
 
@@ -440,6 +475,7 @@ class TrainingController(QObject):
 
     def shutdown(self) -> None:
         """Stop any run and wait for its thread and any Insight computation (the window is closing)."""
+        self.pause_edit.shutdown()
         if self.session is not None:
             self.session.shutdown()
         if self._replay_job is not None:
@@ -516,13 +552,15 @@ class TrainingController(QObject):
         if not paused and self.session is not None and not self.session.is_stopping():
             self.dashboard.set_message("Training…")
         self._update_actions()
+        self.pause_edit.on_paused(paused)
 
     def _on_ended(self, outcome: str) -> None:
         self._collect_on_window_thread(False)
         session, self.session = self.session, None
         self.runs.set_busy(False)
         entry = None
-        if session is not None and self._started_info is not None:
+        kept = session is not None and session.run_dir is not None and (session.run_dir / "summary.json").is_file()
+        if session is not None and (self._started_info is not None or (session.sweep is not None and kept)):
             self._insight_of = session.run_dir  # NOTE: Insight shows this run's live results already
             entry = self._record(session, outcome)
         elif session is not None and session.run_dir is not None:
@@ -531,17 +569,24 @@ class TrainingController(QObject):
         self._lock(False)
         self._update_actions()
         what = "Cross-validation" if session is not None and session.folds else "Training"
+        if session is not None and session.sweep is not None:
+            what = "Sweep"
+            if entry is not None:
+                self.runs_dock.show()
+                self.runs_dock.raise_()  # NOTE: the sweep's results view is there, with the sweep selected
         self.win.show_message(f"{what} {outcome if outcome in ('finished', 'stopped') else 'failed'}")
         remote.prestart()  # NOTE: the next run's process starts now, while the person looks at this one
         if self.win.document.path is not None and (data_dir() / "unsaved-runs" / self.win.document.uid).is_dir():
             self._adopt_unsaved_runs()  # NOTE: saved during the run: its folder could not move while written
         self.run_ended.emit(outcome)
+        self.pause_edit.on_ended()  # NOTE: a network changed while paused: its new run starts now
 
     def _record(self, session: TrainingSession, outcome: str) -> RunEntry:
         """The ended run as the Runs dock lists it: read back from its folder (in memory when it has none)."""
         result = session.result
         summary = result.summary() if result is not None else {}
-        history = [dict(r) for r in result.history] if result is not None and result.history else self._history
+        history = getattr(result, "history", None)
+        history = [dict(r) for r in history] if history else self._history
         weights = result.weights if isinstance(result, Finished) else None
         if self._early_stop is not None and outcome == "finished":
             outcome = "early stop"
@@ -619,8 +664,9 @@ class TrainingController(QObject):
         paused = running and self.session.is_paused()
         self.train_action.setEnabled(not running)
         self.cross_validate_action.setEnabled(not running)
+        self.sweep_action.setEnabled(not running)
         self.lr_action.setEnabled(not running)
-        self.pause_action.setEnabled(running)
+        self.pause_action.setEnabled(running and self.pause_edit.can_resume())
         self.stop_action.setEnabled(running)
         self.pause_action.setText("&Resume" if paused else "&Pause")
         self.pause_action.setIcon(self._icons["train" if paused else "pause"])

@@ -37,7 +37,9 @@ from PySide6.QtWidgets import (
 
 from designer import theme
 from designer.plaintext import escape_rich
+from designer.training.change_marks import ChangeMarks, PauseBar, mark_label
 from designer.training.plots import RUN_COLORS, CurveBuffer, StillView, make_plot, style_plot
+from engine import tasks
 from engine.training.events import (
     BatchesDone,
     CrossValidated,
@@ -46,7 +48,10 @@ from engine.training.events import (
     Failed,
     Finished,
     FoldDone,
+    PointDone,
+    PointStarted,
     Started,
+    SweepDone,
 )
 
 __all__ = [
@@ -64,25 +69,10 @@ EMPTY_TEXT = (
     "<p>Choose the data and how to train in <b>Training setup</b>, then press <b>Train</b> (F5).<br>"
     "The loss and the score of every epoch appear here while the network learns.</p>"
 )
-METRIC_NAMES = {
-    "accuracy": "accuracy",
-    "pixel_accuracy": "pixel accuracy",
-    "iou": "IoU",
-    "box_iou": "box IoU",
-    "box_mae": "box MAE",
-    "mae": "MAE",
-    "r2": "R²",
-}
+#: Each score's title in words, as the output blocks declare it (``r2`` -> ``R²``).
+METRIC_NAMES = {key: m.title for key, m in tasks.metrics().items()}
 #: The values each score can take, (lowest, highest), None where unbounded: the plots reach to them.
-METRIC_BOUNDS = {
-    "accuracy": (0.0, 1.0),
-    "pixel_accuracy": (0.0, 1.0),
-    "iou": (0.0, 1.0),
-    "box_iou": (0.0, 1.0),
-    "box_mae": (0.0, None),
-    "mae": (0.0, None),
-    "r2": (None, 1.0),
-}
+METRIC_BOUNDS = {key: m.bounds for key, m in tasks.metrics().items()}
 _TRAIN, _VAL = "#2f6fde", "#e8730c"
 
 
@@ -186,7 +176,9 @@ class TrainingDashboard(QWidget):
     The controller feeds it: :meth:`begin_run`, then :meth:`on_started`, :meth:`on_batches_done`,
     :meth:`on_epoch_done`, and :meth:`on_finished` or :meth:`on_failed`. A cross-validation sends
     :meth:`on_started` once per fold (the curves restart; earlier folds' validation scores stay,
-    faint), :meth:`on_fold_done` after each fold and :meth:`on_cross_validated` at its end.
+    faint), :meth:`on_fold_done` after each fold and :meth:`on_cross_validated` at its end. A sweep
+    sends :meth:`on_point_started` and :meth:`on_point_done` around each point's run (or
+    cross-validation), whose curves start afresh, then the refit's run, and :meth:`on_sweep_done`.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -237,6 +229,8 @@ class TrainingDashboard(QWidget):
         self.log_box.toggled.connect(self.set_log_scale)
         line.addWidget(self.log_box)
         outer.addLayout(line)
+        self.pause_bar = PauseBar()  # NOTE: shown by the controller while a run is paused
+        outer.addWidget(self.pause_bar)
 
         self.stack = QStackedWidget()
         self.empty_label = QLabel(EMPTY_TEXT)
@@ -259,6 +253,7 @@ class TrainingDashboard(QWidget):
         self.val_curve = li.plot(**_epoch_style(_VAL), name="validation, per epoch")
         self.loss_view = StillView(self.loss_plot)
         self.metric_view = StillView(self.metric_plot)
+        self.marks = ChangeMarks(self.loss_plot, self.metric_plot)  # settings changed while paused
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(self.loss_plot)
         split.addWidget(self.metric_plot)
@@ -291,6 +286,13 @@ class TrainingDashboard(QWidget):
         self._fold_scores: list[str] = []  # the finished folds' validation scores, as shown
         self._main_metric = "score"
         self._plots_for: tuple[int, str] | None = None  # (epochs, main metric) the plots are set up for
+        # NOTE: after a new batch size: (epoch, batches trained before, where they ended, the epoch's batches, the
+        # old batches per epoch); the rest of that epoch spreads over what was left of it
+        self._resized: tuple[int, int, float, int, int] | None = None
+        self._point: PointStarted | None = None  # during a sweep: the point training (None: none, or the refit)
+        self._points = 0  # a sweep's points (0: not a sweep)
+        self._refit = ""  # during a sweep's refit: the chosen point's label
+        self._last_point: PointDone | None = None
 
     # ------------------------------------------------------------------ the run
     def is_empty(self) -> bool:
@@ -305,6 +307,8 @@ class TrainingDashboard(QWidget):
         label now, while the training process loads the data, instead of once training has begun.
         """
         self._reset()
+        self.marks.clear()
+        self.pause_bar.hide()
         for curve in (self.batch_curve, self.smooth_curve, self.train_curve, self.val_curve):
             curve.setData([], [])
         mi = self.metric_plot.getPlotItem()
@@ -336,6 +340,9 @@ class TrainingDashboard(QWidget):
         self._batches_per_epoch = max(1, ev.batches_per_epoch)
         self._epochs = ev.epochs
         self._fold, self._folds = ev.fold, ev.folds
+        if self._points and self._point is None:  # NOTE: a sweep's run outside its points is the refit
+            self._begin_point()
+            self._refit = self._last_point.label if self._last_point is not None else "the chosen point"
         if self._fold > 1:
             self._begin_fold()
         self.device_label.setText(f"on {ev.device or '?'}")
@@ -345,6 +352,8 @@ class TrainingDashboard(QWidget):
             text = f"Fold {self._fold}/{self._folds}: {text}"
             if self._fold_scores:
                 text += f" Validation {metric_title(metric)} of the folds so far: {', '.join(self._fold_scores)}."
+        if self._points:
+            text = f"{self._sweep_prefix()}: {text[:1].lower() + text[1:]}"
         self.set_message(text[:1].upper() + text[1:])
         self.progress_bar.setFormat(self._epoch_text(1))
         self._set_up_plots(self._epochs, metric)  # NOTE: nothing to do when begin_run guessed right
@@ -362,10 +371,20 @@ class TrainingDashboard(QWidget):
         self._progress_dirty = True
 
     def _epoch_text(self, epoch: int) -> str:
-        """``Epoch 2/10``, or ``Fold 1/5 · epoch 2/10`` during a cross-validation."""
+        """``Epoch 2/10``, or ``Fold 1/5 · epoch 2/10`` during a cross-validation, after
+        ``Point 2/4 (weight_decay=0.001) · `` during a sweep."""
+        text = f"Epoch {epoch}/{self._epochs}"
         if self._folds:
-            return f"Fold {self._fold}/{self._folds} · epoch {epoch}/{self._epochs}"
-        return f"Epoch {epoch}/{self._epochs}"
+            text = f"Fold {self._fold}/{self._folds} · epoch {epoch}/{self._epochs}"
+        if self._points:
+            text = f"{self._sweep_prefix()} · {text[:1].lower() + text[1:]}"
+        return text
+
+    def _sweep_prefix(self) -> str:
+        """``Point 2/4 (weight_decay=0.001)``, or ``Refit (weight_decay=0.001)`` during a sweep."""
+        if self._point is None:
+            return f"Refit ({self._refit})"
+        return f"Point {self._point.index}/{self._point.points} ({self._point.label})"
 
     def _begin_fold(self) -> None:
         """A new fold of a cross-validation: its curves start empty; the last fold's scores stay, faint."""
@@ -381,6 +400,66 @@ class TrainingDashboard(QWidget):
             buf.clear()
         self._ema, self._ema_steps = 0.0, 0
         self._latest = None
+
+    def _begin_point(self) -> None:
+        """A sweep's next point (or its refit): every curve starts empty, the earlier points' too."""
+        mi = self.metric_plot.getPlotItem()
+        for curve in list(mi.listDataItems()):
+            mi.removeItem(curve)
+        mi.legend.setVisible(False)
+        self.metrics, self._metric_curves = {}, {}
+        for buf in (self.batch, self.smooth, self.train_epochs, self.val_epochs):
+            buf.clear()
+        for curve in (self.batch_curve, self.smooth_curve, self.train_curve, self.val_curve):
+            curve.setData([], [])
+        self._ema, self._ema_steps = 0.0, 0
+        self._latest = None
+        self._fold, self._folds = 0, 0
+        self._fold_scores = []
+        self._progress_dirty = True
+
+    def on_point_started(self, ev: PointStarted) -> None:
+        """A sweep's point begins: its run's (or folds') curves start afresh."""
+        self._begin_point()
+        self._point, self._points = ev, ev.points
+        self.progress_bar.setValue(int(self.progress_bar.maximum() * (ev.index - 1) / max(1, ev.points)))
+        self.progress_bar.setFormat(f"{self._sweep_prefix()} · preparing…")
+        self.set_message(f"{self._sweep_prefix()}: preparing the data and the model…")
+
+    def on_point_done(self, ev: PointDone) -> None:
+        """A sweep's point has ended: its validation score (± the spread over its folds), or why not."""
+        self._point, self._last_point = None, ev
+        what = f"Point {ev.index}/{ev.points} ({ev.label})"
+        if ev.score is None:
+            self.set_message(f"{what} {ev.status}" + (f": {ev.message}" if ev.message else "."),
+                             "error" if ev.status == "failed" else "info")
+            return
+        spread = f" ± {_score(ev.spread)}" if ev.spread is not None else ""
+        self.set_message(f"{what} {ev.status}: validation {metric_title(self._main_metric)} {_score(ev.score)}{spread}.")
+
+    def on_sweep_done(self, ev: SweepDone) -> None:
+        """The sweep is over: the chosen point and its score, and the refit's test scores."""
+        self._end()
+        n, done = self._points or len(ev.results), sum(r.status == "finished" for r in ev.results)
+        text = f"Sweep of {n} points" if not ev.stopped else f"Stopped the sweep after {done} of {n} points"
+        text += f" in {clock(ev.seconds)}: "
+        chosen = ev.chosen
+        if chosen is None:
+            text += "no point finished with a score."
+        else:
+            spread = f" ± {_score(chosen.spread)}" if chosen.spread is not None else ""
+            text += (f"chosen <b>{html.escape(chosen.label)}</b> (validation {escape_rich(metric_title(ev.metric))} "
+                     f"{_score(chosen.score)}{spread}).")
+        if ev.refit is not None and ev.refit.test:
+            tests = " · ".join(f"test {escape_rich(metric_title(k))} <b>{format_metric(k, v)}</b>"
+                               for k, v in ev.refit.test.items())
+            text += f" Refit on training + validation data: {tests}."
+        if ev.message:
+            text += f" {html.escape(ev.message[:1].upper() + ev.message[1:])}."
+        self.set_message(text, "ok", rich=True)
+        self.progress_bar.setFormat(f"Stopped — {done} of {n} points" if ev.stopped else f"Finished — {n} points")
+        if not ev.stopped:
+            self.progress_bar.setValue(self.progress_bar.maximum())
 
     def on_fold_done(self, ev: FoldDone) -> None:
         """A fold of a cross-validation has ended: remember and show its validation score."""
@@ -398,9 +477,7 @@ class TrainingDashboard(QWidget):
         losses = np.asarray(ev.losses, dtype=np.float64)
         if losses.size:
             # NOTE: not ev.step: a cross-validation counts steps over all folds; the curves show one fold.
-            last = (ev.epoch - 1) * self._batches_per_epoch + ev.batch
-            steps = np.arange(last - losses.size + 1, last + 1, dtype=np.float64)
-            xs = steps / self._batches_per_epoch
+            xs = self._batch_x(ev.epoch, np.arange(ev.batch - losses.size + 1, ev.batch + 1, dtype=np.float64))
             self.batch.extend(xs, losses)
             self.smooth.extend(xs, self._smoothed(losses))
         self._latest = ev
@@ -437,6 +514,31 @@ class TrainingDashboard(QWidget):
             self.metric_plot.getPlotItem().legend.setVisible(True)
             self.metric_view.set_bounds(*metric_bounds(self.metrics))
         return self.metrics[key]
+
+    def _batch_x(self, epoch: int, batches: np.ndarray) -> np.ndarray:
+        """Where batches (their numbers in ``epoch``) sit on the epoch axis."""
+        resized = self._resized
+        if resized is None or resized[0] != epoch:
+            return (epoch - 1) + batches / self._batches_per_epoch
+        _, before, at, total, old = resized
+        xs = (epoch - 1) + batches / old
+        after = batches > before
+        xs[after] = at + (batches[after] - before) * (epoch - at) / max(total - before, 1)
+        return xs
+
+    def _batches_in(self, epoch: int) -> int:
+        """The number of batches of ``epoch`` (another in the epoch where the batch size changed)."""
+        return self._resized[3] if self._resized is not None and self._resized[0] == epoch else self._batches_per_epoch
+
+    def on_resumed(self, ev) -> None:
+        """A paused run went on: the settings it took on are marked on the curves; a new batch size placed."""
+        if not ev.changes:
+            return
+        self.marks.add(ev.at, mark_label(ev.changes))
+        if ev.epoch_batches:
+            self._resized = (ev.epoch, ev.batch, ev.at, ev.epoch_batches, self._batches_in(ev.epoch))
+            self._batches_per_epoch = max(1, ev.batches_per_epoch)
+        self.set_message(f"Resumed with {mark_label(ev.changes)}.")
 
     def set_paused(self, paused: bool) -> None:
         self._paused = paused
@@ -568,11 +670,16 @@ class TrainingDashboard(QWidget):
                 self.progress_bar.setFormat("Paused")
             return
         total = max(1, d.total_steps)
+        done, eta = min(1.0, d.step / total), d.eta
+        if self._point is not None:  # NOTE: a sweep's bar and time left are the whole sweep's
+            done = (self._point.index - 1 + done) / self._point.points
+            eta += (self._point.points - self._point.index) * (d.elapsed + d.eta)
         # NOTE: setValue repaints at once; without updates the bar paints once, with its new text, later
         self.progress_bar.setUpdatesEnabled(False)
-        self.progress_bar.setValue(int(self.progress_bar.maximum() * min(1.0, d.step / total)))
+        self.progress_bar.setValue(int(self.progress_bar.maximum() * done))
         self.progress_bar.setUpdatesEnabled(True)
-        text = f"{self._epoch_text(d.epoch)} · batch {d.batch}/{self._batches_per_epoch} · {clock(d.eta)} left"
+        batch = "" if self._points else f" · batch {d.batch}/{self._batches_in(d.epoch)}"  # NOTE: a sweep's is long
+        text = f"{self._epoch_text(d.epoch)}{batch} · {clock(eta)} left"
         self.progress_bar.setFormat(("Paused — " if self._paused else "") + text)
         self.speed_label.setText(f"{d.samples_per_s:,.0f} samples/s")
 

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -42,13 +43,18 @@ from PySide6.QtWidgets import (
 from designer.file_ops import dialog_folder
 from designer.plaintext import as_plain, escape_rich
 from designer.training.dashboard import EMA_BETA, format_metric, metric_title
+from designer.training.change_marks import ChangeMarks
 from designer.training.plots import RUN_COLORS, make_plot, style_plot
+from designer.training.sweep_view import SweepView, sweep_about, sweep_texts
 from engine.errors import NetDesignerError
+from engine.tasks import head_specs
+from engine.training.live import changes_text, short_name, values_text
 from engine.training.runs import RunRecord, find_checkpoint, list_runs, read_run, rename_run
 
 __all__ = ["RunEntry", "RunsPanel", "describe", "differences"]
 
-MAIN_METRICS = ("val_accuracy", "val_r2", "val_iou", "val_box_iou")
+#: the output blocks' main validation scores, as they declare them: a run's score is the first it has
+MAIN_METRICS = tuple(dict.fromkeys(f"val_{h.main}" for h in head_specs().values()))
 #: what the Runs dock's loss plot can compare: (title, key)
 LOSS_KINDS = (("Validation loss", "val"), ("Training loss per epoch", "train"),
               ("Training loss per batch (smoothed)", "batch"))
@@ -130,7 +136,7 @@ class RunEntry:
             return f"{summary.get('k', '?')}-fold val {metric_title(key)} {mean:.3f} ± {std:.3f}"
         test = summary.get("test") or {}
         key = self.metric_key()
-        short = key.removeprefix("val_") if key else None
+        short = key.removeprefix("val_") if key else next(iter(test), None)  # NOTE: no validation split: a refit
         if short and short in test:
             return f"test {metric_title(short)} {format_metric(short, test[short])}"
         if self.history and key:
@@ -232,6 +238,19 @@ def differences(entries: list[RunEntry]) -> list[str]:
         numbers = [c.get(kind, 0) for c in counts]
         if any(n != numbers[0] for n in numbers):
             lines.append(f"{kind} blocks: " + " vs ".join(str(n) for n in numbers))
+    for e in entries:
+        lines.extend(f"{e.name}: {line}" for line in changed_while_paused(e.record, with_values=False))
+    return lines
+
+
+def changed_while_paused(record: RunRecord, with_values: bool = True) -> list[str]:
+    """The settings a run took on while paused, one line each: ``lr changed at epoch 3.4 (0.01 → 0.001)``."""
+    lines = []
+    for change in record.changes:
+        at = f"{change['epoch']:.2f}".rstrip("0").rstrip(".")
+        for key, (old, new) in change["changes"].items():
+            line = f"{short_name(key)} changed at epoch {at}"
+            lines.append(f"{line} ({values_text(old, new)})" if with_values else line)
     return lines
 
 
@@ -335,6 +354,7 @@ class RunsPanel(QWidget):
                                   "with other batch sizes line up)")
         self.loss_kind.currentIndexChanged.connect(lambda _i: self._update_compare())
         self.metric_plot = make_plot("Validation score", "score", legend=None)  # one legend serves both
+        self.marks = ChangeMarks(self.loss_plot, self.metric_plot)  # where the ticked runs changed settings
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.metric_plot)
         kind_row = QHBoxLayout()
@@ -349,9 +369,15 @@ class RunsPanel(QWidget):
         self.diff_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         rcol.addWidget(self.diff_label)
 
+        # NOTE: a sweep's results take the comparison's place while the sweep is the selected run
+        self.sweep_view = SweepView()
+        self.sweep_view.open_requested.connect(self.open_sweep_part)
+        self.right = QStackedWidget()
+        self.right.addWidget(right)
+        self.right.addWidget(self.sweep_view)
         split = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(left)
-        split.addWidget(right)
+        split.addWidget(self.right)
         split.setStretchFactor(0, 1)
         split.setStretchFactor(1, 3)
         outer = QVBoxLayout(self)
@@ -418,6 +444,33 @@ class RunsPanel(QWidget):
         self.list.setCurrentItem(item)
         self.hint.setText("Tick runs to compare them.")
         self._update_compare()
+        if entry.record.kind == "sweep":
+            self._add_refit(entry, item)
+        return entry
+
+    def _add_refit(self, sweep: RunEntry, item: QListWidgetItem) -> None:
+        """List a sweep's refit as a run of its own (unticked); the sweep stays selected."""
+        folder = sweep.path / "refit" if sweep.path is not None else None
+        if folder is None or not (folder / "summary.json").is_file() or self.entry_for_folder(folder) is not None:
+            return
+        try:
+            self.add_run(RunEntry.from_record(read_run(folder)), checked=False)
+        except NetDesignerError as exc:
+            self.message.emit(f"The sweep's refit could not be read: {exc}")
+        self.list.setCurrentItem(item)
+
+    def open_sweep_part(self, folder: Path) -> RunEntry | None:
+        """Select a sweep's point run (or refit) in the list, opening its folder first when it is not listed."""
+        entry = self.entry_for_folder(folder)
+        if entry is None:
+            try:
+                entry = self.open_folder(folder)
+            except NetDesignerError as exc:
+                QMessageBox.warning(self, "Open run folder", as_plain(exc))
+                return None
+        for row in range(self.list.count()):
+            if self._entries.get(self.list.item(row).data(_ENTRY)) is entry:
+                self.list.setCurrentRow(row)
         return entry
 
     def replace_run(self, old: RunEntry, new: RunEntry) -> RunEntry:
@@ -440,6 +493,9 @@ class RunsPanel(QWidget):
 
     def _label(self, e: RunEntry) -> str:
         outcome = {"finished": "", "opened": " (folder)"}.get(e.outcome, f" ({e.outcome})")
+        sweep = sweep_texts(e.record)
+        if sweep is not None:  # NOTE: "Run 3 · Sweep: weight_decay (4 points, 5 folds)", then the choice
+            return f"{e.name} · {sweep[0]}{outcome}\n{sweep[1]}"
         parent = e.record.parent
         if parent:
             origin = self._label_of_folder(parent["run"])
@@ -533,9 +589,20 @@ class RunsPanel(QWidget):
                 return False
         self._entries.pop(item.data(_ENTRY), None)
         self.list.takeItem(self.list.row(item))
+        if entry.record.kind == "sweep" and entry.path is not None and entry.outcome != "opened":
+            self._forget_inside(entry.path)  # NOTE: its refit and opened points went with its folder
         self._update_compare()
         self.message.emit(f"Deleted {entry.name}")
         return True
+
+    def _forget_inside(self, folder: Path) -> None:
+        """Unlist the runs whose folders lay inside ``folder`` (a deleted sweep's refit and points)."""
+        for row in reversed(range(self.list.count())):
+            key = self.list.item(row).data(_ENTRY)
+            path = self._entries[key].path
+            if path is not None and folder in path.parents:
+                self._entries.pop(key)
+                self.list.takeItem(row)
 
     def show_current_folder(self) -> bool:
         entry = self.current()
@@ -566,6 +633,11 @@ class RunsPanel(QWidget):
     def _on_current_changed(self) -> None:
         self._update_details()
         self._update_buttons()
+        entry = self.current()
+        is_sweep = entry is not None and entry.record.kind == "sweep"
+        if is_sweep:
+            self.sweep_view.show_sweep(entry.record)
+        self.right.setCurrentWidget(self.sweep_view if is_sweep else self.right.widget(0))
         self.current_changed.emit(self.current())
 
     def _update_buttons(self) -> None:
@@ -573,7 +645,8 @@ class RunsPanel(QWidget):
         on_disk = entry is not None and entry.path is not None
         checkpoints = on_disk and (entry.path / "last.pt").is_file()
         for widget, ok in ((self.continue_button, checkpoints and entry.outcome != "opened"),
-                           (self.fork_button, checkpoints), (self.export_button, entry is not None),
+                           (self.fork_button, checkpoints),
+                           (self.export_button, entry is not None and entry.record.kind != "sweep"),
                            (self.rename_action, on_disk), (self.delete_action, entry is not None),
                            (self.show_action, on_disk)):
             widget.setEnabled(bool(ok) and not (self.busy and widget is not self.show_action))
@@ -605,6 +678,10 @@ class RunsPanel(QWidget):
                 item.removeItem(curve)
             curves.clear()
         chosen = self.checked_entries()
+        self.marks.clear()
+        for e in chosen:
+            for change in e.record.changes:
+                self.marks.add(change["epoch"], changes_text(change["changes"]), e.colour)
         self.loss_plot.getPlotItem().setTitle(self.loss_kind.currentText(), size="10pt")
         metric_names = set()
         for e in chosen:
@@ -654,8 +731,11 @@ class RunsPanel(QWidget):
     @staticmethod
     def _about(e: RunEntry) -> str:
         lines = [f"{e.name}: {e.record.name or 'Untitled'}", describe(e.record.project)]
-        if "mean" in e.record.summary:
+        if e.record.kind == "sweep":
+            lines.extend(sweep_about(e.record))
+        elif "mean" in e.record.summary:
             lines.extend(_folds_about(e.record.summary))
+        lines.extend(changed_while_paused(e.record))
         if e.record.path:
             lines.append(f"folder: {e.record.path}")
         if e.message:

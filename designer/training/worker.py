@@ -34,9 +34,13 @@ from engine.training.events import (
     FoldDone,
     InsightDone,
     Paused,
+    PointDone,
+    PointStarted,
     ProbesDone,
     Resumed,
     Started,
+    SweepDone,
+    WeightsKept,
 )
 from engine.training.remote import STOP_GRACE_S, TrainingProcess, TrainingRequest
 
@@ -63,7 +67,8 @@ class TrainingWorker(QObject):
         event(object): every event of the run, in order; :class:`BatchesDone` events are coalesced.
             :class:`ProbesDone` results carry the probe images too, as ``images``; :class:`Finished`
             carries the trained ``weights`` as CPU tensors.
-        done(): the run has ended (after its :class:`Finished`, :class:`CrossValidated` or :class:`Failed`).
+        done(): the run has ended (after its :class:`Finished`, :class:`CrossValidated`, :class:`SweepDone` or
+            :class:`Failed`).
     """
 
     event = Signal(object)
@@ -124,11 +129,16 @@ class TrainingSession(QObject):
         early_stopped(EarlyStopped): early stopping ended the run (epoch, best_epoch).
         probes_done(ProbesDone): the scheduled probes (:meth:`engine.probes.runner.ProbeRunner.run`) plus ``images``.
         insight_done(InsightDone): an epoch's decision views (:meth:`~engine.probes.runner.ProbeRunner.evaluate`).
-        paused(Paused), resumed(Resumed): the loop acknowledged Pause or Resume.
+        paused(Paused), resumed(Resumed): the loop acknowledged Pause or Resume (a Resume's refused changes:
+            ``paused`` again, with ``refused``; the changes it applied: ``resumed.changes``).
+        weights_kept(WeightsKept): the paused loop wrote its weights where :meth:`keep_weights` asked.
         fold_done(FoldDone): a fold of a cross-validation has ended; during one, every other event
             carries ``fold`` and ``folds``.
         finished(Finished): the run ended normally or by Stop (``stopped``), with test metrics and history.
         cross_validated(CrossValidated): a cross-validation ended (each fold's result, ``mean`` and ``std``).
+        point_started(PointStarted), point_done(PointDone): a sweep's point begins or ends; its training's
+            events come between them (a cross-validation's, with ``folds``).
+        sweep_done(SweepDone): a sweep ended (every point's score, the chosen one, the refit's test scores).
         failed(Failed): the run ended with an error; its message says what happened and what to try.
         paused_changed(bool): the loop paused (True) or went on (False): emitted on the acknowledgement.
         ended(str): the thread is gone; the outcome is "finished", "stopped" or "failed".
@@ -143,9 +153,13 @@ class TrainingSession(QObject):
     insight_done = Signal(object)
     paused = Signal(object)
     resumed = Signal(object)
+    weights_kept = Signal(object)
     fold_done = Signal(object)
     finished = Signal(object)
     cross_validated = Signal(object)
+    point_started = Signal(object)
+    point_done = Signal(object)
+    sweep_done = Signal(object)
     failed = Signal(object)
     paused_changed = Signal(bool)
     ended = Signal(str)
@@ -161,22 +175,29 @@ class TrainingSession(QObject):
         run_dir: Path | None = None,
         resume_from: Path | None = None,
         label: str = "",
+        sweep: tuple[Any, ...] | None = None,
+        random: int | None = None,
+        refit: bool = False,
+        init_from: Path | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.folds = folds  # k of a k-fold cross-validation; None for one run
+        self.folds = folds  # k of a k-fold cross-validation (each point's, in a sweep); None for one run
+        self.sweep = sweep  # the swept settings (sweep_plan.Setting) of a sweep; None otherwise
         self.run_dir = run_dir  # the run folder the child writes (None: the run is kept in memory only)
         self.process = TrainingProcess(TrainingRequest(
             snapshot, base_dir=base_dir, epochs=epochs, device=device, emit_interval=1.0 / MAX_UPDATES_PER_S,
-            folds=folds, run_dir=run_dir, resume_from=resume_from, label=label,
+            folds=folds, run_dir=run_dir, resume_from=resume_from, label=label, sweep=sweep, random=random,
+            refit=refit, init_from=init_from,
         ))
         self.outcome: str | None = None
-        self.result: Finished | CrossValidated | None = None  # how the run ended, unless it failed
+        self.result: Finished | CrossValidated | SweepDone | None = None  # how the run ended, unless it failed
         self.message = ""  # why it failed
         self._relays = {
             Started: self.started, BatchesDone: self.batches_done, EpochDone: self.epoch_done,
             CheckpointSaved: self.checkpoint_saved, EarlyStopped: self.early_stopped, ProbesDone: self.probes_done,
-            InsightDone: self.insight_done, FoldDone: self.fold_done,
+            InsightDone: self.insight_done, FoldDone: self.fold_done, PointStarted: self.point_started,
+            PointDone: self.point_done, WeightsKept: self.weights_kept,
         }
         self._thread: QThread | None = QThread()
         self._thread.setObjectName("training")
@@ -211,11 +232,19 @@ class TrainingSession(QObject):
             self._pause_asked = True
             self.process.pause()
 
-    def resume(self) -> None:
-        """Ask a paused loop to go on; ``resumed`` / ``paused_changed(False)`` say when it has."""
+    def resume(self, changes: dict[str, Any] | None = None) -> None:
+        """Ask a paused loop to go on; ``resumed`` / ``paused_changed(False)`` say when it has.
+
+        ``changes`` (setting -> new value, see :mod:`engine.training.live`) are applied first; changes the
+        loop cannot take are answered with ``paused`` again, carrying why (``refused``).
+        """
         if self._pause_asked:
             self._pause_asked = False
-            self.process.resume()
+            self.process.resume(changes)
+
+    def keep_weights(self, path: Path) -> None:
+        """Ask the paused loop to write its weights to ``path``; ``weights_kept`` says when it has."""
+        self.process.keep_weights(path)
 
     def set_probe_wish(self, name: str, value: Any) -> None:
         """Change a probe setting (``layer``, ``sample``, ...) from the next probe run on; ignored once the run has ended."""
@@ -260,6 +289,7 @@ class TrainingSession(QObject):
             relay.emit(ev)
         elif isinstance(ev, (Paused, Resumed)):
             self._paused = isinstance(ev, Paused)
+            self._pause_asked = self._pause_asked or self._paused  # NOTE: a refused change leaves it paused
             (self.paused if self._paused else self.resumed).emit(ev)
             self.paused_changed.emit(self._paused)
         elif isinstance(ev, Finished):
@@ -268,6 +298,9 @@ class TrainingSession(QObject):
         elif isinstance(ev, CrossValidated):
             self.result = ev
             self.cross_validated.emit(ev)
+        elif isinstance(ev, SweepDone):
+            self.result = ev
+            self.sweep_done.emit(ev)
         elif isinstance(ev, Failed):
             self.message = ev.message or "training failed"
             self.failed.emit(ev)

@@ -6,6 +6,7 @@ with ``weights_only=True``::
     model        the network's state_dict (as trained: the input normalization is applied to the data, not here)
     optimizer    the optimizer's state (momentum, Adam's moments, step counts)
     scheduler    the learning-rate schedule's state, or None
+    schedule_from  the epochs before the schedule began (0; later for a schedule set while the run was paused)
     epoch        the last finished epoch
     best_loss, best_epoch   the lowest validation loss so far and its epoch (early stopping goes on from them)
     normalizer   the input normalization fitted on the training split ({"mean", "std"}), or None
@@ -47,6 +48,7 @@ def make_checkpoint(trainer: Trainer, epoch: int) -> dict[str, Any]:
         "model": trainer.model.state_dict(),
         "optimizer": trainer.optimizer.state_dict(),
         "scheduler": trainer.scheduler.state_dict() if trainer.scheduler is not None else None,
+        "schedule_from": trainer.schedule_from,
         "epoch": epoch,
         "best_loss": trainer.best[0],
         "best_epoch": trainer.best[1],
@@ -79,6 +81,8 @@ def restore(trainer: Trainer, path: Path) -> None:
         trainer.model.load_state_dict(state["model"])
         if state.get("optimizer"):
             trainer.optimizer.load_state_dict(state["optimizer"])
+        if isinstance(state.get("schedule_from"), int):
+            trainer.schedule_from = state["schedule_from"]  # NOTE: before the cosine's rate is set again below
         if trainer.scheduler is not None and state.get("scheduler"):
             trainer.scheduler.load_state_dict(state["scheduler"])
             _rate_for_the_run_length(trainer.scheduler)

@@ -8,22 +8,28 @@ dozen times a second at most (batches are grouped), never per batch.
 
 A run yields :class:`Started`, then :class:`BatchesDone`, :class:`EpochDone`, :class:`CheckpointSaved`,
 :class:`ProbesDone`, :class:`InsightDone`, :class:`EarlyStopped` as they happen, :class:`Paused` and
-:class:`Resumed` when a pause takes effect and ends (the acknowledgements of the controls), and
-ends with one :class:`Finished` or :class:`Failed`. A cross-validation tags each fold's events
-with ``fold`` / ``folds``, adds a :class:`FoldDone` after each fold and ends with one
-:class:`CrossValidated` (or :class:`Failed`).
+:class:`Resumed` when a pause takes effect and ends (the acknowledgements of the controls; a
+:class:`Resumed` carries the settings the resume changed, and :class:`WeightsKept` answers a request
+for the paused weights), and ends with one :class:`Finished` or :class:`Failed`. A cross-validation
+tags each fold's events with ``fold`` / ``folds``, adds a :class:`FoldDone` after each fold and ends with one
+:class:`CrossValidated` (or :class:`Failed`). A sweep (:mod:`engine.training.sweep`) puts each point's
+events between a :class:`PointStarted` and a :class:`PointDone` and ends with one :class:`SweepDone`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.training.sweep_plan import Setting
+
 __all__ = [
     "BatchesDone", "CheckpointSaved", "CrossValidated", "EarlyStopped", "EpochDone", "Failed", "Finished", "FoldDone",
-    "InsightDone", "Paused", "ProbesDone", "Resumed", "STOPPED_BEFORE_TRAINING", "Started", "TrainingEvent",
+    "InsightDone", "Paused", "PointDone", "PointStarted", "ProbesDone", "Resumed", "STOPPED_BEFORE_TRAINING", "Started",
+    "SweepDone", "TrainingEvent", "WeightsKept",
 ]
 
 #: The message of a run stopped while its data loaded or its network compiled.
@@ -57,6 +63,7 @@ class Started(_InFold):
     main_metric: str = "score"
     history: tuple[dict[str, Any], ...] = ()  # the epochs before start_epoch, as rows of metrics.csv
     run_dir: str | None = None
+    transfer: dict[str, Any] | None = None  # a new network from a paused run's weights: {"kept": [...], "fresh": {...}}
 
 
 @dataclass(**_EVENT)
@@ -133,16 +140,46 @@ class InsightDone(_InFold):
 
 @dataclass(**_EVENT)
 class Paused(_InFold):
-    """The acknowledgement of Pause: the loop waits before the batch after ``step``."""
+    """The acknowledgement of Pause: the loop waits before the batch after ``step``.
+
+    ``epoch`` / ``batch``: where in the run (batch ``batch`` of epoch ``epoch`` is the last one trained);
+    ``at``: the epochs trained (3.4). A resume whose changes the loop refused is answered with another
+    ``Paused`` that says why in ``refused``: the run stays paused, nothing changed.
+    """
 
     step: int
+    epoch: int = 0
+    batch: int = 0
+    at: float = 0.0
+    refused: str = ""
 
 
 @dataclass(**_EVENT)
 class Resumed(_InFold):
-    """The acknowledgement of Resume: the loop goes on after ``step``, where it paused."""
+    """The acknowledgement of Resume: the loop goes on after ``step``, where it paused.
+
+    ``changes`` holds what the resume changed (setting -> (old, new), see :mod:`engine.training.live`).
+    After a new batch size, ``epoch_batches`` is the current epoch's number of batches and
+    ``batches_per_epoch`` that of the epochs after it; ``total_steps`` the run's new length in batches.
+    """
 
     step: int
+    epoch: int = 0
+    batch: int = 0
+    at: float = 0.0
+    changes: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    batches_per_epoch: int = 0
+    epoch_batches: int = 0
+    total_steps: int = 0
+
+
+@dataclass(**_EVENT)
+class WeightsKept(_InFold):
+    """While paused, the loop wrote the model's weights with its project to ``path`` (a new network starts there)."""
+
+    path: str
+    step: int
+    at: float = 0.0
 
 
 @dataclass(**_EVENT)
@@ -216,7 +253,79 @@ class Failed(_InFold):
     message: str
 
 
+@dataclass(**_EVENT)
+class PointStarted:
+    """Point ``index`` (1-based) of a sweep's ``points`` begins training with ``values`` (setting key -> value)."""
+
+    index: int
+    points: int
+    values: dict[str, Any]
+    label: str  # "weight_decay=0.001, lr=0.01"
+
+
+@dataclass(**_EVENT)
+class PointDone:
+    """A sweep's point has ended: its validation score (a fold mean with folds) and spread, or why it failed."""
+
+    index: int
+    points: int
+    values: dict[str, Any]
+    label: str
+    score: float | None
+    spread: float | None = None
+    fold_scores: tuple[float, ...] = ()
+    status: str = "finished"  # finished, stopped or failed
+    message: str = ""
+    run: str | None = None  # the point's folder name in the sweep's folder
+
+    def row(self, metric: str) -> dict[str, Any]:
+        """The point's row of ``results.csv``."""
+        return {"point": self.index, **self.values, metric: self.score, f"{metric} spread": self.spread,
+                **{f"fold {i}": s for i, s in enumerate(self.fold_scores, start=1)}, "status": self.status,
+                "run": self.run, "message": self.message}
+
+    def summary(self) -> dict[str, Any]:
+        """The point as the sweep's ``summary.json`` keeps it."""
+        return {"index": self.index, "values": dict(self.values), "score": self.score, "spread": self.spread,
+                "fold_scores": list(self.fold_scores), "status": self.status, "message": self.message,
+                "run": self.run}
+
+
+@dataclass(**_EVENT)
+class SweepDone:
+    """A sweep has ended: every point's result, the chosen one and the refit's test scores."""
+
+    settings: tuple[Setting, ...]
+    results: tuple[PointDone, ...]
+    metric: str
+    best: int | None  # index into results
+    folds: int | None
+    stopped: bool
+    refit: Finished | None = None
+    seconds: float = 0.0
+    message: str = ""
+    random: int | None = None  # N random points of the grid, or None for all of it
+
+    @property
+    def chosen(self) -> PointDone | None:
+        return self.results[self.best] if self.best is not None else None
+
+    def summary(self) -> dict[str, Any]:
+        """As the sweep's ``summary.json`` keeps it."""
+        chosen = self.chosen
+        return {
+            "settings": [{"key": s.key, "values": list(s.values)} for s in self.settings],
+            "metric": self.metric, "folds": self.folds, "random": self.random, "stopped": self.stopped,
+            "seconds": self.seconds, "points": [r.summary() for r in self.results],
+            "best": chosen.index if chosen is not None else None,
+            "best_values": chosen.values if chosen is not None else None,
+            "refit": self.refit.summary() if self.refit is not None else None,
+            "message": self.message,
+        }
+
+
 TrainingEvent = Union[Started, BatchesDone, EpochDone, CheckpointSaved, EarlyStopped, ProbesDone, InsightDone,
-                      Paused, Resumed, FoldDone, Finished, CrossValidated, Failed]
-#: The events that end a run: exactly one comes last.
-ENDINGS = (Finished, CrossValidated, Failed)
+                      Paused, Resumed, WeightsKept, FoldDone, Finished, CrossValidated, Failed, PointStarted, PointDone,
+                      SweepDone]
+#: The events that end a run (a cross-validation, a sweep): exactly one comes last.
+ENDINGS = (Finished, CrossValidated, Failed, SweepDone)

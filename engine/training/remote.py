@@ -12,7 +12,9 @@ The parent's side is :class:`TrainingProcess`; a worker thread iterates its
 :meth:`~TrainingProcess.events`, which block. Messages, all plain pickled data:
 
 * parent to child (control pipe): ``("run", request)`` once, then any of ``("stop",)``,
-  ``("pause",)``, ``("resume",)`` and ``("want", name, value)`` (a probe setting, see
+  ``("pause",)``, ``("resume", changes)`` (settings the paused run takes on, see
+  :mod:`engine.training.live`; ``{}`` for none), ``("keep", path)`` (the paused run writes its weights
+  there, see :mod:`engine.training.transfer`) and ``("want", name, value)`` (a probe setting, see
   :meth:`engine.probes.runner.ProbeRunner.want`);
 * child to parent (event pipe): ``"ready"`` once its imports are done, then each event of
   :mod:`engine.training.events` as the trainer yields it (pickled as it is), ending with
@@ -20,7 +22,9 @@ The parent's side is :class:`TrainingProcess`; a worker thread iterates its
   ``images`` in their results; its :class:`Finished` carries the trained ``weights`` (a state dict
   of numpy arrays). A request with ``folds`` runs
   :func:`~engine.training.crossval.cross_validate_events` instead: its events carry ``fold``, it
-  adds :class:`FoldDone` events and ends with :class:`CrossValidated`.
+  adds :class:`FoldDone` events and ends with :class:`CrossValidated`. A request with ``sweep`` runs
+  :func:`~engine.training.sweep.sweep_events`: each point's events between a :class:`PointStarted`
+  and a :class:`PointDone`, ending with :class:`SweepDone`.
 
 A Stop before the run has begun training (no :class:`Started` yet: the child loads the data or
 compiles the network, which can take long and cannot be interrupted from outside) ends the run
@@ -90,6 +94,10 @@ class TrainingRequest:
     run_dir: Path | None = None  # the run folder to write (see engine.training.runs); None: none
     resume_from: Path | None = None  # a checkpoint to go on from (continue or fork)
     label: str = ""  # the run's name in the Runs dock ("Run 3")
+    sweep: tuple[Any, ...] | None = None  # the swept settings (sweep_plan.Setting): a sweep instead of one run
+    random: int | None = None  # a sweep of N random points of its grid
+    refit: bool = False  # a sweep's chosen point trained again on training + validation data
+    init_from: Path | None = None  # a paused run's weights that a changed network starts from
 
 
 # ---------------------------------------------------------------------- the child
@@ -173,9 +181,26 @@ class _Mailbox:
             elif what == "pause":
                 control.pause()
             elif what == "resume":
-                control.resume()
+                control.resume(msg[1] if len(msg) > 1 else None)
+            elif what == "keep":
+                control.keep_weights(msg[1])
             elif what == "want" and wishes is not None:
                 wishes.add(msg[1], msg[2])
+
+
+def _sweep_events(project, request: TrainingRequest, control) -> Iterator[TrainingEvent]:
+    """A sweep's events (see :mod:`engine.training.sweep`); a setting it refuses ends it with a Failed."""
+    from engine.errors import NetDesignerError
+    from engine.training.sweep import sweep_events
+
+    try:
+        yield from sweep_events(
+            project, request.sweep, folds=request.folds, random=request.random, refit=request.refit,
+            epochs=request.epochs, out_dir=request.run_dir, base_dir=request.base_dir, device=request.device,
+            control=control, emit_interval=request.emit_interval, label=request.label,
+        )
+    except NetDesignerError as exc:
+        yield Failed(message=str(exc))
 
 
 def _numpy_state(model) -> dict[str, Any]:
@@ -247,6 +272,10 @@ def _train(request: TrainingRequest, control, wishes: _Wishes, event_conn, mailb
 
     try:
         project = project_from_dict(request.snapshot, source="<snapshot>")
+        if request.sweep is not None:
+            for ev in _sweep_events(project, request, control):
+                send(ev)
+            return reachable
         if request.folds is not None:
             for ev in cross_validate_events(
                 project, request.folds, epochs=request.epochs, base_dir=request.base_dir, device=request.device,
@@ -258,6 +287,7 @@ def _train(request: TrainingRequest, control, wishes: _Wishes, event_conn, mailb
             project, base_dir=request.base_dir, epochs=request.epochs, device=request.device,
             control=control, emit_interval=request.emit_interval, probes=request.probes,
             out_dir=request.run_dir, resume_from=request.resume_from, label=request.label,
+            init_from=request.init_from,
         )
         images: Any = None
         runner = None
@@ -445,8 +475,14 @@ class TrainingProcess:
         """Pause at the next batch; a :class:`~engine.training.events.Paused` event says when it did."""
         self._send(("pause",))
 
-    def resume(self) -> None:
-        self._send(("resume",))
+    def resume(self, changes: dict[str, Any] | None = None) -> None:
+        """Go on; with ``changes`` (setting -> new value) the run takes them on first, or refuses them and stays
+        paused (a :class:`~engine.training.events.Paused` with ``refused``)."""
+        self._send(("resume", dict(changes or {})))
+
+    def keep_weights(self, path: str | Path) -> None:
+        """Ask the paused run to write its weights to ``path``; a ``WeightsKept`` event says when it has."""
+        self._send(("keep", str(path)))
 
     def want(self, name: str, value: Any) -> None:
         """Change a probe setting (see :meth:`engine.probes.runner.ProbeRunner.want`) from the next probe run on."""

@@ -5,7 +5,8 @@ A project's runs live beside it, in ``<project>.runs/`` (:func:`runs_dir`), one 
 
     project.json   the project snapshot that trained (the project file format)
     summary.json   what the run is and how it stands: label, status, parent (a fork's origin),
-                   epochs planned and run, best epoch, device, and at the end the test scores
+                   epochs planned and run, best epoch, device, the settings changed while it was
+                   paused (``changes``), and at the end the test scores
     metrics.csv    one row per finished epoch (``epoch``, ``step``, ``train_loss``, ``val_*``, ``lr``, ...)
     batches.f32    the training loss of every batch, float32 little-endian, in step order
     last.pt        the checkpoint after the last finished epoch (see ``Trainer.checkpoint``)
@@ -91,7 +92,10 @@ class RunRecord:
         status: ``running``, ``finished``, ``stopped``, ``early stop``, ``failed``, or ``interrupted`` (the
             writer is gone but never said the run ended: a crash or a kill).
         parent: where a fork or a run resumed from another's checkpoint began: ``{"run": folder name,
-            "epoch": n}``, or None.
+            "epoch": n}``, or None. A new network started from a paused run's weights adds ``step``, ``at``
+            (the epochs trained, 3.4) and the blocks it ``kept`` and started ``fresh``.
+        changes: the settings changed while the run was paused, in order: ``{"step": 1234, "epoch": 3.4,
+            "changes": {"training.lr": [0.01, 0.001]}}`` (``project.json`` holds the settings after them).
     """
 
     name: str
@@ -106,6 +110,7 @@ class RunRecord:
     message: str = ""
     kind: str = "train"
     epochs: int | None = None
+    changes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def folder_name(self) -> str:
@@ -184,7 +189,9 @@ class RunWriter:
 
     ``RunWriter(folder, snapshot=..., label="Run 3")`` starts a new run; with ``resume_epoch`` it goes on
     with the run already in ``folder`` after that epoch (rows past it are dropped), and with ``fork_of``
-    (a run folder) and ``resume_epoch`` a new run starts with the parent's history up to that epoch.
+    (a run folder) and ``resume_epoch`` a new run starts with the parent's history up to that epoch. With
+    ``fork_of`` and ``fork_point`` instead (a changed network from a paused run's weights: ``epoch``, ``step``,
+    ``at``, ``kept``, ``fresh``) a new run records its parent and starts with no history.
     """
 
     def __init__(
@@ -197,6 +204,7 @@ class RunWriter:
         kind: str = "train",
         resume_epoch: int | None = None,
         fork_of: str | os.PathLike | None = None,
+        fork_point: dict[str, Any] | None = None,
         extra: dict[str, Any] | None = None,
     ) -> None:
         self.folder = Path(folder)
@@ -220,6 +228,9 @@ class RunWriter:
             if fork_of is not None and resume_epoch is not None:
                 self.doc["parent"] = {"run": Path(fork_of).name, "epoch": int(resume_epoch)}
                 self._keep_until(resume_epoch, source=Path(fork_of))
+            elif fork_of is not None and fork_point is not None:
+                point = _plain(dict(fork_point))
+                self.doc["parent"] = {**point, "run": Path(fork_of).name, "epoch": int(point.get("epoch") or 0)}
         self.doc.update(extra or {})
         self.doc["pid"] = os.getpid()
         atomic_write_text(self.folder / "project.json", json.dumps(snapshot, indent=2, ensure_ascii=False) + "\n")
@@ -258,6 +269,9 @@ class RunWriter:
                 fh.truncate(min(4 * steps, os.fstat(fh.fileno()).st_size))
         if self.rows:
             self.doc["epochs_run"] = self.rows[-1]["epoch"]
+        # NOTE: the changes made in the epochs that are dropped go with them
+        self.doc["changes"] = [c for c in self.doc.get("changes") or [] if isinstance(c, dict)
+                               and _is_int(c.get("step")) and c["step"] <= steps]
         for row in self.rows:
             self.columns += [k for k in row if k not in self.columns]
 
@@ -285,6 +299,17 @@ class RunWriter:
                 fh.flush()
                 os.fsync(fh.fileno())
         self.doc["epochs_run"] = row["epoch"]
+
+    def change(self, step: int, at: float, changes: dict[str, Any], snapshot: dict[str, Any]) -> None:
+        """Record settings changed while paused (setting -> (old, new)) after ``step``, at ``at`` epochs.
+
+        ``project.json`` becomes ``snapshot``, the settings the run goes on with, so a run continued from
+        its folder goes on with them too; ``changes`` in ``summary.json`` says what they were before.
+        """
+        entry = {"step": int(step), "epoch": float(at), "changes": {k: _plain(list(v)) for k, v in changes.items()}}
+        self.doc.setdefault("changes", []).append(entry)
+        atomic_write_text(self.folder / "project.json", json.dumps(snapshot, indent=2, ensure_ascii=False) + "\n")
+        self._write_summary()
 
     def checkpoint(self, save, epoch: int, best: bool) -> list[Path]:
         """Write the epoch's checkpoint with ``save(path)`` as ``last.pt`` (and ``best.pt``), kept to fork from.
@@ -412,6 +437,7 @@ def read_run(out_dir: str | os.PathLike) -> RunRecord:
                                    and _is_int(parent.get("epoch"))):
         raise RunError(f"{where}: 'parent' must be null or an object with 'run' (text) and 'epoch' (a number)")
     epochs = doc.get("epochs")
+    changes = _changes(doc.get("changes"), where)
     return RunRecord(
         name=_text(doc, "name", project.get("name") if isinstance(project.get("name"), str) else "Untitled", where),
         project=project,
@@ -425,7 +451,27 @@ def read_run(out_dir: str | os.PathLike) -> RunRecord:
         message=_text(doc, "message", "", where),
         kind=_text(doc, "kind", "train", where),
         epochs=epochs if _is_int(epochs) else None,
+        changes=changes,
     )
+
+
+def _changes(value: Any, where: str) -> list[dict[str, Any]]:
+    """The ``changes`` of ``summary.json``, checked: a list of ``{"step", "epoch", "changes": {key: [old, new]}}``."""
+    if value is None:
+        return []
+    why = f"{where}: 'changes' must be a list of {{\"step\": n, \"epoch\": x, \"changes\": {{setting: [old, new]}}}}"
+    if not isinstance(value, list):
+        raise RunError(why)
+    out = []
+    for entry in value:
+        if not (isinstance(entry, dict) and _is_int(entry.get("step")) and isinstance(entry.get("epoch"), (int, float))
+                and not isinstance(entry.get("epoch"), bool) and isinstance(entry.get("changes"), dict)):
+            raise RunError(why)
+        pairs = entry["changes"]
+        if not all(isinstance(k, str) and isinstance(v, list) and len(v) == 2 for k, v in pairs.items()):
+            raise RunError(why)
+        out.append({"step": entry["step"], "epoch": float(entry["epoch"]), "changes": dict(pairs)})
+    return out
 
 
 def list_runs(root: str | os.PathLike) -> tuple[list[RunRecord], list[str]]:

@@ -7,7 +7,9 @@ last such event, throttled to a few dozen per second whatever the batch rate),
 :class:`EpochDone`, :class:`CheckpointSaved`, :class:`EarlyStopped`, :class:`Finished` and
 :class:`Failed`. Stop, pause and resume are flags in a :class:`Control` that the loop checks
 between batches, so a worker thread (or the CLI) drives the same loop; a pause that takes
-effect is acknowledged with :class:`Paused`, its end with :class:`Resumed`.
+effect is acknowledged with :class:`Paused`, its end with :class:`Resumed`. A resume may carry
+changed settings, which the loop applies where it paused (see :mod:`engine.training.pausing`), and
+``init_from`` starts a changed network from a paused run's weights (:mod:`engine.training.transfer`).
 
 A NaN or infinite loss, running out of GPU memory, and any other exception end
 the run with a :class:`Failed` event whose message says what happened and what to try;
@@ -46,8 +48,10 @@ from engine.training.events import (
     Resumed,
     Started,
     TrainingEvent,
+    WeightsKept,
 )
-from engine.training.objectives import HEAD_TARGETS, MetricSum, main_metric, mixed_loss
+from engine.tasks import LOSS, head_spec
+from engine.training.objectives import MetricSum, main_metric, mixed_loss
 
 
 class TrainingError(NetDesignerError):
@@ -55,34 +59,61 @@ class TrainingError(NetDesignerError):
 
 
 class Control:
-    """Thread-safe stop / pause / resume flags, checked by the loop between batches."""
+    """Thread-safe stop / pause / resume flags, checked by the loop between batches.
+
+    A resume may carry changes (setting -> new value, see :mod:`engine.training.live`) that the loop
+    applies before it goes on; while paused, :meth:`keep_weights` asks the loop to write its weights.
+    """
 
     def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._running = threading.Event()
-        self._running.set()
+        self._cond = threading.Condition()
+        self._stop = False
+        self._paused = False
+        self._changes: dict[str, Any] = {}
+        self._keep: list[Path] = []
 
     def stop(self) -> None:
-        self._stop.set()
-        self._running.set()  # a paused loop must wake up to see the stop
+        with self._cond:
+            self._stop = True  # NOTE: a paused loop wakes up to see the stop
+            self._cond.notify_all()
 
     def pause(self) -> None:
-        self._running.clear()
+        with self._cond:
+            self._paused = True
 
-    def resume(self) -> None:
-        self._running.set()
+    def resume(self, changes: dict[str, Any] | None = None) -> None:
+        """Go on; with ``changes``, the loop applies them first (or refuses them and stays paused)."""
+        with self._cond:
+            self._changes.update(changes or {})
+            self._paused = False
+            self._cond.notify_all()
+
+    def keep_weights(self, path: str | Path) -> None:
+        """Ask the paused loop to write the model's weights to ``path`` (acknowledged with ``WeightsKept``)."""
+        with self._cond:
+            self._keep.append(Path(path))
+            self._cond.notify_all()
 
     @property
     def stopped(self) -> bool:
-        return self._stop.is_set()
+        return self._stop
 
     @property
     def paused(self) -> bool:
-        return not self._running.is_set()
+        return self._paused
 
-    def wait_while_paused(self) -> None:
-        while not self._running.wait(0.1):
-            pass
+    def take_changes(self) -> dict[str, Any]:
+        """The changes sent with the resume (emptied)."""
+        with self._cond:
+            changes, self._changes = self._changes, {}
+            return changes
+
+    def wait_while_paused(self) -> Path | None:
+        """Block while paused; a path when the weights are wanted meanwhile, None once resumed or stopped."""
+        with self._cond:
+            while self._paused and not self._stop and not self._keep:
+                self._cond.wait(0.1)  # NOTE: a timeout, so a signal handler (Ctrl+C) runs in the CLI's loop
+            return self._keep.pop(0) if self._keep and not self._stop else None
 
 
 def pick_device(choice: str) -> torch.device:
@@ -158,6 +189,7 @@ class Trainer:
         splits=None,
         probes: bool = False,
         label: str = "",
+        init_from: Path | None = None,
     ) -> None:
         # NOTE: a deep copy through plain data: the caller's project is never shared with the loop.
         from engine.project import project_from_dict
@@ -171,6 +203,10 @@ class Trainer:
         self.control = control or Control()
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.label = label
+        # NOTE: a paused run's weights (engine.training.transfer) that a changed network starts from
+        self.init_from = Path(init_from) if init_from is not None else None
+        self.transfer: dict[str, Any] | None = None  # what the new network kept of them
+        self.schedule_from = 0  # the epochs before the schedule began (a schedule set while paused starts later)
         self.writer = None  # the run folder's RunWriter, once the run has begun (with out_dir)
         self.emit_interval = emit_interval
         self._given_splits = splits
@@ -206,7 +242,7 @@ class Trainer:
             data = load_dataset(self.project.data, self.code.input_shapes[0], base_dir=self.base_dir)
             train, val, test = split_dataset(data, self.project.data.val_fraction, self.project.data.test_fraction, self.project.data.seed)
         for nid, kind, _ in self.heads:
-            key, words = HEAD_TARGETS[kind]
+            key, words = head_spec(kind).target, head_spec(kind).target_words
             if key not in train.targets:
                 name = graph.nodes[nid].name
                 raise TrainingError(
@@ -221,8 +257,12 @@ class Trainer:
             train, val, test = (self.normalizer.apply(s) for s in (train, val, test))
         self.splits = {"train": train, "val": val, "test": test}
         self.model = compiled.module.to(self.device)
+        if self.init_from is not None:
+            from engine.training.pausing import start_from_kept
+
+            self.transfer = start_from_kept(self)
         self.optimizer = make_optimizer(self.model.parameters(), self.cfg)
-        self.scheduler = make_scheduler(self.optimizer, self.cfg, lambda: self.epochs)
+        self.scheduler = make_scheduler(self.optimizer, self.cfg, lambda: self.epochs - self.schedule_from)
         self.amp = self.cfg.mixed_precision and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self._tensors = {name: self._to_device(split) for name, split in self.splits.items()}
@@ -291,9 +331,14 @@ class Trainer:
                 fork_of = home if home is not None and is_run_dir(home) else None
                 if fork_of is None:
                     resume_epoch = None  # NOTE: a checkpoint from elsewhere: a new run with no history before it
+        fork_point = None
+        if self.init_from is not None and self.resume_from is None:
+            home = _run_folder_of(self.init_from)  # NOTE: a new network from a paused run's weights: its lineage
+            fork_of = home if home is not None and is_run_dir(home) else None
+            fork_point = dict(self.transfer or {})
         self.writer = RunWriter(
             self.out_dir, snapshot=project_to_dict(self.project), label=self.label, epochs=self.epochs,
-            resume_epoch=resume_epoch, fork_of=fork_of,
+            resume_epoch=resume_epoch, fork_of=fork_of, fork_point=fork_point,
         )
         if resume_epoch is not None:
             self.history = [dict(r) for r in self.writer.rows]
@@ -332,10 +377,9 @@ class Trainer:
             skipped_last=n - used, val=len(self.splits["val"]), test=len(self.splits["test"]),
             params=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
             classes=tuple(classes) if classes is not None else None, main_metric=main_metric(self.project.graph),
-            run_dir=str(self.out_dir) if self.out_dir is not None else None,
+            run_dir=str(self.out_dir) if self.out_dir is not None else None, transfer=self.transfer,
         )
         gen, cpu_gen = self.aug_gen, self.shuffle_gen
-        patience = self.cfg.early_stopping_patience
         step = (self.start_epoch - 1) * batches
         if self.history and isinstance(self.history[-1].get("step"), int):
             step = self.history[-1]["step"]
@@ -350,17 +394,19 @@ class Trainer:
             t_epoch = time.perf_counter()
             order = torch.randperm(n, generator=cpu_gen).to(self.device)
             epoch_loss = 0.0  # summed from the batches' losses as they are sent out
-            for b in range(batches):
+            part = _EpochPart(order, bs, used)
+            while not part.done:
                 if self.control.paused:
                     if pending:  # NOTE: the curves show every batch trained before the pause
-                        done = self._batches_done(pending, epoch, b, step, pace)
+                        done = self._batches_done(pending, epoch, part.batch, step, pace)
                         epoch_loss += float(done.losses.sum())
                         yield done
-                    yield from self._pause(step)
+                    if (yield from self._pause(step, epoch, part, pace, n)) is not None:
+                        bs, batches, used = self._batches_per_epoch(n)  # NOTE: the batch size may have changed
                 if self.control.stopped:
                     stopped = True
                     break
-                idx = order[b * bs : min((b + 1) * bs, used)]
+                idx = part.next_batch()
                 probing = self.probe_runner is not None and self.probe_runner.due(step + 1)
                 if probing:
                     self.probe_runner.mark(self.model)
@@ -370,16 +416,16 @@ class Trainer:
                 if probing:
                     yield ProbesDone(step=step, results=self.probe_runner.run(self.model, step))
                 now = time.perf_counter()
-                if now - last_emit >= self.emit_interval or b == batches - 1:
+                if now - last_emit >= self.emit_interval or part.done:
                     last_emit = now
-                    done = self._batches_done(pending, epoch, b + 1, step, pace, now)
+                    done = self._batches_done(pending, epoch, part.batch, step, pace, now)
                     epoch_loss += float(done.losses.sum())
                     yield done
             if stopped:
                 if pending and self.writer is not None:
                     self.writer.batches(torch.stack(pending).float().cpu().numpy())
                 break
-            train_loss = epoch_loss / batches
+            train_loss = epoch_loss / part.batch
             val_loss, val_metrics = self.evaluate("val", keep_outputs=self.probe_runner is not None)
             done = EpochDone(epoch=epoch, step=step, train_loss=train_loss, lr=self.optimizer.param_groups[0]["lr"],
                              val_loss=val_loss, scores={f"val_{k}": v for k, v in val_metrics.items()},
@@ -397,7 +443,7 @@ class Trainer:
                     views = self.probe_runner.evaluate(self.model, self.splits["train"])
                 yield InsightDone(epoch=epoch, views=views)
             monitored = val_loss if val_loss is not None else train_loss
-            improved = monitored < self.best[0]
+            improved = LOSS.better(monitored, self.best[0])
             if improved:
                 self.best = (monitored, epoch)
                 # NOTE: a tensor copy per entry; copy.deepcopy of the same dict took 7x as long (~1 ms for
@@ -405,11 +451,13 @@ class Trainer:
                 self._best_state = {k: v.detach().to("cpu", copy=True) for k, v in self.model.state_dict().items()}
             if self.writer is not None:
                 yield from self._save_checkpoints(epoch, improved)
+            patience = self.cfg.early_stopping_patience  # NOTE: read each epoch: a resume may change it
             if patience and epoch - self.best[1] >= patience:
                 early = True
                 yield EarlyStopped(epoch=epoch, best_epoch=self.best[1])
                 break
-        if self.cfg.restore_best and getattr(self, "_best_state", None) is not None and (patience or stopped):
+        early_stopping = self.cfg.early_stopping_patience  # NOTE: as the run ends (a resume may have changed it)
+        if self.cfg.restore_best and getattr(self, "_best_state", None) is not None and (early_stopping or stopped):
             self.model.load_state_dict(self._best_state)
         trained = bool(self.history)
         test_loss, test_metrics = self.evaluate("test") if trained else (None, {})
@@ -436,18 +484,62 @@ class Trainer:
                 f"at epoch {epoch}, batch {batch}: training diverged. Lower the learning rate "
                 f"(now {self.optimizer.param_groups[0]['lr']:g}) or add BatchNorm"
             )
-        elapsed = (time.perf_counter() if now is None else now) - pace.t_start
-        rate = (step - pace.first_step) * pace.batch_size / max(elapsed, 1e-9)
+        now = time.perf_counter() if now is None else now
+        elapsed = now - pace.t_start
+        rate = (step - pace.first_step) * pace.batch_size / max(now - pace.t_rate, 1e-9)
         return BatchesDone(epoch=epoch, batch=batch, step=step, total_steps=pace.total_steps, losses=losses,
                            samples_per_s=rate, elapsed=elapsed,
                            eta=(pace.total_steps - step) * pace.batch_size / max(rate, 1e-9))
 
-    def _pause(self, step: int) -> Iterator[TrainingEvent]:
-        """Wait while paused, acknowledging the pause and (unless Stop ended it) the resume."""
-        yield Paused(step=step)
-        self.control.wait_while_paused()
-        if not self.control.stopped:
-            yield Resumed(step=step)
+    def _pause(self, step: int, epoch: int, part: _EpochPart, pace: _Pace, n: int) -> Iterator[TrainingEvent]:
+        """Wait while paused, acknowledging the pause and (unless Stop ended it) the resume.
+
+        Meanwhile the weights are written when asked (:class:`WeightsKept`). The resume's changes are
+        applied here, all or none (see :mod:`engine.training.pausing`); changes that cannot be are
+        answered with another :class:`Paused` that says why, and the loop waits on. Returns the
+        applied changes (a :class:`~engine.training.live.LivePlan`), or None.
+        """
+        from engine.training.live import LiveChangeError
+        from engine.training.pausing import apply_changes, keep_paused_weights
+
+        where = {"step": step, "epoch": epoch, "batch": part.batch, "at": epoch - 1 + part.fraction}
+        yield Paused(**where)
+        while True:
+            keep = self.control.wait_while_paused()
+            if self.control.stopped:
+                return None
+            if keep is not None:
+                try:
+                    keep_paused_weights(self, keep, step=step, epoch=epoch - 1, at=where["at"])
+                except OSError as exc:
+                    yield Paused(**where, refused=f"the weights could not be written to {keep}: {exc.strerror or exc}")
+                    continue
+                yield WeightsKept(path=str(keep), step=step, at=where["at"])
+                continue
+            try:
+                live = apply_changes(self, self.control.take_changes(), epoch)
+            except LiveChangeError as exc:
+                self.control.pause()
+                yield Paused(**where, refused=str(exc))
+                continue
+            break
+        pace.first_step, pace.t_rate = step, time.perf_counter()
+        if not live.applied:
+            yield Resumed(**where)
+            return None
+        sizes = {}
+        if live.changed("training.batch_size"):
+            bs, batches, _ = self._batches_per_epoch(n)
+            part.resize(bs, n, _has_batchnorm(self.model))
+            pace.batch_size = bs
+            pace.total_steps = step + part.batches - part.batch + (self.epochs - epoch) * batches
+            sizes = {"batches_per_epoch": batches, "epoch_batches": part.batches, "total_steps": pace.total_steps}
+            if self.writer is not None:
+                self.writer.update(batches_per_epoch=batches)
+        if self.writer is not None:
+            self.writer.change(step, where["at"], live.applied, project_to_dict(self.project))
+        yield Resumed(**where, changes=dict(live.applied), **sizes)
+        return live
 
     def _make_probe_runner(self, raw_probe: torch.Tensor) -> None:
         """Probes on a few fixed validation samples (see :mod:`engine.probes`); never fatal."""
@@ -486,7 +578,7 @@ class Trainer:
             outs = (outs,)
         total = None
         for (nid, kind, weight), out in zip(self.heads, outs):
-            term = mixed_loss(kind, out.float(), targets[HEAD_TARGETS[kind][0]], mix)
+            term = mixed_loss(kind, out.float(), targets[head_spec(kind).target], mix)
             if weight != 1.0:
                 term = weight * term
             total = term if total is None else total + term
@@ -518,7 +610,7 @@ class Trainer:
             outs = outs if isinstance(outs, tuple) else (outs,)
             loss_total += float(self._loss(outs, tb)) * xb.shape[0]
             for s, (nid, kind, _), out, bucket in zip(sums, self.heads, outs, kept):
-                s.update(out.float(), tb[HEAD_TARGETS[kind][0]])
+                s.update(out.float(), tb[head_spec(kind).target])
                 if keep_outputs:
                     bucket.append(out.detach().float())
         self.model.train(was_training)
@@ -552,12 +644,56 @@ class Trainer:
 
 @dataclass
 class _Pace:
-    """What the progress figures of a run are counted from: its start, its first step and its length."""
+    """What the progress figures of a run are counted from: its start, its first step and its length.
+
+    The speed is measured from ``first_step`` at ``t_rate``: the start, or the last resume (a pause is
+    not training time, and the batch size may have changed).
+    """
 
     first_step: int
     total_steps: int
     batch_size: int
     t_start: float = field(default_factory=time.perf_counter)
+    t_rate: float = field(default_factory=time.perf_counter)
+
+
+class _EpochPart:
+    """How far an epoch has gone through its shuffled ``order``: samples and batches trained, and its end.
+
+    ``end`` is where the epoch stops (one sample short when a last batch of one would reach BatchNorm);
+    a new batch size while paused goes on from where the epoch stands (:meth:`resize`).
+    """
+
+    def __init__(self, order: torch.Tensor, batch_size: int, end: int) -> None:
+        self.order, self.batch_size, self.end = order, batch_size, end
+        self.pos = 0  # samples trained
+        self.batch = 0  # batches trained
+
+    @property
+    def done(self) -> bool:
+        return self.pos >= self.end
+
+    @property
+    def batches(self) -> int:
+        """The epoch's number of batches (those trained and those to come)."""
+        return self.batch + math.ceil(max(self.end - self.pos, 0) / self.batch_size)
+
+    @property
+    def fraction(self) -> float:
+        """The share of the epoch's batches trained (the curves place a batch by it, as the step it ends)."""
+        return self.batch / self.batches if self.batches else 1.0
+
+    def next_batch(self) -> torch.Tensor:
+        stop = min(self.pos + self.batch_size, self.end)
+        idx = self.order[self.pos : stop]
+        self.pos, self.batch = stop, self.batch + 1
+        return idx
+
+    def resize(self, batch_size: int, n: int, batchnorm: bool) -> None:
+        """Go on with batches of ``batch_size`` over the rest of the ``n`` samples."""
+        self.batch_size = batch_size
+        rest = n - self.pos
+        self.end = n - 1 if batchnorm and rest % batch_size == 1 else n
 
 
 class _StoppedEarly(Exception):

@@ -350,3 +350,20 @@ def test_a_combo_too_narrow_for_its_text_ends_it_with_an_ellipsis(qtbot):
     combo.setCurrentIndex(1)
     assert combo.shown_text() == "XOR"
     combo.grab()  # paints through the elided path without error
+
+
+def test_the_inspector_says_a_field_that_no_longer_moves_sees_the_whole_image(qtbot):
+    from designer.document import Document
+    from engine.templates import load_template
+
+    doc = Document(load_template("efficientnet_b0"))
+    inspector = InspectorWidget(doc)
+    qtbot.addWidget(inspector)
+    gated = next(n.id for n in doc.graph.nodes.values() if n.name == "block1_se_scale")  # after the SE gate
+    rf = doc.analysis.nodes[gated].rf
+    assert rf.jump == 0
+    inspector.set_selection([gated])
+    assert inspector.form.stats["rf"].text() == f"{rf} px: the whole image"
+    conv = next(n.id for n in doc.graph.nodes.values() if n.type == "Conv2d")
+    inspector.set_selection([conv])
+    assert "(stride 2)" in inspector.form.stats["rf"].text()
