@@ -99,6 +99,11 @@ class TrainingWorker(QObject):
             self._flush()
             self.event.emit(Failed(message=f"training stopped with an error: {type(exc).__name__}: {exc}"))
         finally:
+            # NOTE: back to the window's thread before the end, so that it is deleted there. Deleted in this
+            # thread (deleteLater as the thread ends), its destructor took Qt's connection lock while holding
+            # Python's GIL, and the window's thread, destroying an object of its own under that lock, waited
+            # for the GIL: both hung for good (seen on a busy machine).
+            self.moveToThread(QCoreApplication.instance().thread())
             self.done.emit()
 
     def _on_batches(self, ev: BatchesDone) -> None:
@@ -207,9 +212,6 @@ class TrainingSession(QObject):
         self._worker.event.connect(self._on_event)
         # NOTE: quit() is thread-safe; called directly it also ends a thread whose main loop is blocked.
         self._worker.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        # NOTE: finished is emitted in the worker thread as it ends; deleteLater there is
-        # processed before the thread exits (Qt's documented way to free a thread's objects).
-        self._thread.finished.connect(self._worker.deleteLater)
         self._thread.finished.connect(self._on_thread_finished)
         self.signals_received = 0  # batches_done signals that reached the main thread
         self._started = False
@@ -311,7 +313,11 @@ class TrainingSession(QObject):
         if thread is None:
             return
         thread.wait()
-        self._worker = None  # NOTE: the C++ worker was deleted as the thread ended
+        # NOTE: the worker moved itself back to this thread as its run ended (or its thread never ran):
+        # it is deleted here, on the window's thread, never in the worker thread.
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.deleteLater()
         thread.deleteLater()
         if self.message:
             self.outcome = "failed"
