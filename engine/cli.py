@@ -61,6 +61,18 @@ _class_number = _whole_number("a class number such as 0 or 3")
 _epochs_number = _whole_number("a number of epochs such as 10")
 
 
+class _DeviceChoices:
+    """``--device``'s choices for argparse: auto, cpu, cuda and any GPU by number (``cuda:1``)."""
+
+    def __contains__(self, text: object) -> bool:
+        from engine.devices import is_device_choice
+
+        return is_device_choice(text)
+
+    def __iter__(self):
+        return iter(("auto", "cpu", "cuda", "cuda:N"))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="main.py",
@@ -93,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr = sub.add_parser("train", help="train a project without a window")
     tr.add_argument("project", type=Path, metavar="PROJECT.json")
     tr.add_argument("--epochs", type=_epochs_number, metavar="N", help="override the project's number of epochs")
-    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), help="override the project's device")
+    tr.add_argument("--device", choices=_DeviceChoices(), metavar="DEVICE",
+                    help="override the project's device: auto, cpu, cuda or cuda:N (a GPU by its number)")
     tr.add_argument("--out", type=Path, metavar="DIR", help="the run folder to write (default: a new folder in "
                     "PROJECT.runs/ beside the project, where the window lists it)")
     tr.add_argument("--resume", type=Path, metavar="RUN_OR_CHECKPOINT",
@@ -307,7 +320,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _follow_training(trainer, name: str, out: Path, ctrl_c: _stop_on_ctrl_c, bar: _ProgressBar):
     """Print a run's events as they come; returns its :class:`Finished` event (a failure raises)."""
-    from engine.training.events import BatchesDone, EarlyStopped, EpochDone, Failed, Finished, Started
+    from engine.training.events import BatchesDone, EarlyStopped, EpochDone, Failed, FileSkipped, Finished, Started
 
     done = None
     for event in trainer.events():
@@ -324,6 +337,9 @@ def _follow_training(trainer, name: str, out: Path, ctrl_c: _stop_on_ctrl_c, bar
             extras = "  ".join(f"{k} {v:.4g}" for k, v in scores.items() if v is not None)
             print(terminal_safe(f"epoch {event.epoch:>3}  train_loss {event.train_loss:.4f}  {extras}  "
                                 f"({event.seconds:.1f} s)"))
+        elif isinstance(event, FileSkipped):
+            bar.clear()
+            print(terminal_safe(f"skipped {event.path}: {event.reason}"), file=sys.stderr)
         elif isinstance(event, EarlyStopped):
             print(f"early stopping at epoch {event.epoch}: best validation loss was at epoch {event.best_epoch}")
         elif isinstance(event, Failed):

@@ -19,6 +19,7 @@ from engine.errors import ProjectError
 
 __all__ = [
     "AUGMENT_OPTIONS",
+    "BAD_FILE_CHOICES",
     "DATASETS",
     "TASKS",
     "DataConfig",
@@ -45,6 +46,8 @@ DATASETS = (
     "npz",
 )
 TASKS = ("classification", "binary", "regression", "segmentation", "localization")
+#: what streaming training does with a file it cannot read mid-epoch (``data.on_bad_file``)
+BAD_FILE_CHOICES = ("skip", "stop")
 MAX_SEED = 2**32 - 1  # numpy's seeds stop here
 
 #: augmentation option -> (largest value allowed, what it means); "flip" (None) is true or false.
@@ -303,6 +306,11 @@ class DataConfig(_Section):
     task: str = _field("classification", choice(*TASKS))
     feature_columns: list[str] | None = _field(None, optional(column_list))
     target_column: str | None = _field(None, optional(text))
+    # NOTE: an image folder or .npz file whose samples take more than this as float32 (a CSV file: whose
+    # text is larger) streams from disk through a DataLoader instead of staying in memory; 0 streams them all.
+    memory_budget_gib: float = _field(2.0, number(0.0, 1_000_000.0))
+    workers: int | None = _field(None, optional(integer(0, 64)))  # the DataLoader's processes; null: automatic
+    on_bad_file: str = _field("skip", choice(*BAD_FILE_CHOICES))  # a file unreadable mid-epoch: skip it or stop
     extra: dict[str, Any] = field(default_factory=dict)
 
     def _cross_check(self, where: str) -> None:
@@ -325,6 +333,15 @@ class DataConfig(_Section):
             )
 
 
+def device_choice(value: Any) -> str:
+    """``auto``, ``cpu``, ``cuda`` or a GPU by its number, ``cuda:1`` (whether this machine has it is asked later)."""
+    from engine.devices import DEVICE_EXPECT, is_device_choice
+
+    if is_device_choice(value):
+        return value
+    raise _Refused(DEVICE_EXPECT)
+
+
 @dataclass
 class TrainingConfig(_Section):
     """How to train: optimizer, schedule, stopping, device."""
@@ -344,7 +361,7 @@ class TrainingConfig(_Section):
     early_stopping_patience: int = _field(0, integer(0, 100_000))  # 0 means off
     restore_best: bool = _field(True, boolean)
     seed: int = _field(0, integer(0, MAX_SEED))
-    device: str = _field("auto", choice("auto", "cpu", "cuda"))
+    device: str = _field("auto", device_choice)
     mixed_precision: bool = _field(False, boolean)
     extra: dict[str, Any] = field(default_factory=dict)
 

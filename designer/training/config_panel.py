@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from designer.device import DeviceCombo
 from designer.document import Document
 from designer.fields import (
     LOCK_PROPERTY,
@@ -52,7 +53,6 @@ from designer.training.options import (
     CAM_TITLES,
     DATA_FILES,
     DATASET_TITLES,
-    DEVICE_TITLES,
     GENERATED,
     IMAGE_AUGMENTS,
     IMAGE_DATASETS,
@@ -208,6 +208,8 @@ class TrainingConfigPanel(QWidget):
         self._int(form, d, "samples", "Samples:", 1, 1_000_000, "Set number of samples")
         self._float(form, d, "noise", "Noise:", 0.0, 1.0, 0.05, "Set data noise")
         self._int(form, d, "image_size", "Image size:", 0, 8192, "Set image size", special="from the Input", none_at=0)
+        self._float(form, d, "memory_budget_gib", "Memory budget:", 0.0, 1_000_000.0, 0.5, "Set data memory budget",
+                    special="always stream", suffix=" GiB")
         self._float(form, d, "val_fraction", "Validation part:", 0.0, 0.9, 0.05, "Set validation fraction")
         self._float(form, d, "test_fraction", "Test part:", 0.0, 0.9, 0.05, "Set test fraction")
         self._int(form, d, "seed", "Split seed:", 0, _MAX_SPIN, "Set split seed")
@@ -273,7 +275,7 @@ class TrainingConfigPanel(QWidget):
                   special="off", suffix=" epochs")
         self._check(form, t, "restore_best", "Restore best epoch", "Turn restore-best on/off")
         self._int(form, t, "seed", "Seed:", 0, _MAX_SPIN, "Set training seed")
-        dev = self._row(form, t, "device", "Device:", _Combo([(k, *v) for k, v in DEVICE_TITLES.items()]))
+        dev = self._row(form, t, "device", "Device:", DeviceCombo())  # NOTE: each GPU once a child Python says
         dev.chosen.connect(lambda v: self._commit(t, {"device": v}, "Choose device"))
         self._check(form, t, "mixed_precision", "Mixed precision", "Turn mixed precision on/off")
         return box
@@ -386,7 +388,7 @@ class TrainingConfigPanel(QWidget):
     def set_live_only(self, on: bool) -> None:
         """While a run is paused (True), only the settings it can take on are editable; the rest say why on hover."""
         self._live_only = on
-        self.lock_note.setText(PAUSE_NOTE if on else f"🔒 {LOCK_REASON}")
+        self.lock_note.setText(PAUSE_NOTE if on else LOCK_REASON)
         if not on:
             for widget in self.fields.values():
                 set_enabled_for(widget, True)  # NOTE: refresh() disables again a field waiting for another
@@ -439,6 +441,7 @@ class TrainingConfigPanel(QWidget):
             "samples": data.dataset in GENERATED,
             "noise": data.dataset in GENERATED,
             "image_size": data.dataset in ("digits", "shapes", "image_folder"),
+            "memory_budget_gib": data.dataset in DATA_FILES,
         }
         for name, show in visible.items():
             self.form_data.setRowVisible(self.fields[("data", name)], show)

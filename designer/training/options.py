@@ -106,6 +106,9 @@ TIPS = {
     "data.val_fraction": "The part of the data held back to check the network after each epoch. The network "
                          "never trains on it, so it shows whether learning generalizes (or overfits).",
     "data.test_fraction": "The part of the data kept aside until the very end, for one honest final score.",
+    "data.memory_budget_gib": "Files whose samples take more memory than this are read from disk a batch at a "
+                              "time while training (slower per sample, but any size fits); smaller ones are "
+                              "loaded whole. 'always stream' reads every file from disk.",
     "data.seed": "Fixes which samples land in training, validation and test. The same seed gives the same split.",
     "data.normalize": "Shift and scale the inputs to mean 0 and standard deviation 1 (measured on the "
                       "training part only). Training is faster and steadier.",

@@ -8,6 +8,11 @@ dropout" is one glance. A run can be renamed, deleted (after asking), shown in t
 continued, forked from one of its epochs and exported (the last three are the controller's: the
 panel asks for them with signals). A run folder from elsewhere (``main.py train --out DIR``, a
 cluster) opens with :meth:`RunsPanel.open_folder`.
+
+The dock follows runs that another process writes (``main.py train``, a training package's ``train.py`` under
+``torchrun``, the window's own child): every :data:`FOLLOW_MS` it looks at the listed runs' files and reads a
+folder again only when it changed (:class:`~engine.training.runs.RunFollower`), and a new run folder in the
+project's runs folder is listed as it appears. Reading never takes the writer's lock or waits for it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, QFile, Qt, QUrl, Signal
+from PySide6.QtCore import QEvent, QFile, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QComboBox,
@@ -49,7 +54,15 @@ from designer.training.sweep_view import SweepView, sweep_about, sweep_texts
 from engine.errors import NetDesignerError
 from engine.tasks import head_specs
 from engine.training.live import changes_text, short_name, values_text
-from engine.training.runs import RunRecord, find_checkpoint, list_runs, read_run, rename_run
+from engine.training.runs import (
+    RunFollower,
+    RunRecord,
+    find_checkpoint,
+    list_runs,
+    read_run,
+    rename_run,
+    run_folders,
+)
 
 __all__ = ["RunEntry", "RunsPanel", "describe", "differences"]
 
@@ -59,6 +72,8 @@ MAIN_METRICS = tuple(dict.fromkeys(f"val_{h.main}" for h in head_specs().values(
 LOSS_KINDS = (("Validation loss", "val"), ("Training loss per epoch", "train"),
               ("Training loss per batch (smoothed)", "batch"))
 _ENTRY = Qt.ItemDataRole.UserRole
+#: how often the dock looks for runs that moved (another process writing them): a new epoch shows within 2 s
+FOLLOW_MS = 1000
 _COMPARED_TRAINING = ("optimizer", "lr", "momentum", "nesterov", "weight_decay", "batch_size", "epochs",
                       "schedule", "early_stopping_patience", "seed")
 _COMPARED_DATA = ("dataset", "samples", "noise", "val_fraction", "test_fraction", "normalize", "augment")
@@ -288,7 +303,13 @@ class RunsPanel(QWidget):
         self._counter = 0
         self.folder: Path | None = None  # the open project's runs folder
         self.busy = False  # a run is training: its folder is not to be deleted or continued
+        self._followers: dict[Path, RunFollower] = {}
+        self._quiet: set[Path] = set()  # the folders the window's own run may be writing (see set_busy)
         self._build()
+        self.follow_timer = QTimer(self)
+        self.follow_timer.setInterval(FOLLOW_MS)
+        self.follow_timer.timeout.connect(self.follow)
+        self.follow_timer.start()
         self._update_compare()
         self._update_buttons()
 
@@ -406,6 +427,7 @@ class RunsPanel(QWidget):
         self.list.clear()
         self.list.blockSignals(False)
         self._entries.clear()
+        self._followers.clear()
         self._counter = 0
         self._update_compare()
         self._on_current_changed()
@@ -426,8 +448,14 @@ class RunsPanel(QWidget):
             self.hint.setText("Tick runs to compare them." if records else "No runs yet: press Train (F5).")
         return problems
 
-    def add_run(self, entry: RunEntry, checked: bool = True) -> RunEntry:
-        """Keep ``entry``, list it (ticked by default) and redraw the comparison."""
+    def add_run(self, entry: RunEntry, checked: bool = True, select: bool = True) -> RunEntry:
+        """Keep ``entry``, list it (ticked by default; made the current run unless ``select`` is False) and redraw
+        the comparison. A run whose folder is listed already takes that entry's place."""
+        listed = self.entry_for_folder(entry.path) if entry.path is not None else None
+        if listed is not None:
+            return self.replace_run(listed, entry)
+        if entry.path is not None and entry.path not in self._followers:
+            self._followers[entry.path] = RunFollower(entry.path, entry.record)
         key = self._counter
         entry.colour = RUN_COLORS[key % len(RUN_COLORS)]
         self._counter += 1
@@ -441,7 +469,8 @@ class RunsPanel(QWidget):
         self.list.blockSignals(True)
         self.list.addItem(item)
         self.list.blockSignals(False)
-        self.list.setCurrentItem(item)
+        if select:
+            self.list.setCurrentItem(item)
         self.hint.setText("Tick runs to compare them.")
         self._update_compare()
         if entry.record.kind == "sweep":
@@ -493,6 +522,8 @@ class RunsPanel(QWidget):
 
     def _label(self, e: RunEntry) -> str:
         outcome = {"finished": "", "opened": " (folder)"}.get(e.outcome, f" ({e.outcome})")
+        if e.outcome == "opened" and e.record.status != "finished":
+            outcome = f" (folder, {e.record.status})"  # NOTE: a folder another process writes: "running"
         sweep = sweep_texts(e.record)
         if sweep is not None:  # NOTE: "Run 3 · Sweep: weight_decay (4 points, 5 folds)", then the choice
             return f"{e.name} · {sweep[0]}{outcome}\n{sweep[1]}"
@@ -517,9 +548,63 @@ class RunsPanel(QWidget):
         self.list.blockSignals(False)
 
     def open_folder(self, path: str | Path) -> RunEntry:
-        """Read a run folder from elsewhere and add it. Raises :class:`NetDesignerError` when it is not one."""
+        """Read a run folder from elsewhere and add it (followed while another process writes it); a listed one is
+        selected. Raises :class:`NetDesignerError` when it is not a run folder."""
+        listed = self.entry_for_folder(path)
+        if listed is not None:
+            self.open_sweep_part(Path(path))
+            return listed
         record = read_run(path)
         return self.add_run(RunEntry(record, label=record.label or Path(path).name, outcome="opened"))
+
+    # ------------------------------------------------------------------ following runs being written
+    def follow(self) -> int:
+        """Read again each listed run whose folder changed, and list new runs of the project's runs folder.
+
+        Returns how many runs changed or appeared. A folder that cannot be read just now (a writer setting it
+        up, a file replaced as it was read) is tried again at the next look.
+        """
+        moved, redraw = 0, False
+        for key, entry in list(self._entries.items()):
+            if entry.path is None or entry.path in self._quiet:
+                continue
+            follower = self._followers.setdefault(entry.path, RunFollower(entry.path))
+            record = follower.poll()
+            if record is not None and _moved(entry.record, record):
+                self._take(key, entry, record)
+                moved += 1
+                redraw = redraw or self._is_checked(key)
+        for folder in run_folders(self.folder) if self.folder is not None else ():
+            if folder in self._quiet or self.entry_for_folder(folder) is not None:
+                continue
+            follower = self._followers.setdefault(folder, RunFollower(folder))
+            record = follower.poll() or follower.record
+            if record is not None:
+                self.add_run(RunEntry.from_record(record), select=self.list.count() == 0)
+                moved += 1
+        if redraw:
+            self._update_compare()
+        return moved
+
+    def _take(self, key: int, entry: RunEntry, record: RunRecord) -> None:
+        """``entry`` is now as ``record`` says (a newer reading of its folder)."""
+        if len(record.history) != len(entry.history) or record.status != entry.record.status:
+            entry.weights = None  # NOTE: its checkpoints moved on: read them again when asked
+        entry.record, entry.label = record, record.label or entry.label
+        if entry.outcome != "opened":
+            entry.outcome = record.status
+        entry.message = record.message or entry.message
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            if item.data(_ENTRY) == key:
+                self._refresh_item(item)
+                if item is self.list.currentItem():
+                    self._update_details()
+                    self._update_buttons()
+
+    def _is_checked(self, key: int) -> bool:
+        items = (self.list.item(row) for row in range(self.list.count()))
+        return any(item.data(_ENTRY) == key and item.checkState() == Qt.CheckState.Checked for item in items)
 
     def _dialog_start(self) -> Path:
         """Where the folder dialog opens: the project's runs, else its folder, else the documents folder."""
@@ -626,8 +711,21 @@ class RunsPanel(QWidget):
             self.export_requested.emit(entry)
 
     def set_busy(self, busy: bool) -> None:
-        """A run is training (True): continuing, forking and deleting wait until it ends."""
+        """A run is training (True): continuing, forking and deleting wait until it ends.
+
+        NOTE: the window's own run is not followed (its dashboard shows it, and the controller lists it when it
+        ends): while busy, the folders already in the runs folder (the run's, made just before) and the runs
+        not being written then are left alone; a run another process starts meanwhile is still followed.
+        """
         self.busy = busy
+        self._quiet = set()
+        if busy:
+            self._quiet = {e.path for e in self._entries.values()
+                           if e.path is not None and e.record.status != "running"}
+            try:
+                self._quiet |= {p for p in self.folder.iterdir() if p.is_dir()} if self.folder is not None else set()
+            except OSError:
+                pass  # NOTE: no runs folder yet: nothing of the window's to leave alone
         self._update_buttons()
 
     def _on_current_changed(self) -> None:
@@ -644,7 +742,7 @@ class RunsPanel(QWidget):
         entry = self.current()
         on_disk = entry is not None and entry.path is not None
         checkpoints = on_disk and (entry.path / "last.pt").is_file()
-        for widget, ok in ((self.continue_button, checkpoints and entry.outcome != "opened"),
+        for widget, ok in ((self.continue_button, checkpoints and entry.outcome not in ("opened", "running")),
                            (self.fork_button, checkpoints),
                            (self.export_button, entry is not None and entry.record.kind != "sweep"),
                            (self.rename_action, on_disk), (self.delete_action, entry is not None),
@@ -747,6 +845,12 @@ class RunsPanel(QWidget):
         if event.type() == QEvent.Type.ApplicationPaletteChange:
             style_plot(self.loss_plot)
             style_plot(self.metric_plot)
+
+
+def _moved(old: RunRecord, new: RunRecord) -> bool:
+    """Whether a newer reading of a run differs in what the dock shows."""
+    return (old.status, old.label, old.message, old.summary, old.changes, old.parent, old.history) != (
+        new.status, new.label, new.message, new.summary, new.changes, new.parent, new.history)
 
 
 def _remove_folder(path: Path) -> None:

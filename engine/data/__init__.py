@@ -1,6 +1,8 @@
 """The data layer of training: load, split, normalize, augment and preview data sets.
 
-Data sets are small, so each is one :class:`Dataset` of plain tensors in memory::
+A data set is one :class:`Dataset` of plain tensors in memory, unless it is a person's files larger
+than ``data.memory_budget_gib``: then :func:`load_for_training` gives a :class:`StreamDataset`
+that splits alike and is read a batch at a time (:mod:`engine.data.streaming`)::
 
     ds = load_dataset(cfg, input_shape=(1, 32, 32), base_dir=project_folder)
     train, val, test = split_dataset(ds, cfg.val_fraction, cfg.test_fraction, cfg.seed)
@@ -33,6 +35,8 @@ _HOMES = {
     "Normalizer": "engine.data.normalize",
     "preview": "engine.data.preview",
     "Splits": "engine.data.splits",
+    "StreamDataset": "engine.data.streaming",
+    "load_for_training": "engine.data.streaming",
     "kfold": "engine.data.splits",
     "split_dataset": "engine.data.splits",
 }

@@ -9,6 +9,7 @@ image's declared size is checked before it is decoded (:func:`engine.userfiles.r
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -27,7 +28,7 @@ from engine.data.base import (
 )
 from engine.userfiles import MAX_IMAGE_PIXELS, ImageTooLarge, UnreadableImage, read_image
 
-__all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "load_image_folder"]
+__all__ = ["IMAGE_EXTENSIONS", "MAX_IMAGE_PIXELS", "FolderListing", "decode_image", "list_image_folder", "load_image_folder"]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -107,23 +108,28 @@ def _read_image(f: BinaryIO, path: Path, mode: str, size: tuple[int, int]) -> tu
         raise DataError(_too_many_pixels(path, exc)) from None
 
 
-def _decoded(path: Path, label: str, mode: str, size: tuple[int, int], warnings: list[str]) -> Any:
-    """``_read_image`` of ``path``, or None (noted in ``warnings``) when it cannot be read."""
-    try:
-        f = open_regular(path, "image")
-    except FileRefused as exc:
-        warnings.append(f"skipped {label}: {exc.reason}")
-        return None
-    try:
-        with f:
-            return _read_image(f, path, mode, size)
-    except UnreadableImage:
-        warnings.append(f"skipped {label}: not a readable image (damaged, or not really a {path.suffix[1:].upper()} file)")
-        return None
+@dataclass(frozen=True)
+class FolderListing:
+    """An image folder's files in order (class by class, each sorted by name) with their class indices,
+    listed without decoding a pixel: the in-memory loader and the streaming reader share it, so a
+    sample's index means the same file on both paths."""
+
+    folder: Path
+    classes: list[str]
+    files: list[Path]
+    labels: np.ndarray  # (N,) int64
+    mode: str  # "L" or "RGB"
+    chw: tuple[int, int, int]
+    warnings: list[str]
+
+    @property
+    def sample_bytes(self) -> int:
+        c, h, w = self.chw
+        return c * h * w * 4
 
 
-def load_image_folder(folder: Path, input_shape: tuple[int, ...], image_size: int | None = None) -> Dataset:
-    """Images in one subfolder per class (the subfolder's name is the class), resized to the Input."""
+def list_image_folder(folder: Path, input_shape: tuple[int, ...], image_size: int | None = None) -> FolderListing:
+    """The images of ``folder`` (one subfolder per class) and the pixel layout the Input asks of them."""
     entries = _listing(
         folder,
         "image folder",
@@ -139,37 +145,71 @@ def load_image_folder(folder: Path, input_shape: tuple[int, ...], image_size: in
         raise DataError(f"image folder {folder} has one class subfolder ({classes[0]}): a classifier needs two or more")
     _need_pillow()
     c, h, w = rgb_or_gray_shape(input_shape, image_size, "an image folder")
-    mode = "L" if c == 1 else "RGB"
     warnings: list[str] = []
-    files = [_class_files(folder / name, warnings) for name in classes]
-    total = sum(len(paths) for paths in files)
+    per_class = [_class_files(folder / name, warnings) for name in classes]
+    files = [path for paths in per_class for path in paths]
+    labels = np.repeat(np.arange(len(classes), dtype=np.int64), [len(paths) for paths in per_class])
+    return FolderListing(folder, classes, files, labels, "L" if c == 1 else "RGB", (c, h, w), warnings)
+
+
+def decode_image(path: Path, mode: str, chw: tuple[int, int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+    """One image as (C, H, W) float32 in [0, 1] and its original (width, height).
+
+    Raises:
+        FileRefused: it cannot be opened (``reason`` says why).
+        UnreadableImage: it is damaged, or not an image.
+        DataError: it has more pixels than are read.
+    """
+    c, h, w = chw
+    with open_regular(path, "image") as f:
+        pixels, original = _read_image(f, path, mode, (w, h))
+    return (pixels[None] if c == 1 else pixels.transpose(2, 0, 1)), original
+
+
+def _decoded(path: Path, label: str, mode: str, chw: tuple[int, int, int], warnings: list[str]) -> Any:
+    """``decode_image`` of ``path``, or None (noted in ``warnings``) when it cannot be read."""
+    try:
+        return decode_image(path, mode, chw)
+    except FileRefused as exc:
+        warnings.append(f"skipped {label}: {exc.reason}")
+    except UnreadableImage:
+        warnings.append(f"skipped {label}: not a readable image (damaged, or not really a {path.suffix[1:].upper()} file)")
+    return None
+
+
+def load_image_folder(folder: Path, input_shape: tuple[int, ...], image_size: int | None = None) -> Dataset:
+    """Images in one subfolder per class (the subfolder's name is the class), resized to the Input."""
+    found = list_image_folder(folder, input_shape, image_size)
+    c, h, w = found.chw
+    total = len(found.files)
     check_memory(
-        total * c * h * w * 4,
+        total * found.sample_bytes,
         f"image folder {folder}: loading {total:,} images of {c}×{h}×{w}",
         "use a smaller image size or fewer images",
     )
     # NOTE: filled in place, so loading takes the memory of the images once, not once per copy.
     x = np.empty((total, c, h, w), np.float32)
     labels = np.empty(total, np.int64)
+    warnings = list(found.warnings)
     sizes: dict[tuple[int, int], int] = {}
     read = 0
-    for k, (name, paths) in enumerate(zip(classes, files)):
-        start = read
-        for path in paths:
-            found = _decoded(path, f"{name}/{path.name}", mode, (w, h), warnings)
-            if found is None:
-                continue
-            pixels, original = found
-            x[read] = pixels[None] if c == 1 else pixels.transpose(2, 0, 1)
-            labels[read] = k
-            sizes[original] = sizes.get(original, 0) + 1
-            read += 1
-        if read == start:
-            raise DataError(f"class folder {folder / name} has no readable images: all {len(paths)} failed to load")
+    for path, k in zip(found.files, found.labels.tolist()):
+        decoded = _decoded(path, f"{found.classes[k]}/{path.name}", found.mode, found.chw, warnings)
+        if decoded is None:
+            continue
+        x[read], original = decoded
+        labels[read] = k
+        sizes[original] = sizes.get(original, 0) + 1
+        read += 1
+    have = np.bincount(labels[:read], minlength=len(found.classes))
+    for k in np.flatnonzero(have == 0):
+        listed = int((found.labels == k).sum())
+        raise DataError(
+            f"class folder {folder / found.classes[k]} has no readable images: all {listed} failed to load"
+        )
     if len(sizes) > 1:
         common = ", ".join(f"{a}×{b}" for a, b in sorted(sizes, key=sizes.get, reverse=True)[:3])
         warnings.append(f"the images come in {len(sizes)} sizes ({common}, ...); each was resized to {w}×{h}")
     # NOTE: c·h·w equals the Input's size by construction, so a vector Input takes the image flattened.
     xt = torch.from_numpy(x[:read]).reshape(read, *input_shape)
-    return Dataset(xt, labels_and_binary(labels[:read], len(classes)), classes, folder.name, warnings)
-
+    return Dataset(xt, labels_and_binary(labels[:read], len(found.classes)), found.classes, folder.name, warnings)

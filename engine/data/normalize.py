@@ -8,7 +8,7 @@ leaks into training. They are saved beside a checkpoint (``to_dict``) for the sa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 from torch import Tensor
@@ -36,6 +36,33 @@ class Normalizer:
         dims = [d for d in range(x.dim()) if d != 1]  # all but the channel / feature axis
         mean = x.mean(dim=dims)
         std = x.std(dim=dims, unbiased=False)
+        std = torch.where(std < MIN_STD, torch.ones_like(std), std)
+        return cls(mean.float(), std.float())
+
+    @classmethod
+    def fit_batches(cls, batches: Iterable[Tensor], name: str = "the training set") -> Normalizer:
+        """The statistics :meth:`fit` gives, from batches of the training split read one after another
+        (a split streamed from disk): per channel, each batch's mean and sum of squared deviations
+        are merged into the running ones (Chan et al.'s pairwise update, in float64)."""
+        count, mean, m2 = 0, None, None
+        for x in batches:
+            if not len(x):
+                continue
+            x = x.double()
+            dims = [d for d in range(x.dim()) if d != 1]
+            k = x.numel() // x.shape[1]
+            b_mean = x.mean(dim=dims)
+            b_m2 = ((x - b_mean.view((1, -1) + (1,) * (x.dim() - 2))) ** 2).sum(dim=dims)
+            if mean is None:
+                count, mean, m2 = k, b_mean, b_m2
+                continue
+            delta, total = b_mean - mean, count + k
+            mean = mean + delta * (k / total)
+            m2 = m2 + b_m2 + delta**2 * (count * k / total)
+            count = total
+        if mean is None:
+            raise DataError(f"cannot normalize with statistics of an empty training set ({name})")
+        std = (m2 / count).sqrt()
         std = torch.where(std < MIN_STD, torch.ones_like(std), std)
         return cls(mean.float(), std.float())
 

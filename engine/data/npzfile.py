@@ -152,11 +152,14 @@ def _size_check(path: Path, head: NpyHeader) -> None:
         )
 
 
-def _check_headers(path: Path, names: list[str], heads: dict[str, NpyHeader], input_shape: tuple[int, ...]) -> int:
+def _check_headers(
+    path: Path, names: list[str], heads: dict[str, NpyHeader], input_shape: tuple[int, ...], whole: bool = True
+) -> int:
     """Check types, shapes, row counts, sizes and memory from the headers alone; the number of samples.
 
     Args:
         names: every array in the file, for the message when ``x`` or ``y`` is missing.
+        whole: ``x`` is to be loaded too (False: it streams, and only the targets must fit in memory).
     """
     for key in ("x", "y"):
         if key not in heads:
@@ -191,7 +194,7 @@ def _check_headers(path: Path, names: list[str], heads: dict[str, NpyHeader], in
     if mask is not None and (len(mask.shape) != 3 or mask.rows != n or mask.dtype.kind not in "biu"):
         raise DataError(f"npz file {path}: mask must be integers of shape ({n}, H, W), not {mask.dtype} {mask.shape}")
     check_memory(
-        n * want * 4 + sum(head.nbytes for head in heads.values()),
+        (n * want * 4 if whole else 0) + sum(head.nbytes for key, head in heads.items() if whole or key != "x"),
         f"npz file {path}: {n:,} samples of {shape_text(input_shape)}",
         "use fewer samples or a smaller Input",
     )
@@ -350,3 +353,41 @@ def load_npz(path: Path, input_shape: tuple[int, ...], task: str) -> Dataset:
     xt = torch.from_numpy(np.ascontiguousarray(values.reshape(n, *input_shape)))
     targets, classes = _npz_targets(path, arrays, n, input_shape, task)
     return Dataset(xt, targets, classes, path.name)
+
+
+def npz_sample_bytes(path: Path, input_shape: tuple[int, ...]) -> int:
+    """The memory ``x`` of an ``.npz`` file takes as float32 samples, from its header alone (0 without one)."""
+    with open_regular(path, "npz file") as f, _open_archive(path, f) as archive:
+        head = npz_headers(path, archive).get("x")
+    return head.rows * math.prod(input_shape) * 4 if head is not None and head.shape else 0
+
+
+def open_npz_stream(path: Path, input_shape: tuple[int, ...], task: str):
+    """``x`` of an ``.npz`` file as a memory-mapped :class:`~engine.data.stream_sources.MappedSource`,
+    with the targets (read whole, checked as :func:`load_npz` checks them) and the class names.
+
+    NOTE: ``np.load(mmap_mode=...)`` maps only a bare ``.npy`` file; a member stored uncompressed
+    in the zip archive (``np.savez``) lies in the file as it is, so it is mapped at its offset.
+    A compressed member (``np.savez_compressed``) cannot be read a sample at a time: refused.
+    """
+    from engine.data.stream_sources import MappedSource
+
+    with open_regular(path, "npz file") as f, _open_archive(path, f) as archive:
+        names = [i.filename[: -len(".npy")] for i in archive.infolist() if i.filename.endswith(".npy")]
+        heads = npz_headers(path, archive)
+        n = _check_headers(path, names, heads, input_shape, whole=False)
+        x = heads["x"]
+        try:
+            start = _stored_data_start(f, x)
+        except _ARCHIVE_FAILURES:
+            start = None
+        if start is None:
+            raise DataError(
+                f"npz file {path}: x is stored compressed (np.savez_compressed), so it cannot be read a sample at "
+                "a time, and it is larger than data.memory_budget_gib: save it with np.savez (uncompressed), "
+                "or raise the memory budget"
+            )
+        arrays = {key: _read_array(path, f, archive, head, mapped=False) for key, head in heads.items() if key != "x"}
+    targets, classes = _npz_targets(path, arrays, n, input_shape, task)
+    source = MappedSource(str(path), start, x.dtype.str, x.shape, x.fortran, tuple(input_shape), f"npz file {path}, x")
+    return source, targets, classes

@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from engine.data.base import Dataset
+from engine.data.streaming import StreamDataset, is_streamed
 
 __all__ = ["preview"]
 
@@ -33,7 +34,7 @@ def _picture(sample: np.ndarray) -> np.ndarray:
     return _unit(sample[0])
 
 
-def _text(ds: Dataset, i: int) -> str:
+def _text(ds: Dataset | StreamDataset, i: int) -> str:
     t = ds.targets
     if "label" in t:
         k = int(t["label"][i])
@@ -45,7 +46,16 @@ def _text(ds: Dataset, i: int) -> str:
     return ""
 
 
-def preview(ds: Dataset, n: int = 16) -> list[tuple[np.ndarray, str]]:
+def _samples(ds: Dataset | StreamDataset, idx: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(index, raw sample) of each of ``idx``; a streamed set reads only these from disk, leaving out an unreadable one."""
+    if is_streamed(ds):
+        x, kept, _ = ds.read(idx.tolist())
+        return list(zip(kept, x.numpy()))
+    x = ds.x.detach().cpu().numpy()
+    return [(int(i), x[i]) for i in idx]
+
+
+def preview(ds: Dataset | StreamDataset, n: int = 16) -> list[tuple[np.ndarray, str]]:
     """Up to ``n`` samples spread over the data set, each as (array, label text).
 
     The array is an image (H×W, or H×W×3 for RGB, floats in [0, 1]) for image data and for
@@ -55,10 +65,8 @@ def preview(ds: Dataset, n: int = 16) -> list[tuple[np.ndarray, str]]:
     if len(ds) == 0 or n <= 0:
         return []
     idx = np.unique(np.linspace(0, len(ds) - 1, min(n, len(ds))).round().astype(np.int64))
-    x = ds.x.detach().cpu().numpy()
     out = []
-    for i in idx:
-        sample = x[i]
+    for i, sample in _samples(ds, idx):
         if ds.is_image or (sample.ndim == 1 and sample.size > 16):
             array = _picture(sample)
         elif sample.size == 2:
@@ -67,5 +75,5 @@ def preview(ds: Dataset, n: int = 16) -> list[tuple[np.ndarray, str]]:
             array = np.array([sample[0], float(ds.targets["value"][i, 0])], np.float32)
         else:
             array = _unit(sample[None, :])
-        out.append((array, _text(ds, int(i))))
+        out.append((array, _text(ds, i)))
     return out

@@ -134,14 +134,14 @@ def cross_validate_events(
 def _fold_splits(project: Project, k: int, base_dir: Path | None) -> tuple[list[tuple[Any, Any]], Any]:
     """The folds' (train, val) pairs and the held-out test split they share."""
     from engine.codegen import generate
-    from engine.data import kfold, load_dataset, split_dataset
+    from engine.data import kfold, load_for_training, split_dataset
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise TrainingError(f"k-fold cross-validation needs at least 2 folds, not {k!r}")
     code = generate(project.graph)
     if len(code.input_shapes) != 1:
         raise TrainingError("training needs exactly one Input block")
-    data = load_dataset(project.data, code.input_shapes[0], base_dir=base_dir)
+    data = load_for_training(project.data, code.input_shapes[0], base_dir=base_dir)
     rest, _, test = split_dataset(data, 0.0, project.data.test_fraction, project.data.seed)
     return kfold(rest, k, project.data.seed), test
 

@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from engine.training.sweep_plan import Setting
 
 __all__ = [
-    "BatchesDone", "CheckpointSaved", "CrossValidated", "EarlyStopped", "EpochDone", "Failed", "Finished", "FoldDone",
+    "BatchesDone", "CheckpointSaved", "CrossValidated", "EarlyStopped", "EpochDone", "Failed", "FileSkipped", "Finished", "FoldDone",
     "InsightDone", "Paused", "PointDone", "PointStarted", "ProbesDone", "Resumed", "STOPPED_BEFORE_TRAINING", "Started",
     "SweepDone", "TrainingEvent", "WeightsKept",
 ]
@@ -183,6 +183,16 @@ class WeightsKept(_InFold):
 
 
 @dataclass(**_EVENT)
+class FileSkipped(_InFold):
+    """A sample of data streamed from disk could not be read (a damaged image, say): training goes on
+    without it. Each file is reported once per run; ``epoch`` 0 is the pass that fits the normalization."""
+
+    path: str  # the file, and for an array or table its row: "npz file data.npz, x[12]"
+    reason: str
+    epoch: int = 0
+
+
+@dataclass(**_EVENT)
 class Finished:
     """The run ended normally, by early stopping or by Stop (``stopped``), with its test scores.
 
@@ -326,6 +336,6 @@ class SweepDone:
 
 TrainingEvent = Union[Started, BatchesDone, EpochDone, CheckpointSaved, EarlyStopped, ProbesDone, InsightDone,
                       Paused, Resumed, WeightsKept, FoldDone, Finished, CrossValidated, Failed, PointStarted, PointDone,
-                      SweepDone]
+                      SweepDone, FileSkipped]
 #: The events that end a run (a cross-validation, a sweep): exactly one comes last.
 ENDINGS = (Finished, CrossValidated, Failed, SweepDone)

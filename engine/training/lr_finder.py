@@ -80,6 +80,12 @@ def find_lr(
     trainer._prepare()  # NOTE: the model, optimizer, data and augmentation exactly as Train makes them
     if weights is not None:
         trainer.model.load_state_dict({k: v.clone() for k, v in weights.items()})
+    if trainer.stream is not None:
+        raise TrainingError(
+            "the learning-rate search needs the training data in memory, and this data set is larger than "
+            f"data.memory_budget_gib ({trainer.project.data.memory_budget_gib:g} GiB), so it streams from disk: "
+            "raise the budget, or search on a smaller copy of the data"
+        )
     x, targets = trainer._tensors["train"]
     n = x.shape[0]
     bs = min(trainer.cfg.batch_size, n)

@@ -46,6 +46,7 @@ __all__ = [
     "RUN_FORMAT",
     "RUN_VERSION",
     "RunError",
+    "RunFollower",
     "RunRecord",
     "RunWriter",
     "checkpoint_epochs",
@@ -58,6 +59,7 @@ __all__ = [
     "next_label",
     "read_run",
     "rename_run",
+    "run_folders",
     "runs_dir",
     "write_run",
 ]
@@ -495,6 +497,69 @@ def list_runs(root: str | os.PathLike) -> tuple[list[RunRecord], list[str]]:
     return records, problems
 
 
+def run_folders(root: str | os.PathLike) -> list[Path]:
+    """The folders in ``root`` that hold a run (a ``summary.json``), by name; none when ``root`` cannot be listed."""
+    try:
+        return sorted(p for p in Path(root).iterdir()
+                      if not p.name.startswith(".") and p.is_dir() and (p / "summary.json").exists())
+    except OSError:
+        return []
+
+
+class RunFollower:
+    """Follows one run folder that another process may be writing: :meth:`poll` reads it again when it changed.
+
+    A poll looks at the files' sizes and times first (a few ``stat`` calls) and reads the folder only when one
+    moved, or when a run that said it was running may have lost its writer. It never waits and never blocks the
+    writer: the writer replaces ``summary.json`` and ``project.json`` atomically and appends whole rows to
+    ``metrics.csv``, and :func:`read_run` leaves out a row still being written. A folder not readable yet (the
+    writer is setting it up) or no longer (deleted) is no answer, with the reason in :attr:`problem`.
+    """
+
+    FILES = ("summary.json", "metrics.csv", "project.json")
+
+    def __init__(self, folder: str | os.PathLike, record: RunRecord | None = None) -> None:
+        """``record``: the run as just read (by :func:`list_runs`, say), so that a finished run is not read again."""
+        self.folder = Path(folder)
+        self.record: RunRecord | None = None
+        self.problem = ""
+        self._seen: tuple | None = None
+        if record is not None and record.status != "running":
+            # NOTE: a run still being written is read again at the first poll: it may have moved since
+            self.record, self._seen = record, self._signature()
+
+    def poll(self) -> RunRecord | None:
+        """The run as it stands when it changed since the last poll (the first poll reads it), else None."""
+        seen = self._signature()
+        if seen == self._seen:
+            return None
+        try:
+            record = read_run(self.folder)
+        except RunError as exc:
+            self.problem = str(exc)
+            return None  # NOTE: _seen is left as it was, so the next poll tries again
+        self.record, self.problem = record, ""
+        self._seen = (*seen[:-1], _writer_alive(self.folder) if self.live else None)
+        return record
+
+    @property
+    def live(self) -> bool:
+        """Whether the run was being written at the last poll that read it."""
+        return self.record is not None and self.record.status == "running"
+
+    def _signature(self) -> tuple:
+        marks = []
+        for name in self.FILES:
+            try:
+                st = os.stat(self.folder / name)
+                marks.append((st.st_ino, st.st_size, st.st_mtime_ns))
+            except OSError:
+                marks.append(None)
+        # NOTE: a writer killed mid-run changes no file: only its lock tells that it is gone
+        alive = _writer_alive(self.folder) if self.live else None
+        return (*marks, alive)
+
+
 def checkpoint_epochs(folder: str | os.PathLike) -> list[int]:
     """The epochs a run can be forked from (its kept checkpoints), ascending."""
     keep = Path(folder) / "checkpoints"
@@ -702,11 +767,23 @@ def _hold_lock(folder: Path) -> int | None:
 
 
 def _writer_alive(folder: Path) -> bool:
-    """Whether a process holds the run's lock (it is writing the run now)."""
+    """Whether a process holds the run's lock (it is writing the run now).
+
+    The kernel's table of locks answers without touching the lock; only where it cannot tell (no table,
+    or a file system whose locks may be held on another machine) does the reader take the lock shared for
+    an instant, which a writer starting then waits out (:data:`LOCK_TRIES`).
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover
         return True
+    try:
+        st = os.stat(folder / ".lock")
+    except OSError:
+        return False
+    held = _held_in_lock_table(st)
+    if held is not None:
+        return held
     try:
         fd = os.open(folder / ".lock", os.O_RDONLY)
     except OSError:
@@ -717,4 +794,32 @@ def _writer_alive(folder: Path) -> bool:
         return True
     finally:
         os.close(fd)
+    return False
+
+
+def _held_in_lock_table(st: os.stat_result) -> bool | None:
+    """Whether ``/proc/locks`` lists a lock on the file ``st`` describes; None where it cannot say.
+
+    NOTE: a file system with no block device behind it (major number 0: NFS, FUSE, tmpfs) may hold
+    locks taken on another machine, which this machine's table never lists: there it cannot say.
+    """
+    if os.major(st.st_dev) == 0:
+        return None
+    try:
+        with open("/proc/locks", encoding="ascii", errors="replace") as fh:
+            table = fh.read(4 * 2**20)
+    except OSError:
+        return None
+    want = (os.major(st.st_dev), os.minor(st.st_dev), st.st_ino)
+    for line in table.splitlines():
+        # NOTE: "1: FLOCK  ADVISORY  WRITE 4242 fe:00:2146968 0 EOF"; a waiting lock has "->" after the number
+        parts = line.split()
+        if len(parts) < 6 or parts[1] not in ("FLOCK", "POSIX", "OFDLCK"):
+            continue
+        try:
+            major, minor, inode = parts[5].split(":")
+            if (int(major, 16), int(minor, 16), int(inode)) == want:
+                return True
+        except ValueError:
+            continue
     return False

@@ -117,12 +117,16 @@ class Control:
 
 
 def pick_device(choice: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU. Asking for CUDA without one is an error."""
-    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
-        if not torch.cuda.is_available():
-            raise TrainingError("training was asked to use CUDA, but this machine has no CUDA GPU: choose cpu or auto")
-        return torch.device("cuda")
-    return torch.device("cpu")
+    """``auto`` -> the first GPU when there is one, else the CPU; ``cuda:N`` a GPU by its number.
+
+    A device this machine does not have is an error that names the GPUs it has (:mod:`engine.devices`).
+    """
+    from engine.devices import DeviceError, resolve_device
+
+    try:
+        return resolve_device(choice)
+    except DeviceError as exc:
+        raise TrainingError(str(exc)) from None
 
 
 def make_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
@@ -215,10 +219,12 @@ class Trainer:
         self.last_outputs: list[torch.Tensor] | None = None
         self.model: torch.nn.Module | None = None
         self.history: list[dict[str, Any]] = []
+        self.stream = None  # a StreamFeed (engine.training.streamfeed) when the data stream from disk
 
     # ------------------------------------------------------------------ setup
     def _prepare(self) -> None:
-        from engine.data import Normalizer, load_dataset, split_dataset
+        from engine.data import Normalizer, split_dataset
+        from engine.data.streaming import first_samples, is_streamed, load_for_training
 
         graph = self.project.graph
         torch.manual_seed(self.cfg.seed)
@@ -239,7 +245,7 @@ class Trainer:
         if self._given_splits is not None:
             train, val, test = self._given_splits
         else:
-            data = load_dataset(self.project.data, self.code.input_shapes[0], base_dir=self.base_dir)
+            data = load_for_training(self.project.data, self.code.input_shapes[0], base_dir=self.base_dir)
             train, val, test = split_dataset(data, self.project.data.val_fraction, self.project.data.test_fraction, self.project.data.seed)
         for nid, kind, _ in self.heads:
             key, words = head_spec(kind).target, head_spec(kind).target_words
@@ -249,11 +255,15 @@ class Trainer:
                     f"'{name}' needs {words}, but the '{self.project.data.dataset}' data set has "
                     f"{', '.join(sorted(train.targets)) or 'no targets'}: pick another data set or output block"
                 )
-        raw_probe = (val if len(val) else train).x[: self.project.probes.probe_samples]
-        self.data_info = _data_info(train)
+        raw_probe = first_samples(val if len(val) else train, self.project.probes.probe_samples)
         self._check_stop("the data loaded")
-        self.normalizer = Normalizer.fit(train) if self.project.data.normalize else None
-        if self.normalizer is not None:
+        self.stream = None  # NOTE: data larger than memory: read by DataLoader workers (engine.data.streaming)
+        if is_streamed(train):
+            self._prepare_stream(train)
+        else:
+            self.data_info = _data_info(train)
+            self.normalizer = Normalizer.fit(train) if self.project.data.normalize else None
+        if self.normalizer is not None and self.stream is None:
             train, val, test = (self.normalizer.apply(s) for s in (train, val, test))
         self.splits = {"train": train, "val": val, "test": test}
         self.model = compiled.module.to(self.device)
@@ -265,14 +275,14 @@ class Trainer:
         self.scheduler = make_scheduler(self.optimizer, self.cfg, lambda: self.epochs - self.schedule_from)
         self.amp = self.cfg.mixed_precision and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
-        self._tensors = {name: self._to_device(split) for name, split in self.splits.items()}
+        self._tensors = None if self.stream else {name: self._to_device(split) for name, split in self.splits.items()}
         self.augment = None
         if self.project.data.augment:
             from engine.data import Augmenter
 
             self.augment = Augmenter(self.project.data.augment)
         if self.with_probes:
-            self._make_probe_runner(raw_probe)
+            self._make_probe_runner(raw_probe, self._probe_inputs(raw_probe))
         # NOTE: the generators live as long as the run, and a checkpoint keeps their states, so a run
         # resumed from a checkpoint shuffles and augments exactly as the uninterrupted run did.
         self.aug_gen = torch.Generator(device=self.device).manual_seed(self.cfg.seed)
@@ -291,6 +301,29 @@ class Trainer:
         if self.control.stopped:
             raise _StoppedEarly(stage)
 
+    def _prepare_stream(self, train) -> None:
+        """Set up reading the splits from disk: with normalization, one pass over ``train`` fits it."""
+        from engine.data.streaming import stream_stats, worker_count
+        from engine.training.streamfeed import StreamFeed
+
+        data = self.project.data
+        workers = worker_count(data)
+        self.stream = StreamFeed(self, workers, data.on_bad_file)
+        self.data_info = {"input_shape": list(train.input_shape), "dtype": "float32", "classes": train.classes}
+        self.normalizer = None
+        if data.normalize:  # NOTE: without it, no pass before training: the value range stays unknown
+            stats = stream_stats(train, workers)
+            self.normalizer = stats.normalizer
+            self.data_info.update(input_min=stats.low, input_max=stats.high)
+            self.stream.met(stats.bad, epoch=0)
+
+    def _probe_inputs(self, raw_probe: torch.Tensor) -> torch.Tensor:
+        """The probe samples as the model sees them: normalized, on the device."""
+        if self.stream is None:
+            return self._tensors["val" if len(self.splits["val"]) else "train"][0][: len(raw_probe)]
+        x = self.normalizer.transform(raw_probe) if self.normalizer is not None else raw_probe
+        return x.to(self.device)
+
     def _to_device(self, split):
         x = split.x.to(self.device, non_blocking=True)
         targets = {k: v.to(self.device, non_blocking=True) for k, v in split.targets.items()}
@@ -307,11 +340,13 @@ class Trainer:
                 self.writer.finish("stopped", done.summary())
             yield done
         except Exception as exc:  # noqa: BLE001 - any failure reaches the window as a message
-            message = failure_message(exc, self.cfg.batch_size)
+            message = failure_message(exc, self.cfg.batch_size, self)
             if self.writer is not None:
                 self.writer.finish("failed", None, message)
             yield Failed(message=message)
         finally:
+            if self.stream is not None:
+                self.stream.close()
             if self.writer is not None:
                 self.writer.close()  # NOTE: a run abandoned half way (its reader gone) reads as interrupted
             elif self.out_dir is not None:
@@ -361,8 +396,8 @@ class Trainer:
 
     def _run(self) -> Iterator[TrainingEvent]:
         self._prepare()
-        x_train, t_train = self._tensors["train"]
-        n = x_train.shape[0]
+        x_train, t_train = self._tensors["train"] if self.stream is None else (None, None)
+        n = len(self.splits["train"])
         if n == 0:
             raise TrainingError("the training split is empty: use more data or smaller validation/test fractions")
         bs, batches, used = self._batches_per_epoch(n)
@@ -379,6 +414,9 @@ class Trainer:
             classes=tuple(classes) if classes is not None else None, main_metric=main_metric(self.project.graph),
             run_dir=str(self.out_dir) if self.out_dir is not None else None, transfer=self.transfer,
         )
+        stream = self.stream
+        if stream is not None:
+            yield from stream.reports()
         gen, cpu_gen = self.aug_gen, self.shuffle_gen
         step = (self.start_epoch - 1) * batches
         if self.history and isinstance(self.history[-1].get("step"), int):
@@ -392,9 +430,12 @@ class Trainer:
         for epoch in range(self.start_epoch, self.epochs + 1):
             self.model.train()
             t_epoch = time.perf_counter()
-            order = torch.randperm(n, generator=cpu_gen).to(self.device)
+            order = torch.randperm(n, generator=cpu_gen)
+            order = order.to(self.device) if stream is None else order
             epoch_loss = 0.0  # summed from the batches' losses as they are sent out
             part = _EpochPart(order, bs, used)
+            if stream is not None:
+                stream.start(part, epoch)
             while not part.done:
                 if self.control.paused:
                     if pending:  # NOTE: the curves show every batch trained before the pause
@@ -403,6 +444,8 @@ class Trainer:
                         yield done
                     if (yield from self._pause(step, epoch, part, pace, n)) is not None:
                         bs, batches, used = self._batches_per_epoch(n)  # NOTE: the batch size may have changed
+                        if stream is not None:
+                            stream.start(part, epoch)  # NOTE: the rest of the epoch with the new settings
                 if self.control.stopped:
                     stopped = True
                     break
@@ -410,23 +453,34 @@ class Trainer:
                 probing = self.probe_runner is not None and self.probe_runner.due(step + 1)
                 if probing:
                     self.probe_runner.mark(self.model)
-                loss = self._step(x_train[idx], {k: v[idx] for k, v in t_train.items()}, gen)
-                pending.append(loss)
+                if stream is None:
+                    loss = self._step(x_train[idx], {k: v[idx] for k, v in t_train.items()}, gen)
+                else:
+                    loss = stream.step(epoch)
+                    yield from stream.reports()
+                if loss is not None:
+                    pending.append(loss)
                 step += 1
                 if probing:
                     yield ProbesDone(step=step, results=self.probe_runner.run(self.model, step))
                 now = time.perf_counter()
-                if now - last_emit >= self.emit_interval or part.done:
+                if pending and (now - last_emit >= self.emit_interval or part.done):  # NOTE: none after unreadable batches
                     last_emit = now
                     done = self._batches_done(pending, epoch, part.batch, step, pace, now)
                     epoch_loss += float(done.losses.sum())
                     yield done
+            if stream is not None:
+                stream.close()
             if stopped:
                 if pending and self.writer is not None:
                     self.writer.batches(torch.stack(pending).float().cpu().numpy())
                 break
-            train_loss = epoch_loss / part.batch
-            val_loss, val_metrics = self.evaluate("val", keep_outputs=self.probe_runner is not None)
+            if stream is not None:
+                stream.check_trained(part.batch, epoch)
+            train_loss = epoch_loss / (part.batch - (stream.empty if stream is not None else 0))
+            val_loss, val_metrics = self.evaluate("val", keep_outputs=self.probe_runner is not None and stream is None)
+            if stream is not None:
+                yield from stream.reports()
             done = EpochDone(epoch=epoch, step=step, train_loss=train_loss, lr=self.optimizer.param_groups[0]["lr"],
                              val_loss=val_loss, scores={f"val_{k}": v for k, v in val_metrics.items()},
                              seconds=time.perf_counter() - t_epoch)
@@ -437,7 +491,9 @@ class Trainer:
                 self.writer.epoch(record, step)  # NOTE: before the checkpoints: see engine.training.runs
             yield done
             if self.probe_runner is not None:
-                if len(self.splits["val"]):
+                if stream is not None:
+                    views = self.probe_runner.evaluate(self.model, stream.insight_set())
+                elif len(self.splits["val"]):
                     views = self.probe_runner.evaluate(self.model, self.splits["val"], scores=self.last_outputs)
                 else:
                     views = self.probe_runner.evaluate(self.model, self.splits["train"])
@@ -461,6 +517,8 @@ class Trainer:
             self.model.load_state_dict(self._best_state)
         trained = bool(self.history)
         test_loss, test_metrics = self.evaluate("test") if trained else (None, {})
+        if stream is not None:
+            yield from stream.reports()
         done = Finished(
             stopped=stopped, epochs_run=len(self.history), best_epoch=self.best[1], test_loss=test_loss,
             test=test_metrics, seconds=time.perf_counter() - pace.t_start, device=device,
@@ -541,20 +599,19 @@ class Trainer:
         yield Resumed(**where, changes=dict(live.applied), **sizes)
         return live
 
-    def _make_probe_runner(self, raw_probe: torch.Tensor) -> None:
+    def _make_probe_runner(self, raw_probe: torch.Tensor, x_probe: torch.Tensor) -> None:
         """Probes on a few fixed validation samples (see :mod:`engine.probes`); never fatal."""
         from engine.probes.runner import ProbeRunner
 
-        x_probe = self._tensors["val" if len(self.splits["val"]) else "train"][0][: len(raw_probe)]
         # NOTE: the raw images (before normalization) are what a person recognises.
         display = raw_probe if raw_probe.dim() == 4 else None
         self.probe_runner = ProbeRunner(
             self.project.graph, self.code, x_probe, config=self.project.probes, display_x=display
         )
 
-    def _step(self, x, targets, gen) -> torch.Tensor:
-        mix = None
-        if self.augment is not None:
+    def _step(self, x, targets, gen, mix=None, augmented: bool = False) -> torch.Tensor:
+        """One optimizer step on a batch; ``augmented``: a streamed batch, augmented by its worker (``mix``)."""
+        if self.augment is not None and not augmented:
             x, targets, mix = self.augment(x, targets, gen)
         with self._autocast():
             outs = self.model(x)
@@ -593,28 +650,34 @@ class Trainer:
         With ``keep_outputs`` the model's outputs (one tensor per head) are kept in
         ``last_outputs``, so the epoch's insight views need no second pass over the split.
         """
-        x, targets = self._tensors[split]
-        n = x.shape[0]
-        if n == 0:
-            return None, {}
+        if self.stream is None:
+            x, targets = self._tensors[split]
+            if x.shape[0] == 0:
+                return None, {}
+            batches = ((x[i : i + batch_size], {k: v[i : i + batch_size] for k, v in targets.items()})
+                       for i in range(0, x.shape[0], batch_size))
+        else:
+            batches = self.stream.batches_of(split, batch_size)
         was_training = self.model.training
         self.model.eval()
         sums = [MetricSum(kind) for _, kind, _ in self.heads]
         kept: list[list[torch.Tensor]] = [[] for _ in self.heads]
         loss_total = 0.0
-        for i in range(0, n, batch_size):
-            xb = x[i : i + batch_size]
-            tb = {k: v[i : i + batch_size] for k, v in targets.items()}
+        n = 0
+        for xb, tb in batches:
             with self._autocast():
                 outs = self.model(xb)
             outs = outs if isinstance(outs, tuple) else (outs,)
             loss_total += float(self._loss(outs, tb)) * xb.shape[0]
+            n += xb.shape[0]
             for s, (nid, kind, _), out, bucket in zip(sums, self.heads, outs, kept):
                 s.update(out.float(), tb[head_spec(kind).target])
                 if keep_outputs:
                     bucket.append(out.detach().float())
         self.model.train(was_training)
-        self.last_outputs = [torch.cat(b) for b in kept] if keep_outputs else None
+        self.last_outputs = [torch.cat(b) for b in kept] if keep_outputs and n else None
+        if n == 0:  # NOTE: a streamed split none of whose samples could be read
+            return None, {}
         metrics: dict[str, float] = {}
         for s, (nid, kind, _) in zip(sums, self.heads):
             prefix = "" if len(self.heads) == 1 else f"{self.project.graph.nodes[nid].name}_"
@@ -734,20 +797,80 @@ def _device_name(device: torch.device) -> str:
     return "CPU"
 
 
-def _oom_message(batch_size: int) -> str:
-    return (
-        f"the GPU ran out of memory with batch size {batch_size}: lower the batch size, use fewer "
-        "filters or smaller images, or turn on mixed precision"
-    )
+def _oom_message(batch_size: int, trainer: Trainer | None = None) -> str:
+    """Out of memory: with the run's trainer, a batch size that fits (found by halving) and how to go on."""
+    fits = _batch_that_fits(trainer, batch_size) if trainer is not None else None
+    said = f"the GPU ran out of memory with batch size {batch_size}"
+    if fits is None:
+        return (f"{said}: lower the batch size, use fewer filters or smaller images, or turn on mixed precision"
+                + _how_to_go_on(trainer, None))
+    if fits == 0:
+        return (f"{said}, and even a batch of 1 does not fit: use fewer filters or smaller images, "
+                "or train on the CPU" + _how_to_go_on(trainer, None))
+    return f"{said}; a batch of {fits} fits (tried by halving it)" + _how_to_go_on(trainer, fits)
 
 
-def failure_message(exc: Exception, batch_size: int) -> str:
-    """What a person reads when training ends with ``exc``: what happened and what to try."""
+def _batch_that_fits(trainer: Trainer, batch_size: int) -> int | None:
+    """The largest of half, a quarter... of the batch for which one forward and backward fits; 0 if none, None
+    when it could not be tried (the data stream from disk, or trying failed for another reason)."""
+    from engine.devices import fits_on_device, largest_fitting_batch
+
+    tensors = getattr(trainer, "_tensors", None) or {}
+    model = trainer.model
+    if model is None or getattr(trainer, "stream", None) is not None or "train" not in tensors:
+        return None
+    x, targets = tensors["train"]
+    model.zero_grad(set_to_none=True)  # NOTE: the failed step's gradients, before anything is tried
+
+    def step(size: int) -> None:
+        kept = {k: b.detach().clone() for k, b in model.named_buffers()}  # NOTE: BatchNorm's statistics stay
+        try:
+            with trainer._autocast():
+                loss = trainer._loss(model(x[:size]), {k: v[:size] for k, v in targets.items()})
+            loss.backward()
+        finally:
+            model.zero_grad(set_to_none=True)
+            with torch.no_grad():
+                for k, b in model.named_buffers():
+                    b.copy_(kept[k])
+
+    try:
+        found = largest_fitting_batch(lambda size: fits_on_device(step, size, trainer.device),
+                                      min(batch_size, int(x.shape[0])))
+    except Exception:  # noqa: BLE001 - a failure of another kind while trying: no size to suggest
+        return None
+    return found or 0
+
+
+def _how_to_go_on(trainer: Trainer | None, size: int | None) -> str:
+    """What is kept of the run and how to go on from it (with batch size ``size`` when one was found)."""
+    writer = getattr(trainer, "writer", None)
+    epoch = trainer.history[-1].get("epoch") if trainer is not None and trainer.history else None
+    batch = f"the batch size {size}" if size else "a smaller batch size"
+    if writer is None:
+        return f". Train again with {batch}." if size else ""
+    if not isinstance(epoch, int):
+        return f". No epoch had finished, so there is no checkpoint yet: train again with {batch}."
+    return (f". Nothing is lost: the run folder {writer.folder} keeps the checkpoint of epoch {epoch}. To go on "
+            f"from it with {batch}: in the window set it in the Training setup, then Runs → Fork… from epoch "
+            f"{epoch}; on the command line set training.batch_size in the project file, then "
+            f"main.py train PROJECT --resume {writer.folder}")
+
+
+def failure_message(exc: Exception, batch_size: int, trainer: Trainer | None = None) -> str:
+    """What a person reads when training ends with ``exc``: what happened and what to try.
+
+    Out of memory, with the run's ``trainer``, a smaller batch is tried on the same device to name one that fits.
+    """
     if isinstance(exc, NetDesignerError):  # TrainingError, DataError, ...
         return str(exc)
-    oom = isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-    if isinstance(exc, torch.cuda.OutOfMemoryError) or oom:
-        return _oom_message(batch_size)
+    from engine.devices import is_out_of_memory
+
+    if is_out_of_memory(exc):
+        import traceback
+
+        traceback.clear_frames(exc.__traceback__)  # NOTE: the failed step's tensors go before a smaller one is tried
+        return _oom_message(batch_size, trainer)
     if isinstance(exc, RuntimeError):
         return f"training stopped with an error: {exc}"
     return f"training stopped with an error: {type(exc).__name__}: {exc}"
