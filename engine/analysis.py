@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.errors import ShapeError
+from engine.errors import GraphError, ShapeError
 from engine.graph import Graph, Node
 from engine.layers.receptive import Windows
 from engine.layers.registry import RF, Shape, numel
@@ -145,6 +145,21 @@ class Analysis:
     problems: dict[str, list[Problem]]
     order: list[str]
     unwired: frozenset[str] = frozenset()
+    #: for a graph with units: the analysis of the flattened graph (blocks by path, ``unit/inner``),
+    #: the flattened graph itself, and every unit's inner rows (:meth:`expand`); None without units
+    flat: Analysis | None = None
+    flat_graph: Graph | None = None
+    inner: dict[str, NodeInfo] = field(default_factory=dict)
+    parts: dict[str, list[str]] = field(default_factory=dict)
+
+    def expand(self, path: str) -> list[tuple[str, NodeInfo]]:
+        """The rows inside unit ``path`` (a unit block's id, or ``unit/inner unit``): each inner
+        block's path and figures, an inner unit's summed over its blocks. [] for a layer block."""
+        return [(p, self.inner[p]) for p in self.parts.get(path, [])]
+
+    def info(self, path: str) -> NodeInfo | None:
+        """The figures of a top-level block or of any block or unit inside one, by path."""
+        return self.nodes.get(path) or self.inner.get(path)
 
     @property
     def valid(self) -> bool:
@@ -190,7 +205,61 @@ class Analysis:
 
 
 def analyze(graph: Graph) -> Analysis:
-    """Analyse every block of ``graph``; never raises for a bad graph."""
+    """Analyse every block of ``graph``; never raises for a bad graph.
+
+    A unit is analysed as its blocks, flattened (:func:`engine.units.expand`), and reported as one
+    row: its shapes those of its ports, its parameters, MACs and memory the sums over its blocks,
+    its receptive field that of its first output. A problem inside it is the unit block's,
+    its message naming the inner block by path.
+    """
+    from engine.units import expand
+
+    try:
+        flat, ex = expand(graph)
+    except GraphError as exc:
+        first = next(iter(graph.nodes))
+        return Analysis({nid: NodeInfo() for nid in graph.nodes},
+                        {first: [Problem(first, ERROR, "units", str(exc))]}, list(graph.nodes))
+    if flat is graph:
+        return _analyze_flat(graph)
+    return _fold(graph, flat, ex, _analyze_flat(flat))
+
+
+def _fold(graph: Graph, flat: Graph, ex, fa: Analysis) -> Analysis:
+    """The analysis of a graph with units from its flattened graph's analysis ``fa``."""
+    inner: dict[str, NodeInfo] = {}
+
+    def info_of(path: str) -> NodeInfo:
+        if path not in ex.members:
+            return fa.nodes.get(path) or NodeInfo()
+        members = [fa.nodes[m] for m in ex.members[path] if m in fa.nodes]
+        out = ex.outputs[path][0][0] if ex.outputs[path] else None
+        ins = [fa.nodes[ends[0][0]].in_shapes[ends[0][1]] if ends and ends[0][0] in fa.nodes
+               and len(fa.nodes[ends[0][0]].in_shapes) > ends[0][1] else None for ends in ex.inputs[path]]
+        last = fa.nodes.get(out) if out else None
+        return NodeInfo(
+            in_shapes=ins, out_shape=last.out_shape if last else None,
+            trainable=sum(m.trainable for m in members), frozen=sum(m.frozen for m in members),
+            macs=sum(m.macs for m in members), memory=sum(m.memory for m in members), rf=last.rf if last else None,
+        )
+
+    for kids in ex.children.values():
+        for kid in kids:
+            inner[kid] = info_of(kid)
+    infos = {nid: info_of(nid) for nid in graph.nodes}
+    problems: dict[str, list[Problem]] = {}
+    for p in fa.all_problems():
+        owner = ex.owner.get(p.node_id, p.node_id)
+        moved = p if owner == p.node_id else Problem(owner, p.severity, p.rule, p.message)
+        problems.setdefault(owner, []).append(moved)
+    walk = graph.walk()
+    wired = {e.src for e in graph.edges} | {e.dst for e in graph.edges}
+    unwired = frozenset(nid for nid in graph.nodes if nid not in wired)
+    return Analysis(infos, problems, walk.order + walk.blocked, unwired, fa, flat, inner, dict(ex.children))
+
+
+def _analyze_flat(graph: Graph) -> Analysis:
+    """:func:`analyze` for a graph without units."""
     nodes = graph.nodes
     infos: dict[str, NodeInfo] = {}
     problems: dict[str, list[Problem]] = {}

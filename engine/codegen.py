@@ -1,8 +1,9 @@
 """Graph -> readable PyTorch source. The one path to a model.
 
-:func:`generate` writes a standalone module: imports, any helper functions, and an
-``nn.Module`` class with the blocks as named layers in ``__init__`` and a short
-``forward``. :mod:`engine.compile` executes exactly this source to get the model
+:func:`generate` writes a standalone module from the graph's compiled plan
+(:mod:`engine.plan`): imports, any helper functions, one ``nn.Module`` class per unit
+definition (used as torchvision uses ``BasicBlock``), and the network's class with the
+blocks as named layers in ``__init__`` and a short ``forward``. :mod:`engine.compile` executes exactly this source to get the model
 that trains, and :mod:`engine.export` writes exactly this source to disk, so the
 exported file is the trained model.
 
@@ -14,20 +15,24 @@ set of choices, written with ``repr``.
 
 from __future__ import annotations
 
-import builtins
-import keyword
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
-
-from engine.analysis import Analysis, analyze
-from engine.errors import CompileError
+from engine.analysis import Analysis
 from engine.graph import Graph
 from engine.layers.registry import shape_str
+from engine.plan import (
+    ClassPlan,
+    Plan,
+    class_identifier,
+    compile_plan,
+    identifier,
+    output_nodes,
+)
 
-HELPERS = {
+__all__ = ["HELPERS", "GeneratedModel", "InputSpec", "class_identifier", "generate", "identifier", "output_nodes"]
+
+HELPERS = {  # NOTE: the keys are engine.plan.HELPER_NAMES
     "center_crop": '''def center_crop(x, like):
     """Crop the centre of x to the height and width of like (U-Net's skip connections)."""
     dh = (x.shape[-2] - like.shape[-2]) // 2
@@ -55,38 +60,6 @@ HELPERS = {
             nn.init.zeros_(m.bias)
 ''',
 }
-
-# NOTE: a layer attribute must not shadow nn.Module's own (forward, training, to, ...).
-_RESERVED = {"self", "torch", "nn", "x", "model", "weights", "example", "Path", "out", "t"} | set(HELPERS)
-_RESERVED |= {name for name in dir(nn.Module()) if not name.startswith("__")}
-_MAX_IDENT = 40
-
-
-def identifier(text: str, fallback: str = "layer") -> str:
-    """A safe Python identifier from free text: letters, digits and underscores only.
-
-    ``"Conv 1"`` -> ``conv_1``; ``'x"); import os #'`` -> ``x_import_os``; keywords,
-    builtins and names the generated code uses get a trailing underscore.
-    """
-    words = re.sub(r"[^0-9A-Za-z_]+", "_", text).strip("_").lower()
-    words = re.sub(r"_+", "_", words)[:_MAX_IDENT].strip("_") or fallback
-    if words[0].isdigit():
-        words = f"{fallback}_{words}"
-    if keyword.iskeyword(words) or words in _RESERVED or hasattr(builtins, words):
-        words += "_"
-    return words
-
-
-def class_identifier(text: str) -> str:
-    """A CamelCase class name from free text (``"my lenet-5"`` -> ``MyLenet5``)."""
-    parts = re.findall(r"[0-9A-Za-z]+", text)
-    name = "".join(p[:1].upper() + p[1:] for p in parts)[:_MAX_IDENT] or "Net"
-    if name[0].isdigit():
-        name = "Net" + name
-    if keyword.iskeyword(name) or hasattr(builtins, name) or name in _RESERVED:
-        name += "Net"
-    return name
-
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -118,111 +91,42 @@ class InputSpec:
 
 @dataclass
 class GeneratedModel:
-    """Source of a model class plus the map from blocks to names in it."""
+    """Source of a model class plus the map from blocks to names in it.
+
+    With units, ids are the flattened graph's (``stage1/block0/conv1``: see :mod:`engine.units`)
+    and ``attrs`` give each block's module by its dotted path (``stage1.block0.conv1``), which
+    ``model.get_submodule`` takes.
+    """
 
     source: str
     class_name: str
-    attrs: dict[str, str] = field(default_factory=dict)  # node id -> attribute (blocks with a module)
-    variables: dict[str, str] = field(default_factory=dict)  # node id -> forward variable
+    attrs: dict[str, str] = field(default_factory=dict)  # node id -> module path (blocks with a module)
+    variables: dict[str, str] = field(default_factory=dict)  # node id -> forward variable (the network's level)
     input_ids: list[str] = field(default_factory=list)
     output_ids: list[str] = field(default_factory=list)  # heads (or sinks) in return order
     input_shapes: list[tuple[int, ...]] = field(default_factory=list)
-
-
-def output_nodes(graph: Graph) -> list[str]:
-    """The blocks whose values the model returns: the heads, or the dead ends if there are none."""
-    heads = [nid for nid, n in graph.nodes.items() if n.spec.role == "head"]
-    if heads:
-        return heads
-    fed = {e.src for e in graph.edges}
-    return [nid for nid, n in graph.nodes.items() if n.spec.role != "input" and nid not in fed]
+    plan: Plan | None = None
 
 
 def generate(
     graph: Graph, class_name: str = "Net", analysis: Analysis | None = None, title: str = "",
     input_spec: InputSpec | None = None,
 ) -> GeneratedModel:
-    """Source for ``graph``. Raises :class:`CompileError` when the graph has errors.
+    """Source for ``graph``, written from its :func:`~engine.plan.compile_plan`. Raises
+    :class:`CompileError` when the graph has errors.
 
     With ``input_spec`` (an export of trained weights) the module normalizes its input itself, as training
     normalized the data, and its header says what input it expects.
     """
-    analysis = analysis or analyze(graph)
-    errors = analysis.errors()
-    if errors:
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise CompileError(f"the network has errors: {errors[0].message}{more}")
-    nodes = graph.nodes
-    inputs = [nid for nid, n in nodes.items() if n.spec.role == "input"]
-    outputs = output_nodes(graph)
-    if not outputs:
-        raise CompileError("the network has no output: add an output block after the last layer")
-
-    class_name = class_identifier(class_name)
-    taken = {class_name}
-    names: dict[str, str] = {}
-    for nid in analysis.order:
-        base = identifier(nodes[nid].name)
-        name, i = base, 2
-        while name in taken:
-            name, i = f"{base}_{i}", i + 1
-        taken.add(name)
-        names[nid] = name
-
-    consumers: dict[str, list[str]] = {nid: [] for nid in nodes}
-    for e in graph.edges:
-        consumers[e.src].append(e.dst)
-
-    single_input = len(inputs) == 1
-    variables: dict[str, str] = {}
-    for nid in inputs:
-        variables[nid] = "x" if single_input else names[nid]
-    x_holder: str | None = inputs[0] if single_input else None
-    emitted: set[str] = set(inputs)
-
-    init_lines: list[str] = []
-    forward_lines: list[str] = []
-    attrs: dict[str, str] = {}
-    helpers: set[str] = set()
-    for nid in analysis.order:
-        node = nodes[nid]
-        spec = node.spec
-        if spec.role in ("input", "head"):
-            continue
-        info = analysis.nodes[nid]
-        code = spec.code(node.params, info.in_shapes)
-        helpers.update(code.helpers)
-        args = [variables[e.src] for e in graph.inputs_of(nid)]
-        attr = f"self.{names[nid]}"
-        if code.module is not None:
-            attrs[nid] = names[nid]
-            init_lines.append(f"{attr} = {_indent(code.module, 8)}")
-            scheme = node.params.get("init", "default")
-            if scheme != "default":
-                helpers.add("init_weights")
-        expr = code.forward(attr, args) if code.forward else f"{attr}({', '.join(args)})"
-        emitted.add(nid)
-        # NOTE: a chain reuses `x` (as a person writes it); a value read by several
-        # blocks, or computed while `x` is still needed, gets the block's own name.
-        x_free = x_holder is None or all(c in emitted for c in consumers[x_holder])
-        if len(consumers[nid]) == 1 and x_free:
-            variables[nid], x_holder = "x", nid
-        else:
-            variables[nid] = names[nid]
-        forward_lines.append(f"{variables[nid]} = {expr}  # {shape_str(info.out_shape)}")
-    for nid in analysis.order:
-        scheme = nodes[nid].params.get("init", "default")
-        if nid in attrs and scheme != "default":
-            init_lines.append(f"init_weights(self.{attrs[nid]}, {scheme!r})")
+    plan = compile_plan(graph, class_name, analysis)
+    main = plan.main
+    an = plan.analysis
+    single_input = len(plan.input_ids) == 1
+    in_desc = ", ".join(shape_str(an.nodes[i].out_shape) for i in plan.input_ids)
+    out_desc = ", ".join(_describe_output(graph, an, plan, o) for o in plan.output_ids)
+    norm = None
     if input_spec is not None and input_spec.mean is not None and single_input:
-        norm_init, norm_forward = _normalization(input_spec, analysis.nodes[inputs[0]].out_shape)
-        init_lines[:0], forward_lines[:0] = norm_init, norm_forward
-
-    returned = [variables[graph.inputs_of(o)[0].src] if nodes[o].spec.role == "head" else variables[o] for o in outputs]
-    args = ", ".join(variables[i] for i in inputs)
-    ret = returned[0] if len(returned) == 1 else ", ".join(returned)
-    in_desc = ", ".join(shape_str(analysis.nodes[i].out_shape) for i in inputs)
-    out_desc = ", ".join(_describe_output(graph, analysis, o) for o in outputs)
+        norm = _normalization(input_spec, an.nodes[plan.input_ids[0]].out_shape)
 
     lines = [
         f"# Generated by Net Designer{' from project ' + repr(title) if title else ''}.",
@@ -236,48 +140,78 @@ def generate(
     ]
     if input_spec is not None and input_spec.classes:
         lines += ["", f"CLASSES = {list(input_spec.classes)!r}  # class index -> name", ""]
-    for h in sorted(helpers):
+    for h in sorted(plan.helpers):
         lines += ["", HELPERS[h].rstrip("\n"), ""]
+    for cls in plan.classes[:-1]:
+        # NOTE: the unit's name is user text: only in a comment, as a repr (never a line break)
+        lines += ["", f"# Unit {cls.unit!r}", *_class_lines(cls, _unit_doc(cls)), ""]
+    doc = [
+        f"Input: {in_desc}. Output: {out_desc}.",
+        "",
+        f"Parameters: {an.total_trainable:,} trainable, {an.total_frozen:,} not trainable.",
+    ]
+    args = ", ".join(main.args)
     lines += [
         "",
-        f"class {class_name}(nn.Module):",
-        f'    """Input: {in_desc}. Output: {out_desc}.',
-        "",
-        f"    Parameters: {analysis.total_trainable:,} trainable, {analysis.total_frozen:,} not trainable.",
-        '    """',
-        "",
-        "    def __init__(self):",
-        "        super().__init__()",
-        *[f"        {line}" for line in init_lines],
-        "",
-        f"    def forward(self, {args}):",
-        *[f"        {line}" for line in forward_lines],
-        f"        return {ret}",
+        *_class_lines(main, doc, norm),
         "",
         "",
         'if __name__ == "__main__":',
-        f"    model = {class_name}()",
+        f"    model = {main.name}()",
         '    weights = Path(__file__).with_suffix(".pt")',
         "    if weights.exists():",
         "        model.load_state_dict(torch.load(weights, weights_only=True))",
         "    model.eval()",
-        *[f"    {variables[i]} = {_example_batch(analysis.nodes[i].out_shape, input_spec)}" for i in inputs],
+        *[f"    {a} = {_example_batch(an.nodes[i].out_shape, input_spec)}" for a, i in zip(main.args, plan.input_ids)],
         "    with torch.no_grad():",
         f"        out = model({args})",
         "    for t in out if isinstance(out, tuple) else (out,):",
         "        print(tuple(t.shape))",
         "",
     ]
-    source = "\n".join(lines)
+    variables = dict(zip(plan.input_ids, main.args))
+    variables.update({st.node_id: st.outputs[0] for st in main.steps if st.outputs})
     return GeneratedModel(
-        source=source,
-        class_name=class_name,
-        attrs=attrs,
+        source="\n".join(lines),
+        class_name=main.name,
+        attrs=dict(plan.attrs),
         variables=variables,
-        input_ids=inputs,
-        output_ids=outputs,
-        input_shapes=[analysis.nodes[i].out_shape for i in inputs],
+        input_ids=list(plan.input_ids),
+        output_ids=list(plan.output_ids),
+        input_shapes=[an.nodes[i].out_shape for i in plan.input_ids],
+        plan=plan,
     )
+
+
+def _class_lines(cls: ClassPlan, doc: list[str], norm: tuple[list[str], list[str]] | None = None) -> list[str]:
+    """One ``nn.Module`` class: its layers in ``__init__`` and a short ``forward``."""
+    init = [f"self.{st.attr} = {_indent(st.module, 8)}" for st in cls.steps if st.module is not None]
+    init += [f"init_weights(self.{st.attr}, {st.init!r})" for st in cls.steps if st.module is not None and st.init != "default"]
+    forward = [f"{', '.join(st.outputs)} = {st.forward}  # {shape_str(st.shape)}" for st in cls.steps]
+    if norm is not None:
+        init[:0], forward[:0] = norm
+    ret = ", ".join(cls.returns)
+    docstring = [f'    """{doc[0]}"""'] if len(doc) == 1 else [
+        f'    """{doc[0]}', *[f"    {line}".rstrip() for line in doc[1:]], '    """']
+    return [
+        f"class {cls.name}(nn.Module):",
+        *docstring,
+        "",
+        "    def __init__(self):",
+        "        super().__init__()",
+        *[f"        {line}" for line in init],
+        "",
+        f"    def forward(self, {', '.join(cls.args)}):",
+        *[f"        {line}" for line in forward],
+        f"        return {ret}",
+    ]
+
+
+def _unit_doc(cls: ClassPlan) -> list[str]:
+    """The docstring of a unit's class: its shapes."""
+    ins = ", ".join(shape_str(s) for s in cls.in_shapes)
+    outs = ", ".join(shape_str(s) for s in cls.out_shapes)
+    return [f"A unit of the network: {ins} -> {outs}."]
 
 
 def _normalization(spec: InputSpec, shape: tuple[int, ...]) -> tuple[list[str], list[str]]:
@@ -322,8 +256,8 @@ def _example_batch(shape: tuple[int, ...], spec: InputSpec | None) -> str:
     return f"torch.randn(2, {dims})"
 
 
-def _describe_output(graph: Graph, analysis: Analysis, nid: str) -> str:
-    node = graph.nodes[nid]
+def _describe_output(graph: Graph, analysis: Analysis, plan: Plan, nid: str) -> str:
+    node = plan.flat.nodes[nid]
     shape = shape_str(analysis.nodes[nid].out_shape)
     return f"{shape} ({node.spec.title.lower()})" if node.spec.role == "head" else shape
 

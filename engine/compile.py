@@ -29,7 +29,7 @@ class CompiledModel:
     def submodule(self, node_id: str) -> nn.Module | None:
         """The torch module of a block, or None for blocks without one (merges, inputs, heads)."""
         attr = self.code.attrs.get(node_id)
-        return getattr(self.module, attr) if attr else None
+        return self.module.get_submodule(attr) if attr else None
 
 
 def load_class(code: GeneratedModel) -> type[nn.Module]:

@@ -8,6 +8,11 @@ and scripted edits all use these methods, so they all draw through one path.
 
 Edges are stored once, in the graph, with a reverse index from each input port
 to the edge that feeds it (the ryvencore habit).
+
+A block may stand for a unit (a named sub-network, :mod:`engine.units`); the graph holds each
+definition once (:attr:`Graph.units`). Edits that restructure the graph (group, ungroup) are pure
+functions returning a new graph, which :meth:`Graph.assign` makes this one's content, announcing
+the difference as ordinary events, so an undo command keeps both versions and assigns either.
 """
 
 from __future__ import annotations
@@ -16,13 +21,20 @@ import contextlib
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from engine import graphrules
 from engine.errors import GraphError, ParamError
 from engine.layers import registry
 
-__all__ = ["FLOWS", "Edge", "Graph", "GraphError", "GraphEvent", "Node"]
+if TYPE_CHECKING:  # pragma: no cover
+    from engine.units import UnitDef
+
+__all__ = ["FLOWS", "UNIT_TYPE", "Edge", "Graph", "GraphError", "GraphEvent", "Node"]
+
+#: the type of a block that stands for a unit (a named sub-network, :mod:`engine.units`);
+#: its one param ``unit`` names the definition, which the graph holds once (:attr:`Graph.units`)
+UNIT_TYPE = "Unit"
 
 #: which way a drawing of the graph runs: inputs on the left, wires rightwards; or top to bottom
 FLOWS = {"lr": "left to right", "tb": "top to bottom"}
@@ -37,9 +49,13 @@ class Node:
     name: str
     params: dict[str, Any]
     pos: tuple[float, float] = (0.0, 0.0)
+    #: the definition a unit block stands for (set by the graph from ``params["unit"]``); None for a layer
+    unit: UnitDef | None = field(default=None, compare=False, repr=False)
 
     @property
     def spec(self) -> registry.LayerSpec:
+        if self.unit is not None:
+            return self.unit.spec
         return registry.get(self.type)
 
     def input_ports(self) -> list[str]:
@@ -84,6 +100,7 @@ class Graph:
         self._names: dict[str, str] = {}  # display name -> node id
         self._next_id = 1
         self._flow = "lr"
+        self._units: dict[str, UnitDef] = {}
         self._listeners: list[Listener] = []
         self._pending: list[GraphEvent] | None = None
 
@@ -102,6 +119,11 @@ class Graph:
     def flow(self) -> str:
         """Which way the drawing runs (a key of :data:`FLOWS`); only views read it."""
         return self._flow
+
+    @property
+    def units(self) -> dict[str, UnitDef]:
+        """The unit definitions this graph's unit blocks may name, by name. Treat as read-only."""
+        return self._units
 
     def node(self, node_id: str) -> Node:
         try:
@@ -138,9 +160,11 @@ class Graph:
             raise GraphError("the network contains a cycle")
         return walk.order
 
-    def walk(self) -> graphrules.Walk[str]:
-        """The blocks in :meth:`topological_order`, and apart those on or after a loop."""
-        return graphrules.topological_walk(list(self._nodes), [(e.src, e.dst) for e in self._edges])
+    def walk(self, depth_first: bool = False) -> graphrules.Walk[str]:
+        """The blocks in :meth:`topological_order` (or, ``depth_first``, each branch of a fork to its
+        merge before the next), and apart those on or after a loop."""
+        edges = [(e.src, e.dst) for e in self._edges]
+        return graphrules.topological_walk(list(self._nodes), edges, depth_first=depth_first)
 
     def unique_name(self, base: str) -> str:
         """``base`` if no block has that name yet, else ``base`` with the next free number."""
@@ -199,14 +223,14 @@ class Graph:
     def _snapshot(self) -> tuple:
         # NOTE: param values are immutable (numbers, strings, tuples) and set_params
         # replaces the dict, so a shallow copy of each node's fields is enough.
-        state = {nid: (n.type, n.name, dict(n.params), n.pos) for nid, n in self._nodes.items()}
-        return (dict(self._nodes), state, list(self._edges), self._next_id, self._flow)
+        state = {nid: (n.type, n.name, dict(n.params), n.pos, n.unit) for nid, n in self._nodes.items()}
+        return (dict(self._nodes), state, list(self._edges), self._next_id, self._flow, dict(self._units))
 
     def _restore(self, saved: tuple) -> None:
         """Put back a snapshot, keeping the same Node objects (views may hold them)."""
-        nodes, state, edges, self._next_id, self._flow = saved
+        nodes, state, edges, self._next_id, self._flow, self._units = saved
         for nid, node in nodes.items():
-            node.type, node.name, node.params, node.pos = state[nid]
+            node.type, node.name, node.params, node.pos, node.unit = state[nid]
         self._nodes.clear()
         self._nodes.update(nodes)
         self._edges[:] = edges
@@ -239,8 +263,12 @@ class Graph:
         pos: tuple[float, float] = (0.0, 0.0),
         node_id: str | None = None,
     ) -> Node:
-        """Add a block of ``type_id``. Unknown params or invalid values are refused."""
-        spec = registry.get(type_id)
+        """Add a block of ``type_id``. Unknown params or invalid values are refused.
+
+        A unit block is ``add_node(UNIT_TYPE, {"unit": name})``, naming one of :attr:`units`.
+        """
+        unit = self._unit_named((params or {}).get("unit")) if type_id == UNIT_TYPE else None
+        spec = unit.spec if unit is not None else registry.get(type_id)
         try:
             full = spec.resolve_params(params or {})
         except ParamError as exc:
@@ -259,7 +287,7 @@ class Graph:
             raise GraphError(f"a block with id {node_id!r} already exists")
         else:
             self._bump_id_past(node_id)
-        node = Node(node_id, type_id, name, full, xy)
+        node = Node(node_id, type_id, name, full, xy, unit)
         self._nodes[node_id] = node
         self._names[name] = node_id
         self._announce("node_added", node_id=node_id)
@@ -361,9 +389,129 @@ class Graph:
             old, self._flow = self._flow, flow
             self._announce("flow_changed", old=old, new=flow)
 
+    def define_unit(self, definition: UnitDef) -> None:
+        """Make a unit definition available to this graph's unit blocks (one ``unit_defined`` event).
+
+        NOTE: a definition is a value: it is never changed once made, so graphs may share it.
+        Defining the same object again does nothing; another definition of a taken name is refused.
+        """
+        old = self._units.get(definition.name)
+        if old is definition:
+            return
+        if old is not None:
+            raise GraphError(f"a unit called '{definition.name}' already exists: choose another name")
+        for inner in definition.units_used():
+            if self._units.get(inner.name, inner) is not inner:
+                raise GraphError(f"unit '{definition.name}' uses a unit '{inner.name}' unlike this network's")
+        for inner in definition.units_used():
+            self._units[inner.name] = inner
+        self._units[definition.name] = definition
+        self._announce("unit_defined", name=definition.name)
+
+    def _unit_named(self, name: Any) -> UnitDef:
+        try:
+            return self._units[name]
+        except (KeyError, TypeError):
+            raise GraphError(f"there is no unit called {name!r} in this network") from None
+
+    def assign(self, other: Graph) -> None:
+        """Make this graph equal to ``other`` (a new version of it from a pure edit such as
+        :func:`engine.units.group`), announcing each difference as the edit methods would.
+
+        A block whose id and type stay keeps its Node object (views hold it); all events of the
+        change come after it is complete, so a listener sees the new document whole.
+        """
+        with self.batch():
+            for e in [e for e in self._edges if e not in set(other._edges)]:
+                self.disconnect(e)
+            for nid in [nid for nid, n in self._nodes.items() if _replaced(n, other._nodes.get(nid))]:
+                self.remove_node(nid)
+            for name, definition in other._units.items():
+                if self._units.get(name) is not definition:
+                    self._units.pop(name, None)
+                    self.define_unit(definition)
+            for nid, new in other._nodes.items():
+                self._assign_node(nid, new)
+            if list(self._nodes) != list(other._nodes):
+                # NOTE: the order of blocks is their insertion order, which breaks ties in walks
+                self._nodes = {nid: self._nodes[nid] for nid in other._nodes}
+            have = set(self._edges)
+            for e in other._edges:
+                if e not in have:
+                    self.connect(e.src, e.src_port, e.dst, e.dst_port)
+            for name in [n for n in self._units if n not in other._units]:
+                del self._units[name]
+            self.set_flow(other.flow)
+            self._next_id = max(self._next_id, other._next_id)
+            self._reindex()
+
+    def _assign_node(self, nid: str, new: Node) -> None:
+        node = self._nodes.get(nid)
+        if node is None:
+            if new.name in self._names:  # NOTE: a block renamed away later in this assignment
+                self._names.pop(new.name)
+            self._nodes[nid] = Node(nid, new.type, new.name, dict(new.params), new.pos, new.unit)
+            self._names[new.name] = nid
+            self._announce("node_added", node_id=nid)
+            return
+        if node.params != new.params or node.unit is not new.unit:
+            old = dict(node.params)
+            node.params, node.unit = dict(new.params), new.unit
+            self._announce("params_changed", node_id=nid, old=old, new=dict(new.params))
+        if node.name != new.name:
+            old_name, node.name = node.name, new.name
+            if self._names.get(old_name) == nid:
+                del self._names[old_name]
+            self._names[new.name] = nid
+            self._announce("node_renamed", node_id=nid, old=old_name, new=new.name)
+        if node.pos != new.pos:
+            old_pos, node.pos = node.pos, new.pos
+            self._announce("node_moved", node_id=nid, old=old_pos, new=new.pos)
+
+    @classmethod
+    def build(cls, nodes: list[Node], edges: list[Edge], units: dict[str, UnitDef] | None = None,
+              flow: str = "lr") -> Graph:
+        """A graph made whole from parts already checked (a flattened graph, a unit's inside).
+
+        No event and no check: NOTE: a flattened block's name is its path through the units,
+        which may be longer than a name a person may give.
+        """
+        g = cls()
+        g._nodes = {n.id: n for n in nodes}
+        g._edges = list(edges)
+        g._units = dict(units or {})
+        g._flow = flow
+        for nid in g._nodes:
+            g._bump_id_past(nid)
+        g._reindex()
+        return g
+
+    def forget_units(self, names: list[str]) -> None:
+        """Drop these unit definitions, which no block uses any more (no event: nothing is drawn from them)."""
+        for name in names:
+            self._units.pop(name, None)
+
+    def reorder(self, order: list[str]) -> None:
+        """List the blocks in ``order`` (every id once). No event: the order only breaks ties in walks."""
+        if sorted(order) != sorted(self._nodes):
+            raise GraphError("a new order of the blocks must name each block once")
+        self._nodes = {nid: self._nodes[nid] for nid in order}
+
+    def copy(self) -> Graph:
+        """An independent copy (no listeners): the start of a pure edit."""
+        g = Graph()
+        for nid, n in self._nodes.items():
+            g._nodes[nid] = Node(nid, n.type, n.name, dict(n.params), n.pos, n.unit)
+        g._edges = list(self._edges)
+        g._units = dict(self._units)
+        g._next_id, g._flow = self._next_id, self._flow
+        g._reindex()
+        return g
+
     def clear(self) -> None:
         """Remove everything (one ``cleared`` event)."""
         self._flow = "lr"
+        self._units.clear()
         self._nodes.clear()
         self._edges.clear()
         self._edge_into.clear()
@@ -393,6 +541,11 @@ class Graph:
         m = re.fullmatch(r"n(\d+)", node_id)
         if m:
             self._next_id = max(self._next_id, int(m.group(1)) + 1)
+
+
+def _replaced(node: Node, new: Node | None) -> bool:
+    """Whether :meth:`Graph.assign` must remove ``node`` (gone, or of another type or unit)."""
+    return new is None or new.type != node.type or (node.unit is None) != (new.unit is None)
 
 
 def check_name(name: Any) -> str:

@@ -62,6 +62,7 @@ def topological_walk(
     edges: Iterable[tuple[T, T]],
     *,
     earliest_first: bool = False,
+    depth_first: bool = False,
     break_loops: bool = False,
 ) -> Walk[T]:
     """Kahn's walk: each block once, after every block that feeds it.
@@ -71,7 +72,10 @@ def topological_walk(
         edges: (source, target) pairs; two wires between the same blocks count twice.
         earliest_first: of the blocks ready to go next, take the one earliest in ``nodes``;
             otherwise take them in the order they became ready (breadth first, the order
-            the analysis and generated code list blocks in).
+            the analysis lists blocks in).
+        depth_first: of the blocks ready, take the one that became ready last, a block's
+            first-wired successor before its others: at a fork each branch runs as far as it
+            can (up to the merge) before the next starts, as a person writes ``forward``.
         break_loops: when only blocks on a loop are left, take the earliest of them as if its
             feeders were done, so every block gets a place (drawing); otherwise they are
             left out, in ``blocked``.
@@ -86,6 +90,11 @@ def topological_walk(
     if earliest_first:
         heapq.heapify(ready)
         push, pop = (lambda k: heapq.heappush(ready, k)), (lambda: heapq.heappop(ready))
+    elif depth_first:
+        # NOTE: a stack; a block's successors are pushed last-wired first, so the first-wired pops first.
+        ready.reverse()
+        push, pop = ready.append, ready.pop
+        feeds = [list(reversed(f)) for f in feeds]
     else:
         queue = deque(ready)
         push, pop = queue.append, queue.popleft

@@ -1,12 +1,19 @@
 """Project files: one JSON document with the graph and the data, training and probe settings.
 
-The layout (version 1)::
+The layout (version 2)::
 
-    {"format": "net-designer-project", "version": 1, "name": "LeNet-5", "description": "...",
+    {"format": "net-designer-project", "version": 2, "name": "LeNet-5", "description": "...",
      "graph": {"nodes": [{"id": "n1", "type": "Input", "name": "input",
                           "params": {...}, "pos": [x, y]}],
                "edges": [{"from": ["n1", 0], "to": ["n2", 0]}]},
+     "units": [{"name": "BasicBlock", "graph": {"nodes": [...], "edges": [...]},
+                "inputs": [{"name": "in", "to": [["n2", 0], ["n6", 1]]}],
+                "outputs": [{"name": "out", "from": ["n7", 0]}]}],
      "data": {...}, "training": {...}, "probes": {...}, "weights": null}
+
+A unit block is ``{"type": "Unit", "params": {"unit": "BasicBlock"}, ...}``; ``units`` (left out when
+empty) holds each definition a graph uses once, a unit used inside another before it. Version 1
+had no units; it reads as version 2 unchanged.
 
 Every param of a block is written (missing ones read as their declared default).
 Loading validates everything and raises :class:`ProjectError` naming the file,
@@ -29,10 +36,16 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from engine import graphrules
-from engine.config import DataConfig, ProbeConfig, TrainingConfig, plain_copy, show_value
+from engine.config import (
+    DataConfig,
+    ProbeConfig,
+    TrainingConfig,
+    plain_copy,
+    show_value,
+)
 from engine.errors import GraphError, ProjectError
 from engine.fileio import atomic_write_bytes
-from engine.graph import FLOWS, Edge, Graph, Node
+from engine.graph import FLOWS, UNIT_TYPE, Edge, Graph, Node
 from engine.layers import registry
 from engine.layers.registry import Param
 from engine.userfiles import FileTooLarge, NotRegularFile, read_regular_file
@@ -52,7 +65,7 @@ __all__ = [
 ]
 
 FORMAT = "net-designer-project"
-VERSION = 1
+VERSION = 2
 MAX_FILE_BYTES = 20 * 1024 * 1024
 MAX_NODES = 10_000
 MAX_DEPTH = 100  # nesting levels; a real project needs about 6
@@ -60,7 +73,8 @@ MAX_DIGITS = 100  # an integer longer than this is garbage, not a size
 MAX_POS = 1e7  # canvas coordinates beyond this are off any screen
 MAX_ID_LENGTH = 100
 
-_TOP_FIELDS = ("format", "version", "name", "description", "graph", "data", "training", "probes", "weights")
+_TOP_FIELDS = ("format", "version", "name", "description", "graph", "units", "data", "training", "probes", "weights")
+_UNIT_FIELDS = ("name", "graph", "inputs", "outputs")
 _GRAPH_FIELDS = ("nodes", "edges", "flow")
 _NODE_FIELDS = ("id", "type", "name", "params", "pos")
 _EDGE_FIELDS = ("from", "to")
@@ -120,13 +134,31 @@ def project_to_dict(project: Project) -> dict[str, Any]:
         "name": project.name,
         "description": project.description,
         "graph": graph_to_dict(project.graph),
+        "units": units_to_list(project.graph),
         "data": project.data.to_dict(),
         "training": project.training.to_dict(),
         "probes": project.probes.to_dict(),
         "weights": project.weights,
     }
+    if not out["units"]:
+        del out["units"]
     out.update({k: plain_copy(v) for k, v in project.extra.items() if k not in out})
     return out
+
+
+def units_to_list(graph: Graph) -> list[dict[str, Any]]:
+    """Each unit definition ``graph`` holds, once, inner ones first, as JSON-ready data."""
+    from engine.units import units_in_order
+
+    return [
+        {
+            "name": u.name,
+            "graph": {k: v for k, v in graph_to_dict(u.graph).items() if k != "flow"},
+            "inputs": [{"name": p.name, "to": [list(end) for end in p.ends]} for p in u.inputs],
+            "outputs": [{"name": p.name, "from": list(p.ends[0])} for p in u.outputs],
+        }
+        for u in units_in_order(graph)
+    ]
 
 
 def save_project(project: Project, path: str | Path) -> None:
@@ -200,17 +232,27 @@ def project_from_dict(d: Any, source: str = "<memory>") -> Project:
     description = _optional_text(d, "description", "", src)
     if "graph" not in d:
         raise ProjectError(f"{src}: the required field 'graph' is missing")
-    graph = _read_graph(d["graph"], src)
+    units = _read_units(d.get("units", []), src)
+    graph = _read_graph(d["graph"], src, units)
+    for definition in units.values():  # NOTE: kept even where no block uses it yet, as any field is
+        graph.define_unit(definition)
     data = DataConfig.from_dict(d.get("data", {}), f"{src}: data")
     training = TrainingConfig.from_dict(d.get("training", {}), f"{src}: training")
     probes = ProbeConfig.from_dict(d.get("probes", {}), f"{src}: probes")
-    if probes.layer is not None and probes.layer not in graph.nodes:
+    if probes.layer is not None and probes.layer not in graph.nodes and probes.layer not in _flat_ids(graph):
         raise ProjectError(f"{src}: probes.layer names block {probes.layer!r}, which is not in the graph")
     weights = d.get("weights")
     if weights is not None and (not isinstance(weights, str) or not weights.strip() or "\x00" in weights):
         raise ProjectError(f"{src}: weights must be the path of a weights file or null, not {show_value(weights)}")
     extra = {k: plain_copy(v) for k, v in d.items() if k not in _TOP_FIELDS}
     return Project(name, description, graph, data, training, probes, weights, extra)
+
+
+def _flat_ids(graph: Graph) -> set[str]:
+    """Every block's id with the units opened (``unit/inner``): what the probes name blocks by."""
+    from engine.units import flatten
+
+    return set(flatten(graph).nodes) if graph.units else set(graph.nodes)
 
 
 def graph_from_dict(d: Any, source: str = "<memory>") -> Graph:
@@ -351,8 +393,15 @@ def _from_v0(d: dict[str, Any], src: str) -> dict[str, Any]:
     return d
 
 
+def _from_v1(d: dict[str, Any], src: str) -> dict[str, Any]:
+    """Version 1 had no units: the same document is a version 2 one without them."""
+    if "units" in d:
+        raise ProjectError(f"{src}: a version 1 file has no 'units' (units came with version 2)")
+    return {**d, "version": 2}
+
+
 #: ``MIGRATIONS[v]`` turns a version ``v`` document into a version ``v + 1`` one.
-MIGRATIONS: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {0: _from_v0}
+MIGRATIONS: dict[int, Callable[[dict[str, Any], str], dict[str, Any]]] = {0: _from_v0, 1: _from_v1}
 
 
 def _upgrade(d: dict[str, Any], src: str) -> dict[str, Any]:
@@ -381,27 +430,106 @@ def _upgrade(d: dict[str, Any], src: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- the graph
-def _read_graph(g: Any, src: str) -> Graph:
+def _read_units(raw: Any, src: str) -> dict[str, Any]:
+    """The unit definitions of a file, by name; each may use only the ones before it."""
+    from engine.units import UnitDef
+
+    if not isinstance(raw, (list, tuple)):
+        raise ProjectError(f"{src}: units must be a list of unit definitions, not {show_value(raw)}")
+    units: dict[str, UnitDef] = {}
+    for i, u in enumerate(raw):
+        where = f"units[{i}]"
+        if not isinstance(u, dict):
+            raise ProjectError(f"{src}: {where} must be an object describing a unit, not {show_value(u)}")
+        _refuse_unknown(u, _UNIT_FIELDS, src, where, "a unit has only name, graph, inputs and outputs")
+        name = u.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > 80 or _CONTROL.search(name):
+            raise ProjectError(f"{src}: {where}.name must be a short line of text, not {show_value(name)}")
+        if name in units:
+            raise ProjectError(f"{src}: two units are called '{name}': each definition is stored once")
+        where = f"unit '{name}' ({where})"
+        for key in _UNIT_FIELDS:
+            if key not in u:
+                raise ProjectError(f"{src}: {where}: the required field '{key}' is missing")
+        inner = _read_graph(u["graph"], src, units, f"{where}: graph")
+        for n in inner.nodes.values():
+            if n.spec.role in ("input", "head"):
+                raise ProjectError(f"{src}: {where}: {_label(n)} is a {n.spec.title}, which stays outside a unit")
+        if not len(inner):
+            raise ProjectError(f"{src}: {where}: a unit needs at least one block")
+        inputs = _read_ports(u["inputs"], src, f"{where}: inputs", inner, "to")
+        outputs = _read_ports(u["outputs"], src, f"{where}: outputs", inner, "from")
+        units[name] = UnitDef(name, inner, inputs, outputs)
+    return units
+
+
+def _read_ports(raw: Any, src: str, where: str, inner: Graph, key: str) -> tuple:
+    """A unit's input ports (``key`` "to": the inner inputs each feeds) or output ports ("from": one inner output)."""
+    from engine.units import UnitPort
+
+    if not isinstance(raw, (list, tuple)):
+        raise ProjectError(f"{src}: {where} must be a list of ports, not {show_value(raw)}")
+    ports, fed = [], {(e.dst, e.dst_port) for e in inner.edges}
+    for i, p in enumerate(raw):
+        at = f"{where}[{i}]"
+        if not isinstance(p, dict):
+            raise ProjectError(f"{src}: {at} must be an object with 'name' and '{key}', not {show_value(p)}")
+        _refuse_unknown(p, ("name", key), src, at, f"a port has only 'name' and '{key}'")
+        name = p.get("name")
+        if not isinstance(name, str) or not name.strip() or _CONTROL.search(name):
+            raise ProjectError(f"{src}: {at}.name must be a short line of text, not {show_value(name)}")
+        ends = p.get(key, _MISSING)
+        if key == "from":
+            ends = [ends]
+        elif not isinstance(ends, (list, tuple)) or not ends:
+            raise ProjectError(f"{src}: {at}.to must be a list of the [block id, port]s it feeds, not {show_value(ends)}")
+        checked = []
+        for end in ends:
+            nid, port = _read_end(end, src, f"{at}.{key}", inner)
+            node = inner.nodes[nid]
+            count = len(node.input_ports() if key == "to" else node.output_ports())
+            if not port < count:
+                raise ProjectError(f"{src}: {at}.{key}: {_label(node)} has no port {port}")
+            if key == "to":
+                if (nid, port) in fed:
+                    raise ProjectError(f"{src}: {at}.to: input {port} of {_label(node)} is fed twice")
+                fed.add((nid, port))
+            checked.append((nid, port))
+        ports.append(UnitPort(name, tuple(checked)))
+    return tuple(ports)
+
+
+def _read_end(end: Any, src: str, where: str, graph: Graph) -> tuple[str, int]:
+    ok = (isinstance(end, (list, tuple)) and len(end) == 2 and isinstance(end[0], str)
+          and isinstance(end[1], int) and not isinstance(end[1], bool) and end[1] >= 0)
+    if not ok:
+        raise ProjectError(f"{src}: {where} must be [block id, port number from 0], not {_show_list(end)}")
+    if end[0] not in graph.nodes:
+        raise ProjectError(f"{src}: {where} names block {end[0]!r}, which is not in the unit")
+    return end[0], end[1]
+
+
+def _read_graph(g: Any, src: str, units: dict[str, Any] | None = None, at: str = "graph") -> Graph:
     if not isinstance(g, dict):
-        raise ProjectError(f"{src}: graph must be an object with 'nodes' and 'edges', not {show_value(g)}")
-    _refuse_unknown(g, _GRAPH_FIELDS, src, "graph", "the graph has only 'nodes', 'edges' and 'flow'")
+        raise ProjectError(f"{src}: {at} must be an object with 'nodes' and 'edges', not {show_value(g)}")
+    _refuse_unknown(g, _GRAPH_FIELDS, src, at, "the graph has only 'nodes', 'edges' and 'flow'")
     nodes = g.get("nodes", _MISSING)
     if nodes is _MISSING:
-        raise ProjectError(f"{src}: the required field graph.nodes is missing")
+        raise ProjectError(f"{src}: the required field {at}.nodes is missing")
     if not isinstance(nodes, (list, tuple)):
-        raise ProjectError(f"{src}: graph.nodes must be a list of blocks, not {show_value(nodes)}")
+        raise ProjectError(f"{src}: {at}.nodes must be a list of blocks, not {show_value(nodes)}")
     if len(nodes) > MAX_NODES:
-        raise ProjectError(f"{src}: graph.nodes has {len(nodes)} blocks; Net Designer opens at most {MAX_NODES}")
+        raise ProjectError(f"{src}: {at}.nodes has {len(nodes)} blocks; Net Designer opens at most {MAX_NODES}")
     edges = g.get("edges", [])
     if not isinstance(edges, (list, tuple)):
-        raise ProjectError(f"{src}: graph.edges must be a list of wires, not {show_value(edges)}")
+        raise ProjectError(f"{src}: {at}.edges must be a list of wires, not {show_value(edges)}")
     graph = Graph()
     named: dict[str, str] = {}
     for i, raw in enumerate(nodes):
-        node = _read_node(raw, src, f"graph.nodes[{i}]", graph, named)
+        node = _read_node(raw, src, f"{at}.nodes[{i}]", graph, named, units or {})
         named[node.name] = node.id
-    wires = [_read_edge(raw, src, f"graph.edges[{i}]", graph) for i, raw in enumerate(edges)]
-    _check_wires(wires, src, graph)
+    wires = [_read_edge(raw, src, f"{at}.edges[{i}]", graph) for i, raw in enumerate(edges)]
+    _check_wires(wires, src, graph, at)
     _install_wires(graph, wires)
     flow = g.get("flow", "lr")
     if flow not in FLOWS:
@@ -426,7 +554,7 @@ def _refuse_unknown(d: dict, allowed: tuple[str, ...], src: str, where: str, hin
             raise ProjectError(f"{src}: {where}: unknown field {show_value(key)} ({hint})")
 
 
-def _read_node(raw: Any, src: str, where: str, graph: Graph, named: dict[str, str]) -> Node:
+def _read_node(raw: Any, src: str, where: str, graph: Graph, named: dict[str, str], units: dict[str, Any]) -> Node:
     """Read one block into ``graph``; ``named`` maps the names taken so far to their ids."""
     if not isinstance(raw, dict):
         raise ProjectError(f"{src}: {where} must be an object describing a block, not {show_value(raw)}")
@@ -447,7 +575,7 @@ def _read_node(raw: Any, src: str, where: str, graph: Graph, named: dict[str, st
     if not isinstance(type_id, str):
         raise ProjectError(f"{src}: {label}: type must be the name of a layer type, not {show_value(type_id)}")
     try:
-        spec = registry.get(type_id)
+        spec = _unit_for(raw, units, graph).spec if type_id == UNIT_TYPE else registry.get(type_id)
     except GraphError as exc:
         raise ProjectError(f"{src}: {label}: {exc}") from None
     if not isinstance(name, str):
@@ -463,6 +591,16 @@ def _read_node(raw: Any, src: str, where: str, graph: Graph, named: dict[str, st
         return graph.add_node(type_id, params, name=name, pos=pos, node_id=nid)
     except GraphError as exc:
         raise ProjectError(f"{src}: {label}: {exc}") from None
+
+
+def _unit_for(raw: dict, units: dict[str, Any], graph: Graph):
+    """The definition a unit block names (``params.unit``), made known to ``graph``; GraphError if none."""
+    params = raw.get("params")
+    name = params.get("unit") if isinstance(params, dict) else None
+    if not isinstance(name, str) or name not in units:
+        raise GraphError(f"a unit block's params.unit must name a unit defined before it, not {show_value(name)}")
+    graph.define_unit(units[name])
+    return units[name]
 
 
 def _read_params(raw: Any, spec: registry.LayerSpec, src: str, label: str) -> dict[str, Any]:
@@ -541,7 +679,7 @@ def _read_edge(raw: Any, src: str, where: str, graph: Graph) -> Wire:
     return (a, a_port, b, b_port)
 
 
-def _check_wires(wires: list[Wire], src: str, graph: Graph) -> None:
+def _check_wires(wires: list[Wire], src: str, graph: Graph, at: str = "graph") -> None:
     """Everything Graph.connect would refuse, in one pass, with the wire's place in the file."""
     nodes = graph.nodes
     fault = graphrules.check_wires(
@@ -552,7 +690,7 @@ def _check_wires(wires: list[Wire], src: str, graph: Graph) -> None:
     if fault.kind == graphrules.LOOP:
         path = " → ".join(f"'{nodes[n].name}'" for n in fault.other)
         raise ProjectError(f"{src}: the wires form a cycle ({path}): a network must flow one way")
-    where = f"graph.edges[{fault.wire}]"
+    where = f"{at}.edges[{fault.wire}]"
     a, a_port, b, b_port = wires[fault.wire]
     if fault.kind == graphrules.SELF_WIRE:
         raise ProjectError(f"{src}: {where} wires {_label(nodes[a])} into itself")
@@ -565,6 +703,6 @@ def _check_wires(wires: list[Wire], src: str, graph: Graph) -> None:
         has = "takes no input" if not ins else f"has {len(ins)} input port(s), numbered from 0"
         raise ProjectError(f"{src}: {where}.to: {_label(nodes[b])} {has}, so port {b_port} does not exist")
     raise ProjectError(
-        f"{src}: {where} feeds input port {b_port} of {_label(nodes[b])}, which graph.edges"
+        f"{src}: {where} feeds input port {b_port} of {_label(nodes[b])}, which {at}.edges"
         f"[{fault.other}] already feeds: a port takes one wire (use Add or Concatenate to merge)"
     )

@@ -15,10 +15,11 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from engine.analysis import Analysis, analyze
+from engine.analysis import Analysis
 from engine.codegen import HELPERS, GeneratedModel
 from engine.errors import ProbeError
 from engine.graph import Graph
+from engine.plan import compile_plan
 from engine.tasks import heads_with_view
 
 __all__ = ["Head", "ProbeError", "Tap", "class_head", "find_heads", "resolve_block"]
@@ -44,25 +45,22 @@ class Tap:
     """
 
     def __init__(self, graph: Graph, code: GeneratedModel, analysis: Analysis | None = None) -> None:
-        self.graph = graph
+        # NOTE: the compiled plan's blocks, in forward's order; with units, the flattened graph's
+        plan = code.plan if code.plan is not None else compile_plan(graph, analysis=analysis)
+        self.graph = plan.flat
         self.code = code
-        self.analysis = analysis or analyze(graph)
-        nodes = graph.nodes
-        self.order = [nid for nid in self.analysis.order if nid in nodes]
-        self.inputs: dict[str, list[str]] = {nid: [e.src for e in graph.inputs_of(nid) if e is not None] for nid in self.order}
+        self.analysis = plan.analysis
+        self.order = [b.node_id for b in plan.blocks]
+        self.inputs: dict[str, list[str]] = {b.node_id: list(b.inputs) for b in plan.blocks}
+        self._paths = {b.node_id: b.path for b in plan.blocks}
         self._exprs: dict[str, object] = {}
-        for nid in self.order:
-            node = nodes[nid]
-            if node.spec.role in ("input", "head"):
+        for b in plan.blocks:
+            if b.role in ("input", "head"):
                 continue
-            decl = node.spec.code(node.params, self.analysis.nodes[nid].in_shapes)
-            attr = code.attrs.get(nid)
-            if decl.forward is None and attr is None:
-                raise ProbeError(f"'{node.name}' has neither a module nor a forward expression")
-            if decl.forward is not None:
-                args = [f"_a{i}" for i in range(len(self.inputs[nid]))]
-                expr = decl.forward(f"self.{attr}" if attr else "self", args)
-                self._exprs[nid] = compile(expr, f"<probe {node.name}>", "eval")
+            if b.expr is None and b.path is None:
+                raise ProbeError(f"'{self.graph.nodes[b.node_id].name}' has neither a module nor a forward expression")
+            if b.expr is not None:
+                self._exprs[b.node_id] = compile(b.expr, f"<probe {self.graph.nodes[b.node_id].name}>", "eval")
 
     # ------------------------------------------------------------------ queries
     def shape(self, node_id: str) -> tuple[int, ...] | None:
@@ -133,7 +131,7 @@ class Tap:
                 local["self"] = model
                 value = eval(self._exprs[nid], _NAMESPACE, local)  # noqa: S307 - declared layer source
             else:
-                value = getattr(model, self.code.attrs[nid])(*args)
+                value = model.get_submodule(self._paths[nid])(*args)
             if nid == leaf:
                 value = value.detach().requires_grad_(True)
             if visit is not None and role not in ("input", "head"):

@@ -125,7 +125,7 @@ def _tail_weights(model: torch.nn.Module, code: GeneratedModel, graph: Graph, pa
         shape = tap.shape(nid)
         if shape is None or len(shape) != 1:
             raise ProbeError(f"CAM: '{node.name}' turns the pooled vector into {shape}; it must stay a vector")
-        mod = getattr(model, code.attrs[nid]) if nid in code.attrs else None
+        mod = model.get_submodule(code.attrs[nid]) if nid in code.attrs else None
         if node.type == "Dense":
             w = mod.weight.detach().float()
             m = w if m is None else m @ w

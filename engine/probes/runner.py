@@ -107,8 +107,11 @@ class ProbeRunner:
     ) -> None:
         self.settings = ProbeSettings.from_config(config)
         s = self.settings
-        self.graph, self.code = graph, code
-        self.tap = Tap(graph, code, analysis)
+        # NOTE: with units the probes name blocks by their path in the flattened graph (``stage1/conv1``)
+        self.graph = code.plan.flat if code.plan is not None else graph
+        self.code = code
+        self.tap = Tap(self.graph, code, analysis)
+        graph = self.graph
         n = max(1, min(int(s.probe_samples), len(probe_x)))
         self.x = probe_x[:n].detach()
         self.y = probe_y[:n].detach() if probe_y is not None else None
@@ -459,13 +462,13 @@ class ProbeRunner:
         return [self.graph.nodes[i].name if i else a for a, i in zip(attrs, ids)], ids
 
     def _gradients(self, model: nn.Module) -> dict[str, Any]:
-        stats = views.gradient_stats(model)
+        stats = views.gradient_stats(model, self.code.attrs.values())
         attrs = list(stats)
         names, ids = self._layer_names(attrs)
         ratio = None
         if self._marked and self._before is not None:
             after = {n: p for n, p in model.named_parameters() if n in self._before}
-            r = views.update_ratio(self._before, after)
+            r = views.update_ratio(self._before, after, self.code.attrs.values())
             ratio = np.array([r.get(a, math.nan) for a in attrs], dtype=np.float64)
         return {
             "layers": names,
@@ -480,7 +483,7 @@ class ProbeRunner:
         return {"layers": [self.graph.nodes[n].name for n in ids], "node_ids": list(ids), "counts": counts, "edges": edges}
 
     def _weight_histograms(self, copy: nn.Module) -> dict[str, Any]:
-        h = views.histograms(copy, self.settings.bins)
+        h = views.histograms(copy, self.settings.bins, self.code.attrs.values())
         names, ids = self._layer_names(h["layers"])
         return {"layers": names, "node_ids": ids, "counts": h["counts"], "edges": h["edges"]}
 
@@ -528,7 +531,8 @@ class ProbeRunner:
         (``xs`` (S,), ``ys`` (S, k), the data's ``x`` and ``y``) for 1-D regression, ``masks``
         (N, H, W) and ``boxes`` (N, 4) predicted for the probe images with ``probe_images``
         beside them, ``true_masks``, ``mask_classes`` and ``true_boxes`` when ``dataset`` starts
-        with the probe images and has those targets, and ``problems``.
+        with the probe images and has those targets, ``probe_labels`` (N,) (the probe images' classes,
+        when ``dataset`` starts with them and has class labels), and ``problems``.
         ``scores``: the model's outputs for ``dataset`` (one tensor per output) when the caller
         has them already.
         """
@@ -546,6 +550,8 @@ class ProbeRunner:
             out["problems"]["predictions"] = str(exc)
             return out
         truth = self._probe_targets(dataset)
+        if truth is not None and "label" in truth:
+            out["probe_labels"] = truth["label"].reshape(len(self.x), -1)[:, 0].numpy().astype(np.int64)
         for head in self.heads:
             shows = head_spec(head.type).views
             if "confusion" in shows and "confusion" not in out:  # NOTE: the first class head's, with its regions

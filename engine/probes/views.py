@@ -9,7 +9,7 @@ and ``.grad``) and change nothing.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -93,7 +93,7 @@ def first_conv(graph: Graph, order: list[str] | None = None) -> str | None:
 
 def _conv_weight(model: nn.Module, code: GeneratedModel, node_id: str) -> torch.Tensor:
     attr = code.attrs.get(node_id)
-    module = getattr(model, attr) if attr else None
+    module = model.get_submodule(attr) if attr else None
     for sub in module.modules() if module is not None else ():
         if isinstance(sub, nn.ConvTranspose2d):
             return sub.weight.detach().transpose(0, 1)  # stored (in, out, k, k)
@@ -123,15 +123,19 @@ def filters(model: nn.Module, code: GeneratedModel, node_id: str, rgb: bool = Fa
 
 
 # ---------------------------------------------------------------------- gradient flow
-def layer_of(param_name: str) -> str:
-    """The top-level layer a parameter belongs to (``conv1.weight`` -> ``conv1``)."""
-    return param_name.split(".", 1)[0]
+def layer_of(param_name: str, layers: Iterable[str] = ()) -> str:
+    """The layer a parameter belongs to: the longest of ``layers`` (module paths such as
+    ``stage1.block0.conv1``, for blocks inside units) that holds it, else its top-level module
+    (``conv1.weight`` -> ``conv1``)."""
+    held = [layer for layer in layers if param_name.startswith(layer + ".")]
+    return max(held, key=len) if held else param_name.split(".", 1)[0]
 
 
-def _grouped(named: list[tuple[str, torch.Tensor]]) -> dict[str, list[torch.Tensor]]:
+def _grouped(named: list[tuple[str, torch.Tensor]], layers: Iterable[str] = ()) -> dict[str, list[torch.Tensor]]:
+    layers = tuple(layers)
     groups: dict[str, list[torch.Tensor]] = {}
     for name, t in named:
-        groups.setdefault(layer_of(name), []).append(t)
+        groups.setdefault(layer_of(name, layers), []).append(t)
     return groups
 
 
@@ -154,21 +158,23 @@ def _group_norms(groups: Mapping[str, list[torch.Tensor | None]]) -> list[float]
 
 
 @torch.no_grad()
-def gradient_stats(model: nn.Module) -> dict[str, dict[str, float]]:
+def gradient_stats(model: nn.Module, layers: Iterable[str] = ()) -> dict[str, dict[str, float]]:
     """Per layer: ``grad_norm`` (NaN before the first backward) and ``weight_norm``.
 
     Reads the parameters and their ``.grad`` only; nothing is changed.
     """
     named = [(n, p) for n, p in model.named_parameters()]
-    weights = _grouped(named)
-    grads = _grouped([(n, p.grad) for n, p in named])
+    weights = _grouped(named, layers)
+    grads = _grouped([(n, p.grad) for n, p in named], layers)
     w = _group_norms(weights)
     g = _group_norms(grads)
     return {layer: {"grad_norm": gn, "weight_norm": wn} for layer, gn, wn in zip(weights, g, w)}
 
 
 @torch.no_grad()
-def update_ratio(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor]) -> dict[str, float]:
+def update_ratio(
+    before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor], layers: Iterable[str] = ()
+) -> dict[str, float]:
     """Per layer ``‖after − before‖ / ‖before‖`` over parameters with the same names.
 
     A healthy step moves the weights by roughly a thousandth of their size; far more says the
@@ -179,7 +185,7 @@ def update_ratio(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.T
     for name, b in before.items():
         if name not in after or not torch.is_floating_point(b):
             continue
-        layer = layer_of(name)
+        layer = layer_of(name, layers)
         diffs.setdefault(layer, []).append(after[name].detach().float() - b.detach().float())
         sizes.setdefault(layer, []).append(b)
     d = _group_norms(diffs)
@@ -225,13 +231,13 @@ def _histograms(tensors: list[torch.Tensor], bins: int) -> tuple[np.ndarray, np.
 
 
 @torch.no_grad()
-def histograms(model: nn.Module, bins: int = 30) -> dict[str, Any]:
+def histograms(model: nn.Module, bins: int = 30, layers: Iterable[str] = ()) -> dict[str, Any]:
     """Weight histograms per layer (weights only, not biases).
 
     Returns:
         ``layers`` (L names), ``counts`` (L, bins) float32 and ``edges`` (L, bins + 1).
     """
-    groups = _grouped([(n, p) for n, p in model.named_parameters() if n.endswith("weight")])
+    groups = _grouped([(n, p) for n, p in model.named_parameters() if n.endswith("weight")], layers)
     tensors = [torch.cat([t.detach().reshape(-1) for t in ts]) for ts in groups.values()]
     counts, edges = _histograms(tensors, bins)
     return {"layers": list(groups), "counts": counts, "edges": edges}

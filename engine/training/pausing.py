@@ -86,7 +86,10 @@ def _augmenter(trainer: Trainer, project):
 
 def _dropout_module(trainer: Trainer, nid: str) -> torch.nn.Module:
     attr = trainer.code.attrs.get(nid)
-    module = getattr(trainer.model, attr, None) if attr else None
+    try:  # NOTE: a block inside a unit has a dotted path (``stage1.block0.drop``)
+        module = trainer.model.get_submodule(attr) if attr else None
+    except AttributeError:
+        module = None
     if not isinstance(module, torch.nn.modules.dropout._DropoutNd):
         name = trainer.project.graph.nodes[nid].name if nid in trainer.project.graph.nodes else nid
         raise LiveChangeError(f"blocks.{name}.p: this run's network has no dropout module for that block")

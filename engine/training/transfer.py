@@ -89,7 +89,11 @@ def transfer_weights(old_graph: Graph, old_state: dict[str, Any], new_graph: Gra
     A block keeps its weights when the old graph has a block of the same id and type whose tensors
     have the same names and shapes; its buffers (BatchNorm's running statistics) go with them.
     """
+    from engine.units import flatten
+
     old_attrs = generate(old_graph).attrs
+    # NOTE: blocks inside units are matched by their path (``unit/inner``), as the code's attrs name them
+    old_graph, new_graph = flatten(old_graph), flatten(new_graph)
     state = model.state_dict()
     merged = dict(state)
     kept, copied, fresh = [], [], {}
