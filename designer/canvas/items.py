@@ -4,6 +4,12 @@
 Items show the graph; they never change it. The scene creates, updates and removes
 them in reaction to the document's events, and turns gestures into undo commands.
 
+A block shows its name, its key settings in one line (``LayerSpec.brief``: "6@5×5 s1") and
+its output shape. Text sizes are pixel sizes (:data:`FONT_PX`); :data:`READABLE_ZOOM` is the
+least zoom at which all of them are at least 9 px on screen: the view's Fit never goes below
+it, and below it a block shows only its name and a wire's shape only on hover. A wire's path
+comes from the scene's router (:mod:`designer.canvas.routing`), around the blocks.
+
 Painting is kept cheap for big graphs: a block fits its strings once per change, when
 it is first painted, and paints into a device-coordinate cache (a drag only blits it);
 tooltips are written only when asked for; a wire is one path; texts and tags are not
@@ -18,8 +24,10 @@ from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QBrush, QColor, QFont, QFontMetricsF, QPainter, QPainterPath, QPainterPathStroker, QPen
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGraphicsItem, QWidget
 
+from designer.canvas.routing import Route, Router
 from designer.colors import CanvasPalette, body_color, category_color
 from engine.analysis import ERROR, WARNING, NodeInfo, Problem, format_count
+from engine.errors import NetDesignerError
 from engine.layers.registry import shape_str
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -32,28 +40,36 @@ NOT_CONNECTED = "not connected yet"
 
 _FONTS: dict[str, QFont] = {}
 _METRICS: dict[str, QFontMetricsF] = {}
-_ELIDED: dict[tuple[str, str, float], str] = {}
+_ELIDED: dict[tuple[str, str, float, Qt.TextElideMode], str] = {}
 _WIDTHS: dict[tuple[str, str], float] = {}
 
 _LEFT = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignLeft
 _RIGHT = Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight
 _CENTER = Qt.AlignmentFlag.AlignCenter
-#: Below this zoom a block's texts are too small to read and are not drawn.
-TEXT_MIN_ZOOM = 0.3
+
+#: The canvas's text sizes in scene units (pixels at zoom 1), and whether bold. Pixel sizes, not
+#: points, so that what a block shows at a zoom is the same on every screen.
+FONT_PX = {"name": (13, True), "title": (12, False), "brief": (12, False), "shape": (13, True), "small": (12, False)}
+#: The smallest text a person reads comfortably on screen, in pixels.
+READABLE_PX = 9.0
+#: The least zoom at which every text of a block and a wire is at least READABLE_PX on screen:
+#: Fit never goes below it (it scrolls instead), and below it the details are not drawn.
+READABLE_ZOOM = READABLE_PX / min(px for px, _ in FONT_PX.values())
 #: Below this zoom the details are too small to read: a block shows only its name, drawn
 #: large enough to stay legible, until BLANK_ZOOM where it is just a coloured box.
-SIMPLE_ZOOM = 0.6
-BLANK_ZOOM = 0.12
+SIMPLE_ZOOM = READABLE_ZOOM
+#: the name's largest size when zoomed out (scene units); below BLANK_ZOOM even it is under READABLE_PX
+_NAME_ONLY_MAX_PX = 44
+BLANK_ZOOM = READABLE_PX / _NAME_ONLY_MAX_PX
 
 
 def font(role: str) -> QFont:
     """Shared fonts of the canvas (made on first use, after the QApplication exists)."""
     if not _FONTS:
         base = QFont()
-        sizes = {"name": (9.5, True), "title": (8.0, False), "shape": (9.0, True), "small": (8.0, False)}
-        for key, (size, bold) in sizes.items():
+        for key, (px, bold) in FONT_PX.items():
             f = QFont(base)
-            f.setPointSizeF(size)
+            f.setPixelSize(px)
             f.setBold(bold)
             _FONTS[key] = f
     return _FONTS[role]
@@ -68,15 +84,26 @@ def text_width(role: str, text: str) -> float:
     return width
 
 
-def elided(role: str, text: str, width: float) -> str:
+def elided(role: str, text: str, width: float, mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight) -> str:
     """``text`` cut with an ellipsis to fit ``width`` (cached)."""
-    key = (role, text, width)
+    key = (role, text, width, mode)
     out = _ELIDED.get(key)
     if out is None:
         if len(_ELIDED) > 20_000:
             _ELIDED.clear()
-        out = _ELIDED[key] = _metrics(role).elidedText(text, Qt.TextElideMode.ElideRight, width)
+        out = _ELIDED[key] = _metrics(role).elidedText(text, mode, width)
     return out
+
+
+def node_brief(node: Node) -> str:
+    """A block's key settings in one line (its type's ``LayerSpec.brief``); empty when it declares none."""
+    spec = node.spec
+    if spec.brief is None:
+        return ""
+    try:
+        return spec.brief(spec.resolve_params(node.params))
+    except NetDesignerError:  # NOTE: a param the graph was given and cannot read; the Problems say why
+        return ""
 
 
 def _metrics(role: str) -> QFontMetricsF:
@@ -170,8 +197,9 @@ class NodeItem(QGraphicsItem):
     """
 
     WIDTH = 180.0
-    MIN_HEIGHT = 70.0
+    MIN_HEIGHT = 80.0
     HEADER = 24.0
+    LINE = 16.0  # one line of the body (the settings, the output shape, the counts)
     PORT_STEP = 20.0
     RADIUS = 7.0
     _LABEL_ABOVE = 16.0  # room above the block for port labels when the drawing runs top to bottom
@@ -189,6 +217,7 @@ class NodeItem(QGraphicsItem):
         self.title = spec.title
         self.is_head = spec.role == "head"
         self.name = node.name
+        self.brief = ""  # the key settings in one line ("6@5×5 s1"), see set_brief
         self.shape_text = "…"
         self.out_label = "?"  # the output shape as wires show it
         self.stats_text = ""
@@ -207,6 +236,7 @@ class NodeItem(QGraphicsItem):
         self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         self.set_colors(colors, dark)
         self.set_ports(node.input_ports(), len(node.output_ports()))
+        self.set_brief(node_brief(node))
         self.setPos(QPointF(*node.pos))
 
     # ------------------------------------------------------------------ geometry
@@ -257,13 +287,23 @@ class NodeItem(QGraphicsItem):
             if port.scene() is not None:
                 port.scene().removeItem(port)
         self.prepareGeometryChange()
-        n_in = len(names)
-        self._height = max(self.MIN_HEIGHT, self.HEADER + self.PORT_STEP * max(n_in, n_outputs) + 10.0)
         self.in_ports = [PortItem(self, False, i, label) for i, label in enumerate(names)]
         self.out_ports = [PortItem(self, True, i, "out") for i in range(n_outputs)]
         self._place_ports()
 
+    def height_in(self, flow: str) -> float:
+        """The block's height when the drawing runs ``flow``.
+
+        NOTE: left to right, ports stack down the sides and a block with many grows taller; top to
+        bottom they spread across its width, and it keeps the height the layout reckons with.
+        """
+        if flow != "lr":
+            return self.MIN_HEIGHT
+        most = max(len(self.in_ports), len(self.out_ports))
+        return max(self.MIN_HEIGHT, self.HEADER + self.PORT_STEP * most + 10.0)
+
     def _place_ports(self) -> None:
+        self._height = self.height_in(self.flow)
         for ports in (self.in_ports, self.out_ports):
             for port in ports:
                 port.setPos(self._port_offset(port.is_output, port.index, len(ports)))
@@ -294,6 +334,13 @@ class NodeItem(QGraphicsItem):
         self.update()
         for port in self.in_ports + self.out_ports:
             port.update()
+
+    def set_brief(self, brief: str) -> None:
+        """Show the block's key settings (``LayerSpec.brief`` of its params) under its header."""
+        if brief != self.brief:
+            self.brief = brief
+            self._elided = None
+            self.update()
 
     def set_name(self, name: str) -> None:
         if name != self.name:
@@ -341,10 +388,17 @@ class NodeItem(QGraphicsItem):
 
     def _elide(self) -> dict[str, str]:
         """Fit the strings to the block (once per change, when first painted)."""
-        name_room = max(self.WIDTH - 24.0 - text_width("title", self.title), 30.0)
+        # NOTE: the name comes first; the type's title shares the header only where both fit
+        # (the colour, the settings line and the tooltip say the type too).
+        room = self.WIDTH - 18.0
+        title_w = text_width("title", self.title) + 10.0
+        show_title = text_width("name", self.name) + title_w <= room
         right_room = self.WIDTH - self._text_x - (30.0 if self.severity else 10.0)
         self._elided = {
-            "name": elided("name", self.name, name_room),
+            # NOTE: a long name loses its middle: "inception4a_b…reduce_relu" keeps its stage and its role
+            "name": elided("name", self.name, room - (title_w if show_title else 0.0), Qt.TextElideMode.ElideMiddle),
+            "title": self.title if show_title else "",
+            "brief": elided("brief", self.brief, right_room),
             "shape": elided("shape", self.shape_text, right_room),
             "stats": elided("small", self.stats_text, right_room),
         }
@@ -419,17 +473,19 @@ class NodeItem(QGraphicsItem):
         header_muted = QColor(c.header_text)
         header_muted.setAlpha(215)
         painter.setPen(header_muted)
-        painter.drawText(QRectF(9.0, 0.0, w - 18.0, hh), _RIGHT, self.title)
+        painter.drawText(QRectF(9.0, 0.0, w - 18.0, hh), _RIGHT, texts["title"])
 
-        x = self._text_x
-        body_h = self._height - hh
-        mid = hh + body_h / 2
-        painter.setPen(c.text if self._info is not None and self._info.out_shape is not None else c.text_muted)
-        painter.setFont(font("shape"))
-        painter.drawText(QRectF(x, mid - 19.0, w - x - 8.0, 18.0), _LEFT, texts["shape"])
+        x, line = self._text_x, self.LINE
+        rows = [("brief", c.text)] if texts["brief"] else []
+        shape_pen = c.text if self._info is not None and self._info.out_shape is not None else c.text_muted
+        rows += [("shape", shape_pen), ("stats", c.text_muted)]
+        top = hh + (self._height - hh - line * len(rows)) / 2
+        for k, (role, pen) in enumerate(rows):
+            painter.setPen(pen)
+            painter.setFont(font("small" if role == "stats" else role))
+            painter.drawText(QRectF(x, top + k * line, w - x - 8.0, line), _LEFT, texts[role])
         painter.setPen(c.text_muted)
         painter.setFont(font("small"))
-        painter.drawText(QRectF(x, mid + 1.0, w - x - 8.0, 16.0), _LEFT, texts["stats"])
         for port, label in zip(self.in_ports, self._labels):
             at = port.pos()
             if self.flow == "tb":
@@ -440,7 +496,7 @@ class NodeItem(QGraphicsItem):
     def _paint_name_only(self, painter: QPainter, lod: float) -> None:
         """Zoomed out: the block's name alone, about 12 px high on screen, over the body."""
         f = QFont(font("name"))
-        f.setPixelSize(max(8, min(int(12.0 / lod), 44)))
+        f.setPixelSize(max(8, min(int(12.0 / lod), _NAME_ONLY_MAX_PX)))
         painter.setFont(f)
         painter.setPen(self.colors.text)
         rect = QRectF(6.0, self.HEADER - 4.0, self.WIDTH - 12.0, self._height - self.HEADER + 4.0)
@@ -463,8 +519,12 @@ class NodeItem(QGraphicsItem):
             if scene is not None and getattr(scene, "snapping", False):
                 return QPointF(round(value.x() / GRID) * GRID, round(value.y() / GRID) * GRID)
         elif change == QGraphicsItem.GraphicsItemChange.ItemPositionHasChanged:
-            for edge in self.edges:
-                edge.update_path()
+            scene = self.scene()
+            if scene is not None and hasattr(scene, "block_moved"):
+                scene.block_moved(self)
+            else:
+                for edge in self.edges:
+                    edge.update_path()
         elif change == QGraphicsItem.GraphicsItemChange.ItemSelectedHasChanged:
             self.setZValue(1.0 if value else 0.0)
         return super().itemChange(change, value)
@@ -486,8 +546,33 @@ def wire_path(start: QPointF, end: QPointF, flow: str) -> tuple[QPainterPath, QP
     return path, (start + 3 * c1 + 3 * c2 + end) / 8.0  # the middle: the cubic at t = 0.5
 
 
+#: how round a routed wire's corners are (scene units; less than the router's clearance)
+CORNER = 8.0
+
+
+def route_path(route: Route) -> QPainterPath:
+    """The path of a routed wire: its S-curve, or its orthogonal run with rounded corners."""
+    pts = [QPointF(x, y) for x, y in route.points]
+    path = QPainterPath(pts[0])
+    if route.curve:
+        path.cubicTo(pts[1], pts[2], pts[3])
+        return path
+    for k in range(1, len(pts) - 1):
+        prev, at, nxt = pts[k - 1], pts[k], pts[k + 1]
+        r = min(CORNER, _length(at - prev) / 2, _length(nxt - at) / 2)
+        path.lineTo(at + (prev - at) * (r / max(_length(prev - at), 1e-9)))
+        path.quadTo(at, at + (nxt - at) * (r / max(_length(nxt - at), 1e-9)))
+    path.lineTo(pts[-1])
+    return path
+
+
+def _length(p: QPointF) -> float:
+    return (p.x() ** 2 + p.y() ** 2) ** 0.5
+
+
 class EdgeItem(QGraphicsItem):
-    """A wire: a cubic curve from an output port to an input port.
+    """A wire from an output port to an input port: an S-curve, or a detour around blocks in its way
+    (see :mod:`designer.canvas.routing`).
 
     Its tensor shape is shown by :attr:`label_item`, a separate item stacked above
     the blocks, so the label stays readable where blocks sit close together.
@@ -520,11 +605,16 @@ class EdgeItem(QGraphicsItem):
         """Show ``text`` (a shape such as ``6×28×28``) at the wire's middle. Returns whether it changed."""
         return self.label_item.set_text(text)
 
-    def update_path(self) -> None:
-        """Follow the ports (called when either block moves or changes its ports)."""
+    def update_path(self, router: Router | None = None) -> None:
+        """Follow the ports (called when either block moves or changes its ports); with ``router``,
+        around the blocks it knows, else the plain curve."""
         p1 = self.src_item.out_port_scene_pos(self.edge.src_port)
         p2 = self.dst_item.in_port_scene_pos(self.edge.dst_port)
-        self._path, middle = wire_path(p1, p2, self.src_item.flow)
+        if router is None:
+            self._path, middle = wire_path(p1, p2, self.src_item.flow)
+        else:
+            route = router.route((p1.x(), p1.y()), (p2.x(), p2.y()), self.src_item.flow)
+            self._path, middle = route_path(route), QPointF(*route.label)
         self.label_item.place(middle)
         self._geometry_changed()
 
@@ -535,6 +625,10 @@ class EdgeItem(QGraphicsItem):
 
     def path(self) -> QPainterPath:
         return self._path
+
+    def path_touches(self, rect: QRectF) -> bool:
+        """Whether the wire's bounds meet ``rect`` (a block there may block or free its way)."""
+        return self._bounds.intersects(rect)
 
     def tooltip_text(self) -> str:
         return self.label_item.tooltip_text()
@@ -575,8 +669,9 @@ class EdgeLabelItem(QGraphicsItem):
     Clicking it selects its wire (Ctrl toggles), as clicking the wire itself does.
     """
 
-    #: Below this zoom the labels are too small to read and are not drawn.
-    MIN_ZOOM = 0.45
+    #: Below this zoom the labels would be under READABLE_PX on screen and are not drawn: hovering
+    #: over the wire shows its shape instead (the scene's tooltip).
+    MIN_ZOOM = READABLE_ZOOM
 
     def __init__(self, edge_item: EdgeItem) -> None:
         super().__init__()

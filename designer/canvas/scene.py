@@ -6,6 +6,11 @@ the document; the graph announces what changed and the ``_on_<event>`` handlers
 update the items. Undo, redo, loading a file and scripted edits therefore all
 draw through the same path. A fresh analysis only touches items whose numbers
 or problems changed.
+
+Wires are routed around the blocks (:class:`~designer.canvas.routing.Router`, which the scene
+keeps told of every block's rectangle). A dragged block's own wires follow it each frame; the
+wires that a move (a drag's end, Arrange, Undo) may have blocked or freed are re-routed once the
+events are handled (:meth:`GraphScene.flush_routes`), so a layout of every block routes each wire once.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent, QKeySequence
 from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsSceneHelpEvent, QGraphicsSceneMouseEvent, QToolTip
 
 from designer import clipboard
 from designer.canvas import placement
-from designer.canvas.items import GRID, EdgeItem, NodeItem, PortItem, TempWireItem
+from designer.canvas.items import GRID, EdgeItem, NodeItem, PortItem, TempWireItem, node_brief
+from designer.canvas.routing import Router
 from designer.colors import app_is_dark, canvas_palette
 from designer.commands import (
     ApplyLayoutCommand,
@@ -36,7 +42,7 @@ from designer.plaintext import as_plain
 from engine.analysis import Analysis
 from engine.errors import GraphError
 from engine.graph import Edge, GraphEvent, Node
-from engine.layout import auto_layout
+from engine.layout import DEFAULT_FIT, auto_layout
 from engine.project import graph_to_dict
 
 #: Half the side of the scene rectangle: room to pan far beyond any real network.
@@ -82,6 +88,16 @@ class GraphScene(QGraphicsScene):
         self._wire: _WireDrag | None = None
         self._selection: list[str] = []
         self._selecting = False
+        # NOTE: the router knows every block's rectangle (kept by block_moved and the handlers below);
+        # wires that a move may have opened or blocked wait in _dirty until flush_routes.
+        self.router = Router()
+        self._deferring = False
+        self._dirty_edges: set[EdgeItem] = set()
+        self._dirty_rects: list[QRectF] = []
+        self._flush_timer = QTimer(self)
+        self._flush_timer.setSingleShot(True)
+        self._flush_timer.setInterval(0)
+        self._flush_timer.timeout.connect(self.flush_routes)
         self.setSceneRect(QRectF(-SCENE_HALF, -SCENE_HALF, 2 * SCENE_HALF, 2 * SCENE_HALF))
         document.graph_event.connect(self._on_graph_event)
         document.analysis_changed.connect(self._on_analysis_changed)
@@ -173,15 +189,56 @@ class GraphScene(QGraphicsScene):
         self._selecting = True
         self._nodes.clear()
         self._edges.clear()
+        self._dirty_edges.clear()
+        self._dirty_rects.clear()
+        self.router = Router()
         self.clear()
         self._selecting = False
         graph = self.graph
-        for nid in graph.nodes:
-            self._on_node_added(nid)
-        for edge in graph.edges:
-            self._on_edge_added(edge)
+        self._deferring = True
+        try:
+            for nid in graph.nodes:
+                self._on_node_added(nid)
+            for edge in graph.edges:
+                self._on_edge_added(edge)
+        finally:
+            self._deferring = False
+        self.flush_routes()
         self._on_analysis_changed(self.document.analysis)
         self._on_selection_changed()
+
+    # ------------------------------------------------------------------ wire routes
+    def block_moved(self, item: NodeItem) -> None:
+        """A block moved or changed size: tell the router, re-route its wires, and later the wires near it.
+
+        During a drag its own wires follow at once (one frame's work); the others that its old or new
+        place may concern are re-routed when the events are done (:meth:`flush_routes`).
+        """
+        old = self.router.index.rects.get(item.node_id)
+        rect = QRectF(item.pos(), item.rect().size())
+        self.router.index.set(item.node_id, (rect.left(), rect.top(), rect.right(), rect.bottom()))
+        if old is not None:
+            self._dirty_rects.append(QRectF(old[0], old[1], old[2] - old[0], old[3] - old[1]))
+        self._dirty_rects.append(rect)
+        if self._deferring:
+            self._dirty_edges.update(item.edges)
+        else:
+            for edge in item.edges:
+                edge.update_path(self.router)
+        self._flush_timer.start()
+
+    def flush_routes(self) -> None:
+        """Re-route the wires waiting since blocks moved: theirs, and those whose way a move opened or blocked."""
+        self._flush_timer.stop()
+        todo, rects = self._dirty_edges, self._dirty_rects
+        self._dirty_edges, self._dirty_rects = set(), []
+        if rects:
+            for edge in self._edges.values():
+                if edge not in todo and any(edge.path_touches(r) for r in rects):
+                    todo.add(edge)
+        for edge in todo:
+            if edge.scene() is self:
+                edge.update_path(self.router)
 
     def _on_graph_event(self, event: GraphEvent) -> None:
         handler = getattr(self, f"_on_{event.kind}", None)
@@ -197,6 +254,7 @@ class GraphScene(QGraphicsScene):
             item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, False)
         self._nodes[node_id] = item
         self.addItem(item)
+        self.block_moved(item)
         analysis = self.document.analysis
         if node_id in analysis.nodes:
             item.set_analysis(analysis.nodes[node_id], analysis.problems.get(node_id, ()), node_id in analysis.unwired)
@@ -208,6 +266,9 @@ class GraphScene(QGraphicsScene):
         if item is not None:
             if self._wire is not None and self._wire.anchor.node_item is item:
                 self._cancel_wire()
+            self._dirty_rects.append(QRectF(item.pos(), item.rect().size()))
+            self.router.index.remove(node_id)
+            self._flush_timer.start()
             self.removeItem(item)
 
     def _on_edge_added(self, edge: Edge) -> None:
@@ -221,6 +282,11 @@ class GraphScene(QGraphicsScene):
         dst.edges.append(item)
         self.addItem(item)
         self.addItem(item.label_item)
+        if self._deferring:
+            self._dirty_edges.add(item)
+            self._flush_timer.start()
+        else:
+            item.update_path(self.router)
         self._sync_port_marks(src)
         self._sync_port_marks(dst)
 
@@ -232,6 +298,7 @@ class GraphScene(QGraphicsScene):
             if item in end.edges:
                 end.edges.remove(item)
             self._sync_port_marks(end)
+        self._dirty_edges.discard(item)
         self.removeItem(item.label_item)
         self.removeItem(item)
 
@@ -240,8 +307,8 @@ class GraphScene(QGraphicsScene):
         if node is None or item is None:
             return
         item.set_ports(node.input_ports(), len(node.output_ports()))
-        for edge in item.edges:
-            edge.update_path()
+        item.set_brief(node_brief(node))
+        self.block_moved(item)  # NOTE: its height and ports may have changed
         self._sync_port_marks(item)
 
     def _on_node_renamed(self, node_id: str, new: str, **_old) -> None:
@@ -251,17 +318,31 @@ class GraphScene(QGraphicsScene):
 
     def _on_node_moved(self, node_id: str, new: tuple[float, float], **_old) -> None:
         item = self._nodes.get(node_id)
-        if item is not None:
-            item.setPos(QPointF(*new))
+        if item is None:
+            return
+        # NOTE: a layout moves every block: their wires are routed once, when all have moved.
+        self._deferring = True
+        try:
+            if item.pos() != QPointF(*new):
+                item.setPos(QPointF(*new))
+            else:  # a drag that ended here: the wires its new place concerns wait for the flush
+                self.block_moved(item)
+        finally:
+            self._deferring = False
 
     def _on_cleared(self) -> None:
         self.rebuild()
 
     def _on_flow_changed(self, new: str, **_old) -> None:
-        for item in self._nodes.values():
-            item.set_flow(new)
-        for edge in self._edges.values():
-            edge.update_path()
+        self._deferring = True
+        try:
+            for item in self._nodes.values():
+                item.set_flow(new)
+                self.block_moved(item)  # NOTE: its ports moved, and its height may have changed
+        finally:
+            self._deferring = False
+        self._dirty_edges.update(self._edges.values())
+        self.flush_routes()
 
     def _sync_port_marks(self, item: NodeItem) -> None:
         graph = self.graph
@@ -622,15 +703,22 @@ class GraphScene(QGraphicsScene):
         """The step that adds a ``type_id`` block after block ``after``, wired (see designer.canvas.placement)."""
         return placement.insert_command(self, type_id, after)
 
-    def arrange(self, direction: str = "lr") -> None:
-        """Lay the graph out automatically (``"lr"`` or ``"tb"``), as one undo step."""
+    def arrange(self, direction: str = "lr", room: tuple[float, float] | None = None) -> None:
+        """Lay the graph out automatically (``"lr"`` or ``"tb"``), as one undo step.
+
+        ``room``: the scene area (width, height) to fit it to readably (see ``engine.layout.auto_layout``);
+        None: a usual canvas's.
+        """
         if self._refuse_if_locked() or not self._nodes:
             return
         graph = self.graph
-        raw = auto_layout(graph, direction)
+        # NOTE: a block with many inputs is taller left to right (its ports stack down its side)
+        sizes = {nid: item.height_in(direction) for nid, item in self._nodes.items()}
+        raw = auto_layout(graph, direction, fit=room or DEFAULT_FIT, sizes=sizes)
         positions = {nid: (round(x / GRID) * GRID, round(y / GRID) * GRID) for nid, (x, y) in raw.items()}
         if graph.flow == direction and all(graph.nodes[nid].pos == pos for nid, pos in positions.items()):
             return
         text = "Arrange left to right" if direction == "lr" else "Arrange top to bottom"
         self.document.push(ApplyLayoutCommand(self.document, positions, text=text, flow=direction))
+        self.flush_routes()
 

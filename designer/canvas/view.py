@@ -5,7 +5,9 @@ Wheel zooms around the cursor; the middle button, or Space with the left button,
 pans; a layer dragged from the palette (MIME :data:`LAYER_MIME`, payload the layer
 type id) lands where it is dropped, snapped to the grid; one added from the palette
 by a double-click goes after the selected block, wired (:meth:`GraphView.add_next`).
-The view remembers where the pointer is, so that a paste lands there.
+The view remembers where the pointer is, so that a paste lands there. Fit shows every block
+but never below the zoom at which the canvas's text is readable (a big network then shows
+from its start, to scroll); Arrange wraps the network to what this view shows at that zoom.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QGraphicsView, QLabel, QMenu, QWidget
 
-from designer.canvas.items import GRID, NodeItem
+from designer.canvas.items import GRID, READABLE_ZOOM, NodeItem
 from designer.canvas.scene import LOCKED_MESSAGE, PASTE_STEP, GraphScene
 from designer.colors import app_is_dark
 from designer.commands import AddNodeCommand
@@ -42,6 +44,8 @@ MIN_ZOOM = 0.1
 MAX_ZOOM = 4.0
 #: fit_all() never magnifies beyond this, so a two-block network does not fill the screen.
 MAX_FIT_ZOOM = 1.25
+#: room Fit leaves around the blocks (scene units)
+FIT_MARGIN = 60.0
 ZOOM_STEP = 1.25
 
 
@@ -105,20 +109,32 @@ class GraphView(QGraphicsView):
         self.set_zoom(self.zoom() / ZOOM_STEP)
 
     def fit_all(self) -> None:
-        """Show every block, magnifying no more than :data:`MAX_FIT_ZOOM`."""
+        """Show every block, magnifying no more than :data:`MAX_FIT_ZOOM` and shrinking no further than
+        :data:`READABLE_ZOOM`: a network too big for that is shown from its start (top left), to scroll."""
         rect = self._scene.itemsBoundingRect()
         if rect.isEmpty():
             self.resetTransform()
             self.centerOn(QPointF(0.0, 0.0))
             return
-        rect = rect.adjusted(-60.0, -60.0, 60.0, 60.0)
+        rect = rect.adjusted(-FIT_MARGIN, -FIT_MARGIN, FIT_MARGIN, FIT_MARGIN)
         self.fitInView(rect, Qt.AspectRatioMode.KeepAspectRatio)
         zoom = self.zoom()
-        if zoom > MAX_FIT_ZOOM or zoom < MIN_ZOOM:
+        if zoom > MAX_FIT_ZOOM or zoom < READABLE_ZOOM:
             self.resetTransform()
-            target = min(max(zoom, MIN_ZOOM), MAX_FIT_ZOOM)
-            self.scale(target, target)
-        self.centerOn(rect.center())
+            zoom = min(max(zoom, READABLE_ZOOM), MAX_FIT_ZOOM)
+            self.scale(zoom, zoom)
+        vp = self.viewport().rect()
+        half_w, half_h = vp.width() / zoom / 2, vp.height() / zoom / 2
+        # NOTE: along an axis that does not fit, the start shows (the inputs), not the middle
+        x = rect.center().x() if rect.width() <= 2 * half_w else rect.left() + half_w
+        y = rect.center().y() if rect.height() <= 2 * half_h else rect.top() + half_h
+        self.centerOn(QPointF(x, y))
+
+    def readable_room(self) -> tuple[float, float]:
+        """The scene area the viewport shows at :data:`READABLE_ZOOM`, less Fit's margins: what Arrange fits to."""
+        vp = self.viewport().rect()
+        return (max(vp.width() / READABLE_ZOOM - 2 * FIT_MARGIN, NodeItem.WIDTH),
+                max(vp.height() / READABLE_ZOOM - 2 * FIT_MARGIN, NodeItem.MIN_HEIGHT))
 
     def _scale_by(self, factor: float) -> None:
         zoom = self.zoom()
@@ -316,8 +332,8 @@ class GraphView(QGraphicsView):
         return cmd.node_id
 
     def arrange(self, direction: str = "lr") -> None:
-        """Auto-arrange the blocks (one undo step) and show them all."""
-        self._scene.arrange(direction)
+        """Auto-arrange the blocks (one undo step), wrapped to fit this view readably, and show them."""
+        self._scene.arrange(direction, self.readable_room())
         self.fit_all()
 
     # ------------------------------------------------------------------ read-only

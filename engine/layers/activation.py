@@ -1,11 +1,11 @@
 """Activation functions: elementwise nonlinearities (and Identity)."""
 
 from engine.errors import ShapeError
-from engine.layers.common import call
+from engine.layers.common import call, num
 from engine.layers.registry import Code, LayerSpec, Param, register
 
 
-def _activation(type_id, doc, code, params=(), tags=("nonlinear",), shape=None):
+def _activation(type_id, doc, code, params=(), tags=("nonlinear",), shape=None, brief=None):
     return register(
         LayerSpec(
             type_id=type_id,
@@ -18,6 +18,7 @@ def _activation(type_id, doc, code, params=(), tags=("nonlinear",), shape=None):
             shape=shape or (lambda p, ins: ins[0]),
             code=lambda p, ins: Code(code(p)),
             tags=frozenset(tags),
+            brief=brief,
         )
     )
 
@@ -36,6 +37,7 @@ _activation(
     "every unit keeps a gradient and cannot die.",
     lambda p: call("nn.LeakyReLU", negative_slope=p["negative_slope"] if p["negative_slope"] != 0.01 else None),
     params=(Param("negative_slope", "float", 0.01, "Slope for negative inputs.", min=0.0, max=1.0, label="Slope"),),
+    brief=lambda p: f"slope {num(p['negative_slope'])}",
 )
 _activation(
     "ReLU6",
@@ -57,6 +59,7 @@ _activation(
     "with mean activations closer to zero than ReLU's.",
     lambda p: call("nn.ELU", alpha=p["alpha"] if p["alpha"] != 1.0 else None),
     params=(Param("alpha", "float", 1.0, "Value the output approaches for very negative inputs (−α).", min=0.0, max=10.0),),
+    brief=lambda p: f"α={num(p['alpha'])}",
 )
 _activation(
     "Tanh",

@@ -46,3 +46,22 @@ def call(fn: str, *args, **kw) -> str:
     if kw:
         parts.append(kwargs(**kw))
     return f"{fn}({', '.join(p for p in parts if p)})"
+
+
+def num(value: float) -> str:
+    """A number as a block's one-line summary writes it: ``0.5``, ``1e-05``, ``2`` (no trailing zeros)."""
+    return f"{value:g}"
+
+
+def conv_brief(p: dict) -> str:
+    """``F@k×k sS`` with the padding, dilation and groups where they differ from the plain case."""
+    k = p["kernel_size"]
+    text = f"{p['filters']}@{k}×{k} s{p['stride']}"
+    pad = p["padding"]
+    if pad != "same":
+        text += " valid" if pad == "valid" else f" p{pad}"
+    if p.get("dilation", 1) != 1:
+        text += f" d{p['dilation']}"
+    if p.get("groups", 1) != 1:
+        text += f" g{p['groups']}"
+    return text

@@ -2,7 +2,7 @@
 
 from engine.errors import ShapeError
 from engine.layers import shapes
-from engine.layers.common import BIAS, call, channels, dilation, kernel, stride
+from engine.layers.common import BIAS, call, channels, conv_brief, dilation, kernel, stride
 from engine.layers.registry import RF, Code, LayerSpec, Param, register
 
 PADDING = Param(
@@ -101,6 +101,7 @@ register(
             BIAS,
         ),
         default_name="conv",
+        brief=conv_brief,
         shape=_conv_shape,
         code=_conv_code,
         param_count=_conv_params,
@@ -159,6 +160,7 @@ register(
         ),
         params=(channels(32), kernel(3), stride(1), PADDING, dilation(), BIAS),
         default_name="sepconv",
+        brief=conv_brief,
         shape=_sep_shape,
         code=_sep_code,
         param_count=_sep_params,
@@ -182,6 +184,17 @@ def _tconv_shape(p, ins):
     return (p["filters"], ho, wo)
 
 
+def _tconv_brief(p):
+    """``F@k×k sS`` with the output trimming and padding where they are set."""
+    k = p["kernel_size"]
+    text = f"{p['filters']}@{k}×{k} s{p['stride']}"
+    if p["padding"]:
+        text += f" p{p['padding']}"
+    if p["output_padding"]:
+        text += f" op{p['output_padding']}"
+    return text
+
+
 register(
     LayerSpec(
         type_id="ConvTranspose2d",
@@ -202,6 +215,7 @@ register(
             BIAS,
         ),
         default_name="upconv",
+        brief=_tconv_brief,
         shape=_tconv_shape,
         code=lambda p, ins: Code(
             call(
@@ -258,6 +272,7 @@ register(
             Param("mode", "choice", "nearest", "How new pixels are filled.", choices=("nearest", "bilinear")),
         ),
         default_name="upsample",
+        brief=lambda p: f"×{p['scale']} {p['mode']}",
         shape=lambda p, ins: (lambda c, h, w: (c, h * p["scale"], w * p["scale"]))(*shapes.image("Upsample", ins)),
         code=_upsample_code,
         rf=lambda p, ins: RF(stride=p["scale"], mode=p["mode"]),

@@ -31,6 +31,7 @@ register(
         ),
         params=(Param("units", "int", 64, "How many output units (neurons).", min=1, max=MAX_SIZE), BIAS),
         default_name="fc",
+        brief=lambda p: str(p["units"]) + ("" if p["bias"] else " no bias"),
         shape=_dense_shape,
         code=lambda p, ins: Code(call("nn.Linear", ins[0][0], p["units"], bias=None if p["bias"] else False)),
         param_count=_dense_params,
@@ -87,6 +88,7 @@ register(
             "Dense layer. Give the target as sizes separated by commas."
         ),
         params=(Param("shape", "shape", (16, 4, 4), "Target shape without the batch, e.g. 16,4,4.", min=1, max=MAX_SIZE * 16),),
+        brief=lambda p: f"to {shape_str(tuple(p['shape']))}",
         shape=_reshape_shape,
         code=_reshape_code,
         linear=True,

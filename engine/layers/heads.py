@@ -167,6 +167,7 @@ def _head(type_id, title, torch_loss, head, doc, check, tags=()):
             outputs=0,
             role="head",
             default_name=title.split()[0].lower(),
+            brief=lambda p: f"loss ×{p['weight']:g}",
             torch_names=(torch_loss,),
             shape=shape,
             code=lambda p, ins: Code(None),

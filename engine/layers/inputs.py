@@ -4,6 +4,13 @@ from engine.layers.registry import MAX_SIZE, Code, LayerSpec, Param, register
 
 IMAGE, VECTOR = ("kind", ("image",)), ("kind", ("vector",))  # which kind of Input a size applies to
 
+def _brief(p):
+    """What enters: ``image C×H×W`` or ``vector of F``."""
+    if p["kind"] == "image":
+        return f"image {p['channels']}×{p['height']}×{p['width']}"
+    return f"vector of {p['features']}"
+
+
 register(
     LayerSpec(
         type_id="Input",
@@ -25,6 +32,7 @@ register(
         inputs=0,
         role="input",
         default_name="input",
+        brief=_brief,
         shape=lambda p, _: (p["channels"], p["height"], p["width"]) if p["kind"] == "image" else (p["features"],),
         code=lambda p, _: Code(None),
         rf=lambda p, _: None,

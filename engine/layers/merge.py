@@ -7,6 +7,11 @@ from engine.layers.registry import RF, Code, LayerSpec, Param, register, shape_s
 _N_INPUTS = Param("inputs", "int", 2, "How many input ports.", min=2, max=8)
 
 
+def _inputs_brief(p):
+    """How many inputs a merge takes: its one setting."""
+    return f"{p['inputs']} inputs"
+
+
 def _add_shape(p, ins):
     first = ins[0]
     for other in ins[1:]:
@@ -33,6 +38,7 @@ register(
         inputs="inputs",
         role="merge",
         default_name="add",
+        brief=_inputs_brief,
         shape=_add_shape,
         code=lambda p, ins: Code(None, forward=lambda attr, args: " + ".join(args)),
     )
@@ -76,6 +82,7 @@ register(
         inputs="inputs",
         role="merge",
         default_name="mul",
+        brief=_inputs_brief,
         shape=_mul_shape,
         code=lambda p, ins: Code(None, forward=lambda attr, args: " * ".join(args)),
         # NOTE: an input whose height and width are 1 while the output's are not is the same for every
@@ -105,6 +112,7 @@ register(
         inputs="inputs",
         role="merge",
         default_name="concat",
+        brief=_inputs_brief,
         shape=_cat_shape,
         code=lambda p, ins: Code(None, forward=lambda attr, args: f"torch.cat([{', '.join(args)}], dim=1)"),
     )

@@ -2,7 +2,7 @@
 
 from engine.errors import ShapeError
 from engine.layers import shapes
-from engine.layers.common import call
+from engine.layers.common import call, num
 from engine.layers.registry import Code, LayerSpec, Param, register, shape_str
 
 
@@ -43,6 +43,7 @@ register(
             Param("eps", "float", 1e-5, "Small number added to the variance to avoid dividing by zero.", min=1e-12, max=1.0),
         ),
         default_name="bn",
+        brief=lambda p: f"m={num(p['momentum'])} ε={num(p['eps'])}",
         shape=_bn_shape,
         code=_bn_code,
         param_count=lambda p, ins, out: (2 * ins[0][0], 2 * ins[0][0]),
@@ -82,6 +83,7 @@ register(
             Param("k", "float", 2.0, "Constant k added to the scaled sum.", min=0.0, max=100.0),
         ),
         default_name="lrn",
+        brief=lambda p: f"n={p['size']} α={num(p['alpha'])} β={num(p['beta'])} k={num(p['k'])}",
         shape=lambda p, ins: shapes.image("LocalResponseNorm", ins),
         code=_lrn_code,
     )
@@ -102,6 +104,7 @@ register(
         ),
         params=(Param("p", "float", 0.5, _P, min=0.0, max=0.99),),
         default_name="dropout",
+        brief=lambda p: f"p={num(p['p'])}",
         shape=lambda p, ins: ins[0],
         code=lambda p, ins: Code(call("nn.Dropout", p=p["p"])),
         tags=frozenset({"transparent", "linear_tail"}),
@@ -121,6 +124,7 @@ register(
         ),
         params=(Param("p", "float", 0.2, _P.replace("value", "channel"), min=0.0, max=0.99),),
         default_name="dropout2d",
+        brief=lambda p: f"p={num(p['p'])}",
         shape=lambda p, ins: shapes.image("Dropout2d", ins),
         code=lambda p, ins: Code(call("nn.Dropout2d", p=p["p"])),
         tags=frozenset({"transparent", "linear_tail"}),

@@ -37,6 +37,14 @@ def _window_shape(title):
     return shape
 
 
+def _window_brief(p):
+    """``kK sS`` ("k3 s2"), with the padding and ceil mode where they are set."""
+    text = f"k{p['kernel_size']} s{p['stride']}"
+    if p["padding"]:
+        text += f" p{p['padding']}"
+    return text + (" ceil" if p["ceil_mode"] else "")
+
+
 def _window_spec(type_id, torch_name, doc, default_name):
     return LayerSpec(
         type_id=type_id,
@@ -50,6 +58,7 @@ def _window_spec(type_id, torch_name, doc, default_name):
             CEIL_MODE,
         ),
         default_name=default_name,
+        brief=_window_brief,
         torch_names=(torch_name,),
         shape=_window_shape(type_id),
         code=lambda p, ins: Code(
@@ -146,6 +155,7 @@ register(
         ),
         params=(Param("output_size", "int", 1, "Height and width (S) of the output.", min=1, max=256, label="Output size"),),
         default_name="adaptive_pool",
+        brief=lambda p: f"to {p['output_size']}×{p['output_size']}",
         torch_names=("AdaptiveAvgPool2d",),
         shape=_adaptive_shape,
         code=lambda p, ins: Code(call("nn.AdaptiveAvgPool2d", p["output_size"])),

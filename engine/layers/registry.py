@@ -226,6 +226,9 @@ class LayerSpec:
     torch_names: tuple[str, ...] = ()
     #: an output block's declaration (target, loss, metrics, views: :class:`engine.layers.heads.HeadSpec`)
     head: HeadSpec | None = None
+    #: its key settings in one short line for the canvas ("6@5×5 s1", "×2 bilinear", "p=0.5"), from the
+    #: resolved params; None for a type with nothing worth showing (ReLU, Flatten)
+    brief: Callable[[dict], str] | None = None
 
     def __post_init__(self) -> None:
         if not self.default_name:

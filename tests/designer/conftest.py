@@ -103,6 +103,31 @@ def pytest_sessionfinish(session, exitstatus):
 
 
 @pytest.fixture
+def open_windows(qtbot):
+    """``open_window(width, height)``: a shown main window; every one is closed (without a prompt) at the end."""
+    from designer.main_window import MainWindow
+
+    windows: list = []
+
+    def open_window(width: int = 1280, height: int = 800, autosave_ms: int | None = None):
+        w = MainWindow()
+        if autosave_ms is not None:
+            w.autosaver.delay_ms = autosave_ms
+        w.resize(width, height)
+        w.show()
+        qtbot.waitExposed(w)
+        windows.append(w)
+        return w
+
+    yield open_window
+    for w in windows:
+        w.document.undo_stack.setClean()
+        w.close()
+        w.deleteLater()
+    QApplication.processEvents()
+
+
+@pytest.fixture
 def panel(qtbot):
     """An Insight dock on its own, shown; any on-demand computation is waited for at the end."""
     from designer.insight import InsightPanel

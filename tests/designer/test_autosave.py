@@ -67,25 +67,9 @@ def dialogs(monkeypatch) -> Dialogs:
 
 
 @pytest.fixture
-def make_window(qtbot):
+def make_window(open_windows):
     """Open main windows with a short autosave delay; each is closed (without a prompt) at the end."""
-    windows: list[MainWindow] = []
-
-    def make() -> MainWindow:
-        w = MainWindow()
-        w.autosaver.delay_ms = 20
-        w.resize(1000, 700)
-        w.show()
-        qtbot.waitExposed(w)
-        windows.append(w)
-        return w
-
-    yield make
-    for w in windows:
-        w.document.undo_stack.setClean()
-        w.close()
-        w.deleteLater()
-    QApplication.processEvents()
+    return lambda: open_windows(1000, 700, autosave_ms=20)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, Qt
+from PySide6.QtCore import QEvent, QMimeData, QPoint, QPointF, QRectF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QGuiApplication, QHelpEvent, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QToolTip
@@ -591,3 +591,60 @@ def test_a_project_drawn_top_to_bottom_opens_that_way(view, doc):
     doc.replace(new)
     item = view.scene().node_item(b)
     assert item.flow == "tb" and item.in_port_scene_pos(0).y() == 120.0
+
+
+# ---------------------------------------------------------------------- settings line and wire routes
+def test_a_block_shows_its_settings_line_and_it_follows_edits(view, doc, qtbot):
+    ids = _lenet_head(doc)
+    scene = view.scene()
+    conv, relu = scene.node_item(ids["conv"]), scene.node_item(ids["relu"])
+    assert conv.brief == "6@5×5 s1 p0" and relu.brief == ""  # a ReLU has no settings to show
+    assert scene.node_item(ids["fc"]).brief == "10"
+    doc.push(SetParamsCommand(doc, [ids["conv"]], {"filters": 32, "stride": 2}))
+    assert conv.brief == "32@5×5 s2 p0"
+    doc.undo_stack.undo()
+    assert conv.brief == "6@5×5 s1 p0"
+
+
+def _path_enters(path, rect) -> bool:
+    inner = rect.adjusted(0.5, 0.5, -0.5, -0.5)
+    return any(inner.contains(path.pointAtPercent(i / 400)) for i in range(401))
+
+
+def test_a_wire_goes_around_a_block_dragged_into_its_way_and_back_when_it_leaves(view, doc, qtbot):
+    g = doc.graph
+    src = g.add_node("Input", pos=(0, 0)).id
+    dst = g.add_node("Flatten", pos=(840, 0)).id
+    g.connect(src, 0, dst, 0)
+    loose = g.add_node("Dense", {"units": 10}, name="fc", pos=(420, 240)).id
+    scene = view.scene()
+    wire = scene.edge_item(g.edge_into(dst, 0))
+    block = scene.node_item(loose)
+    rect_at = lambda: QRectF(block.pos(), block.rect().size())  # noqa: E731
+    view.centerOn(QPointF(500.0, 100.0))
+    start = _body(view, loose)
+    _drag(view, start, start + QPointF(0.0, -240.0), steps=8)
+    assert g.node(loose).pos == (420.0, 0.0)  # right on the wire's straight way
+    qtbot.waitUntil(lambda: not _path_enters(wire.path(), rect_at()))
+    assert (wire.path().pointAtPercent(1.0) - scene.node_item(dst).in_port_scene_pos(0)).manhattanLength() < 1
+    doc.undo_stack.undo()
+    assert g.node(loose).pos == (420.0, 240.0)
+    qtbot.waitUntil(lambda: wire.path().elementCount() == 4)  # one S-curve again: nothing in its way
+
+
+def test_arrange_gives_a_merge_with_many_inputs_the_height_it_is_drawn_with(view, doc):
+    g = doc.graph
+    stem = g.add_node("Input").id
+    branches = []
+    for _ in range(7):
+        branches.append(g.add_node("Conv2d", {"kernel_size": 1}).id)
+        g.connect(stem, 0, branches[-1], 0)
+    for _ in range(3):
+        cat = g.add_node("Concatenate", {"inputs": 7}).id
+        for port, src in enumerate(branches):
+            g.connect(src, 0, cat, port)
+    view.arrange("lr")
+    items = view.scene().node_items()
+    assert max(it.height for it in items) > 130  # taller than the gap between two rows
+    rects = [QRectF(it.pos(), it.rect().size()) for it in items]
+    assert not [(a, b) for i, a in enumerate(rects) for b in rects[i + 1:] if a.intersects(b)]

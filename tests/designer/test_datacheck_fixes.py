@@ -20,6 +20,7 @@ from designer.commands import fix_command
 from designer.document import Document
 from designer.main_window import MainWindow
 from designer.problems import FIX_ROLE
+from engine.layout import DEFAULT_SPACING, auto_layout
 from engine.project import Project
 from engine.templates import load_template
 from tests.designer.conftest import training_window
@@ -70,6 +71,8 @@ def task_does_not_match() -> Project:
 def no_output() -> Project:
     p = load_template("lenet5")
     p.graph.remove_node(_head(p))
+    for nid, pos in auto_layout(p.graph, fit=None).items():  # NOTE: one band: the spot after fc3 is free
+        p.graph.move(nid, pos)
     return p
 
 
@@ -219,7 +222,7 @@ def test_no_fix_while_a_run_locks_the_network(qtbot):
         w.view.set_read_only(False)
 
 
-@pytest.mark.parametrize(("flow", "step"), [("lr", (260.0, 0.0)), ("tb", (0.0, 120.0))])
+@pytest.mark.parametrize(("flow", "step"), [("lr", (DEFAULT_SPACING[0], 0.0)), ("tb", (0.0, DEFAULT_SPACING[1]))])
 def test_an_added_output_goes_one_step_along_the_flow_and_a_replacement_takes_its_place(qtbot, flow, step):
     doc = Document(no_output())
     doc.graph.set_flow(flow)

@@ -25,24 +25,9 @@ def _isolated_settings(tmp_path):
 
 
 @pytest.fixture
-def make_window(qtbot):
-    """Open main windows; each is closed (without a prompt) at the end of the test."""
-    windows: list[MainWindow] = []
-
-    def make() -> MainWindow:
-        w = MainWindow()
-        w.resize(1280, 800)
-        w.show()
-        qtbot.waitExposed(w)
-        windows.append(w)
-        return w
-
-    yield make
-    for w in windows:
-        w.document.undo_stack.setClean()
-        w.close()
-        w.deleteLater()
-    QApplication.processEvents()
+def make_window(open_windows):
+    """Open main windows of 1280×800; each is closed (without a prompt) at the end of the test."""
+    return open_windows
 
 
 @pytest.fixture
