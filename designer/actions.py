@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
 from designer.file_ops import forget_recent, recent_files
@@ -44,6 +44,9 @@ class Actions:
     actual_size: QAction
     arrange_lr: QAction
     arrange_tb: QAction
+    design_layout: QAction
+    training_layout: QAction
+    reset_layout: QAction
     dark_theme: QAction
     recent_menu: QMenu
 
@@ -100,10 +103,21 @@ def build_actions(win: MainWindow) -> Actions:
                             "Show the blocks at their own size (zoom 100 %)"),
         arrange_lr=_action(win, "Arrange &Left to Right", lambda: win.arrange("lr"), ["Ctrl+Shift+L"]),
         arrange_tb=_action(win, "Arrange &Top to Bottom", lambda: win.arrange("tb"), ["Ctrl+Shift+T"]),
+        design_layout=_action(win, "&Design Layout", lambda: win.show_layout("design"), [],
+                              "Arrange the panels for building the network: the canvas takes most of the window"),
+        training_layout=_action(win, "T&raining Layout", lambda: win.show_layout("training"), [],
+                                "Arrange the panels for watching a run: the training plots and the Insight views "
+                                "side by side (taken when a run starts)"),
+        reset_layout=_action(win, "Rese&t Layout", win.reset_layout, [],
+                             "Put every panel back where this layout first had it"),
         dark_theme=QAction("&Dark Theme", win),
         recent_menu=QMenu("Open &Recent", win),
     )
     a.dark_theme.setCheckable(True)
+    layouts = QActionGroup(win)  # NOTE: exclusive: the checked one is the layout on show
+    for action in (a.design_layout, a.training_layout):
+        action.setCheckable(True)
+        layouts.addAction(action)
     a.dark_theme.toggled.connect(win.set_dark_theme)
     a.recent_menu.aboutToShow.connect(lambda: _fill_recent(win, a.recent_menu))
 
@@ -122,8 +136,9 @@ def build_actions(win: MainWindow) -> Actions:
     arrange.addAction(a.arrange_lr)
     arrange.addAction(a.arrange_tb)
     m.addSeparator()
-    m.addAction(a.dark_theme)
-    win.view_menu = m
+    for item in (a.design_layout, a.training_layout, a.reset_layout, None, a.dark_theme, None):
+        _add(m, item)
+    win.view_menu = m  # NOTE: the docks' show/hide toggles follow
     help_menu = bar.addMenu("&Help")
     win.help_menu = help_menu  # NOTE: menus added later (Train) go before Help
     help_menu.addAction(_action(win, "&About Net Designer", win.show_about))

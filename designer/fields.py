@@ -164,7 +164,7 @@ def set_enabled_for(widget: QWidget, enabled: bool, reason: str = "") -> None:
 
 def lock_note() -> QLabel:
     """The line at the top of a panel that a run has locked (the panel shows it while disabled)."""
-    label = QLabel(f"🔒 {LOCK_REASON}")
+    label = QLabel(LOCK_REASON)  # NOTE: no padlock emoji: without an emoji font it is drawn as an empty box
     label.setWordWrap(True)
     label.setProperty("role", "locked")
     label.setContentsMargins(10, 6, 10, 6)

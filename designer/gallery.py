@@ -12,7 +12,16 @@ import logging
 import math
 
 from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QGuiApplication, QMouseEvent, QPainter, QPen, QPixmap
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QGuiApplication,
+    QMouseEvent,
+    QPainter,
+    QPen,
+    QPixmap,
+)
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -125,7 +134,8 @@ class TemplateCard(QFrame):
     activated = Signal(str)
 
     def __init__(self, name: str, title: str, description: str, graph: Graph | None,
-                 error: str = "", size: QSize = MINIATURE, parent: QWidget | None = None) -> None:
+                 error: str = "", size: QSize = MINIATURE, parent: QWidget | None = None,
+                 lines: int | None = None) -> None:
         super().__init__(parent)
         self.name = name
         self.setProperty("role", "card")
@@ -141,12 +151,21 @@ class TemplateCard(QFrame):
         self._graph, self._size = graph, size
         self._render()
         layout.addWidget(self.picture)
-        self.title = QLabel(f"<b>{html.escape(title)}</b>")
+        bold = QFont(self.font())
+        bold.setBold(True)
+        # NOTE: a title longer than the card ends in "…" rather than being cut; the tooltip has it whole
+        shown = QFontMetrics(bold).elidedText(title, Qt.TextElideMode.ElideRight, size.width())
+        self.title = QLabel(f"<b>{html.escape(shown)}</b>")
         layout.addWidget(self.title)
         self.description = plain_label(error or description)  # NOTE: an error quotes the file
         self.description.setWordWrap(True)
         self.description.setProperty("role", "error" if error else "muted")
         self.description.setMinimumHeight(self.fontMetrics().height() * 2 + 2)
+        if lines is not None and not error:  # NOTE: the whole description is in the tooltip
+            metrics = self.description.fontMetrics()
+            self.description.setWordWrap(False)
+            self.description.setText(elide_lines(description, metrics, size.width(), lines))
+            self.description.setFixedHeight(metrics.lineSpacing() * lines + 2)
         self.description.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         layout.addWidget(self.description)
         layout.addStretch(1)
@@ -177,8 +196,26 @@ class TemplateCard(QFrame):
         super().mouseDoubleClickEvent(event)
 
 
-def template_cards(size: QSize = MINIATURE) -> list[TemplateCard]:
-    """A card for every built-in template, in the order the engine lists them."""
+def elide_lines(text: str, metrics: QFontMetrics, width: int, lines: int) -> str:
+    """``text`` wrapped at spaces to ``width`` pixels on at most ``lines`` lines, the last ending in "…"
+    when the text goes on."""
+    rows: list[str] = []
+    for word in text.split():
+        joined = f"{rows[-1]} {word}" if rows else word
+        if rows and metrics.horizontalAdvance(joined) <= width:
+            rows[-1] = joined
+        else:
+            rows.append(word)
+    if len(rows) > lines:
+        rows = rows[: lines - 1] + [" ".join(rows[lines - 1:])]
+    if rows:
+        rows[-1] = metrics.elidedText(rows[-1], Qt.TextElideMode.ElideRight, width)
+    return "\n".join(rows)
+
+
+def template_cards(size: QSize = MINIATURE, lines: int | None = None) -> list[TemplateCard]:
+    """A card for every built-in template, in the order the engine lists them; ``lines``, when given,
+    is how many lines a card's description may take."""
     from engine.errors import NetDesignerError
     from engine.templates import list_templates
 
@@ -189,7 +226,7 @@ def template_cards(size: QSize = MINIATURE) -> list[TemplateCard]:
         return []
     cards = []
     for info in infos:
-        cards.append(TemplateCard(info.name, info.title, info.description, info.project.graph, "", size))
+        cards.append(TemplateCard(info.name, info.title, info.description, info.project.graph, "", size, lines=lines))
     return cards
 
 

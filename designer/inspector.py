@@ -43,7 +43,7 @@ from engine.training.live import DROPOUT_TYPES
 PAUSE_REASON = ("Paused: of a block's settings only a Dropout block's rate p can change before Resume. To change "
                 "the network, press “Change the network…” under the training controls: it starts a new run "
                 "from the paused weights.")
-PAUSE_NOTE = "⏸ Paused: a Dropout block's rate p can change now; Resume (F6) goes on with it."
+PAUSE_NOTE = "Paused: a Dropout block's rate p can change now; Resume (F6) goes on with it."
 
 
 def _muted(text: str = "", wrap: bool = True) -> QLabel:
@@ -390,7 +390,7 @@ class InspectorWidget(QWidget):
     def set_live_only(self, on: bool) -> None:
         """While a run is paused (True), only a Dropout block's rate is editable; the other fields say why on hover."""
         self._live_only = on
-        self.lock_note.setText(PAUSE_NOTE if on else f"🔒 {LOCK_REASON}")
+        self.lock_note.setText(PAUSE_NOTE if on else LOCK_REASON)
         self.lock_note.setVisible(on or not self.isEnabled())
         self.refresh(force_name=True)
 

@@ -2,6 +2,10 @@
 
 The window assembles the panels and keeps their selections in step; file commands
 live in :mod:`designer.file_ops`, actions and menus in :mod:`designer.actions`.
+Its docks have two arrangements (View → Design layout, Training layout): the design
+layout leaves the canvas most of the window; the training layout, taken when a run
+starts, puts the Training plots and the Insight views side by side across the bottom
+half. Each is remembered as the person leaves it, across restarts.
 """
 
 from __future__ import annotations
@@ -32,6 +36,12 @@ from engine.analysis import Analysis, Fix
 from engine.errors import NetDesignerError
 
 APP_TITLE = "Net Designer"
+DESIGN_LAYOUT, TRAINING_LAYOUT = "design", "training"
+LAYOUTS = (DESIGN_LAYOUT, TRAINING_LAYOUT)
+#: saveState's version: a state saved by another arrangement of the docks is not restored.
+LAYOUT_VERSION = 2
+DESIGN_BOTTOM = 0.22  # of the window's height: the design layout's summary and problems (at least 150 px)
+TRAINING_BOTTOM = 0.5  # of the window's height: the training layout's plots and views
 
 
 class MainWindow(QMainWindow):
@@ -62,6 +72,9 @@ class MainWindow(QMainWindow):
             self.view_menu.addAction(dock.toggleViewAction())
         self._build_status_bar()
         self.training = TrainingController(self)
+        self.layout_mode = DESIGN_LAYOUT
+        self._arrange(DESIGN_LAYOUT)
+        self._check_layout_action()
 
         self.start_panel = StartPanel(self.view)
         self._start_dismissed = False
@@ -96,24 +109,103 @@ class MainWindow(QMainWindow):
         self.summary_dock = self._dock("Model summary", "summary_dock", self.summary, A.BottomDockWidgetArea)
         self.problems_dock = self._dock("Problems", "problems_dock", self.problems, A.BottomDockWidgetArea)
         self.history_dock = self._dock("History", "history_dock", self.undo_view, A.BottomDockWidgetArea)
-        self.splitDockWidget(self.summary_dock, self.problems_dock, Qt.Orientation.Horizontal)
-        self.tabifyDockWidget(self.problems_dock, self.history_dock)
-        self.problems_dock.raise_()
         em = self.fontMetrics().averageCharWidth()
         self.inspector.setMinimumWidth(38 * em)
-        self._docks_sized = False
-        self._layout_restored = False
+        self._sizes_pending = False  # NOTE: docks are sized once the window is shown at its own size
+
+    # ------------------------------------------------------------------ layouts
+    def docks(self) -> list[QDockWidget]:
+        """Every dock of the window, the training ones included."""
+        t = self.training
+        return [self.palette_dock, self.inspector_dock, t.setup_dock, self.summary_dock, self.problems_dock,
+                self.history_dock, t.dashboard_dock, t.runs_dock, t.insight_dock]
+
+    def show_layout(self, mode: str) -> None:
+        """Arrange the docks for designing or for training: as the person last left that layout, else the default.
+
+        The layout being left is remembered first, so switching back returns to it.
+        """
+        if mode not in LAYOUTS:
+            raise ValueError(f"unknown layout {mode!r}: expected one of {', '.join(LAYOUTS)}")
+        if mode != self.layout_mode:
+            self._keep_layout()
+            self.layout_mode = mode
+            state = settings().value(f"layout/{mode}")
+            if isinstance(state, QByteArray) and self.restoreState(state, LAYOUT_VERSION):
+                self._sizes_pending = False  # NOTE: the restored sizes stand
+            else:
+                self._arrange(mode)
+        self._check_layout_action()
+
+    def reset_layout(self) -> None:
+        """View → Reset layout: the current layout's default arrangement (what was remembered of it is forgotten)."""
+        settings().remove(f"layout/{self.layout_mode}")
+        self._arrange(self.layout_mode)
+
+    def _keep_layout(self) -> None:
+        """Remember the current layout as it is now (its default sizes first, when they are still to come)."""
+        if self._sizes_pending and self.isVisible():
+            self._size_docks()
+        settings().setValue(f"layout/{self.layout_mode}", self.saveState(LAYOUT_VERSION))
+
+    def _check_layout_action(self) -> None:
+        action = self.act.training_layout if self.layout_mode == TRAINING_LAYOUT else self.act.design_layout
+        action.setChecked(True)
+
+    def _arrange(self, mode: str) -> None:
+        """Put every dock in its default place for ``mode``; sizes follow once the window has its size.
+
+        Design: summary beside problems under the canvas, the training docks as tabs behind the summary.
+        Training: the bottom area spans the whole width (the corners are its), the Training dock on the
+        left and Insight on the right, the other bottom docks as tabs behind Training.
+        """
+        A, H, t = Qt.DockWidgetArea, Qt.Orientation.Horizontal, self.training
+        training = mode == TRAINING_LAYOUT
+        for dock in self.docks():
+            dock.setFloating(False)
+        self.setCorner(Qt.Corner.BottomLeftCorner, A.BottomDockWidgetArea if training else A.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, A.BottomDockWidgetArea if training else A.RightDockWidgetArea)
+        self.addDockWidget(A.LeftDockWidgetArea, self.palette_dock)
+        self.addDockWidget(A.RightDockWidgetArea, self.inspector_dock)
+        self.tabifyDockWidget(self.inspector_dock, t.setup_dock)
+        if training:
+            self.addDockWidget(A.BottomDockWidgetArea, t.dashboard_dock)
+            self.splitDockWidget(t.dashboard_dock, t.insight_dock, H)
+            for dock in (t.runs_dock, self.summary_dock, self.problems_dock, self.history_dock):
+                self.tabifyDockWidget(t.dashboard_dock, dock)
+            front = (t.dashboard_dock, t.insight_dock)
+        else:
+            self.addDockWidget(A.BottomDockWidgetArea, self.summary_dock)
+            self.splitDockWidget(self.summary_dock, self.problems_dock, H)
+            for dock in (t.dashboard_dock, t.runs_dock, t.insight_dock):
+                self.tabifyDockWidget(self.summary_dock, dock)
+            self.tabifyDockWidget(self.problems_dock, self.history_dock)
+            front = (self.summary_dock, self.problems_dock)
+        for dock in self.docks():
+            dock.show()
+        for dock in (self.inspector_dock, *front):
+            dock.raise_()
+        self._sizes_pending = True
+        if self.isVisible():
+            QTimer.singleShot(0, self, self._size_docks)
 
     def _size_docks(self) -> None:
-        """Give the docks sensible first sizes (once the window has its own size)."""
+        """The default layout's sizes, from the window's own size: a narrow palette and inspector, and a
+        bottom area of ``DESIGN_BOTTOM`` of the height split 60:40, or ``TRAINING_BOTTOM`` split in halves."""
+        if not self._sizes_pending:
+            return
+        self._sizes_pending = False
         em = self.fontMetrics().averageCharWidth()
+        H, V, t = Qt.Orientation.Horizontal, Qt.Orientation.Vertical, self.training
         palette_w = self.layer_palette.minimumSizeHint().width()
-        self.resizeDocks([self.palette_dock, self.inspector_dock], [palette_w, 46 * em], Qt.Orientation.Horizontal)
-        self.resizeDocks(
-            [self.summary_dock, self.problems_dock], [int(self.width() * 0.55), int(self.width() * 0.3)],
-            Qt.Orientation.Horizontal,
-        )
-        self.resizeDocks([self.summary_dock], [max(200, self.height() // 4)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.palette_dock, self.inspector_dock], [palette_w, 46 * em], H)
+        w, h = self.width(), self.height()
+        if self.layout_mode == TRAINING_LAYOUT:
+            self.resizeDocks([t.dashboard_dock, t.insight_dock], [w // 2, w - w // 2], H)
+            self.resizeDocks([t.dashboard_dock], [int(h * TRAINING_BOTTOM)], V)
+        else:
+            self.resizeDocks([self.summary_dock, self.problems_dock], [int(w * 0.6), int(w * 0.4)], H)
+            self.resizeDocks([self.summary_dock], [max(150, int(h * DESIGN_BOTTOM))], V)
 
     def _build_status_bar(self) -> None:
         bar = self.statusBar()
@@ -296,10 +388,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ Qt overrides
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
-        if not self._docks_sized:
-            self._docks_sized = True
-            if not self._layout_restored:
-                QTimer.singleShot(0, self._size_docks)
+        if self._sizes_pending:
+            QTimer.singleShot(0, self, self._size_docks)
 
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 - Qt's name
         if _project_url(event) is not None:
@@ -331,20 +421,26 @@ class MainWindow(QMainWindow):
             return
         self.training.shutdown()
         self.autosaver.close()
+        self._keep_layout()
         s = settings()
         s.setValue("window/geometry", self.saveGeometry())
-        s.setValue("window/state", self.saveState())
+        s.setValue("window/state", self.saveState(LAYOUT_VERSION))
+        s.setValue("window/layout", self.layout_mode)
         event.accept()
 
     def restore_layout(self) -> bool:
-        """Put the window and its docks where they were last time; False when there is no record."""
+        """Put the window and its docks where they were last time, in the layout it had (design or
+        training); False when there is no record of the window."""
         s = settings()
-        geometry, state = s.value("window/geometry"), s.value("window/state")
+        geometry, state, mode = s.value("window/geometry"), s.value("window/state"), s.value("window/layout")
         if not isinstance(geometry, QByteArray) or not self.restoreGeometry(geometry):
             return False
-        if isinstance(state, QByteArray):
-            self.restoreState(state)
-        self._layout_restored = True
+        if mode in LAYOUTS and mode != self.layout_mode:
+            self.layout_mode = mode
+            self._arrange(mode)  # NOTE: the default, in case the state below is not restored
+            self._check_layout_action()
+        if isinstance(state, QByteArray) and self.restoreState(state, LAYOUT_VERSION):
+            self._sizes_pending = False
         return True
 
 

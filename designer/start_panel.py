@@ -1,4 +1,8 @@
-"""The start state: a centred panel over the empty canvas with New blank, Open… and templates."""
+"""The start state: a centred panel over the empty canvas with New blank, Open… and templates.
+
+NOTE: it is laid out to show at least two whole rows of template cards on a 1366×768 screen
+(the buttons share the heading's row; a card's description keeps to two lines).
+"""
 
 from __future__ import annotations
 
@@ -50,13 +54,14 @@ class StartPanel(QFrame):
         self.open_button = QPushButton("Open…")
         self.new_button.clicked.connect(self.new_blank_requested)
         self.open_button.clicked.connect(self.open_requested)
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.new_button)
-        buttons.addWidget(self.open_button)
-        buttons.addStretch(1)
+        top = QHBoxLayout()
+        top.addWidget(heading)
+        top.addStretch(1)
+        top.addWidget(self.new_button)
+        top.addWidget(self.open_button)
 
         templates_label = QLabel("<b>Templates</b>")
-        self.cards = template_cards(CARD)
+        self.cards = template_cards(CARD, lines=2)
         for card in self.cards:
             card.clicked.connect(self.template_requested)
         self._grid_host = QWidget()
@@ -73,10 +78,8 @@ class StartPanel(QFrame):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(_MARGIN, _MARGIN, _MARGIN, _MARGIN)
         layout.setSpacing(10)
-        layout.addWidget(heading)
+        layout.addLayout(top)
         layout.addWidget(intro)
-        layout.addLayout(buttons)
-        layout.addSpacing(6)
         layout.addWidget(templates_label)
         layout.addWidget(self.scroll, 1)
         host.installEventFilter(self)

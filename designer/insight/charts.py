@@ -10,12 +10,21 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
-from designer.insight.images import PALETTE, ImagePlot
+from designer.insight.confusion import AccuracyTable, ConfusionMatrix, cropped, per_class_accuracy
+from designer.insight.images import PALETTE, WRONG
 from designer.insight.maps import class_name
 from designer.insight.samples import HardestGallery
-from designer.plaintext import plain_label
 from designer.training.plots import make_plot
 
 __all__ = ["DecisionsView", "GradientView", "region_colours"]
@@ -89,6 +98,9 @@ class GradientView(QWidget):
         return ["layer", "grad_norm", "weight_norm", "update_ratio"], zip(g["layers"], g["grad_norm"], g["weight_norm"], ratio)
 
 
+OTHERS = 0.42  # the least share of the Decisions view's width left to the decision plot or the hardest samples
+
+
 def region_colours(probs: np.ndarray) -> np.ndarray:
     """(S, S, K) class probabilities as RGBA uint8: the winner's colour, more opaque when surer."""
     p = np.asarray(probs, dtype=np.float32)
@@ -104,8 +116,11 @@ def region_colours(probs: np.ndarray) -> np.ndarray:
 
 
 class DecisionsView(QWidget):
-    """After each epoch: the confusion matrix, the decision regions or fitted curve, and the hardest
-    samples (for image data as pictures with their class maps, else as a table)."""
+    """After each epoch: the confusion matrix with the accuracy per class, the decision regions or fitted
+    curve, and the hardest validation samples.
+
+    Selecting a row of the hardest samples' table rings that sample's point in the decision plot.
+    """
 
     title = "Decisions"
 
@@ -113,90 +128,119 @@ class DecisionsView(QWidget):
         super().__init__(parent)
         self.header = QLabel("How the network decides on the validation data appears here after each epoch.")
         self.header.setWordWrap(True)
-        self.confusion = ImagePlot("Confusion matrix", axes=True)
-        self.confusion.getPlotItem().setLabel("left", "true class")
-        self.confusion.getPlotItem().setLabel("bottom", "predicted class")
-        self.accuracy = plain_label()  # NOTE: class names
-        self.accuracy.setWordWrap(True)
+        self.confusion = ConfusionMatrix()
+        self.accuracy = AccuracyTable()
         self.regions = make_plot("Decision regions", "x2", "x1", legend=None)
         self.region_image = pg.ImageItem(axisOrder="row-major")
         self.points = pg.ScatterPlotItem(size=5, pen=pg.mkPen("k", width=0.5))
         self.fit = pg.PlotDataItem(pen=pg.mkPen("#e8730c", width=2))
-        for item in (self.region_image, self.points, self.fit):
+        # NOTE: above the points; a ring, so the point's own class colour still shows inside it
+        self.highlight = pg.ScatterPlotItem(size=16, pen=pg.mkPen(WRONG, width=2.5), brush=None)
+        for item in (self.region_image, self.points, self.fit, self.highlight):
             self.regions.addItem(item)
         self.hardest = QTableWidget(0, 2)
         self.hardest.setHorizontalHeaderLabels(["sample", "loss"])
-        self.hardest.setToolTip("The validation samples with the highest loss, hardest first")
+        self.hardest.setToolTip("The validation samples with the highest loss, hardest first: "
+                                "select one to find it in the decision plot")
         self.hardest.verticalHeader().setVisible(False)
-        self.hardest.setMaximumWidth(220)
+        self.hardest.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.hardest.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.hardest.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.hardest.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.hardest.horizontalHeader().setStretchLastSection(True)
+        self.hardest.setMaximumWidth(150)
+        self.hardest.itemSelectionChanged.connect(self._on_hardest_selected)
         self.gallery = HardestGallery()
-        self.left = QWidget()
-        left = QVBoxLayout(self.left)
-        left.setContentsMargins(0, 0, 0, 0)
-        left.addWidget(self.confusion, 1)
-        left.addWidget(self.accuracy)
+        self.tables = QWidget()  # the accuracy per class above the hardest samples' table
+        column = QVBoxLayout(self.tables)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.accuracy, 1)
+        column.addWidget(self.hardest, 1)
+        column.addStretch(0)
         row = QHBoxLayout()
-        row.addWidget(self.left, 2)
-        row.addWidget(self.regions, 2)
-        row.addWidget(self.gallery, 4)
-        row.addWidget(self.hardest)
+        row.addWidget(self.confusion, 10)  # NOTE: as wide as the matrix needs (see _fit_confusion), the rest shared
+        row.addWidget(self.tables)
+        row.addWidget(self.regions, 3)
+        row.addWidget(self.gallery, 3)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.header)
         layout.addLayout(row, 1)
-        self._texts: list[pg.TextItem] = []
         self.data: dict[str, Any] | None = None
+        self._points_xy: np.ndarray | None = None  # (N, 2): each validation sample's point in the decision plot
         for part in (self.regions, self.gallery):
             part.hide()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_confusion()
+
+    def _fit_confusion(self) -> None:
+        """The matrix no wider than it needs at this height, leaving the parts beside it OTHERS of the width
+        unless the counts need more: the rest goes to them."""
+        if self.confusion.counts is None:
+            return
+        others = self.regions.isVisibleTo(self) or self.gallery.isVisibleTo(self)
+        room = int(self.width() * (1.0 - OTHERS)) - self.tables.width() if others else self.width()
+        # NOTE: the counts' room first (legible numbers), then the others' share, then square cells
+        self.confusion.setMaximumWidth(max(self.confusion.least_width(),
+                                           min(room, self.confusion.wanted_width(self.confusion.height()))))
 
     def update_insight(self, data: dict[str, Any]) -> None:
         self.data = data
         self.header.setText(f"How the network decides on the validation data after epoch {data.get('epoch')}.")
         if "confusion" in data:
-            self._show_confusion(data["confusion"])
-        self.left.setVisible("confusion" in data)
+            names = data["confusion"].get("classes")
+            counts = cropped(data["confusion"]["matrix"], names)
+            self.confusion.show_counts(counts, names)
+            self.accuracy.show_counts(counts, names)
+        for part in (self.confusion, self.accuracy):
+            part.setVisible("confusion" in data)
+        self._points_xy = None
         if "decision_grid" in data:
             self._show_grid(data["decision_grid"])
         elif "regression_curve" in data:
             self._show_curve(data["regression_curve"])
         h = data.get("hardest")
         pictures = h is not None and h.get("images") is not None and len(h["images"]) > 0
+        listed = h is not None and not pictures
         self.gallery.setVisible(pictures)
-        self.hardest.setVisible(not pictures)
+        self.hardest.setVisible(listed)
+        self.tables.setVisible(listed or "confusion" in data)
         if pictures:
             self.layout().activate()  # NOTE: the gallery lays its tiles out for the size it has now
             self.gallery.show_hardest(h)
         if h is not None:
-            self.hardest.setRowCount(len(h["indices"]))
-            for r, (i, loss) in enumerate(zip(h["indices"], h["losses"])):
-                self.hardest.setItem(r, 0, QTableWidgetItem(str(int(i))))
-                self.hardest.setItem(r, 1, QTableWidgetItem(f"{float(loss):.4g}"))
+            self._fill_hardest(h)
+        self._fit_confusion()
 
-    def _show_confusion(self, c: dict[str, Any]) -> None:
-        m = np.asarray(c["matrix"], dtype=np.float32)
-        names = c.get("classes")
-        if names and len(names) < len(m) and not m[len(names):].any() and not m[:, len(names):].any():
-            m = m[: len(names), : len(names)]  # NOTE: more outputs than the data has classes
-        k = m.shape[0]
-        rows = m / np.maximum(m.sum(1, keepdims=True), 1)
-        self.confusion.show_image(rows, levels=(0.0, 1.0), cmap=pg.colormap.get("viridis"))
-        if len(self._texts) != k * k:  # NOTE: made when the class count changes, not per epoch
-            for t in self._texts:
-                self.confusion.removeItem(t)
-            self._texts = [pg.TextItem(anchor=(0.5, 0.5)) for _ in range(k * k)]
-            for t in self._texts:
-                self.confusion.addItem(t)
-            ticks = [[(i + 0.5, class_name(i, names)) for i in range(k)]]
-            for axis in ("left", "bottom"):
-                self.confusion.getPlotItem().getAxis(axis).setTicks(ticks)
-        for idx, t in enumerate(self._texts):
-            r, col = divmod(idx, k)
-            t.setText(str(int(m[r, col])))
-            t.setColor((0, 0, 0) if rows[r, col] > 0.6 else (255, 255, 255))
-            t.setPos(col + 0.5, r + 0.5)
-        acc = c["per_class_accuracy"]
-        self.accuracy.setText("Per-class accuracy: " + ", ".join(
-            f"{class_name(i, names)} {a:.0%}" for i, a in enumerate(acc) if np.isfinite(a)))
+    def _fill_hardest(self, h: dict[str, Any]) -> None:
+        """The hardest samples' table; the row selected stays selected and its (new) sample ringed."""
+        self.hardest.blockSignals(True)
+        self.hardest.setRowCount(len(h["indices"]))
+        for r, (i, loss) in enumerate(zip(h["indices"], h["losses"])):
+            self.hardest.setItem(r, 0, QTableWidgetItem(str(int(i))))
+            self.hardest.setItem(r, 1, QTableWidgetItem(f"{float(loss):.4g}"))
+        self.hardest.blockSignals(False)
+        self._on_hardest_selected()
+
+    def selected_sample(self) -> int | None:
+        """The validation sample of the hardest samples' row selected, or None."""
+        rows = self.hardest.selectionModel().selectedRows()
+        if not rows or self.data is None or self.data.get("hardest") is None:
+            return None
+        indices = self.data["hardest"]["indices"]
+        r = rows[0].row()
+        return int(indices[r]) if r < len(indices) else None
+
+    def _on_hardest_selected(self) -> None:
+        """Ring the selected sample's point in the decision plot (nothing when there is no such plot)."""
+        i = self.selected_sample()
+        xy = self._points_xy
+        if i is None or xy is None or not 0 <= i < len(xy):
+            self.highlight.setData(pos=np.zeros((0, 2)))
+            return
+        self.highlight.setData(pos=xy[i: i + 1])
 
     def _show_grid(self, g: dict[str, Any]) -> None:
         (x0, x1), (y0, y1) = g["x_range"], g["y_range"]
@@ -206,16 +250,23 @@ class DecisionsView(QWidget):
             labels = g.get("labels")
             labels = np.zeros(len(g["x"]), int) if labels is None else np.asarray(labels, int)
             brushes = [pg.mkBrush(*PALETTE[i % len(PALETTE)]) for i in labels]
-            self.points.setData(pos=np.asarray(g["x"], dtype=float), brush=brushes)
-        self.regions.getPlotItem().setTitle("Decision regions (points: validation data)", size="10pt")
+            self._points_xy = np.asarray(g["x"], dtype=float)[:, :2]
+            self.points.setData(pos=self._points_xy, brush=brushes)
+        # NOTE: short titles: a plot is never narrower than its title
+        self.regions.getPlotItem().setTitle("Decision regions", size="10pt")
+        self.regions.setToolTip("The class the network picks at each point of the plane (stronger colour: surer); "
+                                "the points are the validation data")
         self.regions.show()
 
     def _show_curve(self, c: dict[str, Any]) -> None:
         ys = np.asarray(c["ys"])
         self.fit.setData(np.asarray(c["xs"]), ys[:, 0] if ys.ndim == 2 else ys)
         if c.get("y") is not None:
-            self.points.setData(x=np.asarray(c["x"]), y=np.asarray(c["y"])[:, 0], brush=pg.mkBrush(47, 111, 222, 160))
-        self.regions.getPlotItem().setTitle("Fitted curve over the validation data", size="10pt")
+            y = np.asarray(c["y"]).reshape(len(c["y"]), -1)[:, 0]
+            self._points_xy = np.column_stack([np.asarray(c["x"], dtype=float).reshape(-1), y.astype(float)])
+            self.points.setData(pos=self._points_xy, brush=pg.mkBrush(47, 111, 222, 160))
+        self.regions.getPlotItem().setTitle("Fitted curve", size="10pt")
+        self.regions.setToolTip("The network's output across the input's range; the points are the validation data")
         self.regions.show()
 
     def csv(self) -> tuple[list[str], list] | None:
@@ -239,8 +290,9 @@ def _confusion_rows(d: dict[str, Any]) -> list[list]:
     c = d["confusion"]
     m = np.asarray(c["matrix"])
     names = [class_name(i, c.get("classes")) for i in range(len(m))]
+    acc = per_class_accuracy(m)
     return [["true \\ predicted", *names, "accuracy"]] + [
-        [names[i], *m[i].tolist(), c["per_class_accuracy"][i]] for i in range(len(m))]
+        [names[i], *m[i].tolist(), float(acc[i])] for i in range(len(m))]
 
 
 def _curve_rows(d: dict[str, Any]) -> list[list]:

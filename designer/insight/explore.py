@@ -54,6 +54,7 @@ def _probes():
 
 EMPTY_TEXT = "Train the network first: these views use the trained weights of the latest run."
 TRAINING_TEXT = "Training… these views use the weights of a finished run: they are ready again when it ends."
+FIRST_RUN_TEXT = "Training… these views use the trained weights: they are ready when this run ends."
 QUEUED_TEXT = "It starts when the computation now running ends (its result is dropped)."
 TOP = 9  # patches shown
 CAPTION_PX = 34  # room under each tile for its two caption lines, in screen pixels
@@ -120,8 +121,9 @@ class ExploreView(QWidget):
         self.lr.setSingleStep(0.01)
         self.lr.setValue(0.1)
         self.lr.setToolTip("How far each step moves the image (in units of the normalized input)")
-        self.dream_button = QPushButton("Dream (activation maximization)")
-        self.dream_button.setToolTip("Grow an image from noise that makes this channel respond as strongly as it can")
+        self.dream_button = QPushButton("Dream")  # NOTE: a short name, so the row fits half a small screen
+        self.dream_button.setToolTip("Activation maximization: grow an image from noise that makes this channel "
+                                     "respond as strongly as it can")
         self.dream_button.clicked.connect(lambda: self.dream())
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)  # NOTE: no maximum: an indeterminate "working" bar
@@ -137,7 +139,7 @@ class ExploreView(QWidget):
         row = QHBoxLayout()
         for w in (self.unit_label, self.channel, self.patches_button):
             row.addWidget(w)
-        row.addSpacing(16)
+        row.addSpacing(8)
         for w in (QLabel("Steps"), self.steps, QLabel("Learning rate"), self.lr, self.dream_button):
             row.addWidget(w)
         row.addSpacing(8)
@@ -190,6 +192,14 @@ class ExploreView(QWidget):
         self.channel.setValue(0)
         self._update_controls()
 
+    def forget_run(self) -> None:
+        """Another project was opened: nothing to explore until it has a run (a computation running ends "outdated")."""
+        self.entry = self._graph = self._analysis = self._trained = self.node_id = None
+        self._drop_waiting()
+        self._clear_result()
+        self._say("")
+        self._update_controls()
+
     def set_training(self, running: bool) -> None:
         """A run started (the buttons wait for it to end; a waiting request is dropped) or ended."""
         self.training = running
@@ -219,7 +229,7 @@ class ExploreView(QWidget):
         """Header, channel range and buttons from the run, the block and whether something runs."""
         why, units = "", None
         if self.entry is None:
-            why = EMPTY_TEXT
+            why = FIRST_RUN_TEXT if self.training else EMPTY_TEXT
         else:
             try:
                 units = _probes().units_of(self._graph, self._analysis, self.node_id) if self.node_id else None

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QWidget
 
 from designer import theme
 
-__all__ = ["PALETTE", "ImagePlot", "TilePlot", "grid_shape", "save_csv", "save_png", "tile"]
+__all__ = ["PALETTE", "WRONG", "ImagePlot", "TilePlot", "grid_shape", "save_csv", "save_png", "tile"]
 
 GRAY = pg.ColorMap([0.0, 1.0], [(0, 0, 0), (255, 255, 255)])
 VIRIDIS = pg.colormap.get("viridis")
@@ -29,6 +29,7 @@ DIVERGING = pg.ColorMap([0.0, 0.5, 1.0], [(40, 90, 200), (245, 245, 245), (200, 
 PALETTE = np.array([(47, 111, 222), (232, 115, 12), (46, 160, 67), (200, 50, 60), (140, 86, 200),
                     (140, 90, 70), (220, 100, 180), (120, 120, 120), (180, 180, 40), (30, 180, 190)], dtype=np.uint8)
 CAPTION = "#808080"
+WRONG = "#d04040"  # a wrong prediction: its caption and the frame around its tile
 MIN_CAPTION_PT = 7.0
 
 
@@ -89,7 +90,8 @@ class ImagePlot(pg.PlotWidget):
         self.image.setImage(data if colour or data.dtype == np.uint8 else data.astype(np.float32, copy=False),
                             levels=(lo, hi), autoLevels=False)
         if self.data is None or self.data.shape[:2] != data.shape[:2]:
-            self.getPlotItem().getViewBox().autoRange(padding=0.02)
+            # NOTE: the image alone: text items (a pixel size whatever the zoom) would stretch the range
+            self.getPlotItem().getViewBox().autoRange(padding=0.02, items=[self.image])
         self.data = data
 
     def clear_image(self) -> None:
@@ -103,6 +105,7 @@ class TilePlot(ImagePlot):
     Without a given number of columns the grid takes the one that shows the tiles largest at the
     widget's size while their captions still fit side by side, again after each resize. The
     caption items are made when the number or layout of the tiles changes, never per update.
+    Marked tiles (wrong predictions, say) get a red frame, one polyline for all of them.
     """
 
     def __init__(self, title: str = "", lines: int = 1, parent: QWidget | None = None) -> None:
@@ -110,13 +113,19 @@ class TilePlot(ImagePlot):
         self.lines = lines
         self.texts: list[pg.TextItem] = []
         self.grid: tuple[int, int, int, int, int] = (0, 1, 0, 0, 0)  # n, cols, h, w, gap
+        self.frames = pg.PlotDataItem(pen=pg.mkPen(WRONG, width=2), connect="finite")
+        self.addItem(self.frames)
+        self.marked: list[int] = []
         self._shown: tuple[np.ndarray, list[str], int | None] | None = None
 
-    def show_tiles(self, images: np.ndarray, captions: list[str], cols: int | None = None) -> None:
-        """``images`` (N, H, W, 3) in [0, 1] (or uint8), ``cols`` per row (None: the best fit)."""
+    def show_tiles(self, images: np.ndarray, captions: list[str], cols: int | None = None,
+                   marked: list[int] | None = None) -> None:
+        """``images`` (N, H, W, 3) in [0, 1] (or uint8), ``cols`` per row (None: the best fit); the tiles
+        numbered in ``marked`` are framed in red."""
         a = np.asarray(images)
         a = a.astype(np.float32) / 255.0 if a.dtype == np.uint8 else a.astype(np.float32, copy=False)
         self._shown = (a, list(captions), cols)
+        self.marked = sorted(int(i) for i in (marked or ()) if 0 <= int(i) < len(a))
         self._lay_out()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -156,6 +165,18 @@ class TilePlot(ImagePlot):
             t.textItem.setTextWidth(t.textItem.document().idealWidth())  # NOTE: lines centre within the widest
             t.updateTextPos()
             t.setPos(x + w / 2, y + h)
+        self.frames.setData(*self._outlines(h, w))
+
+    def _outlines(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        """Rectangles round the marked tiles, half a pixel outside them, as one polyline with NaN breaks."""
+        xs: list[float] = []
+        ys: list[float] = []
+        for i in self.marked:
+            x, y = self.origin(i)
+            left, top, right, bottom = x - 0.5, y - 0.5, x + w + 0.5, y + h + 0.5
+            xs += [left, right, right, left, left, np.nan]
+            ys += [top, top, bottom, bottom, top, np.nan]
+        return np.array(xs), np.array(ys)
 
     def _best_cols(self, n: int, h: int, w: int, gap: int, captions: list[str]) -> tuple[int, float]:
         """The columns (rows filled evenly) that show the tiles largest, preferring those that leave the

@@ -11,20 +11,32 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget
 
-from designer.insight.images import DIVERGING, VIRIDIS, ImagePlot, TilePlot, tile
+from designer.insight.images import DIVERGING, VIRIDIS, WRONG, ImagePlot, TilePlot, tile
 from designer.plaintext import escape_rich
 from engine.colormap import overlay
 
-__all__ = ["ActivationsView", "CamView", "FiltersView", "FILM_FRAMES", "class_name"]
+__all__ = ["ActivationsView", "CamView", "FiltersView", "FILM_FRAMES", "class_name", "frame_caption", "verdict"]
 
 FILM_FRAMES = 20  # class maps kept over time, per probe sample
 VECTOR_COLS = 32  # a long vector wraps into rows of this many units
+WIDE = 1.4  # a class-maps view this many times wider than tall puts the film strip beside the images
 
 
 def class_name(index: int, names: list[str] | None) -> str:
     return names[index] if names and 0 <= index < len(names) else f"class {index}"
+
+
+def frame_caption(step: int | None) -> str:
+    """The label under a film-strip frame: the training step of its probe run (a stored run's has none)."""
+    return "trained" if step is None else f"step {int(step)}"
+
+
+def verdict(true: int, predicted: int, names: list[str] | None) -> str:
+    """HTML "true → predicted" for a tile's caption; a wrong one starts with ✗ and is red (names escaped)."""
+    text = escape_rich(f"{class_name(true, names)} → {class_name(predicted, names)}")
+    return text if true == predicted else f"<span style='color:{WRONG}'>✗ {text}</span>"
 
 
 def _label(text: str = "", rich: bool = False) -> QLabel:
@@ -161,6 +173,10 @@ class FiltersView(QWidget):
 class CamView(QWidget):
     """The probe images with the class-activation heat map over them, and one sample's maps over time.
 
+    Under each image: "true → predicted" once an epoch has told the probe images' classes (a wrong
+    one red, marked ✗ and framed), else its predicted class. The film strip labels each frame with
+    its step; it sits beside the images in a wide view and under them in a tall one, both growing.
+
     Signals:
         class_chosen(object): the class the maps should explain: None for each image's
             predicted class, else a class index.
@@ -195,7 +211,7 @@ class CamView(QWidget):
         self.opacity.setToolTip("How strongly the heat map covers the image")
         self.opacity.valueChanged.connect(self._redraw)
         self.plot = TilePlot()
-        self.film = ImagePlot()
+        self.film = TilePlot()
         self.film_box = QComboBox()
         self.film_box.setToolTip("The probe image whose maps the film strip follows")
         self.film_box.addItem("0")
@@ -210,37 +226,43 @@ class CamView(QWidget):
         controls.addStretch(1)
         controls.addWidget(QLabel("Opacity"))
         controls.addWidget(self.opacity)
+        film_part = QWidget()
         film_row = QHBoxLayout()
-        film_row.addWidget(QLabel("Film strip of probe sample"))
+        film_row.addWidget(QLabel("Over time: probe sample"))
         film_row.addWidget(self.film_box)
-        film_row.addWidget(QLabel("over time (oldest left)"), 1)
+        film_row.addWidget(QLabel("(oldest first)"), 1)
+        film_layout = QVBoxLayout(film_part)
+        film_layout.setContentsMargins(0, 0, 0, 0)
+        film_layout.addLayout(film_row)
+        film_layout.addWidget(self.film, 1)
+        self.split = QSplitter(Qt.Orientation.Horizontal)
+        self.split.setChildrenCollapsible(False)
+        self.split.addWidget(self.plot)
+        self.split.addWidget(film_part)
+        self.split.setStretchFactor(0, 3)
+        self.split.setStretchFactor(1, 2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.header)
         layout.addWidget(self.note_label)
         layout.addLayout(controls)
-        layout.addWidget(self.plot, 1)
-        layout.addLayout(film_row)
-        layout.addWidget(self.film)
-        # NOTE: heat maps as uint8, FILM_FRAMES per probe sample, so switching samples shows history at once.
-        self.frames: dict[int, deque[np.ndarray]] = {}
+        layout.addWidget(self.split, 1)
+        # NOTE: (step, heat map as uint8), FILM_FRAMES per probe sample, so switching samples shows history at once.
+        self.frames: dict[int, deque[tuple[int | None, np.ndarray]]] = {}
         self._class_names: list[str] | None = None
         self._classes = 0
         self.images: np.ndarray | None = None
         self.data: dict[str, Any] | None = None
         self._probe: dict[str, Any] | None = None  # the latest probe run recorded
         self.predicted: np.ndarray | None = None
+        self.true_classes: np.ndarray | None = None  # the probe images' classes, once an epoch told them
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
-        self._fit_film()
-
-    def _fit_film(self) -> None:
-        """The film strip only as tall as its frames are at this width (FILM_FRAMES in a row)."""
-        images = getattr(self, "images", None)  # NOTE: Qt may resize the view before __init__ has finished
-        h, w = images.shape[1:3] if images is not None else (1, 1)
-        scale = (self.width() - 12) / (FILM_FRAMES * (w + 2))
-        self.film.setFixedHeight(int(np.clip(scale * h * 1.05 + 6, 36, 110)))
+        split = getattr(self, "split", None)  # NOTE: Qt may resize the view before __init__ has finished
+        if split is not None:  # the film strip beside the images in a wide view, under them in a tall one
+            wide = event.size().width() > WIDE * event.size().height()
+            split.setOrientation(Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical)
 
     # ------------------------------------------------------------------ choices
     @property
@@ -288,21 +310,19 @@ class CamView(QWidget):
         """Keep a probe run's maps and add them to the film strips, without drawing (cheap, every run)."""
         cam = data.get("cam")
         if data.get("images") is not None:
-            first = self.images is None
             self.images = np.asarray(data["images"])
-            if first:
-                self._fit_film()
         pred = data.get("predictions")
         if pred is not None:
             self._fill_classes(np.shape(pred["scores"])[1])
         self._probe = data
+        step = data.get("step")
         if cam is None or self.images is None:
             return
         self.data = cam
         self.predicted = np.asarray(pred["classes"]) if pred is not None else None
         heat = np.round(np.clip(cam["maps"], 0.0, 1.0) * 255).astype(np.uint8)
         for i, h in enumerate(heat):
-            self.frames.setdefault(i, deque(maxlen=FILM_FRAMES)).append(h)
+            self.frames.setdefault(i, deque(maxlen=FILM_FRAMES)).append((step, h))
         self._set_film_count(len(heat))  # NOTE: the sample can be chosen before the view is first drawn
 
     def draw(self) -> None:
@@ -325,8 +345,10 @@ class CamView(QWidget):
         else:
             named = self._class_names is not None and 0 <= int(ci) < len(self._class_names)
             chosen = f"class '{escape_rich(self._class_names[int(ci)])}'" if named else f"class {int(ci)}"
-            target = f"{chosen} (under each image: its predicted class)"
-        text = f"<b>{method}</b> of <b>{escape_rich(cam['name'])}</b> for {target} (step {data.get('step')})"
+            target = chosen
+        under = "true → predicted class" if self._knows_truth() else "its predicted class"
+        text = (f"<b>{method}</b> of <b>{escape_rich(cam['name'])}</b> for {target} (step {data.get('step')}); "
+                f"under each image: {under}")
         self.header.setText(text + (f"<br><span style='color:#c0392b'>{escape_rich(why)}</span>" if why else ""))
 
     def _set_film_count(self, n: int) -> None:
@@ -341,8 +363,8 @@ class CamView(QWidget):
         frames = self.frames.get(i)
         if not frames or self.images is None or i >= len(self.images):
             return
-        shown = np.stack([overlay(self.images[i], h.astype(np.float32) / 255.0, 0.5) for h in frames])
-        self.film.show_image(tile(shown.astype(np.float32) / 255.0, cols=FILM_FRAMES, pad=2, fill=np.nan))
+        shown = np.stack([overlay(self.images[i], h.astype(np.float32) / 255.0, 0.5) for _, h in frames])
+        self.film.show_tiles(shown, [frame_caption(step) for step, _ in frames])
 
     def overlays(self) -> np.ndarray:
         a = self.opacity.value() / 100.0
@@ -352,7 +374,21 @@ class CamView(QWidget):
         if self.data is None or self.images is None:
             return
         classes = self.predicted if self.predicted is not None else self.data["classes"]
-        self.plot.show_tiles(self.overlays(), [escape_rich(class_name(int(c), self._class_names)) for c in classes])
+        if self._knows_truth():
+            truth = self.true_classes
+            captions = [verdict(int(t), int(c), self._class_names) for t, c in zip(truth, classes)]
+            wrong = [i for i, (t, c) in enumerate(zip(truth, classes)) if int(t) != int(c)]
+        else:
+            captions, wrong = [escape_rich(class_name(int(c), self._class_names)) for c in classes], []
+        self.plot.show_tiles(self.overlays(), captions, marked=wrong)
+
+    def set_true_classes(self, labels) -> None:
+        """The probe images' true classes (from an epoch's insight): the next draw shows "true → predicted"."""
+        self.true_classes = None if labels is None else np.asarray(labels, dtype=np.int64).reshape(-1)
+
+    def _knows_truth(self) -> bool:
+        n = len(self.data["maps"]) if self.data is not None else 0
+        return self.true_classes is not None and len(self.true_classes) == n and n > 0
 
     def csv(self) -> tuple[list[str], list] | None:
         if self.data is None:

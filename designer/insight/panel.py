@@ -13,8 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 from designer.insight.charts import DecisionsView, GradientView
 from designer.insight.explore import ExploreView
@@ -26,6 +33,18 @@ from designer.plaintext import plain_label
 from engine.training.events import InsightDone, ProbesDone
 
 __all__ = ["InsightPanel"]
+
+
+class _FillLayout(QVBoxLayout):
+    """A column that takes the height it is given: it never asks for more height because it got narrower.
+
+    NOTE: a wrapped label anywhere in the views makes a layout trade height for width, and a scroll area
+    that sizes its widget (a dock's) then gives the panel its preferred height, far taller than the dock,
+    instead of the dock's height; the views are made to fill whatever height they get, so none is asked.
+    """
+
+    def hasHeightForWidth(self) -> bool:  # noqa: N802 - Qt's name
+        return False
 
 
 class InsightPanel(QWidget):
@@ -66,13 +85,18 @@ class InsightPanel(QWidget):
         self.csv_button = QPushButton("Save CSV…")
         self.csv_button.setToolTip("Save the numbers of the current view")
         self.csv_button.clicked.connect(lambda: self.save_csv())
-        top = QHBoxLayout()
-        top.addWidget(self.status, 1)
-        top.addWidget(self.png_button)
-        top.addWidget(self.csv_button)
-        layout = QVBoxLayout(self)
+        # NOTE: the buttons sit in the tab bar's corner, so the views get the height of a row of buttons more
+        buttons = QWidget()
+        row = QHBoxLayout(buttons)
+        row.setContentsMargins(0, 0, 0, 2)
+        row.addWidget(self.png_button)
+        row.addWidget(self.csv_button)
+        self.tabs.setCornerWidget(buttons, Qt.Corner.TopRightCorner)
+        self.tabs.setUsesScrollButtons(True)
+        layout = _FillLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addLayout(top)
+        layout.setSpacing(2)
+        layout.addWidget(self.status)
         layout.addWidget(self.tabs, 1)
         self.activations.sample_changed.connect(self.sample_requested)
         self.cam.class_chosen.connect(self.cam_class_requested)
@@ -111,6 +135,9 @@ class InsightPanel(QWidget):
         names = (data.get("confusion") or {}).get("classes")
         if names:
             self.cam.class_names = list(names)
+        if data.get("probe_labels") is not None:
+            self.cam.set_true_classes(data["probe_labels"])
+            self._stale.add(self.cam)
         self._insight = data
         self._stale.update(self.insight_views)
         self.refresh()
@@ -158,6 +185,7 @@ class InsightPanel(QWidget):
 
     def begin_run(self) -> None:
         self.cam.frames.clear()
+        self.cam.set_true_classes(None)  # NOTE: the new run's probe images may differ; its first epoch tells
         self.explore.set_training(True)
 
     def end_run(self, entry=None, base_dir: Path | None = None) -> None:

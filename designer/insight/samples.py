@@ -17,12 +17,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from designer.insight.images import PALETTE, TilePlot
-from designer.insight.maps import class_name
+from designer.insight.maps import class_name, verdict
 from engine.colormap import overlay
 
 __all__ = ["HardestGallery", "PredictionsView", "box_iou", "mask_overlay"]
 
-WRONG = "#d04040"
 TRUE_BOX, PREDICTED_BOX = (46, 160, 67), (232, 115, 12)
 MASK_OPACITY = 0.55
 
@@ -74,7 +73,7 @@ def _swatch(rgb, text: str) -> str:
 
 class HardestGallery(QWidget):
     """The hardest validation samples, hardest first, each with its class map (or predicted mask)
-    and "true → predicted" (red when wrong) and its loss underneath."""
+    and "true → predicted" (a wrong one red, marked ✗ and framed) and its loss underneath."""
 
     OPACITY = 0.45
 
@@ -106,13 +105,13 @@ class HardestGallery(QWidget):
             if not labelled:
                 captions.append(f"#{int(h['indices'][i])}<br>{loss}")
                 continue
-            first = html.escape(f"{class_name(int(true[i]), names)} → {class_name(int(pred[i]), names)}")
-            if true[i] != pred[i]:
-                first = f"<span style='color:{WRONG}'>{first}</span>"
-            captions.append(f"{first}<br>{loss}")
-        self.plot.show_tiles(np.stack(tiles), captions)
+            captions.append(f"{verdict(int(true[i]), int(pred[i]), names)}<br>{loss}")
+        wrong = [i for i in range(len(images)) if labelled and true[i] != pred[i]]
+        self.plot.show_tiles(np.stack(tiles), captions, marked=wrong)
         under = "true → predicted class, loss" if labelled else "sample number, loss"
-        self.title.setText(f"The {len(images)} hardest validation samples, hardest first ({what}); under each: {under}")
+        self.title.setText(f"{len(images)} hardest validation samples ({what}): {under}")
+        self.title.setToolTip("The validation samples with the highest loss, hardest first; a wrong prediction "
+                              "is red, marked ✗ and framed")
 
 
 class PredictionsView(QWidget):

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QInputDialog, QMessageBox, QStyle, QWidget
+from PySide6.QtWidgets import QDockWidget, QFrame, QInputDialog, QMessageBox, QScrollArea, QStyle, QWidget
 
 from designer.insight import InsightPanel
 from designer.plaintext import as_plain
@@ -60,7 +60,6 @@ __all__ = ["LOCK_MESSAGE", "TrainingController"]
 LOCK_MESSAGE = "Training… the network is locked (Stop with Shift+F5 to edit it)"
 #: How often garbage is collected (on the window's thread) while a run trains; see _collect_on_window_thread.
 GC_INTERVAL_MS = 2000
-DASHBOARD_SHARE = 0.4  # of the window's height, the first time the dashboard shows (at least 320 px)
 
 
 class TrainingController(QObject):
@@ -87,7 +86,6 @@ class TrainingController(QObject):
         self._run_name = ""
         self._early_stop: EarlyStopped | None = None
         self._started_info: Started | None = None
-        self._dashboard_sized = False
         self._continuing: RunEntry | None = None
         self._insight_of: Path | None = None  # the stored run whose views Insight shows
         self._replay_job: Job | None = None
@@ -139,17 +137,16 @@ class TrainingController(QObject):
         return dock
 
     def _build_docks(self) -> None:
+        """The Training, Runs, Insight and Training setup docks; the window arranges them (see MainWindow.show_layout).
+
+        NOTE: the plots, the runs and the views sit in scroll areas: their smallest sizes (the Insight views'
+        is about 700×350 px) would otherwise squeeze the canvas whenever they share the bottom area with it.
+        """
         A, win = Qt.DockWidgetArea, self.win
-        self.dashboard_dock = self._dock("Training", "training_dock", self.dashboard, A.BottomDockWidgetArea)
-        self.runs_dock = self._dock("Runs", "runs_dock", self.runs, A.BottomDockWidgetArea)
+        self.dashboard_dock = self._dock("Training", "training_dock", _scrolled(self.dashboard), A.BottomDockWidgetArea)
+        self.runs_dock = self._dock("Runs", "runs_dock", _scrolled(self.runs), A.BottomDockWidgetArea)
         self.setup_dock = self._dock("Training setup", "training_setup_dock", self.config_panel, A.RightDockWidgetArea)
-        self.insight_dock = self._dock("Insight", "insight_dock", self.insight, A.BottomDockWidgetArea)
-        win.tabifyDockWidget(win.summary_dock, self.dashboard_dock)
-        win.tabifyDockWidget(self.dashboard_dock, self.runs_dock)
-        win.tabifyDockWidget(self.runs_dock, self.insight_dock)
-        win.tabifyDockWidget(win.inspector_dock, self.setup_dock)
-        win.summary_dock.raise_()
-        win.inspector_dock.raise_()
+        self.insight_dock = self._dock("Insight", "insight_dock", _scrolled(self.insight), A.BottomDockWidgetArea)
         for dock in (self.dashboard_dock, self.runs_dock, self.insight_dock, self.setup_dock):
             win.view_menu.addAction(dock.toggleViewAction())
 
@@ -282,6 +279,8 @@ class TrainingController(QObject):
         session.insight_done.connect(self.insight.on_insight_done)
         self.pause_edit.attach(session)
         self.insight.begin_run()
+        self.win.show_layout("training")  # NOTE: the plots and the Insight views side by side while it trains
+        self.show_dashboard()
         self._collect_on_window_thread(True)
         self.session = self.last_session = session
         self._lock(True)
@@ -641,9 +640,16 @@ class TrainingController(QObject):
             self.insight.status.setText(f"{job.entry.name}: its views could not be computed again: {value}")
 
     def _on_project_replaced(self) -> None:
+        """Another project (or New): no panel keeps the previous project's run, its failure or its patches."""
         if self.session is not None:
             self.stop()
             self.win.show_message("Another project was opened: the training run was stopped")
+        else:
+            self.dashboard.show_empty()
+        # NOTE: block ids repeat across projects ("n5"): the previous project's choices would name other blocks
+        self.probe_layer = self.cam_layer = self.cam_class = None
+        self._insight_of = None
+        self.insight.explore.forget_run()
         self._show_project_runs()
 
     # ------------------------------------------------------------------ the lock
@@ -675,10 +681,6 @@ class TrainingController(QObject):
     def show_dashboard(self) -> None:
         self.dashboard_dock.show()
         self.dashboard_dock.raise_()
-        want = max(320, int(self.win.height() * DASHBOARD_SHARE))
-        if not self._dashboard_sized and self.win.isVisible() and self.dashboard_dock.height() < want:
-            self._dashboard_sized = True
-            self.win.resizeDocks([self.dashboard_dock], [want], Qt.Orientation.Vertical)
 
     def show_insight(self) -> None:
         self.insight_dock.show()
@@ -722,6 +724,15 @@ def _why_not_trainable(analysis) -> str:
     them = "them" if loose != 1 else "it"
     return (f"{loose} block{'s are' if loose != 1 else ' is'} not connected yet: wire {them} into the network "
             f"(or delete {them}) before training.")
+
+
+def _scrolled(widget: QWidget) -> QScrollArea:
+    """``widget`` in a frameless scroll area that fits it to the dock and scrolls only below its smallest size."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
 
 
 def _remove_empty(folder: Path) -> None:

@@ -240,7 +240,7 @@ class TrainingDashboard(QWidget):
         self.stack.addWidget(self.empty_label)
 
         self.loss_plot = make_plot("Loss", "loss")
-        self.metric_plot = make_plot("Validation score", "score", legend="bottom")
+        self.metric_plot = make_plot("Validation score", "score")
         li = self.loss_plot.getPlotItem()
         faint = pg.mkColor(_TRAIN)
         faint.setAlpha(90)
@@ -297,6 +297,13 @@ class TrainingDashboard(QWidget):
     # ------------------------------------------------------------------ the run
     def is_empty(self) -> bool:
         return self.stack.currentIndex() == 0
+
+    def show_empty(self) -> None:
+        """The state before any run (another project was opened): no curves, message or progress of the last one."""
+        self.begin_run("")
+        self._timer.stop()
+        self.stack.setCurrentIndex(0)
+        self.progress_bar.resetFormat()
 
     def begin_run(
         self, text: str = "Preparing the data and the model…", epochs: int | None = None, main_metric: str | None = None

@@ -10,13 +10,14 @@ from PySide6.QtWidgets import QGraphicsItem, QSizePolicy
 
 from designer import theme
 
-__all__ = ["RUN_COLORS", "CurveBuffer", "StillView", "make_plot", "style_plot"]
+__all__ = ["RUN_COLORS", "CurveBuffer", "RowLegend", "StillView", "make_plot", "style_plot"]
 
 #: One colour per compared run (Tableau's 10, which stay apart for most colour vision).
 RUN_COLORS = (
     "#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2",
     "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac",
 )
+LEGEND_GAP = 4  # pixels between a legend and the axis or view box next to it
 
 
 class CurveBuffer:
@@ -169,6 +170,42 @@ class StillView:
         self.active = False
 
 
+class RowLegend(pg.LegendItem):
+    """A legend under a plot: its entries side by side, as many to a row as the plot's width takes."""
+
+    SAMPLE = 30  # pixels of an entry's line sample and the gap after it
+
+    def __init__(self, view: pg.ViewBox, **options) -> None:
+        super().__init__(**options)
+        self._view = view
+        # NOTE: never wider than the plot lets it be (a wider legend would widen the plot past its widget and
+        # the view box with it); fit() keeps its entries within the view box's width instead
+        self.setMinimumWidth(0)
+        view.sigResized.connect(self.fit)
+
+    def addItem(self, item, name) -> None:  # noqa: N802 - pyqtgraph's name
+        super().addItem(item, name)
+        self.fit()
+
+    def removeItem(self, item) -> None:  # noqa: N802 - pyqtgraph's name
+        super().removeItem(item)
+        self.fit()
+
+    def fit(self, *_) -> None:
+        """As many columns as entries of the widest one's width fit the view box's width (one at least)."""
+        if not self.items:
+            return
+        widest = max(label.item.boundingRect().width() for _, label in self.items) + self.SAMPLE
+        columns = max(1, min(len(self.items), int(self._view.width() // widest)))
+        if columns != self.columnCount:
+            self.setColumnCount(columns)
+            self.updateGeometry()  # NOTE: pyqtgraph moved it to (0, 0) of the plot: the plot's grid places it again
+
+    def updateSize(self) -> None:  # noqa: N802 - pyqtgraph's name
+        super().updateSize()
+        self.updateGeometry()  # NOTE: as in fit
+
+
 def style_plot(widget: pg.PlotWidget) -> None:
     """Background, axes and grid in the colours of the current theme."""
     c = theme.colors()
@@ -188,8 +225,12 @@ def style_plot(widget: pg.PlotWidget) -> None:
         legend.setPen(pg.mkPen(c["border"]))
 
 
-def make_plot(title: str, y_label: str, x_label: str = "epoch", legend: str | None = "top") -> pg.PlotWidget:
-    """A plot for long runs: peak downsampling, clipped to view, a light grid and an optional legend."""
+def make_plot(title: str, y_label: str, x_label: str = "epoch", legend: str | None = "below") -> pg.PlotWidget:
+    """A plot for long runs: peak downsampling, clipped to view, a light grid and an optional legend.
+
+    ``legend``: "below" (under the x axis, its entries side by side), "beside" (right of the plot)
+    or None. Either way the legend sits in the plot's own grid, outside the data, so it never hides a curve.
+    """
     widget = pg.PlotWidget()
     item = widget.getPlotItem()
     item.setTitle(title, size="10pt")
@@ -208,12 +249,30 @@ def make_plot(title: str, y_label: str, x_label: str = "epoch", legend: str | No
     for part in (item.getAxis("left"), item.getAxis("bottom"), item.titleLabel):
         part.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
     widget.setMinimumHeight(140)
-    if legend == "beside":  # NOTE: right of the axes, in the plot's own grid, so it never hides a curve
-        item.legend = pg.LegendItem(labelTextSize="8pt", verSpacing=-6)
-        item.legend.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        item.layout.addItem(item.legend, 2, 3)
-        item.layout.setAlignment(item.legend, Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-    elif legend:  # "top" or "bottom" right corner: where a falling or a rising curve is not
-        item.addLegend(offset=(-8, 8 if legend == "top" else -8), labelTextSize="8pt")
+    if legend is not None:
+        _add_legend(item, legend)
     style_plot(widget)
     return widget
+
+
+def _add_legend(item: pg.PlotItem, where: str) -> None:
+    """A legend in a cell of the plot item's grid: right of the axes ("beside") or under the x axis ("below").
+
+    NOTE: PlotItem's grid has the title in row 0, the axes and view box in rows 1-3 and columns 0-2;
+    row 4 and column 3 are free, and a cell there never overlaps the view box.
+    """
+    if where not in ("below", "beside"):
+        raise ValueError(f"legend must be 'below', 'beside' or None, not {where!r}")
+    below = where == "below"
+    options = {"labelTextSize": "8pt", "verSpacing": -6}
+    item.legend = RowLegend(item.getViewBox(), **options) if below else pg.LegendItem(**options)
+    # NOTE: one under the plot may get less than its width (RowLegend.fit then puts fewer entries in a row)
+    across = QSizePolicy.Policy.Maximum if below else QSizePolicy.Policy.Fixed
+    item.legend.setSizePolicy(across, QSizePolicy.Policy.Fixed)
+    item.layout.addItem(item.legend, *((4, 1) if below else (2, 3)))
+    if below:
+        item.layout.setRowSpacing(3, LEGEND_GAP)
+    else:
+        item.layout.setColumnSpacing(2, LEGEND_GAP)
+    align = Qt.AlignmentFlag.AlignHCenter if below else Qt.AlignmentFlag.AlignLeft
+    item.layout.setAlignment(item.legend, Qt.AlignmentFlag.AlignTop | align)

@@ -140,7 +140,10 @@ def test_synthetic_probes_fill_every_view_in_place(panel):
     assert panel.filters.plot.image.image.shape == (2 * 6 - 1, 3 * 6 - 1)
     assert tuple(panel.filters.plot.image.getLevels()) == (0.0, 1.0)
     cam = panel.cam.plot.image
-    assert cam.image.shape == (16, 4 * 21 - 5, 3)  # 4 images in a row, 5 px apart
+    n, cols, h, w, gap = panel.cam.plot.grid
+    rows = -(-n // cols)
+    assert (n, h, w, gap) == (4, 16, 16, 5)  # 4 images laid out for the view's size, 5 px apart
+    assert cam.image.shape == (rows * (h + gap) - gap, cols * (w + gap) - gap, 3)
     assert len(panel.cam.plot.texts) == 4 and panel.cam.plot.texts[1].textItem.toPlainText() == "class 1"
     assert len(panel.gradients.grad.bars.opts["x"]) == 3
 
@@ -150,7 +153,9 @@ def test_synthetic_probes_fill_every_view_in_place(panel):
     assert items == (panel.activations.plot.image, panel.cam.plot.image, panel.filters.plot.image,
                      panel.gradients.grad.bars)  # NOTE: updated in place, never recreated
     assert sorted(panel.cam.frames) == [0, 1, 2, 3] and all(len(f) == FILM_FRAMES for f in panel.cam.frames.values())
-    assert panel.cam.film.image.image.shape[1] == FILM_FRAMES * 18 - 2
+    film = panel.cam.film
+    assert film.grid[0] == FILM_FRAMES and len(film.texts) == FILM_FRAMES  # the latest frames, each labelled
+    assert film.texts[-1].textItem.toPlainText() == f"step {1 + FILM_FRAMES + 3}"
     before = panel.cam.plot.image.image.copy()
     panel.cam.opacity.setValue(0)
     assert not np.allclose(before, panel.cam.plot.image.image)
@@ -177,9 +182,9 @@ def test_vector_activations_show_as_a_strip(panel):
 def test_insight_shows_confusion_regions_and_hardest(panel):
     feed_insight(panel, insight_dict())
     d = panel.decisions
-    assert d.confusion.image.image.shape == (3, 3) and len(d._texts) == 9
-    assert d._texts[0].textItem.toPlainText() == "5"
-    assert "circle 83%" in d.accuracy.text()
+    assert d.confusion.image.image.shape == (3, 3) and len(d.confusion.texts) == 9
+    assert d.confusion.texts[0].textItem.toPlainText() == "5"
+    assert d.accuracy.item(0, 0).text() == "circle" and d.accuracy.accuracies()[0] == "83.3%"
     assert d.region_image.image.shape == (20, 20, 4) and d.region_image.image.dtype == np.uint8
     assert d.hardest.rowCount() == 3 and d.hardest.item(0, 0).text() == "7"
     assert d.hardest.isVisibleTo(d) and not d.gallery.isVisibleTo(d) and panel.predictions.data is None
@@ -189,7 +194,7 @@ def test_insight_shows_confusion_regions_and_hardest(panel):
     m[:3, :3] = wide["confusion"]["matrix"]
     wide["confusion"]["matrix"] = m  # a net with 5 outputs on 3 classes: the unused ones are cropped
     feed_insight(panel, wide)
-    assert d.confusion.image.image.shape == (3, 3) and len(d._texts) == 9
+    assert d.confusion.image.image.shape == (3, 3) and len(d.confusion.texts) == 9
 
 
 def test_gallery_of_the_hardest_samples_and_boxes_on_the_probe_images(panel, tmp_path):
@@ -203,7 +208,7 @@ def test_gallery_of_the_hardest_samples_and_boxes_on_the_probe_images(panel, tmp
     expected = overlay(h0["images"][0], h0["cam"]["maps"][0], d.gallery.OPACITY) / 255.0
     np.testing.assert_allclose(d.gallery.plot.image.image[:16, :16], expected, atol=1e-6)
     captions = [t.textItem.toPlainText() for t in d.gallery.plot.texts]
-    assert captions == ["circle → square\nloss 3", "square → square\nloss 2", "triangle → circle\nloss 1"]
+    assert captions == ["✗ circle → square\nloss 3", "square → square\nloss 2", "✗ triangle → circle\nloss 1"]
     assert "Grad-CAM of conv2" in d.gallery.title.text()
     panel.tabs.setCurrentWidget(d)
     rows = list(csv.reader(open(panel.save_csv(tmp_path / "d.csv"), encoding="utf-8")))
@@ -225,7 +230,7 @@ def test_gallery_of_the_hardest_samples_and_boxes_on_the_probe_images(panel, tmp
 def test_mask_overlays_on_the_probe_images(panel, tmp_path):
     feed_insight(panel, masks_dict())
     d, view = panel.decisions, panel.predictions
-    assert not d.left.isVisibleTo(d) and d.gallery.isVisibleTo(d)
+    assert not d.confusion.isVisibleTo(d) and d.gallery.isVisibleTo(d)
     assert d.gallery.plot.texts[0].textItem.toPlainText() == "#5\nloss 0.9"
     shown = view.plot.image.image
     assert shown.shape == (2 * 16 + 2, 4 * (16 + 11) - 11, 3)  # a tile per sample: true mask above, predicted below
@@ -271,9 +276,11 @@ def test_class_chooser_layer_buttons_and_film_sample(panel, qtbot):
     assert cam.film_sample == 2 and not np.allclose(first, film.image)
     maps = [probe_dict(step)["cam"]["maps"][2] for step in range(1, 5)]
     images = probe_dict(4)["images"]
-    np.testing.assert_allclose(film.image[:, :16], overlay(images[2], maps[0], 0.5) / 255.0, atol=2 / 255)
-    np.testing.assert_allclose(film.image[:, 3 * 18: 3 * 18 + 16], overlay(images[2], maps[3], 0.5) / 255.0,
-                               atol=2 / 255)
+    for frame, step in ((0, 1), (3, 4)):
+        x, y = (int(v) for v in cam.film.origin(frame))
+        np.testing.assert_allclose(film.image[y: y + 16, x: x + 16], overlay(images[2], maps[step - 1], 0.5) / 255.0,
+                                   atol=2 / 255)
+        assert cam.film.texts[frame].textItem.toPlainText() == f"step {step}"
     chosen = probe_dict(5)
     chosen["cam"]["class_index"] = 1
     feed_probes(panel, chosen)
@@ -387,7 +394,7 @@ def test_a_segmentation_run_draws_masks_over_the_probe_images(qtbot):
         assert ended.args[0] == "finished" and panel.insight_runs == 1
         d, view = panel.decisions, panel.predictions
         look_at(panel, d, view)
-        assert not d.left.isVisibleTo(d) and d.gallery.isVisibleTo(d) and d.gallery.plot.image.image.shape[2] == 3
+        assert not d.confusion.isVisibleTo(d) and d.gallery.isVisibleTo(d) and d.gallery.plot.image.image.shape[2] == 3
         shown = view.plot.image.image
         assert shown.shape[:2] == (2 * 66 + 22, 4 * (32 + 22) - 22)  # 8 pairs (true above predicted) in 2 rows
         assert "square" in view.legend.text() and len(view.plot.texts) == 8
@@ -404,7 +411,7 @@ def test_a_localization_run_draws_boxes_and_keeps_the_chosen_class(qtbot):
         d, view = panel.decisions, panel.predictions
         look_at(panel, panel.cam, d, view)
         assert list(panel.cam.data["classes"]) == [2] * 8
-        assert d.gallery.isVisibleTo(d) and d.left.isVisibleTo(d)
+        assert d.gallery.isVisibleTo(d) and d.confusion.isVisibleTo(d)
         x, _ = view.boxes.getData()
         assert len(x) == 8 * 6 and len(view.true_boxes.getData()[0]) == 8 * 6
         assert list(d.gallery.plot.texts) and panel.decisions.data["hardest"]["cam"]["class_index"] == 2

@@ -188,10 +188,10 @@ def test_insight_titles_and_captions_show_names_literally(panel):
     assert f"relu{EVIL} 0" in label_shows(hist.ranges)
     assert f"conv{EVIL}: 0" in shows(hist.weights.toolTip())
     decisions = panel.decisions
-    assert f"{names[0]} 75%" in label_shows(decisions.accuracy)
+    assert decisions.accuracy.item(0, 0).text() == names[0] and decisions.accuracy.accuracies()[0] == "75.0%"
     gallery = decisions.gallery
     assert f"Grad-CAM of conv{EVIL}" in label_shows(gallery.title)
-    assert gallery.plot.texts[0].textItem.toPlainText().startswith(f"{names[0]} → {names[1]}")
+    assert gallery.plot.texts[0].textItem.toPlainText().startswith(f"✗ {names[0]} → {names[1]}")
     cam.note(f"Grad-CAM will weigh 'conv{EVIL}' from the next probe run.")
     assert f"'conv{EVIL}'" in label_shows(cam.note_label)
     panel.show_block("dense" + EVIL, probe_able=True, running=False)
