@@ -2,11 +2,13 @@
 
 Images appear as a grid of thumbnails with their label under each; 2-D points as a
 scatter plot coloured by class; other features as a table. A data set that cannot be
-loaded shows the engine's reason in the dialog instead.
+loaded shows the engine's reason in the dialog instead. A data set larger than the memory
+budget is not loaded: only the samples shown are read from disk, as training would stream them.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,21 @@ def _pixmap(array: np.ndarray, side: int = THUMB) -> QPixmap:
     )
 
 
+def _read(project: Project, shape: tuple[int, ...], base_dir: Path | None):
+    """The data set as training reads it (streamed from disk when over the memory budget), and whether it is points."""
+    from engine.data.streaming import load_for_training
+
+    ds = load_for_training(project.data, shape, base_dir=base_dir)
+    return ds, len(ds) > 0 and not ds.is_image and math.prod(ds.input_shape) <= 2
+
+
+def _pick(ds, is_points: bool) -> list:
+    """The samples to show: only these are read from disk when the data set streams."""
+    from engine.data.preview import preview_samples
+
+    return preview_samples(ds, IMAGE_SAMPLES if ds.is_image else POINT_SAMPLES if is_points else TABLE_SAMPLES)
+
+
 class DataPreviewDialog(QDialog):
     """Samples of ``project``'s data, loaded as training would load them (before normalization)."""
 
@@ -70,6 +87,7 @@ class DataPreviewDialog(QDialog):
         self.setWindowTitle("Preview data")
         self.setObjectName("data_preview")
         self.samples: list[tuple[np.ndarray, str]] = []
+        self.picked: list = []  # engine.data.preview.PreviewSample, one per sample shown
         self.error = ""
         layout = QVBoxLayout(self)
         self.header = QLabel()
@@ -96,11 +114,13 @@ class DataPreviewDialog(QDialog):
         if shape is None:
             self._fail("The network has no Input block yet: add one so the data can be shaped to fit it.")
             return
-        from engine.data import load_dataset, preview  # NOTE: here, as they import PyTorch (a second or more)
+        # NOTE: imported here, as it imports PyTorch (a second or more)
+        from engine.data.streaming import is_streamed
 
         QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
         try:
-            ds = load_dataset(project.data, shape, base_dir=base_dir)
+            ds, is_points = _read(project, shape, base_dir)
+            self.picked = _pick(ds, is_points)
         except NetDesignerError as exc:
             self._fail(str(exc))
             return
@@ -109,19 +129,20 @@ class DataPreviewDialog(QDialog):
             return
         finally:
             QGuiApplication.restoreOverrideCursor()
-        sample = ds.x[0] if len(ds) else None
-        is_points = sample is not None and not ds.is_image and sample.numel() <= 2
-        n = IMAGE_SAMPLES if ds.is_image else POINT_SAMPLES if is_points else TABLE_SAMPLES
-        self.samples = preview(ds, n)
+        self.samples = [(s.array, s.text) for s in self.picked]
         classes = f", {len(ds.classes)} classes" if ds.classes else ""
         targets = ", ".join(sorted(ds.targets))
+        streamed = " Larger than the memory budget: read from disk as training streams it." if is_streamed(ds) else ""
         self.header.setText(
-            f"<b>{escape_rich(ds.name)}</b>: {len(ds):,} samples{classes}, each {shape_text(tuple(ds.x.shape[1:]))} "
-            f"(targets: {escape_rich(targets)}). Showing {len(self.samples)}, spread over the whole set."
+            f"<b>{escape_rich(ds.name)}</b>: {len(ds):,} samples{classes}, each {shape_text(ds.input_shape)} "
+            f"(targets: {escape_rich(targets)}). Showing {len(self.samples)}, spread over the whole set.{streamed}"
         )
         for warning in getattr(ds, "warnings", []) or []:
             self.header.setText(self.header.text() + f"<br><i>{escape_rich(warning)}</i>")
-        if not self.samples:
+        if not self.samples and len(ds):
+            self._fail("None of the samples picked for the preview could be read from disk: check that the files are "
+                       "still there and readable.")
+        elif not self.samples:
             self._fail("The data set is empty.")
         elif ds.is_image or self.samples[0][0].ndim == 2 and self.samples[0][0].shape[0] > 1:
             self._show_images()
@@ -180,11 +201,10 @@ class DataPreviewDialog(QDialog):
         self.view = plot
 
     def _show_table(self, ds) -> None:
-        # NOTE: the raw feature values, at the rows preview() picked (spread evenly over the set).
-        rows = np.unique(np.linspace(0, len(ds) - 1, len(self.samples)).round().astype(np.int64))
-        x = ds.x.detach().cpu().numpy().reshape(len(ds), -1)[rows]
+        # NOTE: the raw feature values of the samples preview_samples() picked (spread evenly over the set).
+        x = np.stack([s.raw.reshape(-1) for s in self.picked])
         names = [f"x{i + 1}" for i in range(x.shape[1])]
-        table = QTableWidget(len(rows), x.shape[1] + 1)
+        table = QTableWidget(len(x), x.shape[1] + 1)
         table.setHorizontalHeaderLabels(["label", *names])
         for r, ((_, text), values) in enumerate(zip(self.samples, x)):
             table.setItem(r, 0, QTableWidgetItem(text))

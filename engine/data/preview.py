@@ -1,15 +1,30 @@
-"""A few samples of a data set as plain arrays with their label text, for a samples view."""
+"""A few samples of a data set as plain arrays with their label text, for a samples view.
+
+Only the samples shown are read: a data set streamed from disk (:mod:`engine.data.streaming`)
+is never loaded whole for a preview.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
 from engine.data.base import Dataset
 from engine.data.streaming import StreamDataset, is_streamed
 
-__all__ = ["preview"]
+__all__ = ["PreviewSample", "preview", "preview_samples"]
+
+
+@dataclass(frozen=True)
+class PreviewSample:
+    """One sample of a preview: its position in the data set, its values as loaded, what to draw, its label."""
+
+    index: int
+    raw: np.ndarray
+    array: np.ndarray
+    text: str
 
 
 def _unit(a: np.ndarray) -> np.ndarray:
@@ -55,10 +70,10 @@ def _samples(ds: Dataset | StreamDataset, idx: np.ndarray) -> list[tuple[int, np
     return [(int(i), x[i]) for i in idx]
 
 
-def preview(ds: Dataset | StreamDataset, n: int = 16) -> list[tuple[np.ndarray, str]]:
-    """Up to ``n`` samples spread over the data set, each as (array, label text).
+def preview_samples(ds: Dataset | StreamDataset, n: int = 16) -> list[PreviewSample]:
+    """Up to ``n`` samples spread evenly over the data set (a streamed one's unreadable samples left out).
 
-    The array is an image (H×W, or H×W×3 for RGB, floats in [0, 1]) for image data and for
+    ``array`` is an image (H×W, or H×W×3 for RGB, floats in [0, 1]) for image data and for
     vectors that are flattened square images (more than 16 values); a point (x, y) for 2-D
     data, or (x, value) for 1-D regression; otherwise the feature values as a 1×F strip.
     """
@@ -75,5 +90,10 @@ def preview(ds: Dataset | StreamDataset, n: int = 16) -> list[tuple[np.ndarray, 
             array = np.array([sample[0], float(ds.targets["value"][i, 0])], np.float32)
         else:
             array = _unit(sample[None, :])
-        out.append((array, _text(ds, i)))
+        out.append(PreviewSample(i, sample, array, _text(ds, i)))
     return out
+
+
+def preview(ds: Dataset | StreamDataset, n: int = 16) -> list[tuple[np.ndarray, str]]:
+    """Up to ``n`` samples spread over the data set, each as (array, label text): see :func:`preview_samples`."""
+    return [(s.array, s.text) for s in preview_samples(ds, n)]

@@ -261,7 +261,7 @@ def read_batches(reader: StreamReader, keys: list[BatchKey], workers: int, pin: 
     if not keys:
         return iter(())
     if workers and multiprocessing.current_process().daemon:
-        workers = 0  # NOTE: a daemonic process (the window's training child) may not start processes of its own
+        workers = 0  # NOTE: a daemonic process may not start processes of its own (the window's training child is not one)
     loader = torch.utils.data.DataLoader(
         reader, batch_size=None, sampler=keys, num_workers=workers, pin_memory=pin, collate_fn=_as_is,
         prefetch_factor=PREFETCH if workers else None,

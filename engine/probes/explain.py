@@ -1,7 +1,8 @@
 """Headless explanation of one prediction: a class-activation overlay PNG and the raw heat map.
 
 ``explain`` loads a trained project's weights, takes an image file (resized to the Input) or a
-sample of the project's data set (normalized exactly as training normalized it), computes CAM
+sample of the project's data set (normalized exactly as training normalized it; a set over the
+memory budget is not loaded: the one sample is read from disk), computes CAM
 or Grad-CAM for the predicted class or a chosen one, and writes ``OUT.png`` (the heat map over
 the image) and ``OUT.npy`` (float32 (H, W) in [0, 1] at the Input's resolution).
 
@@ -149,10 +150,10 @@ def explain(
             index = operator.index(image_or_index)
         except TypeError:
             raise ProbeError(f"give an image file or a sample index, not {image_or_index!r}") from None
-        data = load_project_data(project, shape, base_dir)
+        data = _samples_source(project, shape, base_dir)
         if not 0 <= index < len(data):
             raise ProbeError(f"sample {index} does not exist: the {data.name} data set has {len(data)} samples (0 to {len(data) - 1})")
-        raw = data.x[index]
+        raw = _sample(data, index)
         source = f"sample {index}"
     norm = training_normalizer(project, normalizer if normalizer is not None else saved_norm, data, shape, base_dir)
     x = (norm.transform(raw[None]) if norm is not None else raw[None]).float()
@@ -219,7 +220,7 @@ def _check_method(graph, code, tap: Tap, method: str, layer: str | None) -> str:
 
 
 def load_project_data(project, shape, base_dir):
-    """The project's data set for an input of ``shape``; a loading problem becomes a :class:`ProbeError`."""
+    """The project's data set for an input of ``shape``, in memory; a loading problem becomes a :class:`ProbeError`."""
     from engine.data import load_dataset
 
     try:
@@ -228,9 +229,37 @@ def load_project_data(project, shape, base_dir):
         raise ProbeError(f"the project's data set could not be loaded: {exc}") from None
 
 
+def _samples_source(project, shape, base_dir):
+    """The project's data set as training reads it: streamed from disk when it is over the memory budget,
+    so that explaining one sample never loads a large set whole; a loading problem becomes a :class:`ProbeError`."""
+    from engine.data.streaming import load_for_training
+
+    try:
+        return load_for_training(project.data, shape, base_dir=Path(base_dir) if base_dir else None)
+    except NetDesignerError as exc:
+        raise ProbeError(f"the project's data set could not be loaded: {exc}") from None
+
+
+def _sample(data, index: int) -> torch.Tensor:
+    """The raw input of sample ``index``: read from its file when ``data`` streams."""
+    from engine.data.streaming import is_streamed
+
+    if not is_streamed(data):
+        return data.x[index]
+    x, _, bad = data.read([index])
+    if bad:
+        raise ProbeError(f"sample {index} cannot be read: {bad[0].where}: {bad[0].reason}")
+    return x[0]
+
+
 def training_normalizer(project, given, data, shape, base_dir):
-    """The normalizer training used: the given one, else fitted on the training split; None if off."""
+    """The normalizer training used: the given one, else fitted on the training split; None if off.
+
+    A streamed data set is fitted as the trainer fits it, in one pass over its training split read a
+    batch at a time (:func:`~engine.data.streaming.stream_stats`).
+    """
     from engine.data import Normalizer, split_dataset
+    from engine.data.streaming import is_streamed, stream_stats, worker_count
 
     if not project.data.normalize:
         return None
@@ -238,12 +267,17 @@ def training_normalizer(project, given, data, shape, base_dir):
         return _fitting(given if isinstance(given, Normalizer) else Normalizer.from_dict(given), shape)
     if data is None:
         try:
-            data = load_project_data(project, shape, base_dir)
+            data = _samples_source(project, shape, base_dir)
         except ProbeError as exc:
             raise ProbeError(f"{exc}; it is needed to normalize the image as training did (or pass the normalizer saved with the checkpoint)") from None
     cfg = project.data
     train = split_dataset(data, cfg.val_fraction, cfg.test_fraction, cfg.seed).train
-    return Normalizer.fit(train)
+    if not is_streamed(train):
+        return Normalizer.fit(train)
+    try:
+        return stream_stats(train, worker_count(cfg)).normalizer
+    except NetDesignerError as exc:
+        raise ProbeError(f"{exc}; it is needed to normalize the image as training did (or pass the normalizer saved with the checkpoint)") from None
 
 
 def _fitting(norm, shape):

@@ -40,19 +40,30 @@ measured, a fresh process trained LeNet-5 about 4 % slower over a 2-second run).
 The child is started with ``spawn`` (every OS has it; forking a process with Qt's threads is
 unsafe), which imports the parent's ``__main__`` module again in the child: a script that
 opens the window must keep its start-up under ``if __name__ == "__main__":``, as ``main.py`` does.
+
+The child is not daemonic, so that data streamed from disk (:mod:`engine.data.streaming`) are read
+by DataLoader worker processes of its own (a daemonic process may not start any). What ``daemon``
+gave is kept by other means: the child never outlives its parent, as it leaves when its control
+pipe ends or its parent process changes (the parent was killed), stopping its run and exiting by
+:data:`ORPHAN_GRACE_S` whatever it is doing; and the parent's exit never waits for a child, as
+:func:`_end_children` ends them all before :mod:`multiprocessing` would join them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import multiprocessing as mp
+import multiprocessing.util
 import os
 import signal
 import sys
 import threading
+import time
+import weakref
 from dataclasses import dataclass, field
+from multiprocessing.connection import wait
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from engine.training.events import (
     ENDINGS,
@@ -77,6 +88,15 @@ _READY = "ready"
 #: of a share, so a frame ends sooner (measured on 2 cores: the longest event-loop stall fell from
 #: 39-65 ms to 28-42 ms). An idle machine still gives training all of its time.
 CHILD_NICENESS = 5
+
+#: Seconds a child whose parent is gone may take to stop its run before it exits regardless.
+ORPHAN_GRACE_S = 10.0
+
+#: How often a child checks that its parent process is still there.
+PARENT_CHECK_S = 1.0
+
+#: Seconds the parent's exit gives its children to end by themselves before it kills them.
+EXIT_GRACE_S = 2.0
 
 
 @dataclass
@@ -133,14 +153,16 @@ class _Wishes:
 class _Mailbox:
     """The child's second thread reads every control message; runs go to the main thread, the rest to the run."""
 
-    def __init__(self, control_conn) -> None:
+    def __init__(self, control_conn, on_gone: Callable[[], None] | None = None) -> None:
         import queue
 
         self.conn = control_conn
+        self._on_gone = on_gone  # called once when the parent let go or died
         self.requests: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self.control = None
         self.wishes: _Wishes | None = None
+        self._gone = False
         threading.Thread(target=self._listen, daemon=True, name="control").start()
 
     def end(self, control) -> None:
@@ -149,6 +171,18 @@ class _Mailbox:
             if self.control is control:
                 self.control, self.wishes = None, None
 
+    def parent_gone(self) -> None:
+        """The parent let go of this child or died: stop the run and end the serving loop."""
+        with self._lock:
+            if self._gone:
+                return  # NOTE: both the pipe's end and the parent watch tell it
+            self._gone = True
+            if self.control is not None:
+                self.control.stop()
+        self.requests.put(("quit",))
+        if self._on_gone is not None:
+            self._on_gone()
+
     def _listen(self) -> None:
         from engine.training.trainer import Control
 
@@ -156,7 +190,8 @@ class _Mailbox:
             try:
                 msg = self.conn.recv()
             except (EOFError, OSError):
-                msg = ("quit",)  # NOTE: the parent is gone: nobody will read the results
+                self.parent_gone()  # NOTE: the pipe ended: the parent let go of this child, or was killed
+                return
             what = msg[0]
             if what == "run":
                 # NOTE: the run's controls exist before the next message is read: a Stop sent
@@ -166,12 +201,6 @@ class _Mailbox:
                     self.control, self.wishes = control, wishes
                 self.requests.put((msg[0], msg[1], control, wishes))
                 continue
-            if what == "quit":
-                with self._lock:
-                    if self.control is not None:
-                        self.control.stop()
-                self.requests.put(msg)
-                return
             with self._lock:
                 control, wishes = self.control, self.wishes
             if control is None:
@@ -207,18 +236,50 @@ def _numpy_state(model) -> dict[str, Any]:
     return {k: v.detach().cpu().numpy().copy() for k, v in model.state_dict().items()}
 
 
-def _child_main(event_conn, control_conn) -> None:
+def _child_main(event_conn, control_conn, parent_pid: int | None = None) -> None:
     """Entry point of the child: serve runs one after another, then leave at once."""
     # NOTE: a Ctrl+C in the terminal is the parent's to handle; the parent stops the child.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        _serve(event_conn, control_conn)
+        _serve(event_conn, control_conn, parent_pid)
     finally:
-        # NOTE: everything the runs wrote is closed; skipping the interpreter's teardown avoids
-        # PyTorch's thread pools aborting ("terminate called ...") while the control thread waits.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
+        _leave()
+
+
+def _leave() -> None:
+    """End this child at once, from any of its threads.
+
+    NOTE: everything the runs wrote is closed; skipping the interpreter's teardown avoids
+    PyTorch's thread pools aborting ("terminate called ...") while the control thread waits.
+    DataLoader workers left behind see their parent change and end by themselves.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
+def _leave_by_deadline() -> None:
+    """End this child in :data:`ORPHAN_GRACE_S` seconds, whatever it is doing then.
+
+    NOTE: a stopped run ends only between batches, and loading the data or the normalization pass
+    can take minutes; with the parent gone nobody will read the results.
+    """
+    deadline = threading.Timer(ORPHAN_GRACE_S, _leave)
+    deadline.daemon = True
+    deadline.start()
+
+
+def _watch_parent(parent_pid: int, mailbox: _Mailbox) -> None:
+    """Tell ``mailbox`` when the parent process is gone, even while something else holds the control pipe open.
+
+    NOTE: the control pipe's end is the usual sign, but a process forked from the parent (a
+    DataLoader worker of its own) holds a copy of the parent's end for as long as it lives. A
+    parent-death signal (Linux ``PR_SET_PDEATHSIG``) is no substitute: it fires when the *thread*
+    that started the child ends, and the window starts children from worker threads.
+    """
+    while os.getppid() == parent_pid:
+        time.sleep(PARENT_CHECK_S)
+    mailbox.parent_gone()
 
 
 def _yield_to_window() -> None:
@@ -230,8 +291,8 @@ def _yield_to_window() -> None:
             pass
 
 
-def _serve(event_conn, control_conn) -> None:
-    """Import, then train each request that arrives and send its events, until the parent lets go.
+def _serve(event_conn, control_conn, parent_pid: int | None = None) -> None:
+    """Import, then train each request that arrives and send its events, until the parent lets go or dies.
 
     One child serves run after run (the parent hands it back as the spare after each run), so
     the second run of a network starts warm: PyTorch's kernels and memory pools are ready.
@@ -244,7 +305,9 @@ def _serve(event_conn, control_conn) -> None:
     except (BrokenPipeError, EOFError, OSError):
         return
     _yield_to_window()  # NOTE: after the imports, which a run is waiting for at full speed
-    mailbox = _Mailbox(control_conn)
+    mailbox = _Mailbox(control_conn, on_gone=_leave_by_deadline)
+    if parent_pid is not None:
+        threading.Thread(target=_watch_parent, args=(parent_pid, mailbox), daemon=True, name="parent").start()
     while True:
         msg = mailbox.requests.get()
         if msg[0] != "run":
@@ -320,10 +383,14 @@ class _Child:
         ctx = mp.get_context("spawn")
         self.events, child_events = ctx.Pipe(duplex=False)
         child_control, self.control = ctx.Pipe(duplex=False)
+        # NOTE: not daemonic, so that it may start DataLoader workers; it watches its parent instead
+        # (see the module's notes), and _end_children ends it before multiprocessing would join it.
         self.process = ctx.Process(
-            target=_child_main, args=(child_events, child_control), name="net-designer-training", daemon=True
+            target=_child_main, args=(child_events, child_control, os.getpid()), name="net-designer-training",
+            daemon=False,
         )
         self.process.start()
+        _children.add(self)
         # NOTE: closing the parent's copies is what makes recv() see the end when the child exits.
         child_events.close()
         child_control.close()
@@ -342,6 +409,17 @@ class _Child:
                 return False
         return self.ready
 
+    def receive(self) -> Any:
+        """The child's next message, waiting for it; EOFError once the child has ended and all it sent is read.
+
+        NOTE: the pipe's end alone is no sign that the child ended: DataLoader workers it forked hold
+        copies of its end of the pipe until they notice, seconds later, that it is gone.
+        """
+        wait([self.events, self.process.sentinel])
+        if not self.events.poll():
+            raise EOFError("the training process ended")
+        return self.events.recv()
+
     def close(self) -> None:
         for conn in (self.control, self.events):
             try:
@@ -349,9 +427,39 @@ class _Child:
             except OSError:
                 pass
 
+    def end(self, grace: float) -> None:
+        """Let the child go (it sees its control pipe end and exits); kill it if it is still there after ``grace`` s."""
+        self.close()
+        self.process.join(grace)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+
 
 _spare: _Child | None = None
 _spare_lock = threading.Lock()
+_children: weakref.WeakSet[_Child] = weakref.WeakSet()  # every child started, for _end_children
+
+
+def _end_children() -> None:
+    """End every child still running: the parent is exiting.
+
+    NOTE: multiprocessing joins a process's non-daemonic children when it exits; a spare child
+    waits for its next run until its control pipe ends, so without this the exit would wait forever.
+    """
+    children = list(_children)
+    for child in children:
+        child.close()
+    deadline = time.monotonic() + EXIT_GRACE_S
+    for child in children:
+        child.process.join(max(0.0, deadline - time.monotonic()))
+        if child.process.is_alive():
+            child.process.kill()
+            child.process.join()
+
+
+# NOTE: a finalizer with an exit priority runs at the exit before multiprocessing joins the children.
+multiprocessing.util.Finalize(None, _end_children, exitpriority=10)
 
 
 def prestart() -> None:
@@ -375,11 +483,7 @@ def discard_spare() -> None:
     with _spare_lock:
         spare, _spare = _spare, None
     if spare is not None:
-        spare.close()  # NOTE: the child sees the control pipe close and exits
-        spare.process.join(2.0)
-        if spare.process.is_alive():
-            spare.process.kill()
-            spare.process.join()
+        spare.end(2.0)
 
 
 def _take() -> _Child:
@@ -401,13 +505,8 @@ def _release(child: _Child, reuse: bool) -> None:
         with _spare_lock:
             if _spare is None or not _spare.alive():
                 _spare, child = child, None
-    if child is None:
-        return
-    child.close()  # NOTE: the child sees the control pipe close and exits
-    child.process.join(STOP_GRACE_S)
-    if child.process.is_alive():
-        child.process.kill()
-        child.process.join()
+    if child is not None:
+        child.end(STOP_GRACE_S)
 
 
 def _exit_reason(code: int | None) -> str:
@@ -445,6 +544,12 @@ class TrainingProcess:
         self._began = False  # a Started event has arrived: the child trains
         self._cut = False  # stopped before it began: the child was killed
         self.stopped = False
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the child that serves this run; None before :meth:`start`."""
+        child = self._child
+        return child.process.pid if child is not None else None
 
     # ------------------------------------------------------------------ control (any thread)
     def start(self) -> None:
@@ -523,7 +628,7 @@ class TrainingProcess:
         try:
             while True:
                 try:
-                    event = child.events.recv()
+                    event = child.receive()
                 except (EOFError, OSError):
                     break
                 except Exception as exc:  # noqa: BLE001 - a message that cannot be read ends the run

@@ -147,7 +147,8 @@ class _SharedData:
     samples: loading them again for each point is the one cost a sweep adds to the run alone (a
     folder of images takes seconds). The splits are those the trainer makes itself (the same
     loader and seed); a point the data cannot be loaded for gets None, and its trainer loads them
-    and says what is wrong.
+    and says what is wrong. Data over the memory budget are shared as the trainer would read them:
+    streamed from disk (:func:`~engine.data.streaming.load_for_training`), never loaded whole.
     """
 
     def __init__(self, base_dir: Path | None) -> None:
@@ -164,13 +165,14 @@ class _SharedData:
 
     def _load(self, point: Project):
         from engine.codegen import generate
-        from engine.data import load_dataset, split_dataset
+        from engine.data import split_dataset
+        from engine.data.streaming import load_for_training
 
         try:
             shapes = generate(point.graph).input_shapes
             if len(shapes) != 1:
                 return None
-            data = load_dataset(point.data, shapes[0], base_dir=self.base_dir)
+            data = load_for_training(point.data, shapes[0], base_dir=self.base_dir)
             return tuple(split_dataset(data, point.data.val_fraction, point.data.test_fraction, point.data.seed))
         except Exception:  # noqa: BLE001 - the point's own trainer loads the data again and says what is wrong
             return None
