@@ -13,7 +13,11 @@ rebuilds them and compares, so the files and this script cannot drift apart.
 
 The small templates train on data that ships or is generated; the full-size networks
 (AlexNet to the paper's U-Net) are built layer for layer as torchvision builds them and
-train on a person's own data, whose path they leave empty for Train to ask about.
+train on a person's own data, whose path they leave empty for Train to ask about. They are
+made of units (:func:`define`, :meth:`Net.use`), as torchvision writes ``BasicBlock`` once
+and composes it: one definition per distinct block (a block of other widths, or with a
+``downsample`` projection, is another), stages of blocks where the network has them, so the
+canvas shows stem, stages and head, and the exported code has one class per definition.
 """
 
 from __future__ import annotations
@@ -33,9 +37,10 @@ if str(ROOT) not in sys.path:
 from engine.analysis import analyze  # noqa: E402
 from engine.config import DataConfig, ProbeConfig, TrainingConfig  # noqa: E402
 from engine.datacheck import check_against_data  # noqa: E402
-from engine.graph import Graph  # noqa: E402
+from engine.graph import UNIT_TYPE, Graph  # noqa: E402
 from engine.layout import apply_layout, auto_layout  # noqa: E402
 from engine.project import Project, save_project  # noqa: E402
+from engine.units import UnitDef, UnitPort, flatten  # noqa: E402
 
 # What the data sets deliver; the networks' input and output sizes must agree with them.
 DIGITS_CLASSES = 10
@@ -54,18 +59,37 @@ HE = "he_normal"
 
 
 # ---------------------------------------------------------------------------- building
+@dataclass
+class Port:
+    """A unit's input port while its inside is built: the inner block inputs it feeds, as they are added."""
+
+    name: str
+    ends: list[tuple[str, int]] = field(default_factory=list)
+
+
+Source = str | Port  # a block's id, or an input port of the unit being built
+
+
 class Net:
     """A thin helper over :class:`Graph` for writing templates as short code."""
 
     def __init__(self) -> None:
         self.graph = Graph()
 
-    def add(self, type_id: str, name: str, *sources: str, **params: Any) -> str:
+    def add(self, type_id: str, name: str, *sources: Source, **params: Any) -> str:
         """Add a block fed by ``sources`` (one per input port, in port order); return its id."""
         node = self.graph.add_node(type_id, params, name=name)
         for port, src in enumerate(sources):
-            self.graph.connect(src, 0, node.id, port)
+            if isinstance(src, Port):
+                src.ends.append((node.id, port))
+            else:
+                self.graph.connect(src, 0, node.id, port)
         return node.id
+
+    def use(self, unit: UnitDef, name: str, *sources: Source) -> str:
+        """Add a block that uses ``unit`` (defined here on its first use), fed by ``sources``."""
+        self.graph.define_unit(unit)
+        return self.add(UNIT_TYPE, name, *sources, unit=unit.name)
 
     def image_input(self, channels: int, size: int) -> str:
         return self.add("Input", "input", kind="image", channels=channels, height=size, width=size)
@@ -73,7 +97,7 @@ class Net:
     def vector_input(self, features: int) -> str:
         return self.add("Input", "input", kind="vector", features=features)
 
-    def conv_relu(self, x: str, name: str, filters: int, kernel: int = 3, **kw: Any) -> str:
+    def conv_relu(self, x: Source, name: str, filters: int, kernel: int = 3, **kw: Any) -> str:
         """Conv2d + ReLU (``conv1`` + ``relu1``)."""
         x = self.add("Conv2d", name, x, filters=filters, kernel_size=kernel, **kw)
         return self.add("ReLU", _suffix(name, "relu"), x)
@@ -85,15 +109,18 @@ class Net:
         return self.add("ReLU", _suffix(name, "relu"), x) if relu else x
 
     def conv_bn(
-        self, x: str, name: str, filters: int, kernel: int, stride: int = 1, act: str | None = "ReLU",
-        eps: float = 1e-5, **kw: Any,
+        self, x: Source, name: str, filters: int, kernel: int, stride: int = 1, act: str | None = "ReLU",
+        eps: float = 1e-5, numbered: bool = False, **kw: Any,
     ) -> str:
         """Conv2d (no bias) + BatchNorm (+ activation), torchvision's padding ``(k − 1) / 2``:
-        ``name``, ``name_bn``, ``name_act`` (``layer1_0_conv1``, ``layer1_0_conv1_bn`` ...)."""
+        ``name``, ``name_bn``, ``name_act`` (``conv0``, ``conv0_bn`` ...), or with ``numbered`` as
+        torchvision's blocks name them (``conv1``, ``bn1``, ``relu1``)."""
         kw.setdefault("padding", (kernel - 1) // 2)
         x = self.add("Conv2d", name, x, filters=filters, kernel_size=kernel, stride=stride, bias=False, **kw)
-        x = self.add("BatchNorm", f"{name}_bn", x, eps=eps)
-        return self.add(act, f"{name}_{act.lower()}", x) if act else x
+        x = self.add("BatchNorm", _suffix(name, "bn") if numbered else f"{name}_bn", x, eps=eps)
+        if not act:
+            return x
+        return self.add(act, _suffix(name, act.lower()) if numbered else f"{name}_{act.lower()}", x)
 
     def classifier(self, x: str, classes: int, dropout: float | None = None, name: str = "fc") -> str:
         """Global average pooling (+ Dropout) + Dense + Class output: the head of every modern CNN here."""
@@ -102,6 +129,21 @@ class Net:
             x = self.add("Dropout", "dropout", x, p=dropout)
         x = self.add("Dense", name, x, units=classes)
         return self.add("ClassificationOutput", "output", x)
+
+
+def define(name: str, build: Callable[..., str], inputs: tuple[str, ...] = ("in",)) -> UnitDef:
+    """A unit called ``name`` whose inside ``build(net, *ports)`` adds (one :class:`Port` per name in
+    ``inputs``), returning the block that is its output.
+
+    The inside is laid out as Arrange lays it out, so that opening the unit on the canvas shows it so.
+    NOTE: build each definition once and pass it to every use: two definitions of one name are refused.
+    """
+    net, ports = Net(), [Port(p) for p in inputs]
+    out = build(net, *ports)
+    apply_layout(net.graph, auto_layout(net.graph))
+    return UnitDef(
+        name, net.graph, tuple(UnitPort(p.name, tuple(p.ends)) for p in ports), (UnitPort("out", ((out, 0),)),)
+    )
 
 
 def _suffix(name: str, what: str) -> str:
@@ -123,7 +165,7 @@ class Template:
     data: dict[str, Any]
     training: dict[str, Any]
     probes: dict[str, Any] = field(default_factory=dict)
-    probe_layer: str | None = None  # name of the block the live views look at
+    probe_layer: str | None = None  # the block the live views look at, by its path through units: layer4/block1/relu
 
 
 def perceptron() -> Graph:
@@ -316,14 +358,24 @@ def alexnet() -> Graph:
     return net.graph
 
 
+def _vgg_block(block: int, filters: int, convs: int) -> UnitDef:
+    """``convs`` 3×3 convolutions with ReLU (``conv1``, ``relu1`` ...), then a 2×2 max pool halving the size."""
+
+    def build(net: Net, x: Port) -> str:
+        y: Source = x
+        for i in range(1, convs + 1):
+            y = net.conv_relu(y, f"conv{i}", filters, 3, padding=1)
+        return net.add("MaxPool2d", "pool", y, kernel_size=2, stride=2)
+
+    return define(f"VGGBlock{block}", build)
+
+
 def vgg16() -> Graph:
-    """VGG16 (configuration D): 13 3×3 convolutions in five blocks, three dense layers."""
+    """VGG16 (configuration D): 13 3×3 convolutions in five blocks (each a unit: ``block1`` ..), three dense layers."""
     net = Net()
     x = net.image_input(3, IMAGENET_SIZE)
     for block, (filters, convs) in enumerate(((64, 2), (128, 2), (256, 3), (512, 3), (512, 3)), start=1):
-        for i in range(1, convs + 1):
-            x = net.conv_relu(x, f"conv{block}_{i}", filters, 3, padding=1)
-        x = net.add("MaxPool2d", f"pool{block}", x, kernel_size=2, stride=2)  # 512×7×7 after the fifth
+        x = net.use(_vgg_block(block, filters, convs), f"block{block}", x)  # 512×7×7 after the fifth
     x = net.add("AdaptiveAvgPool2d", "avgpool", x, output_size=7)
     x = net.add("Flatten", "flatten", x)  # 25088
     for i in (6, 7):
@@ -346,30 +398,38 @@ INCEPTIONS = (
 GOOGLENET_EPS = 1e-3
 
 
-def _inception(net: Net, x: str, name: str, c1: int, r3: int, c3: int, r5: int, c5: int, proj: int) -> str:
-    """Four branches concatenated. NOTE: the "5×5" branch is a 3×3 convolution, as in torchvision's
-    GoogLeNet (whose weights were trained so); its parameter count is torchvision's."""
+def _inception(name: str, c1: int, r3: int, c3: int, r5: int, c5: int, proj: int) -> UnitDef:
+    """Four branches concatenated, each finished before the next (as torchvision writes ``forward``).
+
+    NOTE: the "5×5" branch is a 3×3 convolution, as in torchvision's GoogLeNet (whose weights were
+    trained so); its parameter count is torchvision's. Each module has its own widths, so its own definition.
+    """
     eps = GOOGLENET_EPS
-    b1 = net.conv_bn(x, f"{name}_b1", c1, 1, eps=eps)
-    b2 = net.conv_bn(net.conv_bn(x, f"{name}_b2_reduce", r3, 1, eps=eps), f"{name}_b2", c3, 3, eps=eps)
-    b3 = net.conv_bn(net.conv_bn(x, f"{name}_b3_reduce", r5, 1, eps=eps), f"{name}_b3", c5, 3, eps=eps)
-    b4 = net.add("MaxPool2d", f"{name}_b4_pool", x, kernel_size=3, stride=1, padding=1, ceil_mode=True)
-    b4 = net.conv_bn(b4, f"{name}_b4", proj, 1, eps=eps)
-    return net.add("Concatenate", f"{name}_concat", b1, b2, b3, b4, inputs=4)
+
+    def build(net: Net, x: Port) -> str:
+        b1 = net.conv_bn(x, "branch1", c1, 1, eps=eps)
+        b2 = net.conv_bn(net.conv_bn(x, "branch2_reduce", r3, 1, eps=eps), "branch2", c3, 3, eps=eps)
+        b3 = net.conv_bn(net.conv_bn(x, "branch3_reduce", r5, 1, eps=eps), "branch3", c5, 3, eps=eps)
+        b4 = net.add("MaxPool2d", "branch4_pool", x, kernel_size=3, stride=1, padding=1, ceil_mode=True)
+        b4 = net.conv_bn(b4, "branch4", proj, 1, eps=eps)
+        return net.add("Concatenate", "concat", b1, b2, b3, b4, inputs=4)
+
+    return define(f"Inception{name}", build)
 
 
 def googlenet() -> Graph:
-    """GoogLeNet (Inception v1) in torchvision's layout, with BatchNorm and without the auxiliary heads."""
+    """GoogLeNet (Inception v1) in torchvision's layout, with BatchNorm and without the auxiliary heads;
+    each Inception module is a unit (``inception3a`` ...)."""
     net = Net()
     x = net.image_input(3, IMAGENET_SIZE)
     x = net.conv_bn(x, "conv1", 64, 7, stride=2, eps=GOOGLENET_EPS)  # 64×112×112
-    x = net.add("MaxPool2d", "pool1", x, kernel_size=3, stride=2, ceil_mode=True)  # 64×56×56
+    x = net.add("MaxPool2d", "maxpool1", x, kernel_size=3, stride=2, ceil_mode=True)  # 64×56×56
     x = net.conv_bn(x, "conv2", 64, 1, eps=GOOGLENET_EPS)
     x = net.conv_bn(x, "conv3", 192, 3, eps=GOOGLENET_EPS)
-    x = net.add("MaxPool2d", "pool2", x, kernel_size=3, stride=2, ceil_mode=True)  # 192×28×28
-    pools = {"3b": ("pool3", 3), "4e": ("pool4", 2)}  # after these modules: 480×14×14, 832×7×7
+    x = net.add("MaxPool2d", "maxpool2", x, kernel_size=3, stride=2, ceil_mode=True)  # 192×28×28
+    pools = {"3b": ("maxpool3", 3), "4e": ("maxpool4", 2)}  # after these modules: 480×14×14, 832×7×7
     for name, *sizes in INCEPTIONS:
-        x = _inception(net, x, f"inception{name}", *sizes)
+        x = net.use(_inception(name, *sizes), f"inception{name}", x)
         if name in pools:
             pool, k = pools[name]
             x = net.add("MaxPool2d", pool, x, kernel_size=k, stride=2, ceil_mode=True)
@@ -378,42 +438,68 @@ def googlenet() -> Graph:
 
 
 def _resnet_stem(net: Net) -> str:
+    """torchvision's stem, named as its attributes are: ``conv1``, ``bn1``, ``relu``, ``maxpool``."""
     x = net.image_input(3, IMAGENET_SIZE)
-    x = net.conv_bn(x, "conv1", 64, 7, stride=2)  # 64×112×112
+    x = net.add("Conv2d", "conv1", x, filters=64, kernel_size=7, stride=2, padding=3, bias=False)  # 64×112×112
+    x = net.add("BatchNorm", "bn1", x)
+    x = net.add("ReLU", "relu", x)
     return net.add("MaxPool2d", "maxpool", x, kernel_size=3, stride=2, padding=1)  # 64×56×56
 
 
-def _shortcut(net: Net, x: str, name: str, filters: int, stride: int, channels: int) -> str:
-    """The identity, or a 1×1 projection (+ BatchNorm) where the block changes size or width."""
+def _residual(net: Net, x: Port, y: str, filters: int, stride: int, channels: int) -> str:
+    """Add the block's input, or its 1×1 projection (+ BatchNorm) where the block changes size or width, then ReLU."""
     if stride == 1 and channels == filters:
-        return x
-    return net.conv_bn(x, f"{name}_downsample", filters, 1, stride=stride, act=None)
+        shortcut: Source = x
+    else:
+        shortcut = net.conv_bn(x, "downsample", filters, 1, stride=stride, act=None, numbered=True)
+    return net.add("ReLU", "relu", net.add("Add", "add", y, shortcut))
 
 
-def _basic_block(net: Net, x: str, name: str, filters: int, stride: int, channels: int) -> str:
-    y = net.conv_bn(x, f"{name}_conv1", filters, 3, stride=stride)
-    y = net.conv_bn(y, f"{name}_conv2", filters, 3, act=None)
-    y = net.add("Add", f"{name}_add", y, _shortcut(net, x, name, filters, stride, channels))
-    return net.add("ReLU", f"{name}_relu", y)
+def _basic_block(channels: int, filters: int, stride: int) -> UnitDef:
+    """ResNet's basic block: two 3×3 convolutions (the first may stride) beside the shortcut."""
+
+    def build(net: Net, x: Port) -> str:
+        y = net.conv_bn(x, "conv1", filters, 3, stride=stride, numbered=True)
+        y = net.conv_bn(y, "conv2", filters, 3, act=None, numbered=True)
+        return _residual(net, x, y, filters, stride, channels)
+
+    return define(f"BasicBlock{filters}{_down(channels, filters, stride)}", build)
 
 
-def _bottleneck(net: Net, x: str, name: str, filters: int, stride: int, channels: int) -> str:
-    """ResNet v1.5's bottleneck: the stride sits on the 3×3 convolution."""
-    y = net.conv_bn(x, f"{name}_conv1", filters, 1)
-    y = net.conv_bn(y, f"{name}_conv2", filters, 3, stride=stride)
-    y = net.conv_bn(y, f"{name}_conv3", 4 * filters, 1, act=None)
-    y = net.add("Add", f"{name}_add", y, _shortcut(net, x, name, 4 * filters, stride, channels))
-    return net.add("ReLU", f"{name}_relu", y)
+def _bottleneck(channels: int, filters: int, stride: int) -> UnitDef:
+    """ResNet v1.5's bottleneck: 1×1 narrows, 3×3 (with the stride) filters, 1×1 widens fourfold."""
+
+    def build(net: Net, x: Port) -> str:
+        y = net.conv_bn(x, "conv1", filters, 1, numbered=True)
+        y = net.conv_bn(y, "conv2", filters, 3, stride=stride, numbered=True)
+        y = net.conv_bn(y, "conv3", 4 * filters, 1, act=None, numbered=True)
+        return _residual(net, x, y, 4 * filters, stride, channels)
+
+    return define(f"Bottleneck{filters}{_down(channels, 4 * filters, stride)}", build)
 
 
-def _resnet(block: Callable[..., str], depths: tuple[int, ...], expansion: int) -> Graph:
+def _down(channels: int, filters: int, stride: int) -> str:
+    """``"Down"`` for a block with a ``downsample`` projection (a definition of its own, as in torchvision)."""
+    return "" if stride == 1 and channels == filters else "Down"
+
+
+def _resnet(block: Callable[[int, int, int], UnitDef], depths: tuple[int, ...], expansion: int) -> Graph:
+    """The stem, four stages of blocks (``layer1`` .. ``layer4``, each a unit of ``block0`` ...) and the classifier."""
     net = Net()
     x, channels = _resnet_stem(net), 64
     for stage, (filters, depth) in enumerate(zip((64, 128, 256, 512), depths), start=1):
-        for i in range(depth):
-            stride = 2 if stage > 1 and i == 0 else 1
-            x = block(net, x, f"layer{stage}_{i}", filters, stride, channels)
-            channels = filters * expansion
+        stride = 1 if stage == 1 else 2
+        first = block(channels, filters, stride)
+        rest = first if (channels, stride) == (filters * expansion, 1) else block(filters * expansion, filters, 1)
+
+        def build(inner: Net, y: Port, first: UnitDef = first, rest: UnitDef = rest, depth: int = depth) -> str:
+            out = inner.use(first, "block0", y)
+            for i in range(1, depth):
+                out = inner.use(rest, f"block{i}", out)
+            return out
+
+        x = net.use(define(f"Stage{stage}", build), f"layer{stage}", x)
+        channels = filters * expansion
     net.classifier(x, IMAGENET_CLASSES)
     return net.graph
 
@@ -432,24 +518,36 @@ MOBILENET_V2 = (
 )
 
 
-def _inverted_residual(net: Net, x: str, name: str, channels: int, filters: int, stride: int, t: int) -> str:
-    """Expand (1×1), filter (3×3 depthwise), project (1×1, linear: no activation); add the input when it fits."""
+def _inverted_residual(channels: int, filters: int, stride: int, t: int) -> UnitDef:
+    """Expand (1×1), filter (3×3 depthwise), project (1×1, linear: no activation); add the input when it fits.
+
+    Named ``InvertedResidual24`` where it keeps its width (and adds its input), ``InvertedResidual16To24``
+    where it changes it: the first block of each stage, a definition of its own.
+    """
     hidden = channels * t
-    y = net.conv_bn(x, f"{name}_expand", hidden, 1, act="ReLU6") if t != 1 else x
-    y = net.conv_bn(y, f"{name}_dw", hidden, 3, stride=stride, groups=hidden, act="ReLU6")
-    y = net.conv_bn(y, f"{name}_project", filters, 1, act=None)
-    return net.add("Add", f"{name}_add", y, x) if stride == 1 and channels == filters else y
+
+    def build(net: Net, x: Port) -> str:
+        y: Source = net.conv_bn(x, "expand", hidden, 1, act="ReLU6") if t != 1 else x
+        y = net.conv_bn(y, "dw", hidden, 3, stride=stride, groups=hidden, act="ReLU6")
+        y = net.conv_bn(y, "project", filters, 1, act=None)
+        return net.add("Add", "add", y, x) if stride == 1 and channels == filters else y
+
+    widths = f"{filters}" if stride == 1 and channels == filters else f"{channels}To{filters}"
+    return define(f"InvertedResidual{widths}", build)
 
 
 def mobilenet_v2() -> Graph:
+    """MobileNetV2 as torchvision builds it; each inverted residual block is a unit (``block1`` .. ``block17``)."""
     net = Net()
     x = net.image_input(3, IMAGENET_SIZE)
     x, channels, n = net.conv_bn(x, "conv1", 32, 3, stride=2, act="ReLU6"), 32, 0  # 32×112×112
     for t, filters, blocks, stride in MOBILENET_V2:
+        first = _inverted_residual(channels, filters, stride, t)
+        rest = _inverted_residual(filters, filters, 1, t) if blocks > 1 else first
         for i in range(blocks):
             n += 1
-            x = _inverted_residual(net, x, f"block{n}", channels, filters, stride if i == 0 else 1, t)
-            channels = filters
+            x = net.use(first if i == 0 else rest, f"block{n}", x)
+        channels = filters
     x = net.conv_bn(x, "conv_last", 1280, 1, act="ReLU6")  # 1280×7×7
     net.classifier(x, IMAGENET_CLASSES, dropout=0.2)
     return net.graph
@@ -460,7 +558,7 @@ GROWTH = 32
 BN_SIZE = 4  # the 1×1 bottleneck's width, in multiples of the growth rate
 
 
-def _dense_layer(net: Net, x: str, name: str) -> str:
+def _dense_layer(net: Net, x: Source, name: str) -> str:
     """BN-ReLU-conv 1×1 (bottleneck), BN-ReLU-conv 3×3 (``GROWTH`` new maps), concatenated onto the input.
 
     NOTE: torchvision concatenates all earlier maps before each layer; concatenating one layer's maps
@@ -475,22 +573,43 @@ def _dense_layer(net: Net, x: str, name: str) -> str:
     return net.add("Concatenate", f"{name}_concat", x, y)
 
 
+def _dense_block(block: int, layers: int) -> UnitDef:
+    """``layers`` dense layers (``layer1_bn1`` ...): each adds ``GROWTH`` maps to the stack it reads."""
+
+    def build(net: Net, x: Port) -> str:
+        y: Source = x
+        for i in range(1, layers + 1):
+            y = _dense_layer(net, y, f"layer{i}")
+        return y
+
+    return define(f"DenseBlock{block}", build)
+
+
+def _transition(block: int, channels: int) -> UnitDef:
+    """Between dense blocks: BN-ReLU, a 1×1 convolution to ``channels`` maps, a 2×2 average pool halving the size."""
+
+    def build(net: Net, x: Port) -> str:
+        y = net.add("BatchNorm", "bn", x)
+        y = net.add("ReLU", "relu", y)
+        y = net.add("Conv2d", "conv", y, filters=channels, kernel_size=1, padding=0, bias=False)
+        return net.add("AvgPool2d", "pool", y, kernel_size=2, stride=2)
+
+    return define(f"Transition{block}", build)
+
+
 def densenet121() -> Graph:
+    """DenseNet-121 as torchvision builds it; each dense block and each transition is a unit."""
     net = Net()
     x = net.image_input(3, IMAGENET_SIZE)
     x = net.conv_bn(x, "conv0", 64, 7, stride=2)
     x = net.add("MaxPool2d", "pool0", x, kernel_size=3, stride=2, padding=1)  # 64×56×56
     channels = 64
     for b, layers in enumerate(DENSENET121_BLOCKS, start=1):
-        for i in range(1, layers + 1):
-            x = _dense_layer(net, x, f"block{b}_layer{i}")
+        x = net.use(_dense_block(b, layers), f"denseblock{b}", x)
         channels += layers * GROWTH
         if b < len(DENSENET121_BLOCKS):  # transition: halve the maps and the size
             channels //= 2
-            x = net.add("BatchNorm", f"transition{b}_bn", x)
-            x = net.add("ReLU", f"transition{b}_relu", x)
-            x = net.add("Conv2d", f"transition{b}_conv", x, filters=channels, kernel_size=1, padding=0, bias=False)
-            x = net.add("AvgPool2d", f"transition{b}_pool", x, kernel_size=2, stride=2)
+            x = net.use(_transition(b, channels), f"transition{b}", x)
     x = net.add("BatchNorm", "bn5", x)  # 1024×7×7
     x = net.add("ReLU", "relu5", x)
     net.classifier(x, IMAGENET_CLASSES, name="classifier")
@@ -504,63 +623,90 @@ EFFICIENTNET_B0 = (
 )
 
 
-def _squeeze_excitation(net: Net, x: str, name: str, channels: int, squeeze: int) -> str:
+def _squeeze_excitation(net: Net, x: str, channels: int, squeeze: int) -> str:
     """Average each channel, two 1×1 convolutions and a Sigmoid weigh the channels; Multiply applies the weights."""
-    g = net.add("AdaptiveAvgPool2d", f"{name}_se_pool", x, output_size=1)  # C×1×1
-    g = net.add("Conv2d", f"{name}_se_reduce", g, filters=squeeze, kernel_size=1, padding=0)
-    g = net.add("SiLU", f"{name}_se_silu", g)
-    g = net.add("Conv2d", f"{name}_se_expand", g, filters=channels, kernel_size=1, padding=0)
-    g = net.add("Sigmoid", f"{name}_se_gate", g)
-    return net.add("Multiply", f"{name}_se_scale", x, g)
+    g = net.add("AdaptiveAvgPool2d", "se_pool", x, output_size=1)  # C×1×1
+    g = net.add("Conv2d", "se_reduce", g, filters=squeeze, kernel_size=1, padding=0)
+    g = net.add("SiLU", "se_silu", g)
+    g = net.add("Conv2d", "se_expand", g, filters=channels, kernel_size=1, padding=0)
+    g = net.add("Sigmoid", "se_gate", g)
+    return net.add("Multiply", "se_scale", x, g)
 
 
-def _mbconv(net: Net, x: str, name: str, channels: int, filters: int, kernel: int, stride: int, t: int) -> str:
-    """MobileNetV2's inverted residual with SiLU and squeeze-and-excitation (a quarter of the input's width)."""
+def _mbconv(channels: int, filters: int, kernel: int, stride: int, t: int) -> UnitDef:
+    """MobileNetV2's inverted residual with SiLU and squeeze-and-excitation (a quarter of the input's width).
+
+    Named as :func:`_inverted_residual`'s are: ``MBConv40`` keeps its width, ``MBConv24To40`` changes it.
+    """
     hidden = channels * t
-    y = net.conv_bn(x, f"{name}_expand", hidden, 1, act="SiLU") if t != 1 else x
-    y = net.conv_bn(y, f"{name}_dw", hidden, kernel, stride=stride, groups=hidden, act="SiLU")
-    y = _squeeze_excitation(net, y, name, hidden, max(1, channels // 4))
-    y = net.conv_bn(y, f"{name}_project", filters, 1, act=None)
-    # NOTE: torchvision drops the residual branch at random while training (stochastic depth); here it is kept.
-    return net.add("Add", f"{name}_add", y, x) if stride == 1 and channels == filters else y
+
+    def build(net: Net, x: Port) -> str:
+        y: Source = net.conv_bn(x, "expand", hidden, 1, act="SiLU") if t != 1 else x
+        y = net.conv_bn(y, "dw", hidden, kernel, stride=stride, groups=hidden, act="SiLU")
+        y = _squeeze_excitation(net, y, hidden, max(1, channels // 4))
+        y = net.conv_bn(y, "project", filters, 1, act=None)
+        # NOTE: torchvision drops the residual branch at random while training (stochastic depth); here it is kept.
+        return net.add("Add", "add", y, x) if stride == 1 and channels == filters else y
+
+    widths = f"{filters}" if stride == 1 and channels == filters else f"{channels}To{filters}"
+    return define(f"MBConv{widths}", build)
 
 
 def efficientnet_b0() -> Graph:
+    """EfficientNet-B0 as torchvision builds it; each MBConv block is a unit (``block1`` .. ``block16``)."""
     net = Net()
     x = net.image_input(3, IMAGENET_SIZE)
     x, channels, n = net.conv_bn(x, "stem", 32, 3, stride=2, act="SiLU"), 32, 0  # 32×112×112
     for t, kernel, stride, filters, blocks in EFFICIENTNET_B0:
+        first = _mbconv(channels, filters, kernel, stride, t)
+        rest = _mbconv(filters, filters, kernel, 1, t) if blocks > 1 else first
         for i in range(blocks):
             n += 1
-            x = _mbconv(net, x, f"block{n}", channels, filters, kernel, stride if i == 0 else 1, t)
-            channels = filters
+            x = net.use(first if i == 0 else rest, f"block{n}", x)
+        channels = filters
     x = net.conv_bn(x, "head", 1280, 1, act="SiLU")  # 1280×7×7
     net.classifier(x, IMAGENET_CLASSES, dropout=0.2)
     return net.graph
 
 
+def _twice(net: Net, x: Source, filters: int) -> str:
+    """Two valid 3×3 convolutions with ReLU (``conv1``, ``relu1``, ``conv2``, ``relu2``): each trims 2 pixels."""
+    x = net.conv_relu(x, "conv1", filters, 3, padding="valid")
+    return net.conv_relu(x, "conv2", filters, 3, padding="valid")
+
+
+def _unet_level(name: str, filters: int) -> UnitDef:
+    """An encoder level (or the bottom): two valid convolutions."""
+    return define(name, lambda net, x: _twice(net, x, filters))
+
+
+def _unet_decoder(level: int, filters: int) -> UnitDef:
+    """A decoder level: a 2×2 up-convolution of the level below, the encoder's maps (``skip``) cropped to its
+    size and concatenated before it, two valid convolutions."""
+
+    def build(net: Net, below: Port, skip: Port) -> str:
+        up = net.add("ConvTranspose2d", "up", below, filters=filters, kernel_size=2, stride=2)
+        crop = net.add("CropToMatch", "crop", skip, up)
+        return _twice(net, net.add("Concatenate", "concat", crop, up), filters)
+
+    return define(f"Decoder{level}", build, inputs=("below", "skip"))
+
+
 def unet_paper() -> Graph:
     """U-Net as in Ronneberger et al. (2015): valid 3×3 convolutions, so every map shrinks, and the encoder's
-    maps are cropped to the decoder's before they are concatenated; 572×572 in, 388×388 out."""
+    maps are cropped to the decoder's before they are concatenated; 572×572 in, 388×388 out. Each level of the
+    encoder (``enc1`` ..), the bottom (``mid``) and each level of the decoder (``dec4`` ..) is a unit."""
     net = Net()
-
-    def twice(x: str, name: str, filters: int) -> str:
-        x = net.conv_relu(x, f"{name}_conv1", filters, 3, padding="valid")
-        return net.conv_relu(x, f"{name}_conv2", filters, 3, padding="valid")
-
     x = net.image_input(1, UNET_PAPER_SIZE)
     skips = []
     for level, filters in enumerate((64, 128, 256, 512), start=1):
-        x = twice(x, f"enc{level}", filters)  # 568, 280, 136, 64
+        x = net.use(_unet_level(f"Encoder{level}", filters), f"enc{level}", x)  # 568, 280, 136, 64
         skips.append(x)
         x = net.add("MaxPool2d", f"pool{level}", x, kernel_size=2, stride=2)
-    x = twice(x, "mid", 1024)  # 1024×28×28
+    x = net.use(_unet_level("Bottom", 1024), "mid", x)  # 1024×28×28
     x = net.add("Dropout", "dropout", x, p=0.5)  # the paper's drop-out at the end of the contracting path
     for level, filters in zip((4, 3, 2, 1), (512, 256, 128, 64)):
-        x = net.add("ConvTranspose2d", f"up{level}", x, filters=filters, kernel_size=2, stride=2)
-        skip = net.add("CropToMatch", f"crop{level}", skips[level - 1], x)
-        x = net.add("Concatenate", f"skip{level}", skip, x)
-        x = twice(x, f"dec{level}", filters)  # 52, 100, 196, 388
+        x = net.use(_unet_decoder(level, filters), f"dec{level}", x, skips[level - 1])  # 52, 100, 196, 388
     x = net.add("Conv2d", "classifier", x, filters=UNET_PAPER_CLASSES, kernel_size=1, padding=0)
     net.add("SegmentationOutput", "output", x)
     return net.graph
@@ -706,7 +852,7 @@ TEMPLATES = (
         vgg16,
         _image_folder(),
         _sgd(30),
-        probe_layer="relu5_3",
+        probe_layer="block5/relu3",
     ),
     Template(
         "googlenet",
@@ -715,7 +861,7 @@ TEMPLATES = (
         googlenet,
         _image_folder(),
         _sgd(30),
-        probe_layer="inception5b_b2_relu",
+        probe_layer="inception5b/branch2_relu",
     ),
     Template(
         "resnet18",
@@ -724,7 +870,7 @@ TEMPLATES = (
         resnet18,
         _image_folder(),
         _sgd(30, lr=0.05, batch_size=64),
-        probe_layer="layer4_1_relu",
+        probe_layer="layer4/block1/relu",
     ),
     Template(
         "resnet50",
@@ -733,7 +879,7 @@ TEMPLATES = (
         resnet50,
         _image_folder(),
         _sgd(30, lr=0.05, batch_size=64),
-        probe_layer="layer4_2_relu",
+        probe_layer="layer4/block2/relu",
     ),
     Template(
         "mobilenet_v2",
@@ -772,7 +918,7 @@ TEMPLATES = (
         {"dataset": "npz", "image_size": UNET_PAPER_SIZE, "task": "segmentation"},
         {**_sgd(30, lr=0.01, batch_size=1), "momentum": 0.99},  # the paper's: one tile a batch, high momentum
         probes={"cam_method": "off"},
-        probe_layer="mid_relu2",
+        probe_layer="mid/relu2",
     ),
 )
 
@@ -788,8 +934,8 @@ def build_project(template: Template) -> Project:
         listed = "; ".join(p.message for p in problems)
         raise RuntimeError(f"template {template.name!r} has analysis problems: {listed}")
     probes = dict(template.probes)
-    if template.probe_layer is not None:
-        by_name = {n.name: nid for nid, n in graph.nodes.items()}
+    if template.probe_layer is not None:  # NOTE: a block inside units is named by its path (layer4/block1/relu)
+        by_name = {n.name: nid for nid, n in flatten(graph).nodes.items()}
         probes["layer"] = by_name[template.probe_layer]
     project = Project(
         name=template.title,

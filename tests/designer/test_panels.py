@@ -359,7 +359,7 @@ def test_the_inspector_says_a_field_that_no_longer_moves_sees_the_whole_image(qt
     doc = Document(load_template("efficientnet_b0"))
     inspector = InspectorWidget(doc)
     qtbot.addWidget(inspector)
-    gated = next(n.id for n in doc.graph.nodes.values() if n.name == "block1_se_scale")  # after the SE gate
+    gated = next(n.id for n in doc.graph.nodes.values() if n.name == "block1")  # a unit: its field is after its SE gate
     rf = doc.analysis.nodes[gated].rf
     assert rf.jump == 0
     inspector.set_selection([gated])

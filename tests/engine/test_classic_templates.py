@@ -24,6 +24,11 @@ Sources of the published figures:
   torchvision's ResNet-18 and ResNet-50 (v1.5: TF-slim's resnet_v1_50, which subsamples at the end of
   each stage, has 483). Every field is also measured.
 
+The templates are made of units (ResNet's blocks and stages, GoogLeNet's Inception modules ...); the
+figures are checked on the network as shipped and, block by block, on its flattened copy
+(:func:`engine.units.flatten`: every unit opened, inner blocks named by their path, ``layer4/block1/relu``),
+where the receptive fields are measured.
+
 The measurement (``tests/engine/test_receptive_field.py`` explains it) needs each measured window clear
 of the image border, so fields of hundreds or thousands of pixels need large inputs. A field depends on
 kernels, strides, paddings and wiring only, so it is measured on a *narrowed* copy (at most 2 maps per
@@ -33,6 +38,8 @@ average pools, ReLU6 as ReLU (activations grow along residual chains and would o
 """
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -46,6 +53,7 @@ from engine.graph import Graph
 from engine.probes import Tap
 from engine.probes.runner import ProbeRunner
 from engine.templates import FULL_SIZE, load_template
+from engine.units import SEP, flatten, output_end
 from tests.engine.helpers import torch_counts
 from tests.engine.test_receptive_field import _positive, field_of
 
@@ -114,6 +122,73 @@ def test_each_card_states_the_published_figures(name):
     assert shown == f"{gmacs:.{len(shown.split('.')[1])}f}"  # the published figure, rounded as shown
 
 
+# ---------------------------------------------------------------------- code that reads like torchvision's
+#: name -> (bottleneck blocks?, blocks per stage): torchvision's resnet18 and resnet50
+RESNETS = {"resnet18": (False, (2, 2, 2, 2)), "resnet50": (True, (3, 4, 6, 3))}
+
+
+def _torchvision_resnet_state(bottleneck: bool, depths: tuple[int, ...]) -> list[tuple[str, tuple[int, ...]]]:
+    """torchvision's ResNet state dict, key and shape in its order, written out from the architecture."""
+
+    def bn(prefix: str, n: int) -> list:
+        return [(f"{prefix}.{k}", (n,)) for k in ("weight", "bias", "running_mean", "running_var")] + [
+            (f"{prefix}.num_batches_tracked", ())]
+
+    state, inplanes, expansion = [("conv1.weight", (64, 3, 7, 7)), *bn("bn1", 64)], 64, 4 if bottleneck else 1
+    for stage, (planes, depth) in enumerate(zip((64, 128, 256, 512), depths), start=1):
+        for b in range(depth):
+            at, stride = f"layer{stage}.{b}.", 2 if stage > 1 and b == 0 else 1
+            if bottleneck:
+                convs = [(planes, inplanes, 1), (planes, planes, 3), (4 * planes, planes, 1)]
+            else:
+                convs = [(planes, inplanes, 3), (planes, planes, 3)]
+            for k, (cout, cin, size) in enumerate(convs, start=1):
+                state += [(f"{at}conv{k}.weight", (cout, cin, size, size)), *bn(f"{at}bn{k}", cout)]
+            if stride != 1 or inplanes != planes * expansion:
+                state += [(f"{at}downsample.0.weight", (planes * expansion, inplanes, 1, 1)),
+                          *bn(f"{at}downsample.1", planes * expansion)]
+            inplanes = planes * expansion
+    return state + [("fc.weight", (1000, inplanes)), ("fc.bias", (1000,))]
+
+
+def _as_torchvision_key(key: str) -> str:
+    """Our key in torchvision's spelling: ``layer2.block0.downsample_bn.weight`` -> ``layer2.0.downsample.1.weight``."""
+    key = re.sub(r"\.block(\d+)\.", r".\1.", key)
+    return re.sub(r"\.downsample(_bn)?\.", lambda m: ".downsample.1." if m.group(1) else ".downsample.0.", key)
+
+
+@pytest.mark.parametrize("name", sorted(RESNETS))
+def test_resnet_state_dict_follows_the_nesting_and_is_torchvision_s(name):
+    """The compiled model's state dict nests as the units do (``layer1.block0.conv1.weight``) and, respelled,
+    is torchvision's, key for key, shape for shape and in its order; its parameters are the published count."""
+    compiled, _ = _meta_model(load_template(name).graph)
+    state = compiled.module.state_dict()
+    assert "layer1.block0.conv1.weight" in state and "layer2.block0.downsample.weight" in state
+    assert "layer4.block1.bn2.running_var" in state
+    ours = [(_as_torchvision_key(k), tuple(v.shape)) for k, v in state.items()]
+    assert ours == _torchvision_resnet_state(*RESNETS[name])
+    assert sum(p.numel() for p in compiled.module.parameters()) == PUBLISHED[name][0]
+
+
+def test_resnet18_source_has_one_class_per_block_definition():
+    """Like torchvision's BasicBlock: each distinct block (a downsampling block differs) is one class, used
+    by every block like it; each stage is a class of its blocks; the network's class uses the stages."""
+    project = load_template("resnet18")
+    compiled, _ = _meta_model(project.graph)
+    source = compiled.code.source
+    classes = re.findall(r"^class (\w+)\(nn\.Module\):", source, re.MULTILINE)
+    blocks = ["BasicBlock64"] + [f"BasicBlock{w}{down}" for w in (128, 256, 512) for down in ("Down", "")]
+    assert sorted(classes) == sorted(blocks + [f"Stage{k}" for k in (1, 2, 3, 4)] + ["Net"]) and classes[-1] == "Net"
+    assert len(classes) == len(project.graph.units) + 1
+    assert source.count("= BasicBlock64()") == 2
+    for w in (128, 256, 512):
+        assert source.count(f"self.block0 = BasicBlock{w}Down()") == source.count(f"self.block1 = BasicBlock{w}()") == 1
+    assert [f"self.layer{k} = Stage{k}()" in source for k in (1, 2, 3, 4)] == [True] * 4
+    (down,) = re.findall(r"class BasicBlock128Down\(nn\.Module\):.*?(?=\n\n\n)", source, re.DOTALL)
+    assert "self.downsample = nn.Conv2d(64, 128, kernel_size=1, stride=2, bias=False)" in down
+    assert sum(p.numel() for p in compiled.module.parameters()) == 11_689_512
+
+
 def _unet_paper_count() -> int:
     """The paper's layout, layer by layer: two valid 3×3 convolutions per level, 2×2 up-convolutions."""
 
@@ -145,11 +220,17 @@ def test_unet_of_the_paper_maps_572_to_388_with_its_parameter_count():
     assert tuple(out.shape) == (1, 2, 388, 388)
     assert counter.get_total_flops() == 2 * analysis.total_macs
     assert f"31,030,658 parameters, {analysis.total_macs / 1e9:.0f} G MACs" in project.description
-    sizes = {n.name: analysis.nodes[nid].out_shape for nid, n in project.graph.nodes.items()}
+    flat = flatten(project.graph)
+    flat_analysis = analyze(flat)
+    sizes = {n.name: flat_analysis.nodes[nid].out_shape for nid, n in flat.nodes.items()}
     # the paper's Fig. 1: each level's maps after its two convolutions, and the cropped skips
-    assert [sizes[f"enc{i}_relu2"][1] for i in (1, 2, 3, 4)] == [568, 280, 136, 64]
-    assert sizes["mid_relu2"] == (1024, 28, 28)
-    assert [sizes[f"crop{i}"][1:] for i in (4, 3, 2, 1)] == [(56, 56), (104, 104), (200, 200), (392, 392)]
+    assert [sizes[f"enc{i}/relu2"][1] for i in (1, 2, 3, 4)] == [568, 280, 136, 64]
+    assert sizes["mid/relu2"] == (1024, 28, 28)
+    assert [sizes[f"dec{i}/crop"][1:] for i in (4, 3, 2, 1)] == [(56, 56), (104, 104), (200, 200), (392, 392)]
+    assert [sizes[f"dec{i}/relu2"][1] for i in (4, 3, 2, 1)] == [52, 100, 196, 388]
+    # each level, as the canvas shows it, is one row whose shape is its last block's
+    top = {n.name: analysis.nodes[nid].out_shape for nid, n in project.graph.nodes.items()}
+    assert [top[f"enc{i}"] for i in (1, 2, 3, 4)] == [sizes[f"enc{i}/relu2"] for i in (1, 2, 3, 4)]
 
 
 # ---------------------------------------------------------------------- receptive fields
@@ -160,14 +241,40 @@ def _last_spatial_block(graph: Graph) -> str:
 
 @pytest.mark.parametrize("name", sorted(LITERATURE_FIELDS))
 def test_receptive_fields_are_the_literature_s(name):
+    """On the flattened network block by block, and on the shipped one, whose last unit reports its output's field."""
     graph = load_template(name).graph
-    rf = analyze(graph).nodes[_last_spatial_block(graph)].rf
+    flat = flatten(graph)
+    rf = analyze(flat).nodes[_last_spatial_block(flat)].rf
     assert (rf.size, rf.jump) == (LITERATURE_FIELDS[name], 32)
+    assert analyze(graph).nodes[_last_spatial_block(graph)].rf == rf
+
+
+#: the templates made of units: all but AlexNet, whose 22 blocks have no stages worth a unit
+WITH_UNITS = [name for name in FULL_SIZE if name != "alexnet"]
+
+
+@pytest.mark.parametrize("name", WITH_UNITS)
+def test_the_shipped_network_analyses_as_its_flattened_copy(name):
+    """Each block of the template as shipped (a unit is one block) has the shape, counts and field of the
+    flattened blocks it stands for: the figures checked on the flattened copy are the shipped network's."""
+    graph = load_template(name).graph
+    flat = flatten(graph)
+    assert flat is not graph, f"{name} has no units"
+    shipped, opened = analyze(graph), analyze(flat)
+    assert (shipped.total_trainable, shipped.total_frozen, shipped.total_macs, shipped.total_memory) == (
+        opened.total_trainable, opened.total_frozen, opened.total_macs, opened.total_memory)
+    for nid, node in graph.nodes.items():
+        row = shipped.nodes[nid]
+        members = [nid] if node.unit is None else [p for p in flat.nodes if p.startswith(nid + SEP)]
+        last, _ = output_end(graph, "", nid, 0) if node.spec.outputs else (nid, 0)
+        assert row.out_shape == opened.nodes[last].out_shape and row.rf == opened.nodes[last].rf, node.name
+        assert row.trainable == sum(opened.nodes[m].trainable for m in members), node.name
+        assert row.macs == sum(opened.nodes[m].macs for m in members), node.name
 
 
 def narrowed(name: str) -> Graph:
-    """The template with at most 2 maps (and 2 units) per layer and no grouped convolutions."""
-    graph = load_template(name).graph
+    """The template, flattened, with at most 2 maps (and 2 units) per layer and no grouped convolutions."""
+    graph = flatten(load_template(name).graph)
     for nid, node in list(graph.nodes.items()):
         changes = {k: min(node.params[k], 2) for k in ("filters", "units") if k in node.params}
         if node.params.get("groups", 1) != 1:
@@ -224,7 +331,7 @@ def _clear_rows(graph: Graph, block: str, height: int, width: int) -> range | No
 
 def _measured_field(name: str) -> None:
     graph = narrowed(name)
-    template = load_template(name).graph
+    template = flatten(load_template(name).graph)
     block = _last_spatial_block(template)
     assert analyze(graph).nodes[block].rf.windows == analyze(template).nodes[block].rf.windows
     # NOTE: an adaptive pool's windows differ between axes on a non-square input: those are measured square

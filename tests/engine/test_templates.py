@@ -14,11 +14,14 @@ import pytest
 import torch
 
 from engine.analysis import analyze
+from engine.codegen import generate
 from engine.compile import compile_graph
 from engine.datacheck import check_against_data
 from engine.errors import ProjectError
 from engine.project import load_project, project_from_dict, project_to_dict, save_project
+from engine.plan import class_identifier
 from engine.templates import FULL_SIZE, TEACHING_ORDER, TEMPLATE_DIR, list_templates, load_template
+from engine.units import units_in_use
 from tests.conftest import ROOT
 from tests.engine.helpers import torch_counts
 
@@ -138,17 +141,32 @@ def test_script_refuses_a_template_that_does_not_fit_its_data(maker):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_template_is_laid_out_and_named(name):
+    """The network and the inside of each of its units, as opening the unit on the canvas shows it."""
     project = load_template(name)
     graph = project.graph
-    pos = {nid: n.pos for nid, n in graph.nodes.items()}
-    for e in graph.edges:  # NOTE: left to right, or back to the start of a later row (Arrange wraps long networks)
-        a, b = pos[e.src], pos[e.dst]
-        assert b[0] > a[0] or b[1] > a[1], (name, graph.nodes[e.src].name, graph.nodes[e.dst].name)
-    assert len(set(pos.values())) == len(pos)
-    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n.name) for n in graph.nodes.values())
+    for where, level in [(name, graph)] + [(f"{name}: {u.name}", u.graph) for u in units_in_use(graph)]:
+        pos = {nid: n.pos for nid, n in level.nodes.items()}
+        for e in level.edges:  # NOTE: left to right, or back to the start of a later row (Arrange wraps long networks)
+            a, b = pos[e.src], pos[e.dst]
+            assert b[0] > a[0] or b[1] > a[1], (where, level.nodes[e.src].name, level.nodes[e.dst].name)
+        assert len(set(pos.values())) == len(pos), where
+        assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n.name) for n in level.nodes.values()), where
     # The live views look at a real layer of the network.
     if project.probes.layer is not None:
         assert compile_graph(graph).submodule(project.probes.layer) is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_unit_definition_is_one_class_of_the_code(name):
+    """Every use of a definition reads the same code, so the exported source has one class per definition
+    (as torchvision writes BasicBlock once), each named after it, and the network's class last."""
+    graph = load_template(name).graph
+    classes = re.findall(r"^class (\w+)\(nn\.Module\):", generate(graph).source, re.MULTILINE)
+    assert sorted(classes[:-1]) == sorted(class_identifier(u) for u in graph.units) and classes[-1] == "Net"
+    for unit in graph.units.values():  # no definition is left unused
+        assert any(u is unit for u in units_in_use(graph)), unit.name
+    if name in FULL_SIZE and name != "alexnet":  # the full-size networks show stages, not hundreds of blocks
+        assert graph.units and len(graph) <= 30, len(graph)
 
 
 def test_lenet5_has_the_classic_parameter_count():

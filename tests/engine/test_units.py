@@ -67,9 +67,20 @@ def wires(g: Graph) -> set:
     return {(e.src, e.src_port, e.dst, e.dst_port) for e in g.edges}
 
 
+def flat_resnet18() -> Graph:
+    """The ResNet-18 template opened into its blocks, each named by its path (``layer1_0_conv1``), numbered afresh."""
+    flat = flatten(load_template("resnet18").graph)
+    g, ids = Graph(), {}
+    for path, n in flat.nodes.items():
+        ids[path] = g.add_node(n.type, n.params, name=n.name.replace("/block", "_").replace("/", "_"), pos=n.pos).id
+    for e in flat.edges:
+        g.connect(ids[e.src], e.src_port, ids[e.dst], e.dst_port)
+    return g
+
+
 def resnet18_with_units() -> Graph:
-    """The ResNet-18 template with each block a unit (blocks alike share one) and each stage a unit."""
-    g = load_template("resnet18").graph
+    """The flat ResNet-18 with each block a unit (blocks alike share one) and each stage a unit."""
+    g = flat_resnet18()
     for stage, filters in enumerate((64, 128, 256, 512), start=1):
         uses = []
         for i in range(2):
