@@ -21,7 +21,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from designer.insight.confusion import AccuracyTable, ConfusionMatrix, cropped, per_class_accuracy
+from designer.insight.confusion import (
+    QWIDGETSIZE_MAX,
+    AccuracyTable,
+    ConfusionMatrix,
+    cropped,
+    per_class_accuracy,
+)
 from designer.insight.images import PALETTE, WRONG
 from designer.insight.maps import class_name
 from designer.insight.samples import HardestGallery
@@ -58,15 +64,22 @@ class _Bars:
             self.widget.getPlotItem().getAxis("bottom").setTicks([list(enumerate(names))])
         self.widget.getPlotItem().getViewBox().autoRange(padding=0.05)
 
+    def clear(self) -> None:
+        """No bars and no layer names, as at the start."""
+        self.bars.setOpts(x=[], height=[], y0=[])
+        self._names = []
+        self.widget.getPlotItem().getAxis("bottom").setTicks(None)
+
 
 class GradientView(QWidget):
     """Per-layer gradient norm and update/weight ratio: vanishing or exploding gradients show at once."""
 
     title = "Gradient flow"
+    empty_text = "Gradient size per layer, from the input side (left) to the output (right)."
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = QLabel("Gradient size per layer, from the input side (left) to the output (right).")
+        self.header = QLabel(self.empty_text)
         self.header.setWordWrap(True)
         self.grad = _Bars("Gradient norm", "log10 ‖grad‖", "#2f6fde")
         self.ratio = _Bars("Update / weight (healthy near 1e-3)", "log10 ratio", "#e8730c")
@@ -88,6 +101,13 @@ class GradientView(QWidget):
         if g.get("update_ratio") is not None:
             self.ratio.show(g["layers"], g["update_ratio"])
         self.header.setText(f"Gradient size per layer at step {data.get('step')}, input side left (log scale).")
+
+    def clear(self) -> None:
+        """Back to the empty charts of the start."""
+        self.data = None
+        self.grad.clear()
+        self.ratio.clear()
+        self.header.setText(self.empty_text)
 
     def csv(self) -> tuple[list[str], list] | None:
         g = self.data
@@ -123,10 +143,11 @@ class DecisionsView(QWidget):
     """
 
     title = "Decisions"
+    empty_text = "How the network decides on the validation data appears here after each epoch."
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = QLabel("How the network decides on the validation data appears here after each epoch.")
+        self.header = QLabel(self.empty_text)
         self.header.setWordWrap(True)
         self.confusion = ConfusionMatrix()
         self.accuracy = AccuracyTable()
@@ -213,6 +234,24 @@ class DecisionsView(QWidget):
         if h is not None:
             self._fill_hardest(h)
         self._fit_confusion()
+
+    def clear(self) -> None:
+        """Back to the view of the start: an empty matrix and tables, no decision plot or hardest samples."""
+        self.data = None
+        self._points_xy = None
+        self.header.setText(self.empty_text)
+        self.confusion.clear_counts()
+        self.confusion.setMaximumWidth(QWIDGETSIZE_MAX)  # NOTE: the width _fit_confusion gave the old counts
+        self.accuracy.clear_counts()
+        self.region_image.clear()
+        for item in (self.points, self.fit, self.highlight):
+            item.clear()
+        self.hardest.setRowCount(0)
+        self.gallery.clear()
+        for part in (self.confusion, self.accuracy, self.hardest, self.tables):
+            part.show()
+        for part in (self.regions, self.gallery):
+            part.hide()
 
     def _fill_hardest(self, h: dict[str, Any]) -> None:
         """The hardest samples' table; the row selected stays selected and its (new) sample ringed."""

@@ -31,6 +31,7 @@ GROWTH = 1.6  # the counts grow with their cells up to this many times the widge
 FILL = 0.45  # a count's height as a share of its cell's height, when the cells are large
 WIDEST = 1.6  # cells are at most this many times wider than tall
 PAD = 2  # pixels left free round a count inside its cell
+QWIDGETSIZE_MAX = 16_777_215  # Qt's "no limit" for a widget's size
 SCROLL_ROWS = 8  # an accuracy table longer than this may need its scroll bar in a small dock
 TITLE = "Confusion matrix"
 TOOLTIP = ("Confusion matrix: each row is a true class, each column the class predicted; "
@@ -100,6 +101,20 @@ class ConfusionMatrix(ImagePlot):
             t.setPos(col + 0.5, r + 0.5)
         self.counts = m
         self.fit_numbers()
+
+    def clear_counts(self) -> None:
+        """No matrix, as before the first :meth:`show_counts`: no colours, counts or class names."""
+        self.clear_image()
+        for t in self.texts:
+            self.removeItem(t)
+        self.texts = []
+        self.counts = None
+        self.names = []
+        for axis in ("left", "bottom"):
+            self.getPlotItem().getAxis(axis).setTicks(None)
+        self.numbers_shown = True
+        self.getPlotItem().setTitle(TITLE, size="9pt")
+        self.setToolTip(TOOLTIP)
 
     def least_width(self) -> int:
         """The width at which the counts just fit their cells side by side in the widget's font."""
@@ -198,6 +213,13 @@ class AccuracyTable(QTableWidget):
         for c in range(len(self.HEADER)):
             self.item(len(rows) - 1, c).setFont(bold)
         self.fit_width()
+
+    def clear_counts(self) -> None:
+        """No rows, and the size of the start (no width fitted to columns that are gone)."""
+        self.setRowCount(0)
+        self.setMinimumWidth(0)
+        self.setMaximumWidth(QWIDGETSIZE_MAX)
+        self.setMaximumHeight(QWIDGETSIZE_MAX)
 
     def fit_width(self) -> None:
         """As wide as its columns (and a scroll bar, with many classes), and as tall as its rows."""

@@ -72,6 +72,15 @@ class HistogramsView(QWidget):
                 f"{name} {edges[0]:.2g}…{edges[-1]:.2g}" for name, edges in zip(acts["layers"], acts["edges"])
             ))
 
+    def clear(self) -> None:
+        """Back to the empty view of the start: no histograms, layer names or ranges."""
+        self.data = {}
+        for plot in (self.weights, self.activations):
+            plot.clear_image()
+            plot.getPlotItem().getAxis("left").setTicks(None)
+            plot.setToolTip("")
+        self.ranges.setText("")
+
     def csv(self) -> tuple[list[str], list] | None:
         if not self.data:
             return None

@@ -191,6 +191,17 @@ class TilePlot(ImagePlot):
             best = max(best, (scale * (w + gap) >= need, scale, cols))
         return best[2], best[1] * (w + gap)
 
+    def clear_image(self) -> None:
+        """No tiles, captions or frames, as before the first :meth:`show_tiles`."""
+        super().clear_image()
+        for t in self.texts:
+            self.removeItem(t)
+        self.texts = []
+        self.frames.setData([], [])
+        self.marked = []
+        self.grid = (0, 1, 0, 0, 0)
+        self._shown = None
+
     def origin(self, i: int) -> tuple[float, float]:
         """The top-left corner of tile ``i`` in the plot's coordinates (image pixels)."""
         _, cols, h, w, gap = self.grid

@@ -56,11 +56,12 @@ class ActivationsView(QWidget):
     """
 
     title = "Activations"
+    empty_text = "Click a block on the canvas, then train, to see what it outputs."
     sample_changed = Signal(int)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = _label("Click a block on the canvas, then train, to see what it outputs.", rich=True)
+        self.header = _label(self.empty_text, rich=True)
         self.sample_box = QComboBox()
         self.sample_box.setToolTip("The probe image whose activations are shown")
         self.sample_box.currentIndexChanged.connect(self._on_sample)
@@ -83,6 +84,14 @@ class ActivationsView(QWidget):
 
     def set_sample_count(self, n: int) -> None:
         _offer_indices(self.sample_box, n)
+
+    def clear(self) -> None:
+        """Back to the empty view of the start: no picture, no samples to pick, the start's text."""
+        self.data = None
+        self.plot.clear_image()
+        self.header.setText(self.empty_text)
+        self.dead_label.setText("")
+        _offer_indices(self.sample_box, 0)
 
     def update_probes(self, data: dict[str, Any]) -> None:
         act = data.get("activations")
@@ -131,11 +140,12 @@ class FiltersView(QWidget):
     """The kernels of the first convolution (or the chosen one), as tiles: colour when they read RGB."""
 
     title = "Filters"
+    empty_text = "The first convolution's kernels appear here while training runs."
     MAX_OUT, MAX_IN = 64, 16
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = _label("The first convolution's kernels appear here while training runs.", rich=True)
+        self.header = _label(self.empty_text, rich=True)
         self.plot = ImagePlot()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
@@ -162,6 +172,12 @@ class FiltersView(QWidget):
         more = f" (the first {min(out, self.MAX_OUT)})" if out > self.MAX_OUT or cin > self.MAX_IN else ""
         self.header.setText(f"<b>{escape_rich(f['name'])}</b>: {out} filters of {k}×{k}{more}, {how}")
 
+    def clear(self) -> None:
+        """Back to the empty view of the start."""
+        self.data = None
+        self.plot.clear_image()
+        self.header.setText(self.empty_text)
+
     def csv(self) -> tuple[list[str], list] | None:
         if self.data is None:
             return None
@@ -185,12 +201,13 @@ class CamView(QWidget):
     """
 
     title = "Class maps"
+    empty_text = "Where the network looks: class-activation maps appear here while training runs."
     class_chosen = Signal(object)
     layer_requested = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = _label("Where the network looks: class-activation maps appear here while training runs.", rich=True)
+        self.header = _label(self.empty_text, rich=True)
         self.note_label = _label()
         self.note_label.hide()
         self.class_box = QComboBox()
@@ -306,6 +323,22 @@ class CamView(QWidget):
         self.record(data)
         self.draw()
 
+    def clear(self) -> None:
+        """Back to the empty view of the start: no maps, no film strip, no classes, "Predicted class" chosen.
+
+        NOTE: no signal: whoever clears the view resets the choice it relays (the controller's ``cam_class``).
+        The opacity is the person's taste, not the project's, so it stays.
+        """
+        self.frames.clear()
+        self.images = self.data = self._probe = self.predicted = self.true_classes = None
+        self._class_names = None
+        self._fill_classes(0)
+        self.plot.clear_image()
+        self.film.clear_image()
+        _offer_indices(self.film_box, 1)  # NOTE: as at the start: sample 0, the only one offered
+        self.header.setText(self.empty_text)
+        self.note("")
+
     def record(self, data: dict[str, Any]) -> None:
         """Keep a probe run's maps and add them to the film strips, without drawing (cheap, every run)."""
         cam = data.get("cam")
@@ -402,7 +435,7 @@ class CamView(QWidget):
 
 
 def _offer_indices(box: QComboBox, n: int) -> None:
-    """Let ``box`` offer the sample numbers 0..n-1, keeping the choice where it can; no signal."""
+    """Let ``box`` offer the sample numbers 0..n-1 (none for 0), keeping the choice where it can; no signal."""
     if box.count() == n:
         return
     box.blockSignals(True)

@@ -32,7 +32,9 @@ from designer.insight.samples import PredictionsView
 from designer.plaintext import plain_label
 from engine.training.events import InsightDone, ProbesDone
 
-__all__ = ["InsightPanel"]
+__all__ = ["START_TEXT", "InsightPanel"]
+
+START_TEXT = "Train the network to see what it learns. Click a block to see its activations."
 
 
 class _FillLayout(QVBoxLayout):
@@ -77,7 +79,7 @@ class InsightPanel(QWidget):
         self.tabs = QTabWidget()
         for view in self.views:
             self.tabs.addTab(view, view.title)
-        self.status = plain_label("Train the network to see what it learns. Click a block to see its activations.")
+        self.status = plain_label(START_TEXT)
         self.status.setWordWrap(True)
         self.png_button = QPushButton("Save PNG…")
         self.png_button.setToolTip("Save the current view as a picture")
@@ -182,6 +184,20 @@ class InsightPanel(QWidget):
             self.status.setText(f"Showing '{name}' from the next probe run.")
         else:
             self.status.setText(f"'{name}' will be shown when training starts.")
+
+    def forget(self) -> None:
+        """Another project (or New): every view back to its empty state and the status line to its start text.
+
+        Explore is left to its own :meth:`~designer.insight.explore.ExploreView.forget_run` (it may have a
+        computation to drop). NOTE: the class-map chooser returns to "Predicted class" without a signal, so
+        whoever calls this resets the choices it relays (the controller's ``cam_class``).
+        """
+        self._probes = self._insight = None
+        self._stale.clear()
+        self.probe_runs = self.insight_runs = 0
+        for view in self.probe_views + self.insight_views:
+            view.clear()
+        self.status.setText(START_TEXT)
 
     def begin_run(self) -> None:
         self.cam.frames.clear()

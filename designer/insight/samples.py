@@ -76,10 +76,11 @@ class HardestGallery(QWidget):
     and "true → predicted" (a wrong one red, marked ✗ and framed) and its loss underneath."""
 
     OPACITY = 0.45
+    EMPTY_TITLE = "Hardest validation samples"
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = _label("Hardest validation samples")
+        self.title = _label(self.EMPTY_TITLE)
         self.plot = TilePlot(lines=2)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -113,17 +114,24 @@ class HardestGallery(QWidget):
         self.title.setToolTip("The validation samples with the highest loss, hardest first; a wrong prediction "
                               "is red, marked ✗ and framed")
 
+    def clear(self) -> None:
+        """No samples, as at the start."""
+        self.plot.clear_image()
+        self.title.setText(self.EMPTY_TITLE)
+        self.title.setToolTip("")
+
 
 class PredictionsView(QWidget):
     """The probe images with the masks the network predicts (under the true ones when known) or its boxes
     (with the true ones when known)."""
 
     title = "Masks and boxes"
+    empty_text = ("For a network with a Segmentation or Box output: the masks or boxes it predicts "
+                  "for the probe images appear here after each epoch.")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.header = _label("For a network with a Segmentation or Box output: the masks or boxes it predicts "
-                             "for the probe images appear here after each epoch.")
+        self.header = _label(self.empty_text)
         self.plot = TilePlot()
         self.legend = _label()
         self.true_boxes = pg.PlotDataItem(pen=pg.mkPen(TRUE_BOX, width=2), connect="finite")
@@ -163,6 +171,15 @@ class PredictionsView(QWidget):
         self.header.setText(f"The {'masks' if 'masks' in d else 'boxes'} the network predicts for the probe "
                             f"images{step}" + (": in each pair the true mask is above the predicted one, "
                                                "and under it the share of pixels classed right" if pairs else ""))
+
+    def clear(self) -> None:
+        """Back to the empty view of the start: no images, masks, boxes or legend."""
+        self.data = None
+        self.plot.clear_image()
+        for item in (self.boxes, self.true_boxes):
+            item.setData(np.zeros(0), np.zeros(0))
+        self.legend.setText("")
+        self.header.setText(self.empty_text)
 
     def _captions(self, d: dict[str, Any]) -> list[str]:
         n = len(d["probe_images"])

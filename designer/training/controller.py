@@ -87,6 +87,7 @@ class TrainingController(QObject):
         self._early_stop: EarlyStopped | None = None
         self._started_info: Started | None = None
         self._continuing: RunEntry | None = None
+        self._replaced_run: TrainingSession | None = None  # a run stopping because its project was replaced
         self._insight_of: Path | None = None  # the stored run whose views Insight shows
         self._replay_job: Job | None = None
         WORKERS.joined.connect(self._on_worker_joined)
@@ -559,7 +560,12 @@ class TrainingController(QObject):
         self.runs.set_busy(False)
         entry = None
         kept = session is not None and session.run_dir is not None and (session.run_dir / "summary.json").is_file()
-        if session is not None and (self._started_info is not None or (session.sweep is not None and kept)):
+        # NOTE: a run of a project that was replaced while it stopped stays in its own project's runs folder;
+        # listing it, or giving it to Explore, would show it as the open project's
+        replaced, self._replaced_run = session is not None and session is self._replaced_run, None
+        if replaced:
+            self.dashboard.show_empty()
+        elif session is not None and (self._started_info is not None or (session.sweep is not None and kept)):
             self._insight_of = session.run_dir  # NOTE: Insight shows this run's live results already
             entry = self._record(session, outcome)
         elif session is not None and session.run_dir is not None:
@@ -643,12 +649,17 @@ class TrainingController(QObject):
         """Another project (or New): no panel keeps the previous project's run, its failure or its patches."""
         if self.session is not None:
             self.stop()
+            # NOTE: its last probe runs may still arrive while it stops: they are the previous project's
+            self.session.probes_done.disconnect(self.insight.on_probes_done)
+            self.session.insight_done.disconnect(self.insight.on_insight_done)
+            self._replaced_run = self.session
             self.win.show_message("Another project was opened: the training run was stopped")
         else:
             self.dashboard.show_empty()
         # NOTE: block ids repeat across projects ("n5"): the previous project's choices would name other blocks
         self.probe_layer = self.cam_layer = self.cam_class = None
         self._insight_of = None
+        self.insight.forget()
         self.insight.explore.forget_run()
         self._show_project_runs()
 
