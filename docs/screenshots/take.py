@@ -2,7 +2,7 @@
 
 Run from the project root under a virtual screen, e.g.::
 
-    ../shared/tools/shot docs/screenshots/lenet5.png --wait 8 -- lenet5
+    ../shared/tools/shot docs/screenshots/lenet5-1600x1000.png --size 1600x1000 --wait 8 -- lenet5
     # with SHOT_CMD="python docs/screenshots/take.py"
 
 Scenes: ``start`` (the start state), ``lenet5`` (the LeNet-5 template, arranged and fitted),
