@@ -1,6 +1,6 @@
 """Canvas speed: a 300-block graph, and the flat full-size templates as a person opens them.
 
-Run: python bench/bench_canvas.py [--templates resnet50,densenet121]   (offscreen; no display needed)
+Run: python bench/bench_canvas.py [--templates resnet50,densenet121] [--units-only]   (offscreen; no display needed)
 
 Part 1, a generated 300-block ResNet-like chain. Targets: (a) SetParamsCommand -> analysis ->
 labels updated -> viewport repainted < 50 ms; (b) one frame while dragging a block (move one step,
@@ -15,6 +15,10 @@ size of a 1600×1000 window's (1080×733). Targets: open (read the file, analyse
 canvas with every wire routed around the blocks, fit, first paint) < 1 s; re-analysis after one
 edit < 20 ms (the engine's analysis of the whole project, as the window runs it after an edit);
 a drag frame < 16 ms. Arrange (wrap to the canvas, route every wire, fit, paint) is printed too.
+
+Part 3, units: the ResNet-50 template ungrouped to its 176 flat blocks in the same canvas; Group
+(one stage's blocks into a unit) and Ungroup (it again), each as the window does it: the undo
+step pushed, the canvas updated through the graph's events, wires routed, one paint. Target < 100 ms.
 
 CPU time is printed beside wall time because a busy machine inflates the latter.
 """
@@ -37,12 +41,14 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from bench.graphs import middle_conv, residual_graph  # noqa: E402
 from designer.canvas.view import GraphView  # noqa: E402
-from designer.commands import SetParamsCommand  # noqa: E402
+from designer.commands import SetParamsCommand, group_command, ungroup_command  # noqa: E402
 from designer.document import Document, _safe_analyze  # noqa: E402
 from engine.layout import apply_layout, auto_layout  # noqa: E402
 from engine.project import Project, save_project  # noqa: E402
 from engine.templates import load_template  # noqa: E402
+from engine.units import ungroup  # noqa: E402
 
+UNIT_TARGET_MS = 100.0
 EDIT_TARGET_MS = 50.0
 FRAME_TARGET_MS = 16.0
 OPEN_TARGET_S = 1.0
@@ -188,15 +194,70 @@ def bench_templates(app: QApplication, names: list[str]) -> None:
         app.processEvents()
 
 
+def _flat_with_stage(name: str, stage: str) -> tuple[Project, list[str]]:
+    """Template ``name`` with every unit ungrouped, and the ids of the blocks unit block ``stage`` held."""
+    project = load_template(name)
+    graph, chosen = project.graph, []
+    while True:
+        uid = next((nid for nid, n in graph.nodes.items() if n.unit is not None), None)
+        if uid is None:
+            break
+        was_stage = uid in chosen or graph.nodes[uid].name == stage
+        graph, ids = ungroup(graph, uid)
+        if was_stage:
+            chosen = [n for n in chosen if n != uid] + ids
+    project.graph = graph
+    return project, chosen
+
+
+def bench_units(app: QApplication, name: str = "resnet50", stage: str = "layer3", rounds: int = 7) -> None:
+    """Median ms of Group and of Ungroup on the flat template, as the window does each (see Part 3)."""
+    project, chosen = _flat_with_stage(name, stage)
+    doc = Document(project)
+    view = GraphView(doc)
+    view.resize(*CANVAS)
+    view.show()
+    view.arrange("lr")
+    app.processEvents()
+    timings: dict[str, list[float]] = {"group": [], "ungroup": []}
+    cpu: dict[str, list[float]] = {"group": [], "ungroup": []}
+    for _ in range(rounds):
+        for what in ("group", "ungroup"):
+            t0, c0 = _clocks()
+            if what == "group":
+                cmd = group_command(doc, chosen, "Stage")
+                uid = cmd.select[0]
+            else:
+                cmd = ungroup_command(doc, uid)
+            doc.push(cmd)
+            view.scene().flush_routes()
+            view.viewport().repaint()
+            t1, c1 = _clocks()
+            timings[what].append(t1 - t0)
+            cpu[what].append(c1 - c0)
+    print(f"[units: {name} flat, {len(project.graph)} blocks; {stage}'s {len(chosen)} blocks grouped and ungrouped]")
+    for what in ("group", "ungroup"):
+        print(f"  {what + ':':19}{_ms(timings[what]):.1f} ms median (CPU {_ms(cpu[what]):.1f})"
+              f"  target < {UNIT_TARGET_MS:.0f} ms")
+    doc.undo_stack.setClean()
+    view.close()
+    app.processEvents()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--templates", default="resnet50,densenet121", help="templates to open (comma-separated)")
     parser.add_argument("--no-chain", action="store_true", help="skip the 300-block chain")
+    parser.add_argument("--units-only", action="store_true", help="only Part 3: group and ungroup on ResNet-50")
     args = parser.parse_args()
     app = QApplication.instance() or QApplication(sys.argv)
+    if args.units_only:
+        bench_units(app)
+        return
     if not args.no_chain:
         bench_chain(app)
     bench_templates(app, [n for n in args.templates.split(",") if n])
+    bench_units(app)
 
 
 def bench_chain(app: QApplication) -> None:

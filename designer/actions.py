@@ -10,6 +10,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu
 
+from designer.canvas import unit_edits
 from designer.file_ops import forget_recent, recent_files
 from designer.plaintext import as_plain
 
@@ -38,6 +39,8 @@ class Actions:
     duplicate: QAction
     delete: QAction
     select_all: QAction
+    group: QAction
+    ungroup: QAction
     zoom_in: QAction
     zoom_out: QAction
     fit_all: QAction
@@ -96,6 +99,10 @@ def build_actions(win: MainWindow) -> Actions:
         duplicate=_action(win, "&Duplicate", scene.duplicate_selected, ["Ctrl+D"]),
         delete=_action(win, "De&lete", scene.delete_selected, [Key.Delete, "Backspace"]),
         select_all=_action(win, "Select &All", scene.select_all, [Key.SelectAll]),
+        group=_action(win, "&Group…", lambda: unit_edits.ask_group(scene, win), ["Ctrl+G"],
+                      "Make the selected blocks one named unit (a composite block)"),
+        ungroup=_action(win, "U&ngroup", lambda: unit_edits.ungroup_selected(scene), ["Ctrl+Shift+G"],
+                        "Put the selected unit's blocks in its place"),
         zoom_in=_action(win, "Zoom &In", view.zoom_in, ["Ctrl++", "Ctrl+="]),
         zoom_out=_action(win, "Zoom &Out", view.zoom_out, ["Ctrl+-"]),
         fit_all=_action(win, "&Fit All", view.fit_all, ["Ctrl+0"]),
@@ -127,8 +134,12 @@ def build_actions(win: MainWindow) -> Actions:
                  None, a.export_code, a.export_package, a.preview_code, None, a.quit):
         _add(m, item)
     m = bar.addMenu("&Edit")
-    for item in (a.undo, a.redo, None, a.cut, a.copy, a.paste, a.duplicate, a.delete, None, a.select_all):
+    for item in (a.undo, a.redo, None, a.cut, a.copy, a.paste, a.duplicate, a.delete, None, a.select_all,
+                 None, a.group, a.ungroup):
         _add(m, item)
+    # NOTE: a run locks the network it trains: no restructuring then (the scene refuses it too)
+    view.read_only_changed.connect(a.group.setDisabled)
+    view.read_only_changed.connect(a.ungroup.setDisabled)
     m = bar.addMenu("&View")
     for item in (a.zoom_in, a.zoom_out, a.fit_all, a.actual_size, None):
         _add(m, item)

@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtGui import QUndoCommand
 
 from designer.training.commands import SetConfigCommand
-from engine import graphrules
+from engine import graphrules, units
 from engine.analysis import Fix
 from engine.errors import GraphError
-from engine.graph import Edge, Node
+from engine.graph import UNIT_TYPE, Edge, Node
 from engine.graph import check_name
 from engine.layers import registry
 from engine.layout import DEFAULT_SPACING
@@ -50,9 +50,14 @@ __all__ = [
     "PasteCommand",
     "RemoveNodesCommand",
     "RenameCommand",
+    "ReplaceGraphCommand",
     "SetParamsCommand",
     "fix_command",
     "format_value",
+    "group_command",
+    "make_unique_command",
+    "repeat_command",
+    "ungroup_command",
 ]
 
 
@@ -385,7 +390,7 @@ class PasteCommand(QUndoCommand):
         offset: Pos = (0.0, 0.0),
         text: str | None = None,
     ) -> None:
-        self.items = _read_nodes(graph_dict)
+        self.items = _read_nodes(graph_dict, doc.graph.units)
         known = {item["id"] for item in self.items}
         self.wires = [w for w in _read_edges(graph_dict) if w[0] in known and w[2] in known]
         _check_wires(self.items, self.wires)
@@ -420,6 +425,61 @@ class PasteCommand(QUndoCommand):
         with graph.batch():
             for nid in self.new_ids.values():
                 graph.remove_node(nid)
+
+
+# ---------------------------------------------------------------------- units
+class ReplaceGraphCommand(QUndoCommand):
+    """A restructuring edit (group, ungroup, repeat, make unique, a unit's inside changed) kept as the
+    graph before and after it: redo and undo hand either to :meth:`Graph.assign`, which announces the
+    difference as ordinary events. ``select`` names the blocks to select after redo."""
+
+    def __init__(self, doc: Document, text: str, after, select: list[str] = (), before=None) -> None:
+        super().__init__(text)
+        self.doc = doc
+        self.before = before if before is not None else doc.graph.copy()
+        self.after = after
+        self.select = list(select)
+
+    @property
+    def node_id(self) -> str | None:
+        """The first block selected after redo: the new block, when the edit adds one."""
+        return self.select[0] if self.select else None
+
+    def redo(self) -> None:
+        self.doc.graph.assign(self.after)
+        if self.select:
+            self.doc.request_selection(self.select)
+
+    def undo(self) -> None:
+        self.doc.graph.assign(self.before)
+
+
+def group_command(doc: Document, node_ids: list[str], name: str) -> ReplaceGraphCommand:
+    """The step that replaces ``node_ids`` by one block of a new unit ``name`` (the engine's refusal raises)."""
+    new, uid = units.group(doc.graph, node_ids, name)
+    n = len(node_ids)
+    return ReplaceGraphCommand(doc, f"Group {n} block{'s' if n != 1 else ''} as {new.nodes[uid].unit.name}", new, [uid])
+
+
+def ungroup_command(doc: Document, unit_id: str) -> ReplaceGraphCommand:
+    """The step that puts unit block ``unit_id``'s blocks in its place."""
+    name = doc.graph.node(unit_id).name
+    new, ids = units.ungroup(doc.graph, unit_id)
+    return ReplaceGraphCommand(doc, f"Ungroup {name}", new, ids)
+
+
+def repeat_command(doc: Document, unit_id: str, n: int) -> ReplaceGraphCommand:
+    """The step that follows unit block ``unit_id`` by ``n − 1`` more uses of its unit, chained."""
+    name = doc.graph.node(unit_id).name
+    new, chain = units.repeat(doc.graph, unit_id, n)
+    return ReplaceGraphCommand(doc, f"Repeat {name} ×{n}", new, chain)
+
+
+def make_unique_command(doc: Document, unit_id: str) -> ReplaceGraphCommand:
+    """The step that gives unit block ``unit_id`` its own copy of its unit, so edits to it change no other use."""
+    name = doc.graph.node(unit_id).name
+    new, _copy = units.make_unique(doc.graph, unit_id)
+    return ReplaceGraphCommand(doc, f"Make {name} unique", new, [unit_id])
 
 
 # ---------------------------------------------------------------------- fixes
@@ -478,17 +538,20 @@ def _edit_each(graph, values: dict[str, Any], edit) -> None:
             edit(nid, value)
 
 
-def _read_nodes(data: dict[str, Any]) -> list[dict[str, Any]]:
-    """The ``nodes`` of a graph dict, checked enough that redo cannot fail half way."""
+def _read_nodes(data: dict[str, Any], units: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The ``nodes`` of a graph dict, checked enough that redo cannot fail half way.
+
+    A copied unit block pastes as another use of the graph's unit of that name (``units``).
+    """
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
         raise GraphError("the clipboard does not hold Net Designer blocks")
     out = []
     for raw in data["nodes"]:
         try:
-            spec = registry.get(raw["type"])
+            spec = _spec_of(raw, units or {})
             params = spec.resolve_params(dict(raw.get("params") or {}))
             pos = _pos(raw.get("pos") or (0.0, 0.0))
-            item = {"id": str(raw["id"]), "type": spec.type_id, "params": params, "pos": pos}
+            item = {"id": str(raw["id"]), "type": raw["type"], "params": params, "pos": pos, "spec": spec}
             item["name"] = check_name(raw.get("name") or spec.default_name)
         except (KeyError, TypeError, IndexError) as exc:
             raise GraphError(f"a copied block is malformed ({exc})") from None
@@ -504,11 +567,22 @@ def _check_wires(items: list[dict[str, Any]], wires: list[tuple[str, int, str, i
     by_id = {item["id"]: item for item in items}
 
     def ports(nid: str) -> tuple[int, int]:
-        spec, params = registry.get(by_id[nid]["type"]), by_id[nid]["params"]
+        spec, params = by_id[nid]["spec"], by_id[nid]["params"]
         return len(spec.output_ports(params)), len(spec.input_ports(params))
 
     if graphrules.check_wires(list(by_id), wires, ports) is not None:
         raise GraphError("a copied wire does not fit its blocks")
+
+
+def _spec_of(raw: dict[str, Any], units: dict[str, Any]) -> registry.LayerSpec:
+    """The declaration of a copied block: its layer type's, or for a unit block its unit's in ``units``."""
+    if raw["type"] != UNIT_TYPE:
+        return registry.get(raw["type"])
+    name = (raw.get("params") or {}).get("unit")
+    if name not in units:
+        raise GraphError(f"the copied unit {name!r} is not in this network: save it to your library and drop it "
+                         "from the palette")
+    return units[name].spec
 
 
 def _read_edges(data: dict[str, Any]) -> list[tuple[str, int, str, int]]:

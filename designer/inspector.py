@@ -214,6 +214,20 @@ class InspectorWidget(QWidget):
         document.graph_event.connect(self._on_graph_event)
         document.project_replaced.connect(self._on_project_replaced)
 
+    def set_document(self, document) -> None:
+        """Edit the blocks of another document: the project's, or an opened unit's (the canvas's level)."""
+        if document is self.document:
+            return
+        old = self.document
+        old.analysis_changed.disconnect(self._on_analysis_changed)
+        old.graph_event.disconnect(self._on_graph_event)
+        old.project_replaced.disconnect(self._on_project_replaced)
+        self.document = document
+        document.analysis_changed.connect(self._on_analysis_changed)
+        document.graph_event.connect(self._on_graph_event)
+        document.project_replaced.connect(self._on_project_replaced)
+        self.set_selection([])
+
     # ------------------------------------------------------------------ public API
     @property
     def selection(self) -> list[str]:

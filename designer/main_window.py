@@ -224,6 +224,7 @@ class MainWindow(QMainWindow):
         doc.project_replaced.connect(self._on_project_replaced)
         doc.undo_stack.indexChanged.connect(self._update_start_panel)
         scene.node_selection_changed.connect(self._on_canvas_selection)
+        self.view.level_changed.connect(self.inspector.set_document)  # NOTE: inside a unit, edit its blocks
         self.summary.selection_changed.connect(self._on_summary_selection)
         self.problems.problem_activated.connect(self.select_and_center)
         self.problems.fix_requested.connect(self.apply_fix)

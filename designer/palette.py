@@ -2,6 +2,8 @@
 
 Drag a layer onto the canvas (MIME :data:`LAYER_MIME`, payload the type id), or
 double-click it / press Enter to add it (after the selected block, wired to it).
+Under "My units" the units saved to the user's library (:mod:`designer.canvas.library`)
+drag the same way (MIME ``UNIT_MIME``, payload the unit's file).
 The search finds a layer by its title, type id, category or PyTorch names
 (``Linear``, ``nn.BatchNorm2d``), or, when no name matches, by its description
 ("fully connected"); Enter adds the best match.
@@ -23,8 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from designer.canvas.library import LIBRARY, UNIT_MIME, library_units
 from designer.colors import category_color
-from designer.plaintext import plain_label
+from designer.plaintext import as_plain, plain_label
 from designer.theme import is_dark
 from engine.layers.registry import CATEGORIES, LayerSpec, all_specs
 
@@ -32,6 +35,9 @@ from engine.layers.registry import CATEGORIES, LayerSpec, all_specs
 LAYER_MIME = "application/x-netdesigner-layer"
 
 TYPE_ROLE = Qt.ItemDataRole.UserRole
+#: a library unit's item: the path of its file
+UNIT_ROLE = Qt.ItemDataRole.UserRole + 2
+MY_UNITS = "My units"
 
 
 def category_letter(category: str) -> str:
@@ -125,9 +131,14 @@ class _LayerTree(QTreeWidget):
     """The tree; a drag carries the layer's type id."""
 
     def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt's name
-        return [LAYER_MIME]
+        return [LAYER_MIME, UNIT_MIME]
 
     def mimeData(self, items) -> QMimeData:  # noqa: N802 - Qt's name
+        units = [it.data(0, UNIT_ROLE) for it in items if it.data(0, UNIT_ROLE)]
+        if units:
+            mime = QMimeData()
+            mime.setData(UNIT_MIME, QByteArray(units[0].encode("utf-8")))
+            return mime
         type_ids = [it.data(0, TYPE_ROLE) for it in items if it.data(0, TYPE_ROLE)]
         return layer_mime_data(type_ids[0]) if type_ids else QMimeData()
 
@@ -185,6 +196,10 @@ class PaletteWidget(QWidget):
         self._items: dict[str, QTreeWidgetItem] = {}
         self._specs: dict[str, LayerSpec] = {}
         self._populate()
+        self.my_units = QTreeWidgetItem([MY_UNITS])
+        self.my_units.setFlags(Qt.ItemFlag.ItemIsEnabled)
+        self.refresh_units()
+        LIBRARY.changed.connect(self.refresh_units)
         # NOTE: wide enough for the longest layer name, so no name is cut off.
         self.tree.setMinimumWidth(self.tree.sizeHintForColumn(0) + self.tree.indentation() + 28)
 
@@ -221,6 +236,29 @@ class PaletteWidget(QWidget):
         icons = {c: category_icon(c, dark) for c in self._categories}
         for type_id, item in self._items.items():
             item.setIcon(0, icons[item.parent().data(0, Qt.ItemDataRole.UserRole + 1)])
+
+    def refresh_units(self) -> None:
+        """List the units of the user's library under "My units" (in the tree only while there are some)."""
+        self.my_units.takeChildren()
+        bold = QFont(self.font())
+        bold.setBold(True)
+        self.my_units.setFont(0, bold)
+        for name, path in library_units():
+            item = QTreeWidgetItem([name])
+            item.setData(0, UNIT_ROLE, str(path))
+            item.setToolTip(0, as_plain(f"Unit '{name}' from your library: drag it onto the canvas to use it"))
+            item.setFlags(Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable | Qt.ItemFlag.ItemIsDragEnabled)
+            self.my_units.addChild(item)
+        listed = self.tree.indexOfTopLevelItem(self.my_units) >= 0
+        if self.my_units.childCount() and not listed:
+            self.tree.addTopLevelItem(self.my_units)
+        elif not self.my_units.childCount() and listed:
+            self.tree.takeTopLevelItem(self.tree.indexOfTopLevelItem(self.my_units))
+        self.my_units.setExpanded(True)
+
+    def unit_items(self) -> list[QTreeWidgetItem]:
+        """The items under "My units"."""
+        return [self.my_units.child(i) for i in range(self.my_units.childCount())]
 
     # ------------------------------------------------------------------ queries (tests use them)
     def item_for(self, type_id: str) -> QTreeWidgetItem:

@@ -1,5 +1,8 @@
 """The model summary: the engine's analysis as a table, one row per block, with a totals row.
 
+A unit is one row (its parameters and MACs summed over its blocks, its receptive field that of its
+output); a double-click opens it to show the rows inside it, indented (``Analysis.expand``).
+
 Selecting rows selects the blocks on the canvas and the other way round
 (:class:`SummaryWidget` emits :attr:`SummaryWidget.selection_changed`; the window
 calls :meth:`SummaryWidget.select_nodes` for the canvas's selection).
@@ -16,8 +19,9 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStackedWi
 
 from designer.plaintext import as_plain
 from designer.theme import colors
-from engine.analysis import ERROR, Analysis, format_count
-from engine.graph import Graph
+from engine.analysis import ERROR, Analysis, NodeInfo, Problem, format_count
+from engine.graph import Graph, Node
+from engine.units import SEP
 from engine.layers.registry import shape_str
 
 COLUMNS = ("Block", "Type", "Output shape", "Params", "MACs", "Receptive field")
@@ -35,32 +39,56 @@ class _Row:
     error: bool
 
 
-def _rows(graph: Graph, analysis: Analysis) -> list[_Row]:
+def _rows(graph: Graph, analysis: Analysis, expanded: frozenset[str] = frozenset()) -> list[_Row]:
+    """The top-level blocks' rows in the analysis's order; under each unit in ``expanded`` (paths), its
+    inner rows (:meth:`Analysis.expand`), indented, and theirs when expanded in turn."""
     ids = [nid for nid in analysis.order if nid in graph.nodes]
     ids += [nid for nid in graph.nodes if nid not in ids]
-    rows = []
+    rows: list[_Row] = []
     for nid in ids:
-        node = graph.nodes[nid]
-        info = analysis.nodes.get(nid)
-        errors = [p.message for p in analysis.problems.get(nid, []) if p.severity == ERROR]
-        if info is None or info.out_shape is None:
-            cells = (node.name, node.spec.title, "?", "—", "—", "—")
-            tips: tuple[str | None, ...] = (None,) * 6
-        else:
-            cells = (
-                node.name,
-                node.spec.title,
-                shape_str(info.out_shape),
-                f"{info.params:,}",
-                format_count(info.macs) if info.macs else "0",
-                str(info.rf) if info.rf else "—",
-            )
-            params_tip = f"{info.trainable:,} trainable, {info.frozen:,} frozen" if info.frozen else None
-            tips = (None, None, None, params_tip, f"{info.macs:,} multiply-accumulates per sample", None)
-        if errors:
-            tips = (as_plain("\n".join(errors)),) * 6  # NOTE: the messages quote block names
-        rows.append(_Row(nid, cells, tips, bool(errors) and nid not in analysis.unwired))  # NOTE: not wired yet: not red
+        # NOTE: a block not wired yet is not drawn red: its errors are those of a network being built
+        problems = analysis.problems.get(nid, []) if nid not in analysis.unwired else []
+        tips = [p.message for p in analysis.problems.get(nid, []) if p.severity == ERROR]
+        _add_rows(rows, nid, graph.nodes[nid], analysis.nodes.get(nid), problems, analysis, expanded, 0, tips)
     return rows
+
+
+def _add_rows(rows: list[_Row], path: str, node: Node, info: NodeInfo | None, problems: list[Problem],
+              analysis: Analysis, expanded: frozenset[str], depth: int, tips: list[str] | None = None) -> None:
+    """Append the row of block ``node`` (at ``path``) and, for an expanded unit, the rows inside it."""
+    errors = [p.message for p in problems if p.severity == ERROR]
+    rows.append(_row(path, node, info, tips if tips is not None else errors, bool(errors), depth, path in expanded))
+    if node.unit is None or path not in expanded:
+        return
+    flat = analysis.flat.problems if analysis.flat is not None else {}
+    for inner_path, inner_info in analysis.expand(path):
+        inner = node.unit.graph.nodes[inner_path.rsplit(SEP, 1)[1]]
+        inside = [p for key, ps in flat.items() if key == inner_path or key.startswith(inner_path + SEP) for p in ps]
+        _add_rows(rows, inner_path, inner, inner_info, inside, analysis, expanded, depth + 1)
+
+
+def _row(nid: str, node: Node, info: NodeInfo | None, messages: list[str], error: bool, depth: int,
+         open_: bool) -> _Row:
+    """One block's row; a unit's name carries ▸ (closed) or ▾ (open), an inner block's an indent."""
+    mark = ("▾ " if open_ else "▸ ") if node.unit is not None else ""
+    name = "    " * depth + mark + node.name
+    if info is None or info.out_shape is None:
+        cells = (name, node.spec.title, "?", "—", "—", "—")
+        tips: tuple[str | None, ...] = (None,) * 6
+    else:
+        cells = (
+            name,
+            node.spec.title,
+            shape_str(info.out_shape),
+            f"{info.params:,}",
+            format_count(info.macs) if info.macs else "0",
+            str(info.rf) if info.rf else "—",
+        )
+        params_tip = f"{info.trainable:,} trainable, {info.frozen:,} frozen" if info.frozen else None
+        tips = (None, None, None, params_tip, f"{info.macs:,} multiply-accumulates per sample", None)
+    if messages:
+        tips = (as_plain("\n".join(messages)),) * 6  # NOTE: the messages quote block names
+    return _Row(nid, cells, tips, error)
 
 
 class SummaryModel(QAbstractTableModel):
@@ -70,11 +98,15 @@ class SummaryModel(QAbstractTableModel):
         super().__init__(parent)
         self._rows: list[_Row] = []
         self._totals: tuple[str, ...] = ("",) * len(COLUMNS)
+        self._shown: tuple[Graph, Analysis] | None = None
+        #: the unit rows shown open (paths: a unit block's id, or ``unit/inner unit``)
+        self.expanded: set[str] = set()
 
     def set_analysis(self, graph: Graph, analysis: Analysis) -> None:
+        self._shown = (graph, analysis)
         self.beginResetModel()
-        self._rows = _rows(graph, analysis)
-        n = len(self._rows)
+        self._rows = _rows(graph, analysis, frozenset(self.expanded))
+        n = len(graph)
         self._totals = (
             "Total",
             f"{n} block{'s' if n != 1 else ''}",
@@ -84,6 +116,20 @@ class SummaryModel(QAbstractTableModel):
             "",
         )
         self.endResetModel()
+
+    def toggle(self, path: str) -> bool:
+        """Open a unit's row to show the rows inside it, or close it again. Returns whether it is open."""
+        if path in self.expanded:
+            self.expanded -= {p for p in self.expanded if p == path or p.startswith(path + SEP)}
+        else:
+            self.expanded.add(path)
+        if self._shown is not None:
+            self.set_analysis(*self._shown)
+        return path in self.expanded
+
+    def is_unit_row(self, row: int) -> bool:
+        """Whether ``row`` is a unit's (it opens)."""
+        return 0 <= row < len(self._rows) and self._rows[row].cells[0].lstrip().startswith(("▸", "▾"))
 
     def node_id(self, row: int) -> str | None:
         return self._rows[row].node_id if 0 <= row < len(self._rows) else None
@@ -172,6 +218,7 @@ class SummaryWidget(QWidget):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(col, chars * em + 12)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection)
+        self.table.doubleClicked.connect(self._on_double_click)  # NOTE: a unit's row opens and closes
         self.placeholder = QLabel("Each block's output shape, parameters, MACs and receptive field appear here.")
         self.placeholder.setProperty("role", "muted")
         self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -221,3 +268,14 @@ class SummaryWidget(QWidget):
         ids = [nid for nid in (self.model.node_id(r) for r in rows) if nid is not None]
         self._selected = ids
         self.selection_changed.emit(ids)
+
+    def _on_double_click(self, index: QModelIndex) -> None:
+        row = index.row()
+        if self.model.is_unit_row(row):
+            path = self.model.node_id(row)
+            self._syncing = True
+            try:
+                self.model.toggle(path)
+            finally:
+                self._syncing = False
+            self.select_nodes([path])

@@ -96,7 +96,15 @@ def elided(role: str, text: str, width: float, mode: Qt.TextElideMode = Qt.TextE
 
 
 def node_brief(node: Node) -> str:
-    """A block's key settings in one line (its type's ``LayerSpec.brief``); empty when it declares none."""
+    """A block's key settings in one line (its type's ``LayerSpec.brief``); empty when it declares none.
+
+    A unit block says it is one and how many blocks it holds ("unit · 3 blocks"); its ports show
+    as ports, their shapes on its wires.
+    """
+    unit = node.unit
+    if unit is not None:
+        n = len(unit.graph)
+        return f"unit · {n} block{'s' if n != 1 else ''}"
     spec = node.spec
     if spec.brief is None:
         return ""
@@ -339,6 +347,13 @@ class NodeItem(QGraphicsItem):
         """Show the block's key settings (``LayerSpec.brief`` of its params) under its header."""
         if brief != self.brief:
             self.brief = brief
+            self._elided = None
+            self.update()
+
+    def set_title(self, title: str) -> None:
+        """Show another type title (a unit block made unique uses a unit of another name)."""
+        if title != self.title:
+            self.title = title
             self._elided = None
             self.update()
 

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsScene, QGraphicsSceneHelpE
 from designer import clipboard
 from designer.canvas import placement
 from designer.canvas.items import GRID, EdgeItem, NodeItem, PortItem, TempWireItem, node_brief
+from designer.canvas.port_markers import mark_ports
 from designer.canvas.routing import Router
 from designer.colors import app_is_dark, canvas_palette
 from designer.commands import (
@@ -69,10 +70,14 @@ class GraphScene(QGraphicsScene):
     Signals:
         node_selection_changed(list): the ids of the selected blocks, in graph order.
         status_message(str): a refusal or hint for the status bar (e.g. why a wire is not allowed).
+        open_unit_requested(str): a unit block was double-clicked: show its inside.
+        leave_unit_requested(): Escape or Backspace with nothing selected inside a unit: go up a level.
     """
 
     node_selection_changed = Signal(list)
     status_message = Signal(str)
+    open_unit_requested = Signal(str)
+    leave_unit_requested = Signal()
 
     def __init__(self, document: Document, parent=None) -> None:
         super().__init__(parent)
@@ -99,12 +104,35 @@ class GraphScene(QGraphicsScene):
         self._flush_timer.setInterval(0)
         self._flush_timer.timeout.connect(self.flush_routes)
         self.setSceneRect(QRectF(-SCENE_HALF, -SCENE_HALF, 2 * SCENE_HALF, 2 * SCENE_HALF))
+        self._attach(document)
+        self.selectionChanged.connect(self._on_selection_changed)
+        self.rebuild()
+
+    def _attach(self, document) -> None:
         document.graph_event.connect(self._on_graph_event)
         document.analysis_changed.connect(self._on_analysis_changed)
         document.project_replaced.connect(self.rebuild)
         document.select_requested.connect(self.select_nodes)
-        self.selectionChanged.connect(self._on_selection_changed)
+
+    def _detach(self, document) -> None:
+        document.graph_event.disconnect(self._on_graph_event)
+        document.analysis_changed.disconnect(self._on_analysis_changed)
+        document.project_replaced.disconnect(self.rebuild)
+        document.select_requested.disconnect(self.select_nodes)
+
+    def set_document(self, document) -> None:
+        """Show another document: the project's, or an opened unit's (:class:`~designer.canvas.levels.UnitLevel`)."""
+        if document is self.document:
+            return
+        self._detach(self.document)
+        self.document = document
+        self._attach(document)
         self.rebuild()
+
+    @property
+    def in_unit(self) -> bool:
+        """Whether the scene shows the inside of a unit rather than the network."""
+        return hasattr(self.document, "unit_path")
 
     # ------------------------------------------------------------------ queries
     @property
@@ -254,6 +282,7 @@ class GraphScene(QGraphicsScene):
             item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable, False)
         self._nodes[node_id] = item
         self.addItem(item)
+        self._mark_ports(item)
         self.block_moved(item)
         analysis = self.document.analysis
         if node_id in analysis.nodes:
@@ -308,6 +337,8 @@ class GraphScene(QGraphicsScene):
             return
         item.set_ports(node.input_ports(), len(node.output_ports()))
         item.set_brief(node_brief(node))
+        item.set_title(node.spec.title)  # NOTE: a unit block made unique names its own copy of the unit
+        self._mark_ports(item)
         self.block_moved(item)  # NOTE: its height and ports may have changed
         self._sync_port_marks(item)
 
@@ -338,11 +369,17 @@ class GraphScene(QGraphicsScene):
         try:
             for item in self._nodes.values():
                 item.set_flow(new)
+                self._mark_ports(item)
                 self.block_moved(item)  # NOTE: its ports moved, and its height may have changed
         finally:
             self._deferring = False
         self._dirty_edges.update(self._edges.values())
         self.flush_routes()
+
+    def _mark_ports(self, item: NodeItem) -> None:
+        """Inside a unit, label the blocks where the unit's ports enter and leave."""
+        if self.in_unit:
+            mark_ports(item, self.document.unit)
 
     def _sync_port_marks(self, item: NodeItem) -> None:
         graph = self.graph
@@ -379,6 +416,17 @@ class GraphScene(QGraphicsScene):
         super().mousePressEvent(event)
         if event.button() == Qt.MouseButton.LeftButton and not self.read_only:
             self.snapping = True
+
+    def mouseDoubleClickEvent(self, event: QGraphicsSceneMouseEvent) -> None:
+        if event.button() == Qt.MouseButton.LeftButton:
+            for item in self.items(event.scenePos()):
+                if isinstance(item, NodeItem):
+                    if self.graph.nodes[item.node_id].unit is not None:
+                        event.accept()
+                        self.open_unit_requested.emit(item.node_id)
+                        return
+                    break
+        super().mouseDoubleClickEvent(event)
 
     def mouseMoveEvent(self, event: QGraphicsSceneMouseEvent) -> None:
         if self._wire is not None:
@@ -549,7 +597,9 @@ class GraphScene(QGraphicsScene):
         key, mods = event.key(), event.modifiers()
         ctrl = mods == Qt.KeyboardModifier.ControlModifier
         if key == Qt.Key.Key_Escape:
-            return self._cancel_wire if self._wire is not None else self.clearSelection
+            if self._wire is not None:
+                return self._cancel_wire
+            return self.clearSelection if self.selectedItems() or not self.in_unit else self.leave_unit_requested.emit
         if key in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and not ctrl:
             return self.delete_selected
         if event.matches(QKeySequence.StandardKey.Copy):
@@ -569,6 +619,10 @@ class GraphScene(QGraphicsScene):
         return None
 
     # ------------------------------------------------------------------ edit actions
+    def refuse_if_locked(self) -> bool:
+        """Whether editing is locked (a run trains the network); if so, the status bar says why."""
+        return self._refuse_if_locked()
+
     def _refuse_if_locked(self) -> bool:
         if self.read_only:
             self.status_message.emit(LOCKED_MESSAGE)
@@ -592,12 +646,14 @@ class GraphScene(QGraphicsScene):
 
     def delete_selected(self) -> None:
         """Delete the selected blocks and wires as one undo step."""
-        if self._refuse_if_locked():
-            return
         ids = self.selected_node_ids()
         gone = set(ids)
         wires = [e for e in self.selected_edges() if e.src not in gone and e.dst not in gone]
         if not ids and not wires:
+            if self.in_unit:  # NOTE: Backspace with nothing selected leads back up, as in a file browser
+                self.leave_unit_requested.emit()
+            return
+        if self._refuse_if_locked():
             return
         doc = self.document
         if not wires:

@@ -30,12 +30,17 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QFrame, QGraphicsView, QLabel, QMenu, QWidget
 
+from designer.canvas import unit_edits
+from designer.canvas.breadcrumb import BreadcrumbBar
 from designer.canvas.items import GRID, READABLE_ZOOM, NodeItem
+from designer.canvas.levels import UnitLevel
+from designer.canvas.library import UNIT_MIME, add_unit_command, load_unit, save_unit
 from designer.canvas.scene import LOCKED_MESSAGE, PASTE_STEP, GraphScene
 from designer.colors import app_is_dark
 from designer.commands import AddNodeCommand
 from designer.document import Document
-from engine.errors import GraphError
+from engine.errors import GraphError, ProjectError
+from engine.units import SEP
 
 #: MIME type of a layer dragged from the palette; the payload is the layer type id (UTF-8).
 LAYER_MIME = "application/x-netdesigner-layer"
@@ -52,11 +57,19 @@ ZOOM_STEP = 1.25
 class GraphView(QGraphicsView):
     """The network canvas for one :class:`~designer.document.Document`.
 
+    Inside an opened unit (double-click a unit block) it shows the unit's
+    :class:`~designer.canvas.levels.UnitLevel` instead of the project's document; the
+    :class:`~designer.canvas.breadcrumb.BreadcrumbBar` in its top-left corner leads back up.
+
     Signals:
         status_message(str): a refusal or hint to show in the status bar.
+        level_changed(object): the canvas shows another document (the project's, or a unit's level).
+        read_only_changed(bool): editing was locked or unlocked.
     """
 
     status_message = Signal(str)
+    level_changed = Signal(object)
+    read_only_changed = Signal(bool)
 
     def __init__(self, document: Document, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -80,6 +93,14 @@ class GraphView(QGraphicsView):
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAcceptDrops(True)
+        self.top_document = document
+        self._levels: list[UnitLevel] = []
+        self._level_names: list[str] = []
+        self.breadcrumb = BreadcrumbBar(self)
+        self.breadcrumb.move(8, 8)
+        self.breadcrumb.crumb_clicked.connect(self.go_to_depth)
+        self._scene.open_unit_requested.connect(self.open_unit)
+        self._scene.leave_unit_requested.connect(self.leave_unit)
         self._banner = QLabel(LOCKED_MESSAGE, self)
         self._banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._banner.hide()
@@ -246,7 +267,7 @@ class GraphView(QGraphicsView):
 
     # ------------------------------------------------------------------ drops and adding
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:
-        if not event.mimeData().hasFormat(LAYER_MIME):
+        if not _droppable(event.mimeData()):
             event.ignore()
         elif self._read_only:
             self.status_message.emit(LOCKED_MESSAGE)
@@ -255,7 +276,7 @@ class GraphView(QGraphicsView):
             event.acceptProposedAction()
 
     def dragMoveEvent(self, event: QDragMoveEvent) -> None:
-        if event.mimeData().hasFormat(LAYER_MIME) and not self._read_only:
+        if _droppable(event.mimeData()) and not self._read_only:
             event.acceptProposedAction()
         else:
             event.ignore()
@@ -265,6 +286,13 @@ class GraphView(QGraphicsView):
 
     def dropEvent(self, event: QDropEvent) -> None:
         mime = event.mimeData()
+        if mime.hasFormat(UNIT_MIME):
+            path = bytes(mime.data(UNIT_MIME).data()).decode("utf-8").strip()
+            if self.add_library_unit(path, self.mapToScene(event.position().toPoint())) is None:
+                event.ignore()
+            else:
+                event.acceptProposedAction()
+            return
         if not mime.hasFormat(LAYER_MIME):
             event.ignore()
             return
@@ -289,6 +317,29 @@ class GraphView(QGraphicsView):
         while (x, y) in taken:
             x, y = x + PASTE_STEP, y + PASTE_STEP
         return self._push_add(lambda: AddNodeCommand(self.document, type_id, (x, y)))
+
+    def add_library_unit(self, path: str, center: QPointF) -> str | None:
+        """Add a use of the library unit in file ``path`` near ``center``, defining it in the project if new."""
+        if self._read_only:
+            self.status_message.emit(LOCKED_MESSAGE)
+            return None
+        x, y = self._scene.free_spot(center.x() - NodeItem.WIDTH / 2, center.y() - NodeItem.MIN_HEIGHT / 2)
+        try:
+            unit = load_unit(path)
+        except (ProjectError, OSError) as exc:
+            self.status_message.emit(str(exc))
+            return None
+        return self._push_add(lambda: add_unit_command(self.document, unit, (x, y)))
+
+    def save_unit_to_library(self, node_id: str) -> None:
+        """Store the unit of block ``node_id`` in the user's library (the palette lists it under "My units")."""
+        unit = self.document.graph.nodes[node_id].unit
+        try:
+            path = save_unit(unit)
+        except (ProjectError, OSError) as exc:
+            self.status_message.emit(str(exc))
+            return
+        self.status_message.emit(f"Saved unit '{unit.name}' to your library ({path.name})")
 
     def add_at_center(self, type_id: str) -> str | None:
         """Add a block in free room nearest the middle of what is shown, not on top of other blocks."""
@@ -336,12 +387,62 @@ class GraphView(QGraphicsView):
         self._scene.arrange(direction, self.readable_room())
         self.fit_all()
 
+    # ------------------------------------------------------------------ units: open and leave
+    def open_unit(self, node_id: str) -> bool:
+        """Show the inside of unit block ``node_id`` of what is shown now; the breadcrumb grows."""
+        node = self.document.graph.nodes.get(node_id)
+        if node is None or node.unit is None:
+            return False
+        path = f"{self._levels[-1].unit_path}{SEP}{node_id}" if self._levels else node_id
+        level = UnitLevel(self.top_document, path, self)
+        level.status_message.connect(self.status_message)
+        level.closed.connect(self._on_level_closed)
+        self._levels.append(level)
+        self._level_names.append(node.name)
+        self._show_level()
+        return True
+
+    def depth(self) -> int:
+        """How many units deep the canvas is (0: the network)."""
+        return len(self._levels)
+
+    def leave_unit(self) -> None:
+        """Go up one level (Escape or Backspace with nothing selected, or the breadcrumb)."""
+        if self._levels:
+            self.go_to_depth(len(self._levels) - 1)
+
+    def go_to_depth(self, depth: int) -> None:
+        """Show level ``depth`` of the breadcrumb (0: the whole network)."""
+        if depth >= len(self._levels):
+            return
+        while len(self._levels) > depth:
+            level = self._levels.pop()
+            self._level_names.pop()
+            level.closed.disconnect(self._on_level_closed)
+            level.close()
+            level.deleteLater()
+        self._show_level()
+
+    def _on_level_closed(self) -> None:
+        # NOTE: a unit on the path went away (an undo, another project): show the deepest level still there
+        keep = next((k for k, level in enumerate(self._levels) if not level.is_open), len(self._levels))
+        self.go_to_depth(keep)
+
+    def _show_level(self) -> None:
+        doc = self._levels[-1] if self._levels else self.top_document
+        self.document = doc
+        self._scene.set_document(doc)
+        self.breadcrumb.set_path(self._level_names)
+        self.level_changed.emit(doc)
+        self.fit_all()
+
     # ------------------------------------------------------------------ read-only
     def set_read_only(self, read_only: bool, message: str | None = None) -> None:
         """Lock editing (no moves, wires, drops, deletes or undo); a banner says so.
 
         ``message`` replaces the banner's default text (which speaks of training).
         """
+        changed = bool(read_only) != self._read_only
         self._read_only = bool(read_only)
         self._scene.set_read_only(self._read_only)
         self._banner.setText(message or LOCKED_MESSAGE)
@@ -349,6 +450,8 @@ class GraphView(QGraphicsView):
         self._place_banner()
         self.resetCachedContent()
         self.viewport().update()
+        if changed:
+            self.read_only_changed.emit(self._read_only)
 
     def is_read_only(self) -> bool:
         return self._read_only
@@ -386,9 +489,11 @@ class GraphView(QGraphicsView):
             scene.select_nodes([item.node_id])
         has_sel = bool(scene.selected_node_ids())
         menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        at = self.mapToScene(event.pos())  # NOTE: the menu stays open after the event is gone
         entries = (
             ("Copy", scene.copy_selected, has_sel),
-            ("Paste", lambda: scene.paste(self.mapToScene(event.pos())), not self._read_only),
+            ("Paste", lambda: scene.paste(at), not self._read_only),
             ("Duplicate", scene.duplicate_selected, has_sel and not self._read_only),
             ("Delete", scene.delete_selected, (has_sel or bool(scene.selected_edges())) and not self._read_only),
             (None, None, False),
@@ -396,6 +501,7 @@ class GraphView(QGraphicsView):
             ("Arrange left to right", lambda: self.arrange("lr"), not self._read_only),
             ("Arrange top to bottom", lambda: self.arrange("tb"), not self._read_only),
             ("Fit all", self.fit_all, True),
+            *self._unit_entries(),
         )
         for text, slot, enabled in entries:
             if text is None:
@@ -405,6 +511,28 @@ class GraphView(QGraphicsView):
             action.setEnabled(enabled)
             action.triggered.connect(slot)
             menu.addAction(action)
-        menu.exec(event.globalPos())
+        menu.popup(event.globalPos())
         event.accept()
 
+    def _unit_entries(self) -> tuple:
+        """The context menu's unit entries: Group for a selection, the rest for one unit block."""
+        scene, edit = self._scene, not self._read_only
+        has_sel = bool(scene.selected_node_ids())
+        uid = unit_edits.selected_unit(scene)
+        entries = [(None, None, False), ("Group…", lambda: unit_edits.ask_group(scene, self), has_sel and edit)]
+        if uid is not None:
+            entries += [
+                ("Open unit", lambda: self.open_unit(uid), True),
+                ("Ungroup", lambda: unit_edits.ungroup_selected(scene), edit),
+                ("Repeat ×N…", lambda: unit_edits.ask_repeat(scene, self), edit),
+                ("Make unique", lambda: unit_edits.make_unique_selected(scene), edit),
+                ("Save unit to library", lambda: self.save_unit_to_library(uid), True),
+            ]
+        if self._levels:
+            entries.append(("Leave unit", self.leave_unit, True))
+        return tuple(entries)
+
+
+def _droppable(mime) -> bool:
+    """Whether a drag carries a layer or a library unit."""
+    return mime.hasFormat(LAYER_MIME) or mime.hasFormat(UNIT_MIME)
