@@ -4,6 +4,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from tests.conftest import ROOT
 
 BLOCKER = textwrap.dedent(
@@ -30,6 +32,7 @@ BLOCKER = textwrap.dedent(
 )
 
 
+@pytest.mark.slow  # NOTE: tests/engine stays under 30 s without the slow ones; the full suite (CI) runs them
 def test_every_engine_module_imports_without_qt():
     result = subprocess.run(
         [sys.executable, "-c", BLOCKER], cwd=ROOT, capture_output=True, text=True, timeout=120

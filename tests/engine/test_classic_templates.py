@@ -101,6 +101,7 @@ def test_parameters_are_the_published_ones(name):
     assert analysis.nodes[compiled.code.output_ids[0]].out_shape == (1000,)
 
 
+@pytest.mark.slow  # NOTE: tests/engine stays under 30 s without the slow ones; the full suite (CI) runs them
 @pytest.mark.parametrize("name", IMAGENET)
 def test_macs_are_within_one_percent_of_the_published_ones_and_pytorch_s_count(name):
     project = load_template(name)
@@ -373,6 +374,7 @@ def test_efficientnet_sees_the_whole_image_through_its_squeeze_and_excitation_ga
 
 
 # ---------------------------------------------------------------------- probes and data
+@pytest.mark.slow  # NOTE: tests/engine stays under 30 s without the slow ones; the full suite (CI) runs them
 @pytest.mark.parametrize("name", FULL_SIZE)
 def test_probes_run_on_the_full_size_layouts(name):
     """Tap reproduces the model, and the live views run, on a narrowed copy (the same blocks and wiring) of a

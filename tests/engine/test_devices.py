@@ -97,6 +97,7 @@ def test_every_gpu_is_listed_with_its_name_and_memory(monkeypatch):
     assert listed[1].title() == "cuda:0 · Tesla T4 · 15.0 GiB"
 
 
+@pytest.mark.slow  # NOTE: trains or starts a Python (tests/engine stays under 30 s without these)
 def test_the_list_comes_as_json_from_a_child_python():
     out = subprocess.run([sys.executable, "-m", "engine.devices"], cwd=ROOT, capture_output=True, text=True,
                          check=True).stdout
@@ -127,6 +128,7 @@ def test_halving_finds_the_largest_halved_batch_that_fits(batch_size, threshold)
     assert tried[-1] == (found if found is not None else 1) if tried else batch_size < 2
 
 
+@pytest.mark.slow  # NOTE: trains or starts a Python (tests/engine stays under 30 s without these)
 def test_only_running_out_of_memory_means_a_batch_does_not_fit():
     def oom(_size):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -161,6 +163,7 @@ def _limited_memory(monkeypatch, limit: list[int | None]):
     monkeypatch.setattr(trainer_module, "compile_graph", compile_with_limit)
 
 
+@pytest.mark.slow  # NOTE: trains or starts a Python (tests/engine stays under 30 s without these)
 @pytest.mark.parametrize("threshold", [0, 5, 20, 40])
 def test_out_of_memory_names_the_largest_halved_batch_that_fits_and_keeps_the_run(tmp_path, monkeypatch, threshold):
     limit: list[int | None] = [None]
@@ -197,6 +200,7 @@ def test_out_of_memory_names_the_largest_halved_batch_that_fits_and_keeps_the_ru
         assert isinstance(fork[-1], Finished) and fork[-1].epochs_run == 5
 
 
+@pytest.mark.slow  # NOTE: trains or starts a Python (tests/engine stays under 30 s without these)
 def test_out_of_memory_before_any_epoch_says_there_is_no_checkpoint_yet(tmp_path, monkeypatch):
     _limited_memory(monkeypatch, [10])
     p = load_template("mlp")

@@ -47,6 +47,9 @@ from engine.training.runs import STATUSES, RunError, list_runs, read_run
 from engine.training.trainer import Trainer
 from tests.engine.helpers import gap_net
 
+#: the full suite (CI) runs these; the quick loop over tests/engine (``-m 'not slow'``) leaves them out
+pytestmark = pytest.mark.slow
+
 
 def fuzz(examples: int):
     """Seeded, bounded hypothesis settings: the same ``examples`` every run, no example database."""

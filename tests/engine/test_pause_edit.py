@@ -369,6 +369,7 @@ def test_damaged_paused_weights_end_the_new_run_with_a_message(tmp_path):
 
 
 # ---------------------------------------------------------------------- through the child process
+@pytest.mark.slow  # NOTE: a child process (tests/engine stays under 30 s without these)
 def test_the_changes_and_the_request_for_weights_reach_a_run_in_a_child_process(tmp_path):
     from engine.training import remote
     from engine.training.remote import TrainingProcess, TrainingRequest

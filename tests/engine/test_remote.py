@@ -50,6 +50,7 @@ def slow_data(tmp_path_factory):
     return slow_csv_project(tmp_path_factory.mktemp("slow-data"), rows=200_000)
 
 
+@pytest.mark.slow  # NOTE: a child process (tests/engine stays under 30 s without these)
 def test_a_run_in_a_child_process_sends_every_event_and_the_weights():
     proc = TrainingProcess(request(epochs=3))
     events = list(proc.events())
@@ -66,6 +67,7 @@ def test_a_run_in_a_child_process_sends_every_event_and_the_weights():
     assert remote._spare is not None and remote._spare.alive()  # the warm child waits for the next run
 
 
+@pytest.mark.slow  # NOTE: tests/engine stays under 30 s without the slow ones; the full suite (CI) runs them
 def test_pause_resume_stop_and_a_probe_setting_reach_the_loop_and_are_acknowledged():
     proc = TrainingProcess(request(epochs=400, batch_size=8))
     events, layers = [], []

@@ -392,6 +392,7 @@ def test_a_finished_cosine_run_continued_for_more_epochs_goes_on_along_the_longe
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="flock")
+@pytest.mark.slow  # NOTE: a child process or a second writer (tests/engine stays under 30 s without these)
 def test_a_readers_glance_at_the_lock_never_stops_a_writer_but_a_second_writer_is_refused(tmp_path):
     import fcntl
     import threading

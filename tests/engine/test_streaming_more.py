@@ -134,6 +134,7 @@ def streamed_snapshot(tmp_path: Path, epochs: int, workers: int) -> dict:
 
 # ---------------------------------------------------------------------- the training process
 @linux_only
+@pytest.mark.slow
 def test_a_streamed_run_in_the_training_process_reads_with_worker_processes(tmp_path):
     proc = TrainingProcess(TrainingRequest(streamed_snapshot(tmp_path, epochs=200, workers=2), emit_interval=0.0))
     workers, events = None, []

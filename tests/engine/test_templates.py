@@ -139,6 +139,7 @@ def test_script_refuses_a_template_that_does_not_fit_its_data(maker):
         maker.build_project(replace(mobilenet, data={"dataset": "digits", "image_size": 32, "task": "classification"}))
 
 
+@pytest.mark.slow  # NOTE: tests/engine stays under 30 s without the slow ones; the full suite (CI) runs them
 @pytest.mark.parametrize("name", NAMES)
 def test_template_is_laid_out_and_named(name):
     """The network and the inside of each of its units, as opening the unit on the canvas shows it."""
