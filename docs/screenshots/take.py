@@ -7,6 +7,7 @@ Run from the project root under a virtual screen, e.g.::
 
 Scenes: ``start`` (the start state), ``lenet5`` (the LeNet-5 template, arranged and fitted),
 ``resnet-error`` (the ResNet template with one convolution's filters changed so a merge fails),
+``resnet50`` (ResNet-50 as its stages) and ``resnet50-stage`` (its layer2 opened),
 ``training`` (LeNet-5 training live; shoot with ``--wait 16``), ``explore`` and ``explore-dream``
 (LeNet-5 trained for 2 epochs, then the Explore tab's top patches or dream for conv2; ``--wait 35``),
 ``class-maps`` and ``hardest`` (LeNet-5 after 3 epochs: the Class maps tab, the Decisions tab with the
@@ -66,6 +67,12 @@ def main(scene: str) -> int:
                 window.select_and_center(bad)
 
             QTimer.singleShot(300, show_error)
+        elif scene in ("resnet50", "resnet50-stage"):
+            window.new_from_template("resnet50")
+            QTimer.singleShot(200, window.view.fit_all)
+            if scene == "resnet50-stage":
+                QTimer.singleShot(400, lambda: window.view.open_unit(_named(window, "layer2")))
+                QTimer.singleShot(700, window.view.fit_all)
         elif scene == "training":
             window.new_from_template("lenet5")
             QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
