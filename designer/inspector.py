@@ -34,7 +34,7 @@ from designer.fields import LOCK_PROPERTY, LOCK_REASON, ParamField, lock_note, s
 from designer.palette import category_icon
 from designer.plaintext import plain_label
 from designer.theme import colors
-from engine.analysis import ERROR, format_bytes, format_count
+from engine.analysis import ERROR, buffers_text, format_bytes, format_count
 from engine.errors import GraphError
 from engine.layers.registry import LayerSpec, shape_str
 from engine.training.live import DROPOUT_TYPES
@@ -368,10 +368,10 @@ class InspectorWidget(QWidget):
         else:
             shapes = {shape_str(i.out_shape) for i in infos}
             s["shape"].setText(shapes.pop() if len(shapes) == 1 else "differs")
-            trainable = sum(i.trainable for i in infos)
-            frozen = sum(i.frozen for i in infos)
-            total = trainable + frozen
-            s["params"].setText(f"{total:,}" + (f"  ({frozen:,} frozen)" if frozen else ""))
+            params = sum(i.params for i in infos)
+            buffers = sum(i.frozen for i in infos)
+            s["params"].setText(f"{params:,}" + (f"  (+{buffers:,} buffers)" if buffers else ""))
+            s["params"].setToolTip(buffers_text(buffers) if buffers else "")
             s["macs"].setText(format_count(sum(i.macs for i in infos)) if infos[0].out_shape else "—")
             rfs = {(str(i.rf), i.rf.jump) if i.rf else None for i in infos}
             if len(rfs) == 1 and (rf := next(iter(rfs))) is not None:

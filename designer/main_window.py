@@ -32,7 +32,7 @@ from designer.settings import settings
 from designer.start_panel import StartPanel
 from designer.summary import SummaryWidget
 from designer.training.controller import TrainingController
-from engine.analysis import Analysis, Fix
+from engine.analysis import Analysis, Fix, buffers_text
 from engine.errors import NetDesignerError
 
 APP_TITLE = "Net Designer"
@@ -334,9 +334,10 @@ class MainWindow(QMainWindow):
             n = len({p.node_id for p in analysis.errors()})
             self.validity_label.setText(f"Not trainable yet: {n} block{'s' if n != 1 else ''} not connected")
             self.validity_label.setStyleSheet(f"color: {c['muted']}")
-        trainable = analysis.total_trainable
         self.params_label.setText(f"Params: {analysis.total_params:,}")
-        self.params_label.setToolTip(f"{trainable:,} trainable, {analysis.total_frozen:,} frozen")
+        buffers = analysis.total_frozen
+        self.params_label.setToolTip(f"{analysis.total_params:,} parameters, as PyTorch counts them, all trained"
+                                     + (f"; {buffers_text(buffers)}" if buffers else ""))
         self._update_start_panel()
 
     def _on_project_replaced(self) -> None:

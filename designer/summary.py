@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStackedWi
 
 from designer.plaintext import as_plain
 from designer.theme import colors
-from engine.analysis import ERROR, Analysis, NodeInfo, Problem, format_count
+from engine.analysis import ERROR, Analysis, NodeInfo, Problem, buffers_text, format_count
 from engine.graph import Graph, Node
 from engine.units import SEP
 from engine.layers.registry import shape_str
@@ -84,7 +84,7 @@ def _row(nid: str, node: Node, info: NodeInfo | None, messages: list[str], error
             format_count(info.macs) if info.macs else "0",
             str(info.rf) if info.rf else "—",
         )
-        params_tip = f"{info.trainable:,} trainable, {info.frozen:,} frozen" if info.frozen else None
+        params_tip = f"{info.params:,} parameters, all trained; {buffers_text(info.frozen)}" if info.frozen else None
         tips = (None, None, None, params_tip, f"{info.macs:,} multiply-accumulates per sample", None)
     if messages:
         tips = (as_plain("\n".join(messages)),) * 6  # NOTE: the messages quote block names

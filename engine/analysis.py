@@ -121,14 +121,16 @@ class NodeInfo:
     in_shapes: list[Shape | None] = field(default_factory=list)
     out_shape: Shape | None = None
     trainable: int = 0
-    frozen: int = 0
+    frozen: int = 0  # buffers that are not trained: BatchNorm's running mean and variance
     macs: int = 0
     memory: int = 0  # bytes of output activation, one sample, float32
     rf: ReceptiveField | None = None
 
     @property
     def params(self) -> int:
-        return self.trainable + self.frozen
+        """The parameters as PyTorch counts them (``module.parameters()``, what torchinfo and torchvision's
+        figures count): BatchNorm's running statistics are buffers (``frozen``), shown apart."""
+        return self.trainable
 
 
 @dataclass
@@ -193,7 +195,8 @@ class Analysis:
 
     @property
     def total_params(self) -> int:
-        return self.total_trainable + self.total_frozen
+        """Every block's :attr:`NodeInfo.params`: ResNet-50's 25,557,032, as torchvision says."""
+        return self.total_trainable
 
     @property
     def total_macs(self) -> int:
@@ -487,6 +490,11 @@ def _warn_saturating_chains(nodes, order, inbound, report) -> None:
 
 def _g(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
+
+
+def buffers_text(n: int) -> str:
+    """What ``n`` BatchNorm running statistics are, in words: counted apart from the parameters."""
+    return f"BatchNorm also keeps {n:,} running statistics (buffers: averaged while training, not trained; saved with the weights)"
 
 
 def format_count(n: int) -> str:

@@ -460,7 +460,7 @@ def analysis_to_dict(graph, result: Analysis, name: str = "") -> dict:
                 "output_shape": list(info.out_shape) if info.out_shape else None,
                 "params": info.params,
                 "trainable": info.trainable,
-                "non_trainable": info.frozen,
+                "buffers": info.frozen,
                 "macs": info.macs,
                 "memory_bytes": info.memory,
                 "receptive_field": {"size": rf.size, "jump": rf.jump, "offset": rf.offset} if rf else None,
@@ -474,7 +474,7 @@ def analysis_to_dict(graph, result: Analysis, name: str = "") -> dict:
         "totals": {
             "params": result.total_params,
             "trainable": result.total_trainable,
-            "non_trainable": result.total_frozen,
+            "buffers": result.total_frozen,
             "macs": result.total_macs,
             "memory_bytes": result.total_memory,
         },
@@ -516,7 +516,7 @@ def format_table(graph, result: Analysis, name: str = "") -> str:
     out += [
         f"Total params: {result.total_params:,}",
         f"Trainable params: {result.total_trainable:,}",
-        f"Non-trainable params: {result.total_frozen:,}",
+        f"Buffers, not trained (BatchNorm running statistics): {result.total_frozen:,}",
         f"Total MACs (one sample): {result.total_macs:,}",
         f"Activation memory (one sample, float32): {result.total_memory / 2**20:.2f} MiB",
         rule,

@@ -195,12 +195,13 @@ def _build(project) -> tuple[Any, torch.nn.Module]:
     except (MemoryError, RuntimeError) as exc:
         from engine.analysis import analyze
 
-        params = analyze(project.graph).total_params
+        counted = analyze(project.graph)
+        params = counted.total_params
         why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if isinstance(exc, MemoryError) or "alloc" in why.lower() or "memory" in why.lower():
             raise ProbeError(
                 f"the network is too large for this machine's memory: its {params:,} parameters need "
-                f"{_gigabytes(4 * params)} as float32"
+                f"{_gigabytes(4 * (params + counted.total_frozen))} as float32"
             ) from None
         raise ProbeError(f"the network could not be built ({why})") from None
     return compiled.code, compiled.module

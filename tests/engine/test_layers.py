@@ -415,10 +415,10 @@ def test_shapes_macs_and_params_by_hand(type_id, params, in_shape, out_shape, ma
     assert info.trainable == weights and info.frozen == 0
 
 
-def test_batchnorm_counts_running_statistics_as_frozen():
+def test_batchnorm_counts_running_statistics_as_buffers_apart_from_its_parameters():
     info = _single("BatchNorm", {}, (16, 8, 8))
     assert (info.trainable, info.frozen) == (32, 32)
-    assert _single("BatchNorm", {}, (10,)).params == 40
+    assert _single("BatchNorm", {}, (10,)).params == 20  # as sum(p.numel() for p in BatchNorm1d(10).parameters())
 
 
 # --------------------------------------------------------------------- declarations
