@@ -36,6 +36,7 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from bench.bench_training import lockstep  # noqa: E402
 from engine.config import DataConfig  # noqa: E402
 from engine.data.streaming import worker_count  # noqa: E402
 from engine.templates import load_template  # noqa: E402
@@ -172,29 +173,6 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
-def lockstep(a: Iterator[None], b: Iterator[None]) -> tuple[list[float], list[float]]:
-    """Seconds of each step of ``a`` and ``b``, stepped by turns, the order reversed every second round
-    (a round of setup, then one of epochs: each side's epoch goes first in every other run)."""
-    spent: tuple[list[float], list[float]] = ([], [])
-    running = [a, b]
-    order = [0, 1]
-    rounds = 0
-    while any(g is not None for g in running):
-        for side in order:
-            steps = running[side]
-            if steps is None:
-                continue
-            t0 = time.perf_counter()
-            if next(steps, StopIteration) is StopIteration:
-                running[side] = None
-            else:
-                spent[side].append(time.perf_counter() - t0)
-        rounds += 1
-        if rounds % 2 == 0:
-            order.reverse()
-    return spent
-
-
 def peak_memory_mb() -> tuple[float, float]:
     """Peak resident memory of this process and of its largest child (the DataLoader workers), in MB."""
     scale = 1 if sys.platform == "darwin" else 1024  # NOTE: Linux reports kilobytes, macOS bytes
@@ -210,7 +188,7 @@ def compare(images: int, device: str, workers: int, repeats: int, root: Path | N
     made = time.perf_counter() - t0
     info: dict = {}
     ours, theirs = lockstep(trainer_steps(folder_project(folder, device, workers), repeats, info),
-                            hand_steps(folder, device, workers, repeats, info))
+                            hand_steps(folder, device, workers, repeats, info), reverse_every=2)
     ours, theirs = ours[1::2], theirs[1::2]  # NOTE: the even steps are setup, on both sides
     ratios = [t / o for o, t in zip(ours, theirs)]
     own, child = peak_memory_mb()

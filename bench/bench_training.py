@@ -137,16 +137,19 @@ def run_hand(project, splits, device: torch.device) -> float:
     return _samples(project, splits) / (time.perf_counter() - t0)
 
 
-def lockstep(*runs: Iterator[None]) -> list[list[float]]:
+def lockstep(*runs: Iterator[None], reverse_every: int = 1) -> list[list[float]]:
     """The seconds each step of some step generators takes, stepping them by turns.
 
     The order reverses every round (a b c, c b a, a b c, ...), so none always runs on caches
     another has just left, nor always first after a pause. The steps of one round ran
-    within a second or so of each other, on a machine in the same state.
+    within a second or so of each other, on a machine in the same state. ``reverse_every=2`` keeps
+    the order for two rounds (a round of setup, then one of epochs: each side's epoch goes first in
+    every other run).
     """
     spent: list[list[float]] = [[] for _ in runs]
     running: list[Iterator[None] | None] = list(runs)
     order = list(range(len(runs)))
+    rounds = 0
     while any(g is not None for g in running):
         for side in order:
             steps = running[side]
@@ -157,7 +160,9 @@ def lockstep(*runs: Iterator[None]) -> list[list[float]]:
                 running[side] = None
             else:
                 spent[side].append(time.perf_counter() - t0)
-        order.reverse()
+        rounds += 1
+        if rounds % reverse_every == 0:
+            order.reverse()
     return spent
 
 
