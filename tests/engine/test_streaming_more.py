@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -96,13 +97,21 @@ def gone(pid: int) -> bool:
 
 
 def wait_gone(pids: list[int]) -> list[int]:
-    """Poll until every one of ``pids`` has exited or the generous deadline passes; those still there."""
+    """Wait until every one of ``pids`` has exited, or the generous deadline passes; those still there.
+
+    NOTE: each exit is waited for as an event: a pidfd (Linux) becomes readable when its process ends,
+    whoever its parent is, so no fixed pause is slept and a busy machine only makes the wait longer.
+    """
     deadline = time.monotonic() + GONE_DEADLINE_S
-    while time.monotonic() < deadline:
-        left = [p for p in pids if not gone(p)]
-        if not left:
-            return []
-        time.sleep(0.2)
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue  # gone already
+        try:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
     return [p for p in pids if not gone(p)]
 
 
