@@ -27,7 +27,8 @@ from engine.probes.base import ProbeError, Tap, class_head, head_output, resolve
 from engine.probes.cam import cam, cam_path, class_scores, grad_cam, grad_cam_layer, overlay, save_png
 from engine.userfiles import MAX_IMAGE_PIXELS, ImageTooLarge, UnreadableImage, open_regular_file, read_image
 
-__all__ = ["explain", "load_image", "load_project_data", "split_checkpoint", "training_normalizer"]
+__all__ = ["explain", "load_image", "load_project_data", "sample_input", "samples_source", "split_checkpoint",
+           "training_normalizer"]
 
 METHODS = ("cam", "gradcam")
 
@@ -150,10 +151,10 @@ def explain(
             index = operator.index(image_or_index)
         except TypeError:
             raise ProbeError(f"give an image file or a sample index, not {image_or_index!r}") from None
-        data = _samples_source(project, shape, base_dir)
+        data = samples_source(project, shape, base_dir)
         if not 0 <= index < len(data):
             raise ProbeError(f"sample {index} does not exist: the {data.name} data set has {len(data)} samples (0 to {len(data) - 1})")
-        raw = _sample(data, index)
+        raw = sample_input(data, index)
         source = f"sample {index}"
     norm = training_normalizer(project, normalizer if normalizer is not None else saved_norm, data, shape, base_dir)
     x = (norm.transform(raw[None]) if norm is not None else raw[None]).float()
@@ -230,7 +231,7 @@ def load_project_data(project, shape, base_dir):
         raise ProbeError(f"the project's data set could not be loaded: {exc}") from None
 
 
-def _samples_source(project, shape, base_dir):
+def samples_source(project, shape, base_dir):
     """The project's data set as training reads it: streamed from disk when it is over the memory budget,
     so that explaining one sample never loads a large set whole; a loading problem becomes a :class:`ProbeError`."""
     from engine.data.streaming import load_for_training
@@ -241,7 +242,7 @@ def _samples_source(project, shape, base_dir):
         raise ProbeError(f"the project's data set could not be loaded: {exc}") from None
 
 
-def _sample(data, index: int) -> torch.Tensor:
+def sample_input(data, index: int) -> torch.Tensor:
     """The raw input of sample ``index``: read from its file when ``data`` streams."""
     from engine.data.streaming import is_streamed
 
@@ -268,7 +269,7 @@ def training_normalizer(project, given, data, shape, base_dir):
         return _fitting(given if isinstance(given, Normalizer) else Normalizer.from_dict(given), shape)
     if data is None:
         try:
-            data = _samples_source(project, shape, base_dir)
+            data = samples_source(project, shape, base_dir)
         except ProbeError as exc:
             raise ProbeError(f"{exc}; it is needed to normalize the image as training did (or pass the normalizer saved with the checkpoint)") from None
     cfg = project.data

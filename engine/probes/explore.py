@@ -2,8 +2,9 @@
 
 The window keeps, for each run, the project snapshot that trained and the trained
 ``state_dict``. :func:`load_run` compiles the snapshot's graph the way the trainer does, loads
-the weights, and (when first needed) loads the run's data set, normalized with the statistics
-of its training split as training normalized it. :func:`top_patches` and :func:`dream` then
+the weights, and (when first needed) opens the run's data set as training read it: in memory, or
+streamed from its files when it is over the memory budget (then it is searched a batch at a time
+and never held whole), normalized with the statistics of its training split as training normalized it. :func:`top_patches` and :func:`dream` then
 compute the views of :mod:`engine.probes.ondemand` for one unit (a channel of a block, or a unit
 of a vector block) and return the pictures in the data's own pixel scale, ready to show::
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -25,10 +26,11 @@ from engine.analysis import Analysis, analyze
 from engine.compile import CompiledModel, compile_graph
 from engine.data import Dataset, Normalizer
 from engine.data.base import shape_text
+from engine.data.streaming import StreamDataset, StreamReader, batch_keys, is_streamed, read_batches, worker_count
 from engine.errors import NetDesignerError
 from engine.probes.base import ProbeError, Tap
-from engine.probes.explain import load_project_data, training_normalizer, split_checkpoint
-from engine.probes.ondemand import crop_window, activation_maximization, max_activating_patches, patch_box, unit_activation
+from engine.probes.explain import sample_input, samples_source, training_normalizer, split_checkpoint
+from engine.probes.ondemand import activation_maximization, crop_window, patch_box, rank_windows, unit_activation
 from engine.project import Project, project_from_dict
 
 __all__ = ["Dream", "TopPatches", "TrainedRun", "Unit", "dream", "load_run", "rebuild", "top_patches", "unit_of",
@@ -71,10 +73,11 @@ class TrainedRun:
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.compiled.code.input_shapes[0]) if self.compiled.code.input_shapes else ()
 
-    def data(self) -> Dataset:
-        """The run's data set as loaded (not normalized); loaded once."""
+    def data(self) -> Dataset | StreamDataset:
+        """The run's data set (not normalized), opened once: a :class:`StreamDataset` when it is over the
+        memory budget, as training read it."""
         if self._data is None:
-            self._data = load_project_data(self.project, self.input_shape, self.base_dir)
+            self._data = samples_source(self.project, self.input_shape, self.base_dir)
         return self._data
 
     def normalizer(self) -> Normalizer | None:
@@ -84,12 +87,29 @@ class TrainedRun:
         return self._norm
 
     def inputs(self) -> torch.Tensor:
-        """Every sample of the data set as the network saw it in training (normalized)."""
+        """Every sample of an in-memory data set as the network saw it in training (normalized)."""
         if self._inputs is None:
             norm = self.normalizer()
             x = self.data().x
             self._inputs = (norm.transform(x) if norm is not None else x).float()
         return self._inputs
+
+    def input_batches(self, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(sample indices, normalized inputs) a batch at a time: sliced from memory, or read from the
+        files by ``data.workers`` processes (a sample that cannot be read is left out of its batch)."""
+        data = self.data()
+        if not is_streamed(data):
+            x = self.inputs()
+            for start in range(0, x.shape[0], batch_size):
+                yield torch.arange(start, min(start + batch_size, x.shape[0])), x[start : start + batch_size]
+            return
+        reader = StreamReader(data, self.normalizer())
+        for batch in read_batches(reader, batch_keys(range(len(data)), batch_size), worker_count(self.project.data)):
+            yield batch.positions, batch.x.float()
+
+    def raw(self, index: int) -> torch.Tensor:
+        """Sample ``index`` as loaded (not normalized), read from its file when the data streams."""
+        return sample_input(self.data(), index)
 
     def to_pixels(self, x: torch.Tensor | np.ndarray) -> np.ndarray:
         """Network inputs (normalized) back in the data's pixel scale, float32."""
@@ -212,23 +232,21 @@ def top_patches(run: TrainedRun, node_id: str, channel: int, top: int = 9, *, ba
     """The ``top`` images of the run's data set where ``channel`` of ``node_id`` responds most, cropped
     to the receptive field of the strongest position (see :func:`~engine.probes.ondemand.max_activating_patches`)."""
     unit = unit_of(run, node_id, channel)
-    x = run.inputs()
-    found = max_activating_patches(
-        run.model, run.compiled.code, run.graph, run.analysis, node_id, unit.index, x, top, batch_size=batch_size
-    )
-    data = run.data()
-    raw = data.x
-    ones = torch.ones((1, *raw.shape[-2:]))
+    found = rank_windows(run.model, run.compiled.code, run.graph, run.analysis, node_id, unit.index,
+                         run.input_batches(batch_size), top, tuple(run.input_shape[-2:]))
+    indices = found.indices.tolist()
+    raws = [run.raw(i) for i in indices]
     boxes = [tuple(int(v) for v in b) for b in found.boxes]
-    crops = [crop_window(raw[i], box) for i, box in zip(found.indices.tolist(), boxes)]
+    ones = torch.ones((1, *run.input_shape[-2:]))
+    crops = [crop_window(raw, box) for raw, box in zip(raws, boxes)]
     inside = [crop_window(ones, box)[0] > 0.5 for box in boxes]
-    labels = [_label(data, i) for i in found.indices.tolist()]
+    labels = [_label(run.data(), i) for i in indices]
     rf = run.analysis.nodes[node_id].rf
-    return TopPatches(unit, crops, inside, found.scores, found.indices, found.boxes, labels, len(data),
+    return TopPatches(unit, crops, inside, found.scores, found.indices, found.boxes, labels, found.searched,
                       int(round(rf.size)) if rf is not None else None)
 
 
-def _label(data: Dataset, index: int) -> str | None:
+def _label(data: Dataset | StreamDataset, index: int) -> str | None:
     label = data.targets.get("label")
     if label is None:
         return None

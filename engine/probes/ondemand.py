@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -22,7 +23,8 @@ from engine.codegen import GeneratedModel
 from engine.graph import Graph
 from engine.probes.base import ProbeError, Tap
 
-__all__ = ["Patches", "activation_maximization", "crop_window", "max_activating_patches", "patch_box", "unit_activation"]
+__all__ = ["Patches", "Ranked", "activation_maximization", "crop_window", "max_activating_patches", "patch_box", "rank_windows",
+           "unit_activation"]
 
 
 @dataclass
@@ -94,34 +96,60 @@ def max_activating_patches(
     x = dataset.x if hasattr(dataset, "x") else torch.as_tensor(dataset)
     if x.dim() != 4:
         raise ProbeError("maximally activating patches need image inputs (channels×height×width)")
+    batches = ((torch.arange(start, min(start + batch_size, x.shape[0])), x[start : start + batch_size])
+               for start in range(0, x.shape[0], batch_size))
+    ranked = rank_windows(model_copy, code, graph, analysis, node_id, channel, batches, top, tuple(x.shape[-2:]))
+    crops = [crop_window(x[i], box) for i, box in zip(ranked.indices.tolist(), ranked.boxes.tolist())]
+    return Patches(crops, ranked.scores, ranked.indices, ranked.boxes)
+
+
+@dataclass
+class Ranked:
+    """The images whose strongest response of one unit is largest, strongest first, and the window of
+    that response in each: ``scores`` (float32), ``indices`` (which sample), ``boxes`` (top, left,
+    height, width), and ``searched``, how many images were looked at."""
+
+    scores: np.ndarray
+    indices: np.ndarray
+    boxes: np.ndarray
+    searched: int
+
+
+def rank_windows(
+    model_copy: nn.Module, code: GeneratedModel, graph: Graph, analysis: Analysis, node_id: str, channel: int,
+    batches: Iterable[tuple[torch.Tensor, torch.Tensor]], top: int, image_hw: tuple[int, int],
+) -> Ranked:
+    """Rank images by one unit's strongest response, a batch at a time, keeping only the best ``top``.
+
+    ``batches`` gives (sample indices, network inputs) pairs, so images read from disk a batch at a
+    time are ranked as those in memory are, and never held all at once.
+    """
     tap = Tap(graph, code, analysis)
     name = tap.name(node_id) if node_id in graph.nodes else node_id
     device = next(model_copy.parameters(), torch.empty(0)).device
     best_s = torch.empty(0)
     best_i = torch.empty(0, dtype=torch.int64)
     best_p = torch.empty(0, dtype=torch.int64)
-    width = 1
+    width, searched = 1, 0
     with torch.no_grad():
-        for start in range(0, x.shape[0], batch_size):
-            value = tap.run(model_copy, x[start : start + batch_size].to(device), {node_id})[node_id].float()
+        for idx, x in batches:
+            if not len(idx):
+                continue
+            value = tap.run(model_copy, x.to(device), {node_id})[node_id].float()
             unit = _unit(value, channel, name)
             flat = unit.reshape(unit.shape[0], -1)
             width = unit.shape[-1] if unit.dim() == 3 else 1
             score, pos = flat.max(1)
-            idx = torch.arange(start, start + flat.shape[0])
+            searched += flat.shape[0]
             best_s = torch.cat([best_s, score.cpu()])
-            best_i = torch.cat([best_i, idx])
+            best_i = torch.cat([best_i, torch.as_tensor(idx, dtype=torch.int64).reshape(-1)])
             best_p = torch.cat([best_p, pos.cpu()])
             keep = torch.topk(best_s, min(top, best_s.numel())).indices
             best_s, best_i, best_p = best_s[keep], best_i[keep], best_p[keep]
     rf = analysis.nodes[node_id].rf
-    hw = tuple(x.shape[-2:])
-    crops, boxes = [], []
-    for i, p in zip(best_i.tolist(), best_p.tolist()):
-        box = patch_box(rf, p // width, p % width, hw)
-        boxes.append(box)
-        crops.append(crop_window(x[i], box))
-    return Patches(crops, best_s.numpy().astype(np.float32), best_i.numpy(), np.array(boxes, dtype=np.int64).reshape(-1, 4))
+    boxes = [patch_box(rf, p // width, p % width, image_hw) for p in best_p.tolist()]
+    return Ranked(best_s.numpy().astype(np.float32), best_i.numpy(),
+                  np.array(boxes, dtype=np.int64).reshape(-1, 4), searched)
 
 
 def unit_activation(

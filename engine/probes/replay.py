@@ -3,7 +3,8 @@
 During training the Insight views are fed by the trainer's ``ProbesDone`` and ``InsightDone`` events. A
 run folder keeps what is needed to compute them again: the project snapshot and the checkpoint
 (weights and the normalizer fitted on the training split). :func:`replay` rebuilds the model and
-the run's data split exactly as the trainer did and returns the two payloads in the same form as
+the run's data split exactly as the trainer did (a set over the memory budget stays in its files: only the
+samples the views look at are read, as during the run) and returns the two payloads in the same form as
 the live events' ``results`` and ``views`` (with ``epoch``), so the window draws them with the same code::
 
     found = replay(record.project, checkpoint, base_dir=project_folder, epoch=12)
@@ -17,7 +18,7 @@ from typing import Any, Mapping
 
 import torch
 
-from engine.probes.explain import load_project_data
+from engine.probes.explain import samples_source, training_normalizer
 from engine.probes.explore import rebuild
 from engine.project import Project
 
@@ -31,22 +32,29 @@ def replay(snapshot: Mapping[str, Any] | Project, weights: Mapping[str, Any], ba
     Raises:
         ProbeError: the network cannot be rebuilt, the weights do not fit, or the data cannot be loaded.
     """
-    from engine.data import Normalizer, split_dataset
+    from engine.data import split_dataset
+    from engine.data.streaming import first_samples, is_streamed
     from engine.probes.runner import ProbeRunner
+    from engine.training.streamfeed import insight_samples
 
     project, compiled, analysis, saved_norm = rebuild(snapshot, weights)
     model = compiled.module
     cfg = project.data
     shape = tuple(compiled.code.input_shapes[0])
-    data = load_project_data(project, shape, base_dir)
+    data = samples_source(project, shape, base_dir)
     train, val, _ = split_dataset(data, cfg.val_fraction, cfg.test_fraction, cfg.seed)
-    norm = None
-    if cfg.normalize:
-        norm = Normalizer.from_dict(saved_norm) if saved_norm else Normalizer.fit(train)
+    norm = training_normalizer(project, saved_norm, data, shape, base_dir)
     shown = val if len(val) else train
-    raw = shown.x[: project.probes.probe_samples]
-    scored = norm.apply(shown) if norm is not None else shown
-    runner = ProbeRunner(project.graph, compiled.code, scored.x[: len(raw)], config=project.probes, analysis=analysis,
+    # NOTE: the probes and views of the run itself: the first samples of the split, and for the views the
+    # whole split in memory, or its first INSIGHT_SAMPLES when it streams (engine.training.streamfeed).
+    raw = first_samples(shown, project.probes.probe_samples)
+    if is_streamed(shown):
+        scored = insight_samples(shown, norm)
+        probe_x = norm.transform(raw) if norm is not None else raw
+    else:
+        scored = norm.apply(shown) if norm is not None else shown
+        probe_x = scored.x[: len(raw)]
+    runner = ProbeRunner(project.graph, compiled.code, probe_x, config=project.probes, analysis=analysis,
                          display_x=raw if raw.dim() == 4 else None)
     with torch.no_grad():
         probes = runner.run(model, step=None)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import torch
 
-from engine.data.streaming import StreamBatch, StreamReader, batch_keys, read_batches
+from engine.data.streaming import StreamBatch, StreamDataset, StreamReader, batch_keys, read_batches
 from engine.training.events import FileSkipped
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from engine.data.stream_sources import BadSample
     from engine.training.trainer import Trainer
 
-__all__ = ["INSIGHT_SAMPLES", "StreamFeed"]
+__all__ = ["INSIGHT_SAMPLES", "StreamFeed", "insight_samples"]
 
 #: validation samples (the first ones) the epoch's insight views look at when the data stream
 INSIGHT_SAMPLES = 512
@@ -111,12 +111,17 @@ class StreamFeed:
                 yield b.x, b.targets
 
     def insight_set(self) -> Dataset:
-        """The first :data:`INSIGHT_SAMPLES` validation samples (training, without a validation split),
-        normalized, in memory: the epoch's insight views look at these."""
+        """The samples the epoch's insight views look at (:func:`insight_samples`), loaded once."""
         if self._insight is None:
             splits = self.trainer.splits
-            data = splits["val"] if len(splits["val"]) else splits["train"]
-            ds = data.load(range(min(INSIGHT_SAMPLES, len(data))))
-            norm = self.trainer.normalizer
-            self._insight = norm.apply(ds) if norm is not None else ds
+            self._insight = insight_samples(splits["val"] if len(splits["val"]) else splits["train"],
+                                            self.trainer.normalizer)
         return self._insight
+
+
+def insight_samples(split: StreamDataset, normalizer=None) -> Dataset:
+    """The first :data:`INSIGHT_SAMPLES` samples of a streamed split (the validation split, or training
+    without one), normalized, in memory: what the insight views of a streamed run look at, during the
+    run and when a stored run's views are computed again."""
+    ds = split.load(range(min(INSIGHT_SAMPLES, len(split))))
+    return normalizer.apply(ds) if normalizer is not None else ds
