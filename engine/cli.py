@@ -344,7 +344,9 @@ def _follow_training(trainer, name: str, out: Path, ctrl_c: _stop_on_ctrl_c, bar
             print(f"early stopping at epoch {event.epoch}: best validation loss was at epoch {event.best_epoch}")
         elif isinstance(event, Failed):
             bar.clear()
-            raise NetDesignerError(f"training failed: {event.message} (the run so far is in {out})")
+            # NOTE: a run that failed before it began (its data, its network) left no folder to point to
+            kept = out.is_dir() and any(out.iterdir())
+            raise NetDesignerError(f"training failed: {event.message}" + (f" (the run so far is in {out})" if kept else ""))
         elif isinstance(event, Finished):
             done = event
     return done

@@ -191,3 +191,37 @@ def test_new_and_export_print_paths_literally(tmp_path, capsys):
     assert lines[0].startswith("wrote ") and lines[0].endswith("m" + "p\\x1b[31mred\\x1b]0;title\\x07\\u202eden.py")
     assert lines[1].endswith(".pt") and lines[2].startswith("weights from ") and "\\u202eden.pt" in lines[2]
     assert target.exists() and target.with_suffix(".pt").exists()
+
+
+def test_a_run_that_fails_before_it_begins_points_to_no_folder(tmp_path, capsys):
+    """The data cannot be found: one line, exit 2, and no "run so far" folder, since none was written."""
+    from engine.project import load_project, save_project
+
+    project = load_project(ROOT / "resources" / "templates" / "lenet5.json")
+    project.data.dataset, project.data.path = "npz", None
+    save_project(project, tmp_path / "p.json")
+    assert main(["train", str(tmp_path / "p.json"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: training failed: the npz data set needs a path: set data.path to the .npz file"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_that_fails_midway_points_to_the_folder_it_wrote(tmp_path, capsys, monkeypatch):
+    from engine.project import load_project, save_project
+    from engine.training.trainer import Trainer, TrainingError
+
+    project = load_project(ROOT / "resources" / "templates" / "mlp.json")
+    project.training.epochs, project.training.device = 3, "cpu"
+    save_project(project, tmp_path / "p.json")
+    real = Trainer._step
+
+    def failing_step(self, *args, **kwargs):
+        if len(self.history) == 2:  # NOTE: two epochs are written first
+            raise TrainingError("the loss became NaN")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "_step", failing_step)
+    assert main(["train", str(tmp_path / "p.json"), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: training failed: the loss became NaN (the run so far is in {tmp_path / 'run'})"]
+    assert (tmp_path / "run" / "metrics.csv").read_text().count("\n") == 3  # the header and two epochs
