@@ -4,7 +4,8 @@ It works on the latest run that kept its trained weights (finished or stopped) a
 last clicked on the canvas. **Top patches** searches the run's data set for the images where
 the chosen channel responds most and shows the window of input pixels it sees there (its
 receptive field), with the response under each; **Dream** grows an input from noise that
-excites the channel (activation maximization). Both are computed by
+excites the channel (activation maximization); **Nearest images** retrieves the images whose
+output at the block (its latent space) lies closest to one sample's. All are computed by
 :mod:`engine.probes.explore` in a plain Python thread, never on the UI thread.
 
 NOTE: no Qt object is made, used or deleted in that thread: see :mod:`designer.workers`.
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal, Slot
+from PySide6.QtGui import QTextDocument
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QGraphicsRectItem,
@@ -40,7 +42,7 @@ from engine.errors import NetDesignerError
 from engine.project import project_from_dict
 
 if TYPE_CHECKING:  # pragma: no cover
-    from engine.probes.explore import Dream, TopPatches
+    from engine.probes.explore import Dream, Neighbours, TopPatches
 
 __all__ = ["EMPTY_TEXT", "ExploreView", "rgba", "running_workers"]
 
@@ -57,6 +59,7 @@ TRAINING_TEXT = "Training… these views use the weights of a finished run: they
 FIRST_RUN_TEXT = "Training… these views use the trained weights: they are ready when this run ends."
 QUEUED_TEXT = "It starts when the computation now running ends (its result is dropped)."
 TOP = 9  # patches shown
+NEAREST = 8  # nearest images shown beside the sample asked about
 CAPTION_PX = 34  # room under each tile for its two caption lines, in screen pixels
 MIN_CELL_PX = 84  # the narrowest a tile and its gap may be on screen, so captions do not overlap
 CAPTION = (128, 128, 128)
@@ -125,6 +128,16 @@ class ExploreView(QWidget):
         self.dream_button.setToolTip("Activation maximization: grow an image from noise that makes this channel "
                                      "respond as strongly as it can")
         self.dream_button.clicked.connect(lambda: self.dream())
+        self.sample = QSpinBox()
+        self.sample.setRange(0, 999_999)  # NOTE: the data set's size is known once a run is loaded
+        self.sample.setToolTip("Which sample of the data set to compare with all the others (its number, as the "
+                               "captions of Top patches and the data preview show it)")
+        self.nearest_button = QPushButton("Nearest images")
+        self.nearest_button.setToolTip(
+            f"Image retrieval: the {NEAREST} images whose output at this block is closest to this sample's "
+            "(Euclidean distance in the network's latent space)"
+        )
+        self.nearest_button.clicked.connect(lambda: self.find_nearest())
         self.busy = QProgressBar()
         self.busy.setRange(0, 0)  # NOTE: no maximum: an indeterminate "working" bar
         self.busy.setMaximumWidth(120)
@@ -142,13 +155,19 @@ class ExploreView(QWidget):
         row.addSpacing(8)
         for w in (QLabel("Steps"), self.steps, QLabel("Learning rate"), self.lr, self.dream_button):
             row.addWidget(w)
-        row.addSpacing(8)
-        row.addWidget(self.busy)
         row.addStretch(1)
+        # NOTE: a second row, so that each fits half of a 1366-pixel screen
+        second = QHBoxLayout()
+        for w in (QLabel("Sample"), self.sample, self.nearest_button):
+            second.addWidget(w)
+        second.addSpacing(8)
+        second.addWidget(self.busy)
+        second.addStretch(1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.header)
         layout.addLayout(row)
+        layout.addLayout(second)
         layout.addWidget(self.message)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.caption)
@@ -157,7 +176,7 @@ class ExploreView(QWidget):
         self.base_dir: Path | None = None
         self.node_id: str | None = None
         self.training = False
-        self.result: TopPatches | Dream | None = None
+        self.result: TopPatches | Dream | Neighbours | None = None
         self._graph = None
         self._analysis = None
         self._trained = None  # the entry's TrainedRun, once a job has built it
@@ -250,6 +269,7 @@ class ExploreView(QWidget):
         ready = units is not None and not self.training
         self.patches_button.setEnabled(ready)
         self.dream_button.setEnabled(ready)
+        self.nearest_button.setEnabled(ready)
         self.channel.setEnabled(units is not None)
 
     def _say(self, text: str, error: bool = False) -> None:
@@ -277,6 +297,15 @@ class ExploreView(QWidget):
         dream = _probes().dream
         return self._start("dream", f"Dreaming up an image for {self._unit_text()} ({steps} steps)…",
                            lambda run: dream(run, node, ch, steps, lr))
+
+    def find_nearest(self) -> bool:
+        """Start Nearest images for the chosen sample at the clicked block. False when it cannot start now."""
+        if not self.nearest_button.isEnabled():
+            return False
+        node, sample, nearest = self.node_id, self.sample.value(), _probes().nearest
+        name = self._graph.nodes[node].name
+        return self._start("nearest", f"Comparing every image with sample #{sample} at '{name}'…",
+                           lambda run: nearest(run, node, sample, NEAREST))
 
     def _unit_text(self) -> str:
         name = self._graph.nodes[self.node_id].name
@@ -348,6 +377,8 @@ class ExploreView(QWidget):
             return "outdated"  # NOTE: a newer run arrived meanwhile; these are not its weights
         if kind == "done":
             self._trained = value[0]  # NOTE: the next request reuses the loaded run
+            if value[0].sample_count():
+                self.sample.setMaximum(value[0].sample_count() - 1)
         if job.superseded:
             return "outdated"
         if kind == "failed":
@@ -378,6 +409,28 @@ class ExploreView(QWidget):
             self._draw_patches(self.result)
         elif isinstance(self.result, _probes().Dream):
             self._draw_dream(self.result)
+        elif isinstance(self.result, _probes().Neighbours):
+            self._draw_nearest(self.result)
+
+    def _show_tiles(self, images: np.ndarray, inside: np.ndarray | None, captions: list[str]) -> None:
+        """``images`` (N, C, h, w) in a grid that fills the view, each with its caption (rich text) below it;
+        one contrast for all: [0, 1] when the pixels lie in it, else their range."""
+        n = len(images)
+        mask = np.ones(images.shape[:1] + images.shape[2:], bool) if inside is None else inside
+        values = images[np.broadcast_to(mask[:, None], images.shape)]
+        lo, hi = (0.0, 1.0) if values.min() >= 0 and values.max() <= 1 else (float(values.min()), float(values.max()))
+        tiles = rgba(images, inside, (lo, hi))
+        h, w = tiles.shape[1:3]
+        self._set_texts(n)
+        cols, gx, gy, py = self._grid(n, w, h, self._caption_width(captions))
+        # NOTE: each tile gets gy transparent rows below it, where its caption goes.
+        tiles = np.concatenate([tiles, np.zeros((n, gy, w, 4), np.float32)], axis=1)
+        self.plot.show_image(tile(tiles, cols=cols, pad=gx, fill=0.0, pad_y=py))
+        self._outline(None)
+        for i, (t, text) in enumerate(zip(self._texts, captions)):
+            r, c = divmod(i, cols)
+            self._caption(t, text, c * (w + gx) + w / 2, r * (h + gy + py) + h)
+        self._fit(cols * (w + gx) - gx, math.ceil(n / cols) * (h + gy + py) - py)
 
     def _draw_patches(self, found: TopPatches) -> None:
         n = len(found.crops)
@@ -385,29 +438,32 @@ class ExploreView(QWidget):
             self._clear_result()
             self._say("The data set has no images to search.", error=True)
             return
-        crops = np.stack(found.crops)
-        inside = np.stack(found.inside)
-        values = crops[np.broadcast_to(inside[:, None], crops.shape)]
-        lo, hi = (0.0, 1.0) if values.min() >= 0 and values.max() <= 1 else (float(values.min()), float(values.max()))
-        tiles = rgba(crops, inside, (lo, hi))
-        h, w = tiles.shape[1:3]
-        cols, gx, gy = self._grid(n, w, h)
-        # NOTE: each tile gets gy transparent rows below it, where its caption goes.
-        tiles = np.concatenate([tiles, np.zeros((n, gy, w, 4), np.float32)], axis=1)
-        self.plot.show_image(tile(tiles, cols=cols, pad=gx, fill=0.0))
-        self._set_texts(n)
-        self._outline(None)
-        for i, t in enumerate(self._texts):
-            r, c = divmod(i, cols)
-            self._caption(t, f"<b>{found.scores[i]:.3g}</b><br>{_sample(found.indices[i], found.labels[i])}",
-                          c * (w + gx) + w / 2, r * (h + gy + gx) + h)
-        self._fit(cols * (w + gx) - gx, math.ceil(n / cols) * (h + gy + gx) - gx)
+        self._show_tiles(np.stack(found.crops), np.stack(found.inside),
+                         [f"<b>{found.scores[i]:.3g}</b><br>{_sample(found.indices[i], found.labels[i])}"
+                          for i in range(n)])
         u = found.unit
         where = (f"the {found.rf_size}×{found.rf_size} window of input pixels it sees at its strongest position"
                  if found.rf_size is not None else "the whole image (a vector unit sees all of it)")
         self.caption.setText(
-            f"Top {n} of {found.searched} images for {u.kind} {u.index} of '{u.name}': each tile is {where}; "
+            f"Top {n} of {found.searched:,} images for {u.kind} {u.index} of '{u.name}': each tile is {where}; "
             "under it, the response and the sample's number and class. Transparent: outside the image."
+        )
+
+    def _draw_nearest(self, near: Neighbours) -> None:
+        """The sample asked about (outlined), then its nearest images, closest first, each with its distance."""
+        images = np.stack([near.query_image, *near.images])
+        captions = [f"<b>sample</b><br>{_sample(near.query, near.query_label)}"]
+        captions += [f"<b>{d:.3g}</b><br>{_sample(i, label)}"
+                     for d, i, label in zip(near.distances, near.indices, near.labels)]
+        self._show_tiles(images, None, captions)
+        self._outline((0, 0, *images.shape[2:]))
+        shared = ""
+        if near.same_class is not None and len(near.indices):
+            shared = f"; {near.same_class} of these {len(near.indices)} share its class ({near.query_label})"
+        self.caption.setText(
+            f"The {len(near.indices)} images nearest to sample #{near.query} (outlined) among the {near.searched:,} "
+            f"others, by the distance between their {near.features:,} output values at '{near.name}'{shared}. "
+            "Under each: the distance and the sample's number and class."
         )
 
     def _draw_dream(self, made: Dream) -> None:
@@ -464,20 +520,38 @@ class ExploreView(QWidget):
         item.setTextWidth(CAPTION_WIDTH_PX)
         item.setPos(x, y)
 
-    def _grid(self, n: int, w: int, h: int) -> tuple[int, int, int]:
-        """Columns, horizontal gap and caption rows (image pixels) that show ``n`` tiles largest."""
+    def _caption_width(self, captions: list[str]) -> float:
+        """Screen pixels the widest line of ``captions`` takes, laid out as the caption items lay them out."""
+        doc = QTextDocument()
+        doc.setDefaultFont(self._texts[0].textItem.font() if self._texts else self.font())
+        widest = 0.0
+        for text in captions:
+            doc.setHtml(text)
+            widest = max(widest, doc.idealWidth())
+        return widest
+
+    def _grid(self, n: int, w: int, h: int, caption_px: float = 0.0) -> tuple[int, int, int, int]:
+        """Columns, horizontal gap, caption rows and gap between rows (image pixels) that show ``n`` tiles
+        of w×h largest, spread over the width, each tile and its gap at least as wide as a caption line of
+        ``caption_px`` screen pixels, so that captions never meet."""
         width, height = max(self.plot.width(), 100), max(self.plot.height(), 80)
+        cell = max(MIN_CELL_PX, caption_px + 8)  # the narrowest a tile and its gap may be, on screen
         best = (0.0, 1)
         for cols in range(1, n + 1):
+            if cols > 1 and width / cols < cell:
+                break  # NOTE: more columns only get narrower
             rows = math.ceil(n / cols)
-            side = min(width / cols - 6, (height - rows * CAPTION_PX) / rows)  # a tile's screen size
+            # a tile's screen size: its row holds it, its caption and a 6-pixel gap
+            side = min((width / cols - 6) * max(w, h) / w, (height / rows - CAPTION_PX - 6) * max(w, h) / h)
             if side > best[0]:
                 best = (side, cols)
         side, cols = best
         scale = max(side, 8.0) / max(w, h)  # screen pixels per image pixel
-        gx = max(1, math.ceil(max(6.0, MIN_CELL_PX - side) / scale))
+        tile_w = w * scale
+        gx = max(1, math.ceil(max(6.0, cell - tile_w, width / cols - tile_w - 6) / scale))
         gy = max(1, math.ceil(CAPTION_PX / scale))
-        return cols, gx, gy
+        py = max(1, math.ceil(6.0 / scale))
+        return cols, gx, gy, py
 
     def _fit(self, width: float, height: float) -> None:
         self.plot.getPlotItem().getViewBox().setRange(xRange=(0, width), yRange=(0, height), padding=0.02)
@@ -513,4 +587,10 @@ class ExploreView(QWidget):
             img = self.result.image
             c, y, x = np.indices(img.shape).reshape(3, -1)
             return ["channel", "y", "x", "value"], zip(c, y, x, img.reshape(-1))
+        if isinstance(self.result, _probes().Neighbours):
+            near = self.result
+            rows = [(0, near.query, near.query_label or "", 0.0)]
+            rows += [(rank, int(i), label or "", float(d))
+                     for rank, (i, label, d) in enumerate(zip(near.indices, near.labels, near.distances), 1)]
+            return ["rank", "sample", "class", "distance"], rows
         return None

@@ -39,18 +39,21 @@ def grid_shape(n: int, cols: int | None = None) -> tuple[int, int]:
     return max(1, math.ceil(n / cols)), cols
 
 
-def tile(images: np.ndarray, cols: int | None = None, pad: int = 1, fill: float = np.nan) -> np.ndarray:
-    """``(N, H, W)`` or ``(N, H, W, 3)`` as one contiguous float32 image of tiles, ``pad`` pixels apart.
+def tile(images: np.ndarray, cols: int | None = None, pad: int = 1, fill: float = np.nan,
+         pad_y: int | None = None) -> np.ndarray:
+    """``(N, H, W)`` or ``(N, H, W, 3)`` as one contiguous float32 image of tiles, ``pad`` pixels apart
+    (``pad_y`` between rows, when it differs).
 
     The gaps hold ``fill`` (NaN draws transparent in an ImageItem).
     """
     a = np.asarray(images, dtype=np.float32)
     n, h, w = a.shape[:3]
     rows, cols = grid_shape(n, cols)
-    out = np.full((rows * (h + pad) - pad, cols * (w + pad) - pad) + a.shape[3:], fill, dtype=np.float32)
+    py = pad if pad_y is None else pad_y
+    out = np.full((rows * (h + py) - py, cols * (w + pad) - pad) + a.shape[3:], fill, dtype=np.float32)
     for i in range(n):
         r, c = divmod(i, cols)
-        out[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = a[i]
+        out[r * (h + py): r * (h + py) + h, c * (w + pad): c * (w + pad) + w] = a[i]
     return np.ascontiguousarray(out)
 
 

@@ -10,6 +10,7 @@ Scenes: ``start`` (the start state), ``lenet5`` (the LeNet-5 template, arranged 
 ``resnet50`` (ResNet-50 as its stages) and ``resnet50-stage`` (its layer2 opened),
 ``training`` (LeNet-5 training live; shoot with ``--wait 16``), ``explore`` and ``explore-dream``
 (LeNet-5 trained for 2 epochs, then the Explore tab's top patches or dream for conv2; ``--wait 35``),
+``explore-nearest`` (the same, then the images nearest to sample 7 at relu4, its 84-value latent space),
 ``class-maps`` and ``hardest`` (LeNet-5 after 3 epochs: the Class maps tab, the Decisions tab with the
 hardest samples), ``segmentation`` (U-Net: masks), ``localization`` (boxes) and ``localization-hardest``
 (its Decisions tab); ``--wait 40``; ``cross-validation`` (the MLP template, 5-fold cross-validation of
@@ -78,12 +79,13 @@ def main(scene: str) -> int:
             QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
             QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, "conv2")]))
             QTimer.singleShot(600, window.training.start)
-        elif scene in ("explore", "explore-dream"):
+        elif scene in ("explore", "explore-dream", "explore-nearest"):
             window.new_from_template("lenet5")
+            block = "relu4" if scene == "explore-nearest" else "conv2"
             QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
-            QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, "conv2")]))
+            QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, block)]))
             QTimer.singleShot(600, lambda: window.training.start(epochs=2))
-            window.training.run_ended.connect(lambda _outcome: _explore(window, scene == "explore-dream"))
+            window.training.run_ended.connect(lambda _outcome: _explore(window, scene.removeprefix("explore-")))
         elif scene == "cross-validation":
             window.new_from_template("mlp")
             QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
@@ -117,11 +119,15 @@ def _insight(window, tab: str) -> None:
     window.resizeDocks([window.training.insight_dock], [int(window.height() * 0.5)], Qt.Orientation.Vertical)
 
 
-def _explore(window, dream: bool) -> None:
+def _explore(window, what: str) -> None:
     _insight(window, "explore")
     view = window.training.insight.explore
     view.channel.setValue(5)
-    view.dream() if dream else view.find_patches()
+    if what == "nearest":
+        view.sample.setValue(7)
+        view.find_nearest()
+    else:
+        view.dream() if what == "dream" else view.find_patches()
 
 
 def _named(window, name: str) -> str:

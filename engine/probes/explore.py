@@ -6,11 +6,14 @@ the weights, and (when first needed) opens the run's data set as training read i
 streamed from its files when it is over the memory budget (then it is searched a batch at a time
 and never held whole), normalized with the statistics of its training split as training normalized it. :func:`top_patches` and :func:`dream` then
 compute the views of :mod:`engine.probes.ondemand` for one unit (a channel of a block, or a unit
-of a vector block) and return the pictures in the data's own pixel scale, ready to show::
+of a vector block) and return the pictures in the data's own pixel scale, ready to show;
+:func:`nearest` retrieves the images whose features at a block (its latent space) lie closest to
+one sample's::
 
     run = load_run(snapshot, weights, base_dir=project_folder)
     found = top_patches(run, "n5", channel=3, top=9)   # crops, scores, samples, boxes
     made = dream(run, "n5", channel=3, steps=100, lr=0.1)
+    near = nearest(run, "n9", sample=12, k=8)          # the 8 images closest to sample 12 at block n9
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from engine.probes.explain import sample_input, samples_source, training_normali
 from engine.probes.ondemand import activation_maximization, crop_window, patch_box, rank_windows, unit_activation
 from engine.project import Project, project_from_dict
 
-__all__ = ["Dream", "TopPatches", "TrainedRun", "Unit", "dream", "load_run", "rebuild", "top_patches", "unit_of",
-           "units_of"]
+__all__ = ["Dream", "Neighbours", "TopPatches", "TrainedRun", "Unit", "dream", "load_run", "nearest", "rebuild",
+           "top_patches", "unit_of", "units_of"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,10 @@ class TrainedRun:
         if self._data is None:
             self._data = samples_source(self.project, self.input_shape, self.base_dir)
         return self._data
+
+    def sample_count(self) -> int | None:
+        """How many samples the data set has, once it has been opened (None before)."""
+        return None if self._data is None else len(self._data)
 
     def normalizer(self) -> Normalizer | None:
         """The normalization training used (fitted on the training split), or None when it was off."""
@@ -298,3 +305,85 @@ def dream(run: TrainedRun, node_id: str, channel: int, steps: int = 100, lr: flo
         made.window = crop_window(torch.from_numpy(made.image), made.box)
         made.inside = crop_window(torch.ones((1, *made.image.shape[-2:])), made.box)[0] > 0.5
     return made
+
+
+@dataclass
+class Neighbours:
+    """The images of the data set whose features at one block lie closest to one sample's (image
+    retrieval in the network's latent space), closest first.
+
+    Attributes:
+        node_id, name: the block whose output is the latent vector.
+        features: how many numbers that vector has (a block's maps are taken whole, C·H·W).
+        query: the sample asked about; ``query_image`` its picture (C, H, W) in pixel scale and
+            ``query_label`` its class name (None without classes).
+        indices: the nearest samples (the query itself left out); ``distances`` the Euclidean
+            distance of each one's features to the query's (float32); ``images`` and ``labels``
+            their pictures and class names.
+        searched: how many other images were compared (unreadable ones are left out).
+        same_class: how many of the neighbours share the query's class; None without classes.
+    """
+
+    node_id: str
+    name: str
+    features: int
+    query: int
+    query_image: np.ndarray
+    query_label: str | None
+    indices: np.ndarray
+    distances: np.ndarray
+    images: list[np.ndarray]
+    labels: list[str | None]
+    searched: int
+    same_class: int | None
+
+
+def nearest(run: TrainedRun, node_id: str, sample: int, k: int = 8, *, batch_size: int = 128) -> Neighbours:
+    """The ``k`` samples whose output at block ``node_id`` is nearest (Euclidean) to sample ``sample``'s.
+
+    The whole data set is compared a batch at a time (read from its files when it streams), keeping
+    only the best ``k`` so far.
+
+    Raises:
+        ProbeError: the block has no output to compare (the Input, an output block), the sample
+            does not exist or cannot be read, or ``k`` is below 1.
+    """
+    units_of(run.graph, run.analysis, node_id)  # NOTE: refuses the Input and output blocks, in their words
+    name = run.graph.nodes[node_id].name
+    data = run.data()
+    n = len(data)
+    if not 0 <= int(sample) < n:
+        raise ProbeError(f"sample {sample} does not exist: the data set has {n:,} samples (0 to {n - 1:,})")
+    if int(k) < 1:
+        raise ProbeError(f"the number of nearest images must be at least 1, not {k}")
+    sample, k = int(sample), int(k)
+    raw = run.raw(sample)
+    norm = run.normalizer()
+    tap = Tap(run.graph, run.compiled.code, run.analysis)
+    device = next(run.model.parameters(), torch.empty(0)).device
+
+    def features(x: torch.Tensor) -> torch.Tensor:
+        return tap.run(run.model, x.to(device), {node_id})[node_id].float().flatten(1).cpu()
+
+    with torch.no_grad():
+        query = features((norm.transform(raw[None]) if norm is not None else raw[None]).float())[0]
+        best_d, best_i = torch.empty(0), torch.empty(0, dtype=torch.int64)
+        searched = 0
+        for idx, x in run.input_batches(batch_size):
+            idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
+            if not len(idx):
+                continue
+            # NOTE: the difference itself, not |a|² − 2a·b + |b|², which loses the small distances to rounding
+            d = (features(x) - query).square().sum(1).sqrt()
+            others = idx != sample
+            searched += int(others.sum())
+            best_d, best_i = torch.cat([best_d, d[others]]), torch.cat([best_i, idx[others]])
+            keep = torch.topk(best_d, min(k, best_d.numel()), largest=False, sorted=True).indices
+            best_d, best_i = best_d[keep], best_i[keep]
+    indices = best_i.numpy()
+    labels = [_label(data, i) for i in indices.tolist()]
+    query_label = _label(data, sample)
+    same = None if query_label is None else sum(label == query_label for label in labels)
+    return Neighbours(node_id, name, int(query.numel()), sample, raw.numpy().astype(np.float32), query_label, indices,
+                      best_d.numpy().astype(np.float32), [run.raw(i).numpy().astype(np.float32) for i in indices.tolist()],
+                      labels, searched, same)

@@ -11,7 +11,7 @@ from PySide6.QtCore import QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from designer import theme
-from designer.insight.explore import EMPTY_TEXT, TOP
+from designer.insight.explore import EMPTY_TEXT, NEAREST, TOP
 from designer.training.runs import RunEntry
 from engine.compile import compile_graph
 from engine.project import project_to_dict
@@ -83,9 +83,28 @@ def test_after_training_the_clicked_conv_block_shows_patches_and_a_dream(qtbot, 
         assert "15 steps" in view.caption.text() and "outlined window" in view.caption.text()
         assert len(list(csv.reader(open(panel.save_csv(tmp_path / "dream.csv"))))) == 1 + 32 * 32
 
+        # image retrieval: the images nearest to one sample at the clicked block
+        assert view.sample.maximum() == 63  # the data set has been opened: 64 samples
+        view.sample.setValue(5)
+        with qtbot.waitSignal(view.ended, timeout=TIMEOUT) as done:
+            qtbot.mouseClick(view.nearest_button, Qt.MouseButton.LeftButton)
+        assert done.args[0] == "nearest"
+        near = view.result
+        assert near.query == 5 and len(near.indices) == NEAREST and 5 not in near.indices.tolist()
+        assert np.all(np.diff(near.distances) >= 0) and near.features == 16 * 10 * 10  # conv2's maps, whole
+        assert len(view._texts) == 1 + NEAREST and view._frame.isVisible()
+        assert view._texts[0].textItem.toPlainText() == f"sample\n#5 {near.query_label}"
+        assert view._texts[1].textItem.toPlainText() == f"{near.distances[0]:.3g}\n#{near.indices[0]} {near.labels[0]}"
+        same = sum(label == near.query_label for label in near.labels)
+        assert (f"The {NEAREST} images nearest to sample #5 (outlined) among the 63 others" in view.caption.text()
+                and f"{same} of these {NEAREST} share its class ({near.query_label})" in view.caption.text())
+        rows = list(csv.reader(open(panel.save_csv(tmp_path / "nearest.csv"))))
+        assert rows[0] == ["rank", "sample", "class", "distance"] and rows[1][:2] == ["0", "5"]
+        assert [int(r[1]) for r in rows[2:]] == near.indices.tolist()
+
         window.scene.select_nodes([OUTPUT])  # an output block has no channels of its own
         assert "output block" in view.header.text() and not view.patches_button.isEnabled()
-        assert not view.find_patches()
+        assert not view.find_patches() and not view.find_nearest()
 
 
 def test_errors_show_in_the_view_and_the_thread_ends(panel, qtbot):
