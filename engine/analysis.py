@@ -31,6 +31,8 @@ from engine.layers.registry import RF, Shape, numel
 
 ERROR = "error"
 WARNING = "warning"
+#: worth knowing and nothing to fix (the masks cropped to a valid-convolution U-Net's output)
+INFO = "info"
 
 #: A chain of this many Sigmoid/Tanh layers on one path triggers the vanishing-gradient warning.
 SATURATING_CHAIN = 4

@@ -9,7 +9,9 @@ the shape checks, each with a one-click :class:`~engine.analysis.Fix` where one 
   whose targets the data set lacks (``TASK_TARGETS`` and each output block's declared target);
 * class scores against the data set's classes, a binary output's scores against its 0/1 targets,
   a regression output against the numbers to predict, a segmentation output's channels and size
-  against the masks (a box output's 4 numbers are a shape check already);
+  against the masks (a box output's 4 numbers are a shape check already); maps smaller than the
+  masks by an even margin are an ``info`` note, since training crops the masks to their centre
+  (:func:`crop_margins`, the U-Net paper's valid convolutions);
 * the Input against the samples, where the loader could not fit them to it.
 
 The data set is read through :func:`engine.datafacts.describe` (cached; never the whole data), so
@@ -26,7 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from engine.analysis import ERROR, WARNING, Analysis, Fix, Problem, analyze
+from engine.analysis import ERROR, INFO, WARNING, Analysis, Fix, Problem, analyze
 from engine.config import TASKS, DataConfig
 from engine.data.basics import TARGET_WORDS, DataError, shape_text
 from engine.data.sets import TASK_TARGETS
@@ -39,7 +41,7 @@ from engine.tasks import HeadSpec, head_for_target, head_spec
 if TYPE_CHECKING:  # pragma: no cover
     from engine.project import Project
 
-__all__ = ["DataMismatchError", "analyze_project", "check_against_data", "require_data_fit"]
+__all__ = ["DataMismatchError", "analyze_project", "check_against_data", "crop_margins", "require_data_fit"]
 
 #: the parameter that sets a block's output width (its first dimension) -> one of it, in words
 WIDTH_PARAMS = {"units": "unit", "filters": "filter"}
@@ -413,19 +415,53 @@ def _width_problem(net: _Net, nid: str, key: str, have: int, want: int, facts: D
     return Problem(at, WARNING if surplus else ERROR, WIDTH_RULES[key], text, fix)
 
 
+def crop_margins(mask_size: tuple[int, int], map_size: tuple[int, int]) -> tuple[int, int] | None:
+    """Where a segmentation output's maps sit in its masks: (top, left) of the centred crop, or None.
+
+    Output pixel (i, j) predicts mask pixel (i + top, j + left), as in the U-Net paper's valid
+    convolutions. None when the maps are larger than the masks, or a margin is odd (no centre).
+    NOTE: torch-free and standalone: the training package's train.py gets this source as it is.
+    """
+    dh, dw = int(mask_size[0]) - int(map_size[0]), int(mask_size[1]) - int(map_size[1])
+    if dh < 0 or dw < 0 or dh % 2 or dw % 2:
+        return None
+    return dh // 2, dw // 2
+
+
 def _mask_size_problems(net: _Net, nid: str, shape: tuple[int, ...], facts: DataFacts) -> list[Problem]:
     # NOTE: the loaders size the masks like the images: to an image Input's height and width.
     inputs = net.inputs()
     given = net.out_shape(inputs[0]) if len(inputs) == 1 else None
     size = tuple(given[1:]) if given is not None and len(given) == 3 else facts.mask_size
-    if size is None or tuple(shape[1:]) == tuple(size):
+    maps = tuple(shape[1:])
+    if size is None or maps == tuple(size):
         return []
+    margins = crop_margins(size, maps)
+    if margins is not None:
+        text = (
+            f"'{net.node(nid).name}' gets {shape_text(maps)} class maps of {shape_text(size)} masks: the masks are "
+            f"cropped to their centre {shape_text(maps)} ({_margin_words(margins)}), as in the U-Net paper"
+        )
+        return [Problem(nid, INFO, "mask_crop", text)]
     at = net.source(nid) or nid
-    text = (
-        f"'{net.node(at).name}' gives {shape_text(shape[1:])} class maps but the masks of {facts.name} are "
-        f"{shape_text(size)}: upsample back to the mask's size before the Segmentation output"
-    )
+    text = f"'{net.node(at).name}' gives {shape_text(maps)} class maps but the masks of {facts.name} are {shape_text(size)}"
+    if any(m > s for m, s in zip(maps, size)):
+        text += (": the maps must not be larger than the masks; upsample back to the mask's size before the "
+                 "Segmentation output, or crop them")
+    else:
+        odd = [(axis, s - m) for axis, m, s in zip(("height", "width"), maps, size) if (s - m) % 2]
+        text += ": " + " and ".join(f"the {axis} differs by {_plural(d, 'pixel')}" for axis, d in odd)
+        text += (", an odd number, so the masks have no centre of the maps' size to be cropped to: make the maps "
+                 "one pixel smaller or larger, or upsample back to the mask's size")
     return [Problem(at, ERROR, "mask_size", text)]
+
+
+def _margin_words(margins: tuple[int, int]) -> str:
+    """``92 pixels off each side``, or ``6 pixels off the top and bottom, 4 off the left and right``."""
+    top, left = margins
+    if top == left:
+        return f"{_plural(top, 'pixel')} off each side"
+    return f"{_plural(top, 'pixel')} off the top and bottom, {left} off the left and right"
 
 
 # ------------------------------------------------------------------ the Input against the samples

@@ -6,22 +6,24 @@
                   buffers ``input_mean`` / ``input_std``: the run's statistics when exported from a run,
                   else 0 and 1 until train.py fits them on the training split
     model.pt      (exported from a run) the run's weights for model.py
-    train.py      resources/package/train.py as it is: needs only torch and numpy, runs as
-                  ``python train.py`` and under ``torchrun`` (DDP), writes a run folder the window reads
+    train.py      resources/package/train.py with the engine's own mask crop written in (:func:`train_script`):
+                  needs only torch and numpy, runs as ``python train.py`` and under ``torchrun`` (DDP),
+                  writes a run folder the window reads
     config.json   the project's data and training settings, the output block, the class names
     data.npz      the data as the project loads it: ``x`` (raw inputs), the output block's target
-                  (``label``, ``binary`` or ``value``) and the sample indices ``train`` / ``val`` / ``test``
+                  (``label``, ``binary``, ``value`` or ``mask``) and the sample indices ``train`` / ``val`` / ``test``
                   of :func:`engine.data.split_dataset`, so the package trains and tests on the window's samples
     project.json  the project, which train.py copies into its run folder
 
-A package trains one Class, Binary or Regression output; any other network is refused before a file
-is written, with the reason.
+A package trains one Class, Binary, Regression or Segmentation output (a segmentation's masks cut to
+the centre of smaller maps, as the window does: :func:`engine.training.objectives.crop_to_output`);
+any other network is refused before a file is written, with the reason.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-import shutil
 from pathlib import Path
 from typing import Mapping
 
@@ -35,12 +37,14 @@ from engine.layers import registry
 from engine.project import Project, project_from_dict, project_to_dict, save_project
 
 __all__ = ["PACKAGE_FORMAT", "PACKAGE_VERSION", "SUPPORTED_HEADS", "TRAIN_SCRIPT", "PackageError",
-           "export_package", "split_indices"]
+           "export_package", "split_indices", "train_script"]
 
 PACKAGE_FORMAT = "net-designer-package"
 PACKAGE_VERSION = 1
-#: the script every package gets, copied as it is (its settings are in config.json)
+#: the script every package gets (its settings are in config.json), with the engine's mask crop written in
 TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "resources" / "package" / "train.py"
+#: the line of TRAIN_SCRIPT that :func:`train_script` replaces with the crop's functions
+CROP_MARK = "# @crop_to_output@\n"
 #: the output blocks train.py knows how to train (one of them, alone): those tagged ``packaged``
 SUPPORTED_HEADS = tuple(s.type_id for s in registry.all_specs() if "packaged" in s.tags)
 
@@ -95,8 +99,24 @@ def export_package(
     snapshot = project_from_dict(project_to_dict(project), source=project.name or "<package>")
     snapshot.weights = None  # NOTE: model.pt holds the normalization buffers; the project's weights never do
     save_project(snapshot, folder / "project.json")
-    atomic_write(folder / "train.py", lambda tmp: shutil.copyfile(TRAIN_SCRIPT, tmp))
+    atomic_write_text(folder / "train.py", train_script())
     return [*written, folder / "train.py", folder / "config.json", data_path, folder / "project.json"]
+
+
+def train_script() -> str:
+    """train.py's text: TRAIN_SCRIPT with the engine's own ``crop_margins`` and ``crop_to_output`` in it.
+
+    NOTE: written in, not copied by hand: the package cuts masks to a smaller output (the U-Net paper's
+    valid convolutions) by the very functions the window trains and measures with. Both are standalone.
+    """
+    from engine.datacheck import crop_margins
+    from engine.training.objectives import crop_to_output
+
+    text = TRAIN_SCRIPT.read_text(encoding="utf-8")
+    if text.count(CROP_MARK) != 1:
+        raise PackageError(f"{TRAIN_SCRIPT} has lost its line {CROP_MARK.strip()!r}: reinstall Net Designer")
+    crop = "\n\n".join(inspect.getsource(f) for f in (crop_margins, crop_to_output))
+    return text.replace(CROP_MARK, crop)
 
 
 def _check_folder(folder: Path) -> None:
@@ -128,15 +148,16 @@ def _the_head(project: Project):
         raise PackageError(f"a training package needs exactly one Input block; this network has {len(inputs)}")
     heads = [n for n in graph.nodes.values() if n.spec.role == "head"]
     if not heads:
-        raise PackageError("the network has no output block: add a Class, Binary or Regression output after the last layer")
+        raise PackageError("the network has no output block: add a Class, Binary, Regression or Segmentation output "
+                           "after the last layer")
     if len(heads) > 1:
         names = ", ".join(repr(n.name) for n in heads)
         raise PackageError(f"a training package trains one output block, and this network has {len(heads)} ({names}): "
                            "train it in the window or with main.py train")
     head = heads[0]
     if head.type not in SUPPORTED_HEADS:
-        raise PackageError(f"'{head.name}' is a {head.spec.title}: a training package trains a Class, Binary or "
-                           "Regression output; train this network in the window or with main.py train")
+        raise PackageError(f"'{head.name}' is a {head.spec.title}: a training package trains a Class, Binary, "
+                           "Regression or Segmentation output; train this network in the window or with main.py train")
     return head
 
 
@@ -185,11 +206,20 @@ def package_config(project: Project, class_name: str, head, data, splits) -> dic
         "model": {"file": "model.py", "class": class_name, "input_shape": list(data.input_shape)},
         "head": {"type": head.type, "name": head.name, "target": declared.target,
                  "loss": declared.loss_words, "metric": declared.main,
-                 "weight": float(head.params.get("weight", 1.0))},
+                 "weight": float(head.params.get("weight", 1.0)), **_mask_classes(project, head)},
         "data": {"file": "data.npz", **data_cfg, "class_names": list(data.classes) if data.classes else None,
                  "split_sizes": {name: int(len(idx)) for name, idx in zip(("train", "val", "test"), splits)}},
         "training": project.training.to_dict(),
     }
+
+
+def _mask_classes(project: Project, head) -> dict:
+    """``{"classes": k}``, the class maps a segmentation output gives (train.py sizes its IoU counts by it); else {}."""
+    if head.spec.head.target != "mask":
+        return {}
+    from engine.analysis import analyze
+
+    return {"classes": int(analyze(project.graph).nodes[head.id].in_shapes[0][0])}
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

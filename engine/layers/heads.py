@@ -235,6 +235,7 @@ _head(
     "Marks per-pixel class scores (classes×height×width) and trains them with pixel-wise "
     "cross-entropy against a mask of class indices, as in U-Net.",
     _check_seg,
+    tags=("packaged",),
 )
 _head(
     "BoxOutput",

@@ -531,7 +531,9 @@ class ProbeRunner:
         (``xs`` (S,), ``ys`` (S, k), the data's ``x`` and ``y``) for 1-D regression, ``masks``
         (N, H, W) and ``boxes`` (N, 4) predicted for the probe images with ``probe_images``
         beside them, ``true_masks``, ``mask_classes`` and ``true_boxes`` when ``dataset`` starts
-        with the probe images and has those targets, ``probe_labels`` (N,) (the probe images' classes,
+        with the probe images and has those targets (the true masks and every picture shown
+        under masks cut to the centre that a segmentation output smaller than its masks covers,
+        :func:`~engine.probes.views.crop_pictures`), ``probe_labels`` (N,) (the probe images' classes,
         when ``dataset`` starts with them and has class labels), and ``problems``.
         ``scores``: the model's outputs for ``dataset`` (one tensor per output) when the caller
         has them already.
@@ -563,15 +565,16 @@ class ProbeRunner:
                 self._safe(out, "regression_curve", lambda h=head: self._curve(copy, dataset, h))
             if "masks" in shows:
                 self._safe(out, "masks", lambda h=head: views.predicted_masks(copy, self._x_dev, output=h.index))
-                if truth is not None and "mask" in truth:
-                    out["true_masks"] = truth["mask"].numpy().astype(np.int64)
+                if truth is not None and "mask" in truth and "masks" in out:
+                    true = views.crop_to_output(truth["mask"].numpy().astype(np.int64), out["masks"].shape[-2:])
+                    out["true_masks"] = np.ascontiguousarray(true)
                     out["mask_classes"] = dataset.mask_classes
             if "boxes" in shows:
                 self._safe(out, "boxes", lambda h=head: views.predicted_boxes(copy, self._x_dev, output=h.index))
                 if truth is not None and "box" in truth:
                     out["true_boxes"] = truth["box"].numpy().astype(np.float32)
         if "masks" in out or "boxes" in out:
-            self._safe(out, "probe_images", self.images)
+            self._safe(out, "probe_images", lambda: self._pictures(self.images(), out))
         self._safe(out, "hardest", lambda: self._hardest(copy, dataset, scores, out["problems"]))
         return out
 
@@ -617,7 +620,14 @@ class ProbeRunner:
         if self.cam_method != "off":
             maps = self._class_maps(copy, x.to(self._device or x.device))
             out["cam"] = maps | {"class_index": self.settings.class_index}
+        else:
+            out["images"] = self._pictures(out["images"], out)
         return out
+
+    @staticmethod
+    def _pictures(images: np.ndarray, out: dict[str, Any]) -> np.ndarray:
+        """``images`` as shown under ``out``'s masks: their centre, where the masks are cropped to a smaller output."""
+        return views.crop_pictures(images, out["masks"].shape[-2:]) if "masks" in out else images
 
     def _confusion(self, copy, dataset, head: Head, scores: torch.Tensor) -> dict[str, Any]:
         m = views.confusion(copy, dataset, output=head.index, scores=scores)

@@ -20,12 +20,14 @@ from engine.errors import GraphError
 from engine.graph import Graph
 from engine.probes.base import ProbeError, Tap
 from engine.tasks import head_spec
-from engine.training.objectives import sample_losses
+from engine.training.objectives import crop_to_output, sample_losses
 
 __all__ = [
     "activation_histograms",
     "activations",
     "confusion",
+    "crop_pictures",
+    "crop_to_output",
     "data_range",
     "decision_grid",
     "filters",
@@ -399,6 +401,18 @@ def predicted_masks(model_copy: nn.Module, x: torch.Tensor, *, output: int = 0) 
     if scores.dim() != 4:
         raise ProbeError("predicted masks need a segmentation output (classes×height×width scores)")
     return scores.argmax(1).cpu().numpy().astype(np.int64)
+
+
+def crop_pictures(pictures: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Display images (N, H, W) or RGB (N, H, W, 3) cut to the centre ``size`` that masks are cropped to.
+
+    A segmentation output smaller than its masks predicts only their centre (:func:`crop_to_output`);
+    the images shown under its masks are cut the same way, so every overlay lines up pixel for pixel.
+    """
+    pictures = np.asarray(pictures)
+    if pictures.ndim == 4:  # NOTE: channels last: crop the (N, 3, H, W) view, then back
+        return np.ascontiguousarray(np.moveaxis(crop_to_output(np.moveaxis(pictures, -1, 1), size), 1, -1))
+    return np.ascontiguousarray(crop_to_output(pictures, size))
 
 
 def predicted_boxes(model_copy: nn.Module, x: torch.Tensor, *, output: int = 0) -> np.ndarray:

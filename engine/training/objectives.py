@@ -4,6 +4,10 @@ Every head type declares (:class:`engine.layers.heads.HeadSpec`, read through :m
 its target, its loss by the name of a ``torch.nn.functional`` function and how its metrics
 accumulate; this module resolves those names. Metrics accumulate over batches (:class:`MetricSum`)
 so validation on large sets needs no second pass and no big concatenations.
+
+A segmentation output whose maps are smaller than its masks (the U-Net paper's valid convolutions)
+meets them through :func:`crop_to_output`, here and in the probes' mask views: one rule for the
+loss, the metrics and the pictures.
 """
 
 from __future__ import annotations
@@ -11,11 +15,38 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from engine.datacheck import crop_margins
 from engine.tasks import HeadSpec, head_spec, main_metric  # noqa: F401 - main_metric re-exported
+
+
+def crop_to_output(target, size):
+    """``target`` (a tensor or array ``[..., H, W]``) cut to its centre ``size`` (h, w): the pixels the output predicts.
+
+    Output pixel (i, j) of a segmentation output smaller than its masks predicts mask pixel
+    (i + top, j + left) of :func:`~engine.datacheck.crop_margins`. ValueError, in words, when the
+    maps are larger than the masks or a margin is odd (the data checks refuse such a network first).
+    NOTE: standalone, on slicing alone (torch or numpy): the training package's train.py gets this source.
+    """
+    have = tuple(target.shape[-2:])
+    h, w = int(size[0]), int(size[1])
+    if have == (h, w):
+        return target
+    margins = crop_margins(have, (h, w))
+    if margins is None:
+        raise ValueError(f"{h}×{w} output maps do not fit {have[0]}×{have[1]} masks: the masks are cropped to the "
+                         "maps only when the maps are smaller by an even margin in height and in width")
+    top, left = margins
+    return target[..., top : top + h, left : left + w]
+
+
+def fit_target(head: HeadSpec, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The target as the output meets it: a mask (N, H, W) cropped to the output's maps (N, C, h, w)."""
+    return crop_to_output(target, out.shape[-2:]) if head.target == "mask" else target
 
 
 def _loss_inputs(head: HeadSpec, out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores, target) as the head's loss takes them: class indices as they are, else floats shaped like the output."""
+    target = fit_target(head, out, target)
     return out, (target if head.output == "class_scores" else target.view_as(out).float())
 
 
@@ -45,11 +76,12 @@ class MetricSum:
 
     def __init__(self, head_type: str) -> None:
         self.head_type = head_type
-        self.sums = SUMS[head_spec(head_type).sums]()
+        self.head = head_spec(head_type)
+        self.sums = SUMS[self.head.sums]()
 
     @torch.no_grad()
     def update(self, out: torch.Tensor, target: torch.Tensor) -> None:
-        self.sums.update(out, target)
+        self.sums.update(out, fit_target(self.head, out, target))
 
     def result(self) -> dict[str, float]:
         """The head's declared metrics so far ({} before any sample)."""

@@ -57,6 +57,7 @@ HEADS = {
     "ClassificationOutput": ("label", "accuracy"),
     "BinaryOutput": ("binary", "accuracy"),
     "RegressionOutput": ("value", "r2"),
+    "SegmentationOutput": ("mask", "iou"),
 }
 AUGMENT_OPTIONS = ("flip", "shift", "rotation", "scale", "noise", "brightness", "contrast", "mixup")
 GEOMETRIC = ("flip", "shift", "rotation", "scale")
@@ -124,6 +125,11 @@ def read_config(args: argparse.Namespace) -> dict:
         raise BadInput(f"{HERE / 'config.json'}: it needs the objects 'data', 'training' and 'head'")
     if config["head"].get("type") not in HEADS:
         raise BadInput(f"config.json: head.type must be one of {', '.join(HEADS)}")
+    classes = config["head"].get("classes")
+    if config["head"]["type"] == "SegmentationOutput" and (isinstance(classes, bool) or not isinstance(classes, int)
+                                                           or classes < 1):
+        raise BadInput(f"config.json: head.classes (the segmentation's class maps) must be a whole number of at "
+                       f"least 1, not {classes!r}")
     for key in ("epochs", "batch_size"):
         value = training.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -231,7 +237,7 @@ def load_data(config: dict, device: torch.device) -> dict[str, tuple[torch.Tenso
         raise BadInput(f"{path}: the data file cannot be read ({exc})") from None
     x = torch.from_numpy(arrays["x"].astype(np.float32, copy=False))
     y = torch.from_numpy(arrays[key])
-    y = y.long() if key == "label" else y.float()
+    y = y.long() if key in ("label", "mask") else y.float()
     n = x.shape[0]
     splits = {}
     for name in ("train", "val", "test"):
@@ -266,7 +272,8 @@ class Augment:
     """Random changes to training batches, as Net Designer makes them (its engine/data/augment.py).
 
     They work on normalized batches: padding is then the training mean, and ``noise`` and
-    ``brightness`` are in standard deviations. Geometric options are one affine warp per batch.
+    ``brightness`` are in standard deviations. Geometric options are one affine warp per batch; a
+    segmentation's masks move with their images (nearest class, background where they leave the frame).
     """
 
     def __init__(self, spec: dict) -> None:
@@ -275,23 +282,23 @@ class Augment:
     def __bool__(self) -> bool:
         return bool(self.spec)
 
-    def __call__(self, x: torch.Tensor, g: torch.Generator):
-        """The augmented batch and the mixup pairing ``(perm, lam)`` (None without mixup)."""
+    def __call__(self, x: torch.Tensor, g: torch.Generator, masks: torch.Tensor | None = None):
+        """The augmented batch, the mixup pairing ``(perm, lam)`` (None without mixup) and the moved ``masks``."""
         if any(k in self.spec for k in GEOMETRIC):
-            x = self._warp(x, g)
+            x, masks = self._warp(x, g, masks)
         x = self._photometric(x, g)
         if self.spec.get("mixup") and x.shape[0] > 1:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g, device=g.device))
             lam = float(np.random.default_rng(seed).beta(self.spec["mixup"], self.spec["mixup"]))
             perm = torch.randperm(x.shape[0], generator=g, device=g.device).to(x.device)
-            return lam * x + (1.0 - lam) * x[perm], (perm, lam)
-        return x, None
+            return lam * x + (1.0 - lam) * x[perm], (perm, lam), masks
+        return x, None, masks
 
     @staticmethod
     def _uniform(n: int, half: float, g: torch.Generator, device: torch.device) -> torch.Tensor:
         return ((torch.rand(n, generator=g, device=g.device) * 2 - 1) * half).to(device, torch.float32)
 
-    def _warp(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def _warp(self, x: torch.Tensor, g: torch.Generator, masks: torch.Tensor | None):
         n, _, h, w = x.shape
         dev = x.device
         ones = torch.ones(n, device=dev)
@@ -311,7 +318,12 @@ class Augment:
         inv = torch.linalg.inv(fwd)
         theta = torch.cat([inv, -(inv @ shift[:, :, None])], dim=2)
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-        return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+        if masks is not None:
+            moved = F.grid_sample(masks[:, None].to(grid.dtype), grid, mode="nearest", padding_mode="zeros",
+                                  align_corners=False)
+            masks = moved[:, 0].round().long()
+        return x, masks
 
     def _photometric(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n, dev = x.shape[0], x.device
@@ -342,10 +354,20 @@ def load_model(config: dict) -> torch.nn.Module:
     return getattr(module, name)()
 
 
+# ---------------------------------------------------------------------- segmentation masks
+# NOTE: crop_margins and crop_to_output are Net Designer's own (engine/datacheck.py, engine/training/objectives.py),
+# written in here by engine/package.py at the template's mark, so a package cuts a segmentation's masks to its
+# output exactly as the window does.
+# @crop_to_output@
+
+
 def head_loss(kind: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The mean loss of a batch: cross-entropy, binary cross-entropy on logits, or mean squared error."""
+    """The mean loss of a batch: cross-entropy (per pixel against masks cropped to the output's maps, for a
+    segmentation), binary cross-entropy on logits, or mean squared error."""
     if kind == "ClassificationOutput":
         return F.cross_entropy(out, target)
+    if kind == "SegmentationOutput":
+        return F.cross_entropy(out, crop_to_output(target, out.shape[-2:]))  # noqa: F821 - written in by engine/package.py
     if kind == "BinaryOutput":
         return F.binary_cross_entropy_with_logits(out, target.view_as(out))
     return F.mse_loss(out, target.view_as(out))
@@ -425,10 +447,12 @@ def has_batchnorm(model: torch.nn.Module) -> bool:
 class Scores:
     """Sums of the loss and a head's metrics over batches; summed over processes, then divided once."""
 
-    def __init__(self, kind: str, device: torch.device) -> None:
+    def __init__(self, kind: str, device: torch.device, classes: int = 0) -> None:
         self.kind = kind
-        # loss·rows, rows, values, correct, |error|, error², Σy, Σy²
-        self.sums = torch.zeros(8, dtype=torch.float64, device=device)
+        # loss·rows, rows, values, correct, |error|, error², Σy, Σy², then a segmentation's confusion
+        # matrix (true class × predicted class, flattened): one tensor, so one all_reduce sums it all
+        self.classes = classes if kind == "SegmentationOutput" else 0
+        self.sums = torch.zeros(8 + self.classes**2, dtype=torch.float64, device=device)
 
     @torch.no_grad()
     def add(self, loss: torch.Tensor, out: torch.Tensor, target: torch.Tensor) -> None:
@@ -438,6 +462,11 @@ class Scores:
         if self.kind == "ClassificationOutput":
             s[2] += target.numel()
             s[3] += (out.argmax(1) == target).sum()
+        elif self.kind == "SegmentationOutput":
+            target, pred, k = crop_to_output(target, out.shape[-2:]), out.argmax(1), self.classes  # noqa: F821
+            s[2] += target.numel()
+            s[3] += (pred == target).sum()
+            s[8:] += torch.bincount((target * k + pred).reshape(-1), minlength=k * k)[: k * k].to(s.dtype)
         elif self.kind == "BinaryOutput":
             s[2] += out.numel()
             s[3] += ((out > 0) == (target.view_as(out) > 0.5)).sum()
@@ -451,13 +480,23 @@ class Scores:
 
     def result(self) -> tuple[float | None, dict[str, float]]:
         """(mean loss, metrics) of everything added; (None, {}) when nothing was."""
-        loss_rows, rows, n, correct, abs_err, sq_err, sum_y, sum_y2 = self.sums.tolist()
+        loss_rows, rows, n, correct, abs_err, sq_err, sum_y, sum_y2 = self.sums[:8].tolist()
         if rows == 0:
             return None, {}
+        if self.kind == "SegmentationOutput":
+            return loss_rows / rows, {"pixel_accuracy": correct / n, "iou": self.mean_iou()}
         if self.kind != "RegressionOutput":
             return loss_rows / rows, {"accuracy": correct / n}
         sst = sum_y2 - n * (sum_y / n) ** 2
         return loss_rows / rows, {"mae": abs_err / n, "r2": 1.0 - sq_err / sst if sst > 1e-12 else 0.0}
+
+    def mean_iou(self) -> float:
+        """Mean intersection over union of the classes that occur (in truth or prediction)."""
+        c = self.sums[8:].reshape(self.classes, self.classes)
+        inter = c.diag()
+        union = c.sum(0) + c.sum(1) - inter
+        present = union > 0
+        return float((inter[present] / union[present]).mean()) if present.any() else 0.0
 
 
 def evaluate(model, split, head, cluster: Cluster, amp: bool) -> tuple[float | None, dict[str, float]]:
@@ -468,7 +507,7 @@ def evaluate(model, split, head, cluster: Cluster, amp: bool) -> tuple[float | N
     """
     x, y = split
     x, y = x[cluster.rank :: cluster.world], y[cluster.rank :: cluster.world]
-    scores = Scores(head["type"], x.device)
+    scores = Scores(head["type"], x.device, int(head.get("classes") or 0))
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -816,14 +855,16 @@ class Training:
     # ------------------------------------------------------------------ the loop
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         mix = None
+        masks = y if self.head["type"] == "SegmentationOutput" else None
         if self.augment and self.normalizer is not None:
             # NOTE: augment in the normalized space, as the window does (padding is then the training mean),
             # and hand the model raw values again, since it normalizes them itself.
             mean, std = self.net.input_mean, self.net.input_std
-            x, mix = self.augment((x - mean) / std, self.aug_gen)
+            x, mix, masks = self.augment((x - mean) / std, self.aug_gen, masks)
             x = x * std + mean
         elif self.augment:
-            x, mix = self.augment(x, self.aug_gen)
+            x, mix, masks = self.augment(x, self.aug_gen, masks)
+        y = masks if masks is not None else y
         with autocast(self.device, self.amp):
             out = self.model(x)
             loss = batch_loss(self.head, out, y, mix)

@@ -273,11 +273,15 @@ def test_segmentation_maps_smaller_than_the_masks():
     cfg = data("shapes", "segmentation")
     g, _, _ = segmenter(4, stride=2)
     (problem,) = problems(project(g, cfg))
+    assert problem.rule == "mask_crop" and problem.severity == "info"  # cropped, as U-Net's valid convolutions
+    assert "gets 8×8 class maps of 16×16 masks: the masks are cropped to their centre 8×8" in problem.message
+    g, _, _ = segmenter(4, stride=2, side=18)  # 9×9 maps of 18×18 masks: no centre
+    (problem,) = problems(project(g, cfg))
     assert problem.rule == "mask_size" and problem.severity == ERROR
-    assert "gives 8×8 class maps but the masks of the shapes data set are 16×16" in problem.message
-    masks = real(cfg, (1, 16, 16)).targets["mask"]
+    assert "gives 9×9 class maps but the masks of the shapes data set are 18×18" in problem.message
+    masks = real(cfg, (1, 18, 18)).targets["mask"]
     with pytest.raises(RuntimeError):
-        F.cross_entropy(torch.zeros(len(masks), 4, 8, 8), masks)
+        F.cross_entropy(torch.zeros(len(masks), 4, 9, 9), masks)
 
 
 # ---------------------------------------------------------------------- the Input against the samples
