@@ -499,12 +499,20 @@ def buffers_text(n: int) -> str:
     return f"BatchNorm also keeps {n:,} running statistics (buffers: averaged while training, not trained; saved with the weights)"
 
 
-def format_count(n: int) -> str:
-    """12345678 -> '12.3M'; small numbers as they are."""
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= size:
-            return f"{n / size:.3g}{unit}"
-    return str(n)
+def format_count(n: int, digits: int = 3) -> str:
+    """12345678 -> '12.3M': ``digits`` significant digits and k, M, G or T; numbers under 1000 as they are.
+
+    NOTE: rounded before the unit is picked, so 999,999 is '1M' (not '1e+03k'), and written in fixed
+    point, so 123,456,789 to two digits is '120M' (not '1.2e+02M').
+    """
+    if n < 1000:
+        return str(n)
+    rounded = float(f"{n:.{digits}g}")
+    unit, size = next((u, s) for u, s in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)) if rounded >= s)
+    value = rounded / size
+    decimals = max(digits - len(str(int(value))), 0)
+    text = f"{value:.{decimals}f}"
+    return (text.rstrip("0").rstrip(".") if "." in text else text) + unit
 
 
 def format_bytes(n: int) -> str:

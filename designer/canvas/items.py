@@ -4,10 +4,11 @@
 Items show the graph; they never change it. The scene creates, updates and removes
 them in reaction to the document's events, and turns gestures into undo commands.
 
-A block shows its name, its key settings in one line (``LayerSpec.brief``: "6@5×5 s1") and
-its output shape. Text sizes are pixel sizes (:data:`FONT_PX`); :data:`READABLE_ZOOM` is the
-least zoom at which all of them are at least 9 px on screen: the view's Fit never goes below
-it, and below it a block shows only its name and a wire's shape only on hover. A wire's path
+A block shows its name, its key settings in one line (``LayerSpec.brief``: "6@5×5 s1"), its
+output shape and its counts (:func:`counts_line`: rounded to fit, never cut). Text sizes are
+pixel sizes (:data:`FONT_PX`); :data:`READABLE_ZOOM` is the least zoom at which all of them are
+at least 9 px on screen: the view's Fit never goes below it, and below it a block shows only its
+name and a wire's shape only on hover. A wire's path
 comes from the scene's router (:mod:`designer.canvas.routing`), around the blocks.
 
 Painting is kept cheap for big graphs: a block fits its strings once per change, when
@@ -114,6 +115,33 @@ def node_brief(node: Node) -> str:
         return ""
 
 
+#: the significant digits of (params, MACs) a block's counts line tries, in order: the Model summary's
+#: three first, then one number, then both, rounded to two
+_COUNT_DIGITS = ((3, 3), (2, 3), (3, 2), (2, 2))
+
+
+def counts_text(params: int, macs: int, digits: tuple[int, int] = (3, 3)) -> str:
+    """A block's counts in words: "1.22M params · 1.03G MACs" ("no params" when it has none; no MACs when none).
+
+    Args:
+        digits: the significant digits of the parameters and of the MACs (see ``format_count``).
+    """
+    text = f"{format_count(params, digits[0])} params" if params else "no params"
+    return text + (f" · {format_count(macs, digits[1])} MACs" if macs else "")
+
+
+def counts_line(params: int, macs: int, room: float) -> str:
+    """The most precise of a block's counts lines that fits ``room`` (scene units) in the ``small`` font.
+
+    Three significant digits as the Model summary writes them; else a number rounded to two
+    ("1.22M params · 1G MACs"), then both; else the parameters alone. The block's tooltip gives
+    both numbers exactly. An ellipsis only where even the parameters alone do not fit.
+    """
+    forms = [counts_text(params, macs, digits) for digits in _COUNT_DIGITS] + [counts_text(params, 0)]
+    fitting = next((text for text in forms if text_width("small", text) <= room), None)
+    return fitting if fitting is not None else elided("small", forms[-1], room)
+
+
 def _metrics(role: str) -> QFontMetricsF:
     m = _METRICS.get(role)
     if m is None:
@@ -210,6 +238,11 @@ class NodeItem(QGraphicsItem):
     LINE = 16.0  # one line of the body (the settings, the output shape, the counts)
     PORT_STEP = 20.0
     RADIUS = 7.0
+    _BADGE_RADIUS = 8.0
+    # NOTE: the body's text runs from the header name's left edge to just inside the right-hand ports
+    # (radius 5.5 on the edge): the room "999M params · 999G MACs" needs in the canvas font
+    _TEXT_LEFT = 9.0
+    _TEXT_RIGHT = 6.0
     _LABEL_ABOVE = 16.0  # room above the block for port labels when the drawing runs top to bottom
 
     def __init__(self, node: Node, colors: CanvasPalette, dark: bool, flow: str = "lr") -> None:
@@ -236,7 +269,8 @@ class NodeItem(QGraphicsItem):
         self._info: NodeInfo | None = None
         self._height = self.MIN_HEIGHT
         self._labels: list[str] = []
-        self._text_x = 12.0
+        self._label_w = 0.0
+        self._text_x = self._TEXT_LEFT
         self._elided: dict[str, str] | None = None  # made on first paint: most blocks are off screen
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsSelectable)
         self.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIsMovable)
@@ -318,8 +352,8 @@ class NodeItem(QGraphicsItem):
         # Port labels only where a block has several inputs (Add/Concatenate 1, 2; Crop in, like):
         # inside the left edge, or just above the top edge beside each port.
         self._labels = [p.label for p in self.in_ports] if len(self.in_ports) > 1 else []
-        label_w = max((text_width("small", s) for s in self._labels), default=0.0)
-        self._text_x = 12.0 + (label_w + 8.0 if self._labels and self.flow == "lr" else 0.0)
+        self._label_w = max((text_width("small", s) for s in self._labels), default=0.0)
+        self._text_x = self._TEXT_LEFT + (self._label_w + 11.0 if self._labels and self.flow == "lr" else 0.0)
         self._build_paths()
         self._elided = None
 
@@ -393,10 +427,7 @@ class NodeItem(QGraphicsItem):
         else:
             self.out_label = shape_str(info.out_shape)
             self.shape_text = f"in {self.out_label}" if self.is_head else self.out_label
-            stats = f"{format_count(info.params)} params" if info.params else "no params"
-            if info.macs:
-                stats += f" · {format_count(info.macs)} MACs"
-            self.stats_text = stats
+            self.stats_text = counts_text(info.params, info.macs)
         self._elided = None
         self.update()
         return True
@@ -408,16 +439,40 @@ class NodeItem(QGraphicsItem):
         room = self.WIDTH - 18.0
         title_w = text_width("title", self.title) + 10.0
         show_title = text_width("name", self.name) + title_w <= room
-        right_room = self.WIDTH - self._text_x - (30.0 if self.severity else 10.0)
+        rooms = {role: rect.width() for role, rect in self.body_rows()}
+        info = self._info
+        counts = (info.params, info.macs) if self.stats_text and info is not None else None
         self._elided = {
             # NOTE: a long name loses its middle: "inception4a_b…reduce_relu" keeps its stage and its role
             "name": elided("name", self.name, room - (title_w if show_title else 0.0), Qt.TextElideMode.ElideMiddle),
             "title": self.title if show_title else "",
-            "brief": elided("brief", self.brief, right_room),
-            "shape": elided("shape", self.shape_text, right_room),
-            "stats": elided("small", self.stats_text, right_room),
+            "brief": elided("brief", self.brief, rooms.get("brief", 0.0)),
+            "shape": elided("shape", self.shape_text, rooms["shape"]),
+            "stats": counts_line(*counts, rooms["stats"]) if counts else "",
         }
         return self._elided
+
+    def body_rows(self) -> list[tuple[str, QRectF]]:
+        """The body's text rows, in order (the settings line when there is one, the output shape, the
+        counts), each with its rectangle: the room its text gets, short of the problem badge where
+        the row passes beside it."""
+        roles = (["brief"] if self.brief else []) + ["shape", "stats"]
+        hh, line, x = self.HEADER, self.LINE, self._text_x
+        top = hh + (self._height - hh - line * len(roles)) / 2
+        badge = self._badge_rect() if self.severity else None
+        rows = []
+        for k, role in enumerate(roles):
+            rect = QRectF(x, top + k * line, self.WIDTH - self._TEXT_RIGHT - x, line)
+            if badge is not None and rect.top() < badge.bottom() and badge.top() < rect.bottom():
+                rect.setRight(badge.left() - 4.0)
+            rows.append((role, rect))
+        return rows
+
+    def _badge_rect(self) -> QRectF:
+        """Where the problem badge ("!") sits: at the right of the body, halfway down."""
+        r = self._BADGE_RADIUS
+        center = QPointF(self.WIDTH - 17.0, self.HEADER + (self._height - self.HEADER) / 2)
+        return QRectF(center.x() - r, center.y() - r, 2 * r, 2 * r)
 
     def tooltip_text(self) -> str:
         """The tooltip: name, problems (each with its reason) and the numbers. Made when asked."""
@@ -433,7 +488,7 @@ class NodeItem(QGraphicsItem):
             if info.params:
                 lines.append(f"{info.params:,} parameters")
             if info.macs:
-                lines.append(f"{format_count(info.macs)} multiply-adds per sample")
+                lines.append(f"{info.macs:,} multiply-adds per sample")
             if info.rf is not None:
                 lines.append(f"receptive field {info.rf}")
         return "\n".join(lines)
@@ -474,7 +529,7 @@ class NodeItem(QGraphicsItem):
 
         w, hh = self.WIDTH, self.HEADER
         if self.severity:
-            self._paint_badge(painter, QPointF(w - 17.0, hh + (self._height - hh) / 2))
+            self._paint_badge(painter, self._badge_rect())
         lod = option.levelOfDetailFromTransform(painter.worldTransform())
         if lod < SIMPLE_ZOOM:
             if lod >= BLANK_ZOOM:
@@ -490,23 +545,21 @@ class NodeItem(QGraphicsItem):
         painter.setPen(header_muted)
         painter.drawText(QRectF(9.0, 0.0, w - 18.0, hh), _RIGHT, texts["title"])
 
-        x, line = self._text_x, self.LINE
-        rows = [("brief", c.text)] if texts["brief"] else []
         shape_pen = c.text if self._info is not None and self._info.out_shape is not None else c.text_muted
-        rows += [("shape", shape_pen), ("stats", c.text_muted)]
-        top = hh + (self._height - hh - line * len(rows)) / 2
-        for k, (role, pen) in enumerate(rows):
-            painter.setPen(pen)
+        pens = {"brief": c.text, "shape": shape_pen, "stats": c.text_muted}
+        for role, rect in self.body_rows():
+            painter.setPen(pens[role])
             painter.setFont(font("small" if role == "stats" else role))
-            painter.drawText(QRectF(x, top + k * line, w - x - 8.0, line), _LEFT, texts[role])
+            painter.drawText(rect, _LEFT, texts[role])
         painter.setPen(c.text_muted)
         painter.setFont(font("small"))
         for port, label in zip(self.in_ports, self._labels):
             at = port.pos()
             if self.flow == "tb":
-                painter.drawText(QRectF(at.x() + 8.0, -self._LABEL_ABOVE, 40.0, self._LABEL_ABOVE - 1.0), _LEFT, label)
+                painter.drawText(QRectF(at.x() + 8.0, -self._LABEL_ABOVE, self._label_w + 1.0, self._LABEL_ABOVE - 1.0),
+                                 _LEFT, label)
             else:
-                painter.drawText(QRectF(9.0, at.y() - 8.0, 40.0, 16.0), _LEFT, label)
+                painter.drawText(QRectF(self._TEXT_LEFT, at.y() - 8.0, self._label_w + 1.0, 16.0), _LEFT, label)
 
     def _paint_name_only(self, painter: QPainter, lod: float) -> None:
         """Zoomed out: the block's name alone, about 12 px high on screen, over the body."""
@@ -518,14 +571,14 @@ class NodeItem(QGraphicsItem):
         name = QFontMetricsF(f).elidedText(self.name, Qt.TextElideMode.ElideRight, rect.width())
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, name)
 
-    def _paint_badge(self, painter: QPainter, center: QPointF) -> None:
+    def _paint_badge(self, painter: QPainter, rect: QRectF) -> None:
         color = self.colors.error if self.severity == ERROR else self.colors.warning
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(color)
-        painter.drawEllipse(center, 8.0, 8.0)
+        painter.drawEllipse(rect)
         painter.setPen(QColor("#ffffff"))
         painter.setFont(font("shape"))
-        painter.drawText(QRectF(center.x() - 8.0, center.y() - 8.0, 16.0, 16.0), _CENTER, "!")
+        painter.drawText(rect, _CENTER, "!")
 
     # ------------------------------------------------------------------ changes
     def itemChange(self, change: QGraphicsItem.GraphicsItemChange, value: Any) -> Any:

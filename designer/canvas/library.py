@@ -1,24 +1,27 @@
 """The user's unit library: units saved from a project, to drop into any project many times.
 
-Each unit is one file under the program's data folder (``units/<name>.json``), written as a small
-project whose one block uses the unit, so the project format's checks (and its migrations) read
-it back. The palette lists the files under "My units"; a drop adds a use of the unit, defining it
-in the project first when the project has not got it (one undo step, :func:`add_unit_command`).
+Each unit is one file under the program's data folder (``units/<name>.json``), written and read by
+:mod:`engine.unit_library` (a small project whose one block uses the unit; names that differ only
+in punctuation get files of their own). The palette lists the files under "My units"; a drop adds
+a use of the unit, defining it in the project first when the project has not got it (one undo
+step, :func:`add_unit_command`).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
 from designer.commands import ReplaceGraphCommand
 from designer.settings import data_dir
-from engine.errors import GraphError, ProjectError
-from engine.graph import UNIT_TYPE, Graph
-from engine.project import Project, load_project, save_project
+from engine import unit_library
+from engine.errors import GraphError
+from engine.graph import UNIT_TYPE
+from engine.unit_library import load_unit
 from engine.units import UnitDef, same_network
+
+__all__ = ["LIBRARY", "UNIT_MIME", "add_unit_command", "library_dir", "library_units", "load_unit", "save_unit"]
 
 #: MIME type of a library unit dragged from the palette; the payload is its file's path (UTF-8)
 UNIT_MIME = "application/x-netdesigner-unit"
@@ -40,41 +43,16 @@ def library_dir() -> Path:
     return path
 
 
-def unit_file(name: str) -> Path:
-    """The library file of unit ``name`` (its name with anything but letters, digits, ``-`` and ``.`` as ``_``)."""
-    stem = re.sub(r"[^\w.-]+", "_", name).strip("._") or "unit"
-    return library_dir() / f"{stem}.json"
-
-
 def save_unit(unit: UnitDef) -> Path:
-    """Write ``unit`` (with the units it uses) to the library, replacing a file of the same name."""
-    graph = Graph()
-    graph.define_unit(unit)
-    graph.add_node(UNIT_TYPE, {"unit": unit.name})
-    path = unit_file(unit.name)
-    save_project(Project(name=unit.name, graph=graph), path)
+    """Write ``unit`` (with the units it uses) to the library, replacing its own earlier file, never another's."""
+    path = unit_library.save_unit(library_dir(), unit)
     LIBRARY.changed.emit()
     return path
 
 
-def load_unit(path: str | Path) -> UnitDef:
-    """The unit stored in library file ``path``; ProjectError naming the file when it holds none."""
-    project = load_project(path)
-    unit = next((n.unit for n in project.graph.nodes.values() if n.unit is not None), None)
-    if unit is None:
-        raise ProjectError(f"{Path(path).name}: holds no unit")
-    return unit
-
-
 def library_units() -> list[tuple[str, Path]]:
     """(unit name, file) of every readable unit in the library, by name; unreadable files are left out."""
-    found = []
-    for path in sorted(library_dir().glob("*.json")):
-        try:
-            found.append((load_unit(path).name, path))
-        except (ProjectError, OSError):
-            continue
-    return sorted(found, key=lambda item: item[0].lower())
+    return unit_library.library_units(library_dir())
 
 
 def add_unit_command(doc, unit: UnitDef, pos: tuple[float, float]) -> ReplaceGraphCommand:
