@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QLabel, QMainWindow, QM
 from designer import theme
 from designer.actions import build_actions
 from designer.autosave import Autosaver
+from designer.canvas.levels import block_path, locate, remember_level, remembered_level, reveal, show_level, shown_level
 from designer.canvas.view import GraphView
 from designer.commands import fix_command
 from designer.device import device_probe
@@ -79,6 +80,7 @@ class MainWindow(QMainWindow):
         self.start_panel = StartPanel(self.view)
         self._start_dismissed = False
         self._selecting = False
+        self._canvas_project = self.document.project  # the project whose levels the canvas shows
         self._connect()
         self.act.dark_theme.setChecked(theme.is_dark())
         self._on_analysis(self.document.analysis)
@@ -221,10 +223,12 @@ class MainWindow(QMainWindow):
         doc.analysis_changed.connect(self._on_analysis)
         doc.modified_changed.connect(self.update_title)
         doc.path_changed.connect(self.update_title)
+        doc.path_changed.connect(self._remember_level)
         doc.project_replaced.connect(self._on_project_replaced)
         doc.undo_stack.indexChanged.connect(self._update_start_panel)
         scene.node_selection_changed.connect(self._on_canvas_selection)
         self.view.level_changed.connect(self.inspector.set_document)  # NOTE: inside a unit, edit its blocks
+        self.view.level_changed.connect(self._remember_level)
         self.summary.selection_changed.connect(self._on_summary_selection)
         self.problems.problem_activated.connect(self.select_and_center)
         self.problems.fix_requested.connect(self.apply_fix)
@@ -251,8 +255,13 @@ class MainWindow(QMainWindow):
     def new_from_template(self, name: str) -> bool:
         return self.files.new_from_template(name)
 
-    def select_and_center(self, node_id: str) -> None:
-        """Select one block everywhere and scroll the canvas to it."""
+    def select_and_center(self, path: str) -> None:
+        """Select one block everywhere and scroll the canvas to it; a block inside units (by path,
+        ``n7/n2/n9``) is shown in its unit, the units on the way opened as the breadcrumb would."""
+        node_id = reveal(self.view, path)
+        if node_id is None:
+            self.show_message("That block is no longer in the network")
+            return
         self.scene.select_nodes([node_id])
         self.scene.center_on_node(node_id)
 
@@ -341,6 +350,12 @@ class MainWindow(QMainWindow):
         self._update_start_panel()
 
     def _on_project_replaced(self) -> None:
+        # NOTE: the level kept for the file is read before the canvas leaves the old project's units
+        level = remembered_level(self.document.path) if self.document.path is not None else ""
+        self._canvas_project = self.document.project
+        if not show_level(self.view, level):
+            show_level(self.view, "")
+        self._remember_level()  # NOTE: a kept level that is gone is forgotten
         self.update_title()
         if len(self.document.graph):
             self._start_dismissed = True
@@ -352,16 +367,34 @@ class MainWindow(QMainWindow):
             self.inspector_dock.raise_()  # NOTE: it shares its place with Training setup: selecting a block shows it
         self._update_edit_actions()
         if not self._selecting:
-            self.summary.select_nodes(list(node_ids))
+            level = shown_level(self.view) or ""
+            self.summary.select_nodes([block_path(level, nid) for nid in node_ids])
 
-    def _on_summary_selection(self, node_ids: list) -> None:
+    def _on_summary_selection(self, paths: list) -> None:
+        """Select the summary's rows on the canvas, at the level of the first (units opened as needed);
+        rows of blocks on other levels are left out."""
         self._selecting = True
         try:
+            found = [locate(self.document.graph, p) for p in paths]
+            level = next((f[0] for f in found if f is not None), None)
+            if level is None or not show_level(self.view, level):
+                self.scene.select_nodes([])
+                return
+            node_ids = [f[1] for f in found if f is not None and f[0] == level]
             self.scene.select_nodes(node_ids)
             if len(node_ids) == 1:
                 self.scene.center_on_node(node_ids[0])
         finally:
             self._selecting = False
+
+    def _remember_level(self, *_args) -> None:
+        """Keep the level the canvas shows for the project's file, to show it again when the file is opened."""
+        # NOTE: a replaced project announces its path before the canvas has left the old one's levels
+        if self.document.path is None or self.document.project is not self._canvas_project:
+            return
+        level = shown_level(self.view)
+        if level is not None:
+            remember_level(self.document.path, level)
 
     def _update_edit_actions(self) -> None:
         some = bool(self.scene.selected_node_ids())

@@ -1,5 +1,9 @@
 """The problems list: every error and warning of the analysis; a click selects the block.
 
+A problem inside a unit is filed under the unit block (the analysis reports a unit as one block);
+its entry names the inner block by path (``n7/n2/n9``, :func:`problem_paths`), so a click shows that
+block, inside its unit, rather than the whole unit.
+
 A block no wire touches yet gets one neutral line ("not connected yet") instead of its errors,
 so the list does not fill while a network is being built; they are listed once it is wired.
 
@@ -10,6 +14,8 @@ menu. The widget only asks (``fix_requested``); the window makes the fix one und
 """
 
 from __future__ import annotations
+
+from collections import defaultdict, deque
 
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QPainter, QPen, QPixmap, QPolygonF, QResizeEvent
@@ -26,6 +32,7 @@ from designer.plaintext import as_plain
 from designer.theme import colors
 from engine.analysis import ERROR, Analysis, Fix, Problem
 from engine.graph import Graph
+from engine.units import SEP
 
 NODE_ROLE = Qt.ItemDataRole.UserRole
 FIX_ROLE = Qt.ItemDataRole.UserRole + 1
@@ -81,13 +88,33 @@ def problem_text(p: Problem) -> str:
     return f"{p.message} — click Fix to {p.fix.label[:1].lower()}{p.fix.label[1:]}"
 
 
+def problem_paths(analysis: Analysis, problems: list[Problem]) -> list[str]:
+    """The block each of ``problems`` is about, by path: a top-level block's id, or for a problem the
+    analysis files under a unit block, the inner block's path as the flattened analysis names it.
+
+    NOTE: the unit block's problem is a copy of the flattened one with the same severity, rule and
+    message, in the same order (the message names the block by its path of names, so each use of a
+    unit has its own); copies alike are matched in turn.
+    """
+    inner: dict[tuple, deque[str]] = defaultdict(deque)
+    for q in analysis.flat.all_problems() if analysis.flat is not None else ():
+        owner = q.node_id.split(SEP, 1)[0]
+        inner[(owner, q.severity, q.rule, q.message)].append(q.node_id)
+    paths = []
+    for p in problems:
+        found = inner.get((p.node_id, p.severity, p.rule, p.message))
+        paths.append(found.popleft() if found else p.node_id)
+    return paths
+
+
 def _plain(text: str) -> str:
     """``text`` for a button or menu, where "&" would otherwise mark a shortcut letter (block names are the user's)."""
     return text.replace("&", "&&")
 
 
 class ProblemsWidget(QWidget):
-    """Signals: ``problem_activated(node_id)`` on a click; ``counts_changed(errors, warnings)``;
+    """Signals: ``problem_activated(path)`` on a click (a block's path, :func:`problem_paths`);
+    ``counts_changed(errors, warnings)``;
     ``fix_requested(Fix)`` when the person asks for a problem's fix."""
 
     problem_activated = Signal(str)
@@ -123,11 +150,11 @@ class ProblemsWidget(QWidget):
         self.list.clear()
         shown = [p for p in analysis.all_problems() if p.node_id in graph.nodes]
         problems = [p for p in shown if not analysis.is_pending(p)]
-        problems.sort(key=lambda p: p.severity != ERROR)  # errors first, stable within
+        listed = sorted(zip(problems, problem_paths(analysis, problems)), key=lambda pp: pp[0].severity != ERROR)
         icons = {ERROR: severity_icon(ERROR), "warning": severity_icon("warning")}
-        for p in problems:
+        for p, path in listed:  # errors first, stable within
             item = QListWidgetItem(icons.get(p.severity, icons["warning"]), problem_text(p))
-            item.setData(NODE_ROLE, p.node_id)
+            item.setData(NODE_ROLE, path)
             item.setData(FIX_ROLE, p.fix)
             tip = f"{'Error' if p.severity == ERROR else 'Warning'} ({p.rule}): {p.message}"
             if p.fix is not None:

@@ -5,7 +5,9 @@ output); a double-click opens it to show the rows inside it, indented (``Analysi
 
 Selecting rows selects the blocks on the canvas and the other way round
 (:class:`SummaryWidget` emits :attr:`SummaryWidget.selection_changed`; the window
-calls :meth:`SummaryWidget.select_nodes` for the canvas's selection).
+calls :meth:`SummaryWidget.select_nodes` for the canvas's selection). Rows name blocks by
+path: a top-level block's id, an inner row ``unit/inner`` (``n7/n2/n9``), so the window opens
+the units on the canvas down to an inner row's block (:func:`designer.canvas.levels.reveal`).
 """
 
 from __future__ import annotations
@@ -127,6 +129,15 @@ class SummaryModel(QAbstractTableModel):
             self.set_analysis(*self._shown)
         return path in self.expanded
 
+    def reveal(self, path: str) -> None:
+        """Open the unit rows above block ``path`` (``unit/inner``) so that its row shows."""
+        parts = path.split(SEP)
+        above = {SEP.join(parts[:k]) for k in range(1, len(parts))}
+        if self._shown is None or above <= self.expanded or not above <= self._shown[1].parts.keys():
+            return
+        self.expanded |= above
+        self.set_analysis(*self._shown)
+
     def is_unit_row(self, row: int) -> bool:
         """Whether ``row`` is a unit's (it opens)."""
         return 0 <= row < len(self._rows) and self._rows[row].cells[0].lstrip().startswith(("▸", "▾"))
@@ -192,7 +203,7 @@ def _align(col: int) -> Qt.AlignmentFlag:
 
 
 class SummaryWidget(QWidget):
-    """The summary table. ``selection_changed(list)`` carries the block ids a person selected."""
+    """The summary table. ``selection_changed(list)`` carries the paths of the blocks a person selected."""
 
     selection_changed = Signal(list)
 
@@ -242,8 +253,15 @@ class SummaryWidget(QWidget):
         self.select_nodes(self._selected)
 
     def select_nodes(self, node_ids: list[str]) -> None:
-        """Select the rows of ``node_ids`` without emitting :attr:`selection_changed`."""
+        """Select the rows of ``node_ids`` (paths) without emitting :attr:`selection_changed`; the unit
+        rows above a block inside a unit open to show its row."""
         self._selected = list(node_ids)
+        self._syncing = True
+        try:
+            for path in node_ids:
+                self.model.reveal(path)
+        finally:
+            self._syncing = False
         selection = QItemSelection()
         last = self.model.columnCount() - 1
         rows = [self.model.row_of(nid) for nid in node_ids]
