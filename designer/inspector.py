@@ -34,7 +34,7 @@ from designer.fields import LOCK_PROPERTY, LOCK_REASON, ParamField, lock_note, s
 from designer.palette import category_icon
 from designer.plaintext import plain_label
 from designer.theme import colors
-from engine.analysis import ERROR, buffers_text, format_bytes, format_count
+from engine.analysis import ERROR, INFO, buffers_text, format_bytes, format_count
 from engine.errors import GraphError
 from engine.layers.registry import LayerSpec, shape_str
 from engine.training.live import DROPOUT_TYPES
@@ -386,6 +386,8 @@ class InspectorWidget(QWidget):
             for p in analysis.problems.get(nid, []):
                 if analysis.is_pending(p):  # NOTE: not wired yet: what it will need, not an error yet
                     color, mark = c["muted"], "○"
+                elif p.severity == INFO:  # NOTE: worth knowing, nothing to fix
+                    color, mark = c["muted"], "ⓘ"
                 else:
                     color = c["error"] if p.severity == ERROR else c["warning"]
                     mark = "✗" if p.severity == ERROR else "⚠"

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from designer.plaintext import as_plain
 from designer.theme import colors
-from engine.analysis import ERROR, Analysis, Fix, Problem
+from engine.analysis import ERROR, INFO, WARNING, Analysis, Fix, Problem, severity_word
 from engine.graph import Graph
 from engine.units import SEP
 
@@ -43,8 +43,8 @@ PENDING = "pending"
 
 
 def severity_icon(severity: str, size: int = 16) -> QIcon:
-    """A red disc with '!' for an error, an amber triangle with '!' for a warning, a grey ring for
-    a block not connected yet."""
+    """A red disc with '!' for an error, an amber triangle with '!' for a warning, a blue disc with
+    'i' for a note (nothing to fix), a grey ring for a block not connected yet."""
     c = colors()
     icon = QIcon()
     for ratio in (1.0, 2.0, 3.0):
@@ -62,8 +62,9 @@ def severity_icon(severity: str, size: int = 16) -> QIcon:
             p.end()
             icon.addPixmap(pm)
             continue
-        if severity == ERROR:
-            p.setBrush(QColor(c["error"]))
+        mark = "i" if severity == INFO else "!"
+        if severity in (ERROR, INFO):
+            p.setBrush(QColor(c["error" if severity == ERROR else "link"]))
             p.drawEllipse(rect)
             text_color = QColor("#ffffff")
         else:
@@ -75,10 +76,14 @@ def severity_icon(severity: str, size: int = 16) -> QIcon:
         font.setBold(True)
         p.setFont(font)
         p.setPen(text_color)
-        p.drawText(rect.adjusted(0, 1 if severity != ERROR else 0, 0, 0), Qt.AlignmentFlag.AlignCenter, "!")
+        p.drawText(rect.adjusted(0, 1 if severity == WARNING else 0, 0, 0), Qt.AlignmentFlag.AlignCenter, mark)
         p.end()
         icon.addPixmap(pm)
     return icon
+
+
+#: the order of the list: errors, warnings, notes
+RANK = {ERROR: 0, WARNING: 1, INFO: 2}
 
 
 def problem_text(p: Problem) -> str:
@@ -142,6 +147,7 @@ class ProblemsWidget(QWidget):
         layout.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignLeft)
         self.errors = 0
         self.warnings = 0
+        self.notes = 0  # worth knowing, nothing to fix (severity "info")
         self.pending = 0  # blocks not connected yet (a neutral line each, not counted as errors)
         self._last: tuple[Graph, Analysis] | None = None
 
@@ -150,13 +156,13 @@ class ProblemsWidget(QWidget):
         self.list.clear()
         shown = [p for p in analysis.all_problems() if p.node_id in graph.nodes]
         problems = [p for p in shown if not analysis.is_pending(p)]
-        listed = sorted(zip(problems, problem_paths(analysis, problems)), key=lambda pp: pp[0].severity != ERROR)
-        icons = {ERROR: severity_icon(ERROR), "warning": severity_icon("warning")}
-        for p, path in listed:  # errors first, stable within
-            item = QListWidgetItem(icons.get(p.severity, icons["warning"]), problem_text(p))
+        listed = sorted(zip(problems, problem_paths(analysis, problems)), key=lambda pp: RANK.get(pp[0].severity, 1))
+        icons = {s: severity_icon(s) for s in (ERROR, WARNING, INFO)}
+        for p, path in listed:  # errors first, then warnings, then notes; stable within
+            item = QListWidgetItem(icons.get(p.severity, icons[WARNING]), problem_text(p))
             item.setData(NODE_ROLE, path)
             item.setData(FIX_ROLE, p.fix)
-            tip = f"{'Error' if p.severity == ERROR else 'Warning'} ({p.rule}): {p.message}"
+            tip = f"{severity_word(p.severity)} ({p.rule}): {p.message}"
             if p.fix is not None:
                 tip += f"\nFix: {p.fix.label} (the Fix button below, or right-click)"
             item.setToolTip(as_plain(tip))  # NOTE: the message quotes block names
@@ -170,7 +176,8 @@ class ProblemsWidget(QWidget):
             item.setForeground(QColor(colors()["muted"]))
             self.list.addItem(item)
         self.errors = sum(p.severity == ERROR for p in problems)
-        self.warnings = len(problems) - self.errors
+        self.warnings = sum(p.severity not in (ERROR, INFO) for p in problems)  # NOTE: a note is nothing to fix
+        self.notes = sum(p.severity == INFO for p in problems)
         self.pending = len(waiting)
         self._update_fix_button()
         self.counts_changed.emit(self.errors, self.warnings)
@@ -186,12 +193,14 @@ class ProblemsWidget(QWidget):
         return item
 
     def title(self) -> str:
-        """``Problems (2 errors, 1 warning)``, or ``Problems`` when there are none."""
+        """``Problems (2 errors, 1 warning, 1 note)``, or ``Problems`` when there are none."""
         parts = []
         if self.errors:
             parts.append(f"{self.errors} error{'s' if self.errors != 1 else ''}")
         if self.warnings:
             parts.append(f"{self.warnings} warning{'s' if self.warnings != 1 else ''}")
+        if self.notes:
+            parts.append(f"{self.notes} note{'s' if self.notes != 1 else ''}")
         if self.pending:
             parts.append(f"{self.pending} not connected yet")
         return f"Problems ({', '.join(parts)})" if parts else "Problems"

@@ -494,6 +494,11 @@ def _g(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else f"{v:.3g}"
 
 
+def severity_word(severity: str) -> str:
+    """"Error", "Warning" or "Note" (an ``info`` problem: worth knowing, nothing to fix)."""
+    return {ERROR: "Error", INFO: "Note"}.get(severity, "Warning")
+
+
 def buffers_text(n: int) -> str:
     """What ``n`` BatchNorm running statistics are, in words: counted apart from the parameters."""
     return f"BatchNorm also keeps {n:,} running statistics (buffers: averaged while training, not trained; saved with the weights)"
@@ -522,4 +527,5 @@ def format_bytes(n: int) -> str:
     return f"{n} B"
 
 
-__all__ = ["Analysis", "Fix", "NodeInfo", "Problem", "ReceptiveField", "analyze", "format_bytes", "format_count"]
+__all__ = ["Analysis", "Fix", "NodeInfo", "Problem", "ReceptiveField", "analyze", "format_bytes", "format_count",
+           "severity_word"]

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QGraphicsItem, QGraphicsPathItem, QStyleOptionGrap
 
 from designer.canvas.routing import Route, Router
 from designer.colors import CanvasPalette, body_color, category_color
-from engine.analysis import ERROR, WARNING, NodeInfo, Problem, format_count
+from engine.analysis import ERROR, WARNING, NodeInfo, Problem, format_count, severity_word
 from engine.errors import NetDesignerError
 from engine.layers.registry import shape_str
 
@@ -482,7 +482,7 @@ class NodeItem(QGraphicsItem):
             lines.append(f"{NOT_CONNECTED.capitalize()}: drag a wire from one of its ports to build it in")
         else:
             for p in self.problems:
-                lines.append(("Error: " if p.severity == ERROR else "Warning: ") + p.message)
+                lines.append(f"{severity_word(p.severity)}: {p.message}")
         if info is not None and info.out_shape is not None:
             lines.append(f"output {shape_str(info.out_shape)}")
             if info.params:

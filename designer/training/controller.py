@@ -25,6 +25,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Si
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFrame, QInputDialog, QMessageBox, QScrollArea, QStyle, QWidget
 
+from designer.canvas.levels import shown_level
 from designer.insight import InsightPanel
 from designer.plaintext import as_plain
 from designer.settings import data_dir
@@ -502,8 +503,8 @@ class TrainingController(QObject):
     def _on_canvas_selection(self, ids: list[str]) -> None:
         """One block clicked: its activations are shown (from the next probe run, or the next Train)."""
         nodes = self.win.document.graph.nodes
-        if len(ids) != 1 or ids[0] not in nodes:
-            return
+        if len(ids) != 1 or ids[0] not in nodes or shown_level(self.win.view) != "":
+            return  # NOTE: inside a unit the ids are the unit's own, not the network's: they may name another block
         node = nodes[ids[0]]
         able = _probe_able(node)
         if able:

@@ -367,3 +367,37 @@ def test_the_inspector_says_a_field_that_no_longer_moves_sees_the_whole_image(qt
     conv = next(n.id for n in doc.graph.nodes.values() if n.type == "Conv2d")
     inspector.set_selection([conv])
     assert "(stride 2)" in inspector.form.stats["rf"].text()
+
+
+def test_a_note_is_listed_last_with_its_own_icon_and_is_neither_error_nor_warning(qtbot):
+    """Masks cropped to a valid convolution's smaller maps: worth knowing, nothing to fix."""
+    from designer.inspector import InspectorWidget
+    from engine.analysis import INFO
+
+    doc, ids = make_doc(("Input", {"kind": "image", "channels": 1, "height": 16, "width": 16}),
+                        ("Conv2d", {"filters": 4, "kernel_size": 3, "padding": 0}),  # 14×14 maps of 16×16 masks
+                        ("SegmentationOutput", {}))
+    lone = doc.graph.add_node("Dense", {}, pos=(0, 300)).id
+    doc.graph.connect(ids[0], 0, lone, 0)  # a Dense on an image: an error, listed first
+    doc.project.data.dataset, doc.project.data.task, doc.project.data.samples = "shapes", "segmentation", 40
+    doc.analyze_now()
+    notes = [p for p in doc.analysis.all_problems() if p.severity == INFO]
+    assert [p.rule for p in notes] == ["mask_crop"] and "cropped to their centre 14×14" in notes[0].message
+    problems = ProblemsWidget()
+    qtbot.addWidget(problems)
+    problems.set_analysis(doc.graph, doc.analysis)
+    counts = (len(doc.analysis.errors()), len(doc.analysis.warnings()), 1)
+    assert (problems.errors, problems.warnings, problems.notes) == counts and counts[0] >= 1
+    assert problems.title().endswith(", 1 note)")
+    words = [problems.list.item(i).toolTip().split(" ", 1)[0] for i in range(problems.list.count())]
+    assert words == ["Error"] * counts[0] + ["Warning"] * counts[1] + ["Note"]
+    last = problems.list.item(problems.list.count() - 1)
+    assert last.text() == notes[0].message and last.toolTip().startswith("Note (mask_crop): ")
+    first = problems.list.item(0)
+    assert first.toolTip().startswith("Error")
+    assert last.icon().pixmap(16, 16).toImage() != first.icon().pixmap(16, 16).toImage()
+    inspector = InspectorWidget(doc)
+    qtbot.addWidget(inspector)
+    inspector.set_selection([notes[0].node_id])  # the Inspector marks a note as such, not as a warning
+    shown = inspector.form.problems.text()
+    assert "ⓘ" in shown and "⚠" not in shown and "cropped to their centre" in shown

@@ -285,3 +285,20 @@ def test_a_kept_unit_that_is_gone_opens_the_network_without_a_word(open_windows,
     assert fresh.inspector.document is fresh.document
     assert remembered_level(resnet_file) == ""
     assert no_dialogs == []
+
+
+def test_a_block_clicked_inside_a_unit_never_stands_for_the_network_block_of_the_same_id(window):
+    """Ids repeat between levels: inside layer2's block, conv3 may share its id with a top-level block. The
+    probes and Explore follow blocks of the network, so a click inside a unit leaves them where they were."""
+    w = window
+    w.new_from_template("resnet50")
+    top = w.document.graph
+    w.scene.select_nodes([by_name(top, "layer3")])
+    chosen = w.training.probe_layer, w.training.insight.explore.node_id
+    go_to(w, "layer2", "block1")
+    inner = w.scene.graph
+    shared = [nid for nid in inner.nodes if nid in top.nodes and inner.nodes[nid].name != top.nodes[nid].name]
+    assert shared  # the case at stake: an inner id that names another block at the top
+    for nid in shared:
+        w.scene.select_nodes([nid])
+        assert (w.training.probe_layer, w.training.insight.explore.node_id) == chosen
