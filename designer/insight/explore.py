@@ -146,6 +146,7 @@ class ExploreView(QWidget):
         self.message = plain(QLabel(""))  # NOTE: quotes the block's name and the engine's messages
         self.message.setWordWrap(True)
         self.plot = ImagePlot()
+        self.plot.setToolTip("Click an image to find the images nearest to its sample at this block")
         self.caption = plain(QLabel(""))  # NOTE: quotes the block's name
         self.caption.setWordWrap(True)
         self.caption.setProperty("role", "muted")
@@ -185,6 +186,8 @@ class ExploreView(QWidget):
         self._texts: list[pg.TextItem] = []  # the captions on show: the first of _pool
         self._pool: list[pg.TextItem] = []
         self._frame: QGraphicsRectItem | None = None
+        self._tiles: tuple[int, int, int, int, int, int, list[int]] | None = None  # the grid on show, its samples
+        self.plot.scene().sigMouseClicked.connect(self._on_plot_click)
         WORKERS.joined.connect(self._on_joined)
         self._update_controls()
 
@@ -397,6 +400,7 @@ class ExploreView(QWidget):
     # ------------------------------------------------------------------ drawing
     def _clear_result(self) -> None:
         self.result = None
+        self._tiles = None
         self.plot.clear_image()
         self._set_texts(0)
         self._outline(None)
@@ -412,9 +416,10 @@ class ExploreView(QWidget):
         elif isinstance(self.result, _probes().Neighbours):
             self._draw_nearest(self.result)
 
-    def _show_tiles(self, images: np.ndarray, inside: np.ndarray | None, captions: list[str]) -> None:
-        """``images`` (N, C, h, w) in a grid that fills the view, each with its caption (rich text) below it;
-        one contrast for all: [0, 1] when the pixels lie in it, else their range."""
+    def _show_tiles(self, images: np.ndarray, inside: np.ndarray | None, captions: list[str], samples: list[int]) -> None:
+        """``images`` (N, C, h, w) of data-set ``samples`` in a grid that fills the view, each with its caption
+        (rich text) below it; one contrast for all: [0, 1] when the pixels lie in it, else their range. A click
+        on one looks for the images nearest to its sample (:meth:`_on_plot_click`)."""
         n = len(images)
         mask = np.ones(images.shape[:1] + images.shape[2:], bool) if inside is None else inside
         values = images[np.broadcast_to(mask[:, None], images.shape)]
@@ -423,6 +428,7 @@ class ExploreView(QWidget):
         h, w = tiles.shape[1:3]
         self._set_texts(n)
         cols, gx, gy, py = self._grid(n, w, h, self._caption_width(captions))
+        self._tiles = (cols, w, h, gx, gy, py, [int(i) for i in samples])
         # NOTE: each tile gets gy transparent rows below it, where its caption goes.
         tiles = np.concatenate([tiles, np.zeros((n, gy, w, 4), np.float32)], axis=1)
         self.plot.show_image(tile(tiles, cols=cols, pad=gx, fill=0.0, pad_y=py))
@@ -440,7 +446,7 @@ class ExploreView(QWidget):
             return
         self._show_tiles(np.stack(found.crops), np.stack(found.inside),
                          [f"<b>{found.scores[i]:.3g}</b><br>{_sample(found.indices[i], found.labels[i])}"
-                          for i in range(n)])
+                          for i in range(n)], list(found.indices))
         u = found.unit
         where = (f"the {found.rf_size}×{found.rf_size} window of input pixels it sees at its strongest position"
                  if found.rf_size is not None else "the whole image (a vector unit sees all of it)")
@@ -455,7 +461,7 @@ class ExploreView(QWidget):
         captions = [f"<b>sample</b><br>{_sample(near.query, near.query_label)}"]
         captions += [f"<b>{d:.3g}</b><br>{_sample(i, label)}"
                      for d, i, label in zip(near.distances, near.indices, near.labels)]
-        self._show_tiles(images, None, captions)
+        self._show_tiles(images, None, captions, [near.query, *near.indices])
         self._outline((0, 0, *images.shape[2:]))
         shared = ""
         if near.same_class is not None and len(near.indices):
@@ -468,6 +474,7 @@ class ExploreView(QWidget):
 
     def _draw_dream(self, made: Dream) -> None:
         """The dreamt input with its window outlined, and beside it (for a channel) the window enlarged."""
+        self._tiles = None  # NOTE: no sample of the data set to click on
         img = made.image
         region = made.window[:, made.inside] if made.window is not None else img.reshape(img.shape[0], -1)
         lo, hi = (float(v) for v in np.percentile(region, [1, 99]))
@@ -513,6 +520,28 @@ class ExploreView(QWidget):
         if box is not None:
             top, left, bh, bw = box
             self._frame.setRect(QRectF(left, top, bw, bh))
+
+    def tile_at(self, x: float, y: float) -> int | None:
+        """The data-set sample of the tile at image coordinates (x, y), or None off the tiles."""
+        if self._tiles is None:
+            return None
+        cols, w, h, gx, gy, py, samples = self._tiles
+        col, dx = divmod(x, w + gx)
+        row, dy = divmod(y, h + gy + py)
+        i = int(row) * cols + int(col)
+        if x < 0 or y < 0 or col >= cols or dx >= w or dy >= h + gy or i >= len(samples):
+            return None  # NOTE: a tile's caption counts as the tile; the gaps do not
+        return samples[i]
+
+    def _on_plot_click(self, event) -> None:
+        """A click on a tile: the images nearest to its sample, at the block on show."""
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        at = self.plot.getPlotItem().getViewBox().mapSceneToView(event.scenePos())
+        sample = self.tile_at(at.x(), at.y())
+        if sample is not None and self.nearest_button.isEnabled():
+            self.sample.setValue(sample)
+            self.find_nearest()
 
     def _caption(self, item: pg.TextItem, text: str, x: float, y: float) -> None:
         item.setHtml(f"<div align='center'>{text}</div>")

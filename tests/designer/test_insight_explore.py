@@ -7,7 +7,7 @@ import csv
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QPointF, QSettings, Qt
 from PySide6.QtWidgets import QApplication
 
 from designer import theme
@@ -101,6 +101,18 @@ def test_after_training_the_clicked_conv_block_shows_patches_and_a_dream(qtbot, 
         rows = list(csv.reader(open(panel.save_csv(tmp_path / "nearest.csv"))))
         assert rows[0] == ["rank", "sample", "class", "distance"] and rows[1][:2] == ["0", "5"]
         assert [int(r[1]) for r in rows[2:]] == near.indices.tolist()
+
+        # a click on a neighbour looks for the images nearest to it in turn
+        cols, w, h, gx, gy, py, samples = view._tiles
+        assert samples == [5, *near.indices.tolist()]
+        assert view.tile_at(w + gx / 2, h / 2) is None and view.tile_at(-1, 0) is None  # a gap, outside
+        col, row = 1 % cols, 1 // cols
+        centre = QPointF(col * (w + gx) + w / 2, row * (h + gy + py) + h / 2)
+        assert view.tile_at(centre.x(), centre.y()) == near.indices[0]
+        at = view.plot.mapFromScene(view.plot.getPlotItem().getViewBox().mapViewToScene(centre))
+        with qtbot.waitSignal(view.ended, timeout=TIMEOUT) as done:
+            qtbot.mouseClick(view.plot.viewport(), Qt.MouseButton.LeftButton, pos=at)
+        assert done.args[0] == "nearest" and view.result.query == near.indices[0] == view.sample.value()
 
         window.scene.select_nodes([OUTPUT])  # an output block has no channels of its own
         assert "output block" in view.header.text() and not view.patches_button.isEnabled()
