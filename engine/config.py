@@ -21,6 +21,7 @@ __all__ = [
     "AUGMENT_OPTIONS",
     "BAD_FILE_CHOICES",
     "DATASETS",
+    "REGRESSION_FUNCTIONS",
     "TASKS",
     "DataConfig",
     "ProbeConfig",
@@ -68,6 +69,12 @@ AUGMENT_OPTIONS: dict[str, tuple[float | None, str]] = {
 #: name -> (what it is, smallest, largest); each is a whole number
 DATA_EXTRA_INTEGERS: dict[str, tuple[str, int, int]] = {
     "classes": ("the number of spiral arms", 2, 20),
+}
+#: the functions of x the regression1d set samples (engine.data.toy draws them; sin when unset)
+REGRESSION_FUNCTIONS = ("sin", "step", "abs", "square", "sawtooth")
+#: settings of ``data`` kept in ``DataConfig.extra`` that name one of a few choices: name -> (what it is, choices)
+DATA_EXTRA_CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "function": ("the function of x the regression1d set samples", REGRESSION_FUNCTIONS),
 }
 
 
@@ -321,6 +328,13 @@ class DataConfig(_Section):
             if name in self.extra:
                 try:
                     self.extra[name] = integer(lo, hi)(self.extra[name])  # 3.0 from a file becomes 3
+                except _Refused as exc:
+                    value = show_value(self.extra[name])
+                    raise ProjectError(f"{where}.{name} ({about}) must be {exc.expect}, not {value}") from None
+        for name, (about, options) in DATA_EXTRA_CHOICES.items():
+            if name in self.extra:
+                try:
+                    choice(*options)(self.extra[name])
                 except _Refused as exc:
                     value = show_value(self.extra[name])
                     raise ProjectError(f"{where}.{name} ({about}) must be {exc.expect}, not {value}") from None

@@ -7,7 +7,7 @@ the shape checks, each with a one-click :class:`~engine.analysis.Fix` where one 
 * a network with no output block;
 * an output block whose target the data set lacks, or that the task does not train, and a task
   whose targets the data set lacks (``TASK_TARGETS`` and each output block's declared target);
-* class scores against the data set's classes, a binary output's scores against its 0/1 targets,
+* class scores against the data set's classes, a binary or perceptron output's scores against its 0/1 targets,
   a regression output against the numbers to predict, a segmentation output's channels and size
   against the masks (a box output's 4 numbers are a shape check already); maps smaller than the
   masks by an even margin are an ``info`` note, since training crops the masks to their centre
@@ -247,7 +247,7 @@ def _head_vs_data(
     key = keys[nid]
     if key == "binary" and facts.classes:
         text = (
-            f"'{node.name}' is a Binary output, which needs a data set of exactly 2 classes, "
+            f"'{node.name}' is {_article(node.spec.title)}, which needs a data set of exactly 2 classes, "
             f"but {facts.name} has {facts.classes} classes"
         )
     else:
@@ -344,7 +344,12 @@ def _fit_width(net: _Net, nid: str, key: str, facts: DataFacts) -> list[tuple[st
 
 # ------------------------------------------------------------------ widths against the data
 def _declared(key: str) -> HeadSpec:
-    """The declaration of the output block that trains on ``key``."""
+    """The declaration of the output block that trains on ``key``.
+
+    NOTE: the first one (a Binary output for ``binary``, not a Perceptron output): every output block of a
+    target declares the same ``width`` and ``flat`` and whether it gives class scores (a test holds them to it),
+    so either answers alike.
+    """
     return head_spec(head_for_target(key))
 
 

@@ -6,7 +6,8 @@
                   buffers ``input_mean`` / ``input_std``: the run's statistics when exported from a run,
                   else 0 and 1 until train.py fits them on the training split
     model.pt      (exported from a run) the run's weights for model.py
-    train.py      resources/package/train.py with the engine's own mask crop written in (:func:`train_script`):
+    train.py      resources/package/train.py with the engine's own mask crop and perceptron criterion written
+                  in (:func:`train_script`):
                   needs only torch and numpy, runs as ``python train.py`` and under ``torchrun`` (DDP),
                   writes a run folder the window reads
     config.json   the project's data and training settings, the output block, the class names
@@ -15,8 +16,8 @@
                   of :func:`engine.data.split_dataset`, so the package trains and tests on the window's samples
     project.json  the project, which train.py copies into its run folder
 
-A package trains one Class, Binary, Regression or Segmentation output (a segmentation's masks cut to
-the centre of smaller maps, as the window does: :func:`engine.training.objectives.crop_to_output`);
+A package trains one Class, Binary, Perceptron, Regression or Segmentation output (a segmentation's masks cut
+to the centre of smaller maps, as the window does: :func:`engine.training.objectives.crop_to_output`);
 any other network is refused before a file is written, with the reason.
 """
 
@@ -45,6 +46,8 @@ PACKAGE_VERSION = 1
 TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "resources" / "package" / "train.py"
 #: the line of TRAIN_SCRIPT that :func:`train_script` replaces with the crop's functions
 CROP_MARK = "# @crop_to_output@\n"
+#: the line of TRAIN_SCRIPT that :func:`train_script` replaces with the perceptron's loss
+PERCEPTRON_MARK = "# @perceptron_criterion@\n"
 #: the output blocks train.py knows how to train (one of them, alone): those tagged ``packaged``
 SUPPORTED_HEADS = tuple(s.type_id for s in registry.all_specs() if "packaged" in s.tags)
 
@@ -104,19 +107,23 @@ def export_package(
 
 
 def train_script() -> str:
-    """train.py's text: TRAIN_SCRIPT with the engine's own ``crop_margins`` and ``crop_to_output`` in it.
+    """train.py's text: TRAIN_SCRIPT with the engine's own ``crop_margins``, ``crop_to_output`` and
+    ``perceptron_criterion`` in it.
 
     NOTE: written in, not copied by hand: the package cuts masks to a smaller output (the U-Net paper's
-    valid convolutions) by the very functions the window trains and measures with. Both are standalone.
+    valid convolutions) and scores a perceptron by the very functions the window trains and measures with.
+    All three are standalone.
     """
     from engine.datacheck import crop_margins
-    from engine.training.objectives import crop_to_output
+    from engine.training.objectives import crop_to_output, perceptron_criterion
 
     text = TRAIN_SCRIPT.read_text(encoding="utf-8")
-    if text.count(CROP_MARK) != 1:
-        raise PackageError(f"{TRAIN_SCRIPT} has lost its line {CROP_MARK.strip()!r}: reinstall Net Designer")
-    crop = "\n\n".join(inspect.getsource(f) for f in (crop_margins, crop_to_output))
-    return text.replace(CROP_MARK, crop)
+    parts = {CROP_MARK: (crop_margins, crop_to_output), PERCEPTRON_MARK: (perceptron_criterion,)}
+    for mark, functions in parts.items():
+        if text.count(mark) != 1:
+            raise PackageError(f"{TRAIN_SCRIPT} has lost its line {mark.strip()!r}: reinstall Net Designer")
+        text = text.replace(mark, "\n\n".join(inspect.getsource(f) for f in functions))
+    return text
 
 
 def _check_folder(folder: Path) -> None:
@@ -148,8 +155,8 @@ def _the_head(project: Project):
         raise PackageError(f"a training package needs exactly one Input block; this network has {len(inputs)}")
     heads = [n for n in graph.nodes.values() if n.spec.role == "head"]
     if not heads:
-        raise PackageError("the network has no output block: add a Class, Binary, Regression or Segmentation output "
-                           "after the last layer")
+        raise PackageError("the network has no output block: add a Class, Binary, Perceptron, Regression or "
+                           "Segmentation output after the last layer")
     if len(heads) > 1:
         names = ", ".join(repr(n.name) for n in heads)
         raise PackageError(f"a training package trains one output block, and this network has {len(heads)} ({names}): "
@@ -157,7 +164,8 @@ def _the_head(project: Project):
     head = heads[0]
     if head.type not in SUPPORTED_HEADS:
         raise PackageError(f"'{head.name}' is a {head.spec.title}: a training package trains a Class, Binary, "
-                           "Regression or Segmentation output; train this network in the window or with main.py train")
+                           "Perceptron, Regression or Segmentation output; train this network in the window or with "
+                           "main.py train")
     return head
 
 

@@ -42,7 +42,11 @@ def heads_with_view(view: str) -> tuple[str, ...]:
 
 
 def head_for_target(key: str) -> str:
-    """The output block type that trains against the target ``key`` (``"label"`` -> ``ClassificationOutput``)."""
+    """The output block type that trains against the target ``key`` (``"label"`` -> ``ClassificationOutput``).
+
+    Where several do (``"binary"``: the Binary and the Perceptron output), the first in the palette's order,
+    the one the data checks offer to add.
+    """
     return next(t for t, h in head_specs().items() if h.target == key)
 
 

@@ -37,6 +37,8 @@ FULL_SIZE = (
 TEACHING_ORDER = (
     "perceptron",
     "mlp",
+    "universal_approximator",
+    "linear_classifier",
     "lenet5",
     "vgg",
     "nin",

@@ -1,4 +1,5 @@
-"""The picture views of the Insight dock: a block's activations, the first filters, CAM overlays.
+"""The picture views of the Insight dock: a block's activations, the first filters (or a linear
+classifier's class templates), CAM overlays.
 
 Each view takes the probe dict of :meth:`engine.probes.runner.ProbeRunner.run` (plus the
 worker's ``images``) in :meth:`update_probes` and offers its numbers through :meth:`csv`.
@@ -17,7 +18,10 @@ from designer.insight.images import DIVERGING, VIRIDIS, WRONG, ImagePlot, TilePl
 from designer.plaintext import escape_rich
 from engine.colormap import overlay
 
-__all__ = ["ActivationsView", "CamView", "FiltersView", "FILM_FRAMES", "class_name", "frame_caption", "verdict"]
+__all__ = [
+    "ActivationsView", "CamView", "FiltersView", "FILM_FRAMES", "class_name", "frame_caption", "template_captions",
+    "template_pictures", "verdict",
+]
 
 FILM_FRAMES = 20  # class maps kept over time, per probe sample
 VECTOR_COLS = 32  # a long vector wraps into rows of this many units
@@ -136,29 +140,78 @@ class ActivationsView(QWidget):
         return ["unit", "value"], enumerate(v)
 
 
+def template_pictures(templates: np.ndarray, max_channels: int | None = None) -> np.ndarray:
+    """Class templates (K, C, H, W) as colour tiles (K, H, W', 3) in [0, 1], each scaled by its largest |weight|.
+
+    Three channels read as an RGB picture, 0 mid-grey (0.5 + 0.5 · w / max|w|); any other count goes
+    through the diverging map (white 0, red positive, blue negative), channel beside channel one
+    pixel apart (NaN, drawn transparent). ``max_channels``: show at most that many channels.
+    """
+    t = np.asarray(templates, dtype=np.float32)
+    peak = np.abs(t).reshape(len(t), -1).max(1, initial=0.0)
+    scaled = t / np.where(peak > 0, peak, 1.0)[:, None, None, None]  # NOTE: symmetric, so 0 is always mid-scale
+    if t.shape[1] == 3:
+        return np.ascontiguousarray(0.5 + 0.5 * scaled.transpose(0, 2, 3, 1))
+    scaled = scaled[:, :max_channels]
+    lut = DIVERGING.getLookupTable(nPts=256).astype(np.float32) / 255.0
+    colours = lut[np.clip(((scaled + 1.0) * 128.0).astype(np.int64), 0, 255)]  # (K, C, H, W, 3)
+    k, c, h, w = scaled.shape
+    out = np.full((k, h, c * (w + 1) - 1, 3), np.nan, dtype=np.float32)
+    for i in range(c):
+        out[:, :, i * (w + 1): i * (w + 1) + w] = colours[:, i]
+    return out
+
+
+def template_captions(f: dict[str, Any], names: list[str] | None) -> list[str]:
+    """One caption per template (HTML, names escaped): the class it scores, or "unit k"."""
+    n = len(f["templates"])
+    if f.get("classes"):
+        return [escape_rich(class_name(k, names)) for k in range(n)]
+    return [f"unit {k}" for k in range(n)]
+
+
 class FiltersView(QWidget):
-    """The kernels of the first convolution (or the chosen one), as tiles: colour when they read RGB."""
+    """The kernels of the first convolution (or the chosen one), as tiles: colour when they read RGB.
+
+    A network without convolutions that flattens an image into a Dense layer (a linear classifier)
+    shows that layer's weight rows instead, each reshaped to the image: the template its unit matches
+    the image against, captioned with the class it scores (names from :attr:`class_names`).
+    """
 
     title = "Filters"
-    empty_text = "The first convolution's kernels appear here while training runs."
+    empty_text = ("The first convolution's kernels (or a linear classifier's class templates) "
+                  "appear here while training runs.")
     MAX_OUT, MAX_IN = 64, 16
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.header = _label(self.empty_text, rich=True)
         self.plot = ImagePlot()
+        self.tiles = TilePlot()
+        self.tiles.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.header)
         layout.addWidget(self.plot, 1)
+        layout.addWidget(self.tiles, 1)
         self.data: dict[str, Any] | None = None
+        self.class_names: list[str] | None = None  # NOTE: set by the panel once an epoch has named the classes
 
     def update_probes(self, data: dict[str, Any]) -> None:
         f = data.get("filters")
         if f is None:
-            self.header.setText(escape_rich((data.get("problems") or {}).get("filters", "There is no convolution to show.")))
+            why = (data.get("problems") or {}).get("filters", "There is no convolution or linear classifier to show.")
+            self.header.setText(escape_rich(why))
             return
         self.data = f
+        if f.get("kind") == "templates":
+            self._show_templates(f)
+        else:
+            self._show_kernels(f)
+
+    def _show_kernels(self, f: dict[str, Any]) -> None:
+        self.tiles.hide()
+        self.plot.show()
         tiles = np.asarray(f["tiles"], dtype=np.float32)
         out, cin, k = tiles.shape[0], tiles.shape[1], tiles.shape[2]
         if f.get("rgb") is not None:
@@ -172,15 +225,39 @@ class FiltersView(QWidget):
         more = f" (the first {min(out, self.MAX_OUT)})" if out > self.MAX_OUT or cin > self.MAX_IN else ""
         self.header.setText(f"<b>{escape_rich(f['name'])}</b>: {out} filters of {k}×{k}{more}, {how}")
 
+    def _show_templates(self, f: dict[str, Any]) -> None:
+        self.plot.hide()
+        self.tiles.show()
+        t = np.asarray(f["templates"], dtype=np.float32)
+        c, h, w = t.shape[1:]
+        self.tiles.show_tiles(template_pictures(t, self.MAX_IN), template_captions(f, self.class_names))
+        units = int(f.get("units", len(t)))
+        what = "class templates" if f.get("classes") else "unit templates"
+        more = f" (the first {len(t)})" if units > len(t) else ""
+        if c == 3:
+            how = "Grey is a weight of 0, more of a colour a positive weight on that channel, less a negative one"
+        else:
+            beside = f"; a template's {c} channels side by side" if c > 1 else ""
+            how = f"Red: the pixel raises the score, blue: it lowers it, white: no effect{beside}"
+        self.header.setText(f"<b>{escape_rich(f['name'])}</b>: {units} {what} of {c}×{h}×{w}{more}, each a weight "
+                            f"row reshaped to the image, on its own scale. {how}.")
+
     def clear(self) -> None:
-        """Back to the empty view of the start."""
-        self.data = None
+        """Back to the empty view of the start (no class names either: another project may have others)."""
+        self.data = self.class_names = None
         self.plot.clear_image()
+        self.tiles.clear_image()
+        self.tiles.hide()
+        self.plot.show()
         self.header.setText(self.empty_text)
 
     def csv(self) -> tuple[list[str], list] | None:
         if self.data is None:
             return None
+        if self.data.get("kind") == "templates":
+            t = np.asarray(self.data["templates"])
+            u, c, y, x = np.indices(t.shape).reshape(4, -1)
+            return ["unit", "channel", "y", "x", "weight"], zip(u, c, y, x, t.reshape(-1))
         t = np.asarray(self.data["tiles"])
         o, i, y, x = np.indices(t.shape).reshape(4, -1)
         return ["filter", "input", "y", "x", "weight_scaled"], zip(o, i, y, x, t.reshape(-1))

@@ -137,6 +137,9 @@ class InsightPanel(QWidget):
         names = (data.get("confusion") or {}).get("classes")
         if names:
             self.cam.class_names = list(names)
+            self.filters.class_names = list(names)  # NOTE: a linear classifier's templates are captioned by class
+            if self._probes is not None:
+                self._stale.add(self.filters)
         if data.get("probe_labels") is not None:
             self.cam.set_true_classes(data["probe_labels"])
             self._stale.add(self.cam)

@@ -13,7 +13,8 @@ Scenes: ``start`` (the start state), ``lenet5`` (the LeNet-5 template, arranged 
 ``explore-nearest`` (the same, then the images nearest to sample 7 at relu4, its 84-value latent space),
 ``class-maps`` and ``hardest`` (LeNet-5 after 3 epochs: the Class maps tab, the Decisions tab with the
 hardest samples), ``segmentation`` (U-Net: masks), ``localization`` (boxes) and ``localization-hardest``
-(its Decisions tab); ``--wait 40``; ``cross-validation`` (the MLP template, 5-fold cross-validation of
+(its Decisions tab), ``linear-templates`` (the linear classifier after 10 epochs: its ten digit templates in
+the Filters tab); ``--wait 40``; ``cross-validation`` (the MLP template, 5-fold cross-validation of
 10 epochs each, then the dashboard's mean ± spread; ``--wait 30``).
 """
 
@@ -109,6 +110,7 @@ INSIGHT_SCENES = {
     "segmentation": ("unet", 2, "predictions"),
     "localization": ("localization", 3, "predictions"),
     "localization-hardest": ("localization", 3, "decisions"),
+    "linear-templates": ("linear_classifier", 10, "filters"),
 }
 
 

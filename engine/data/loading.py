@@ -87,7 +87,8 @@ def _load(cfg: DataConfig, shape: tuple[int, ...], base_dir: Path | None) -> Dat
     name = cfg.dataset
     _check_made_memory(cfg, shape)
     if name in TOY_SETS:
-        return make_toy(name, cfg.samples, cfg.noise, cfg.seed, shape, arms=cfg.extra.get("classes", 2))
+        return make_toy(name, cfg.samples, cfg.noise, cfg.seed, shape, arms=cfg.extra.get("classes", 2),
+                        function=cfg.extra.get("function", "sin"))
     if name == "digits":
         return load_digits(shape, cfg.image_size)
     if name in TABULAR:

@@ -29,7 +29,8 @@ DATASET_INFO: dict[str, str] = {
     "xor": "2-D points in four quadrants, class = XOR of the signs: no single straight line separates them.",
     "circles": "Two concentric rings of 2-D points: the boundary between the classes is a circle.",
     "gaussians": "Two Gaussian blobs of 2-D points, nearly separable by a straight line.",
-    "regression1d": "Noisy samples of y = sin(x) on [-3, 3]: 1 input feature, 1 value to predict.",
+    "regression1d": "Noisy samples of a curve y = f(x) on [-3, 3] (data.function: sin, step, abs, square or "
+                    "sawtooth; sin unless set): 1 input feature, 1 value to predict.",
     "digits": "1797 real 8×8 handwritten digits (scikit-learn), 10 classes, resized to the Input.",
     "iris": "150 iris flowers: 4 measurements, 3 species.",
     "wine": "178 wines: 13 chemical measurements, 3 cultivars.",

@@ -1,17 +1,20 @@
 """Generated 2-D point sets for classification and a noisy 1-D function for regression.
 
 Each is deterministic from its seed. ``noise`` (0..1) is the standard deviation of Gaussian
-jitter in the data's own units, where the points span roughly [-1, 1].
+jitter in the data's own units, where the points span roughly [-1, 1]. The regression set samples
+one of :data:`FUNCTIONS` (``data.function``; sin when unset): smooth, kinked or jumping curves for a
+one-hidden-layer network to approximate, as the universal approximation theorem says it can.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from engine.config import REGRESSION_FUNCTIONS
 from engine.data.base import DataError, Dataset, as_float, fit_vectors, labels_and_binary
 from engine.data.sets import TOY_CLASSIFIERS, TOY_SETS
 
-__all__ = ["TOY_SETS", "make_toy"]
+__all__ = ["FUNCTIONS", "TOY_SETS", "make_toy"]
 
 
 def _split_counts(n: int, k: int) -> list[int]:
@@ -59,14 +62,37 @@ def gaussians(rng: np.random.Generator, n: int, noise: float) -> tuple[np.ndarra
 CLASSIFIERS = {"spiral": spiral, "xor": xor, "circles": circles, "gaussians": gaussians}
 assert tuple(CLASSIFIERS) == TOY_CLASSIFIERS, "engine.data.sets names the toy sets drawn here"
 
+#: the regression set's functions of x: name -> (the function, its formula in words)
+FUNCTIONS = {
+    "sin": (np.sin, "y = sin(x)"),
+    "step": (lambda x: (x >= 0).astype(np.float64), "y = 1 where x ≥ 0, else 0"),
+    "abs": (np.abs, "y = |x|"),
+    "square": (lambda x: x * x, "y = x²"),
+    "sawtooth": (lambda x: x - 2.0 * np.floor((x + 1.0) / 2.0), "a sawtooth of period 2 rising from -1 to 1"),
+}
+assert tuple(FUNCTIONS) == REGRESSION_FUNCTIONS, "engine.config names the functions drawn here"
 
-def make_toy(name: str, samples: int, noise: float, seed: int, input_shape: tuple[int, ...], arms: int = 2) -> Dataset:
-    """One of ``TOY_SETS`` with ``samples`` points, shuffled, checked against the Input."""
+
+def regression1d(rng: np.random.Generator, n: int, noise: float, function: str) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points x uniform on [-3, 3] and y = ``function``(x) plus Gaussian noise of deviation ``noise``."""
+    if function not in FUNCTIONS:
+        raise DataError(f"regression1d: function must be one of {', '.join(FUNCTIONS)}, not {function!r}")
+    x = rng.uniform(-3.0, 3.0, (n, 1))
+    return x, FUNCTIONS[function][0](x) + rng.normal(0.0, noise, x.shape)
+
+
+def make_toy(
+    name: str, samples: int, noise: float, seed: int, input_shape: tuple[int, ...], arms: int = 2,
+    function: str = "sin",
+) -> Dataset:
+    """One of ``TOY_SETS`` with ``samples`` points, shuffled, checked against the Input.
+
+    ``arms``: the spiral's classes; ``function``: the regression set's function of x (a key of :data:`FUNCTIONS`).
+    """
     rng = np.random.default_rng(seed)
     if name == "regression1d":
-        x = rng.uniform(-3.0, 3.0, (samples, 1))
-        y = np.sin(x) + rng.normal(0.0, noise, x.shape)
-        xt = fit_vectors(as_float(x), input_shape, name, "1 feature (x) to predict y = sin(x) from")
+        x, y = regression1d(rng, samples, noise, function)
+        xt = fit_vectors(as_float(x), input_shape, name, f"1 feature (x) to predict {FUNCTIONS[function][1]} from")
         return Dataset(xt, {"value": as_float(y)}, None, name)
     if name == "spiral":
         if not isinstance(arms, int) or isinstance(arms, bool) or not 2 <= arms <= 20:

@@ -8,7 +8,8 @@ Each head's :class:`HeadSpec` (``LayerSpec.head``) says what it trains against, 
 loss, its metrics with their bounds and direction, the score a run reports first,
 the decision views that apply and how wide it must be for the data. The trainer,
 the probes, the data checks, the dashboard and the sweep all read it. No PyTorch
-here: the loss is named (a ``torch.nn.functional`` function) and the metrics'
+here: the loss is named (a ``torch.nn.functional`` function, or one of
+``engine.training.objectives.LOSSES`` where PyTorch has none) and the metrics'
 accumulator too; :mod:`engine.training.objectives` resolves both.
 """
 
@@ -43,7 +44,7 @@ VIEWS = {
 }
 
 #: what a head's input holds -> the tags the analysis reads (a softmax or sigmoid before it is applied twice)
-_OUTPUT_TAGS = {"class_scores": {"softmax_inside"}, "logits": {"sigmoid_inside"}, "values": set()}
+_OUTPUT_TAGS = {"class_scores": {"softmax_inside"}, "logits": {"sigmoid_inside"}, "signs": set(), "values": set()}
 
 
 @dataclass(frozen=True)
@@ -85,8 +86,11 @@ class HeadSpec:
         target: the data set's target it trains against (a key of ``TARGET_WORDS``).
         output: what its input holds: ``"class_scores"`` (one raw score per class along the first
             dimension, against class indices), ``"logits"`` (raw scores of yes/no questions, against
-            0/1 targets shaped like them) or ``"values"`` (the predictions themselves).
-        loss: the ``torch.nn.functional`` loss, by name; ``loss_words`` the same in words.
+            0/1 targets shaped like them), ``"signs"`` (raw scores of yes/no questions whose sign is the answer,
+            above 0 for yes, against the same 0/1 targets coded ±1: a perceptron's) or ``"values"`` (the
+            predictions themselves).
+        loss: the loss, by name: a ``torch.nn.functional`` function, or one of
+            ``engine.training.objectives.LOSSES``; ``loss_words`` the same in words.
         sums: how the metrics accumulate over batches (an accumulator of :mod:`engine.training.objectives`).
         metrics: the scores it reports, in that order; ``main`` the key of the one a run reports first
             and a sweep chooses by.
@@ -152,6 +156,11 @@ def _check_binary(s):
         raise ShapeError(f"Binary output needs a vector of scores, not {shape_str(s)}: end with Dense(1)")
 
 
+def _check_perceptron(s):
+    if len(s) != 1:
+        raise ShapeError(f"Perceptron output needs a vector of scores, not {shape_str(s)}: end with Dense(1)")
+
+
 def _head(type_id, title, torch_loss, head, doc, check, tags=()):
     def shape(p, ins):
         check(ins[0])
@@ -168,7 +177,7 @@ def _head(type_id, title, torch_loss, head, doc, check, tags=()):
             role="head",
             default_name=title.split()[0].lower(),
             brief=lambda p: f"loss ×{p['weight']:g}",
-            torch_names=(torch_loss,),
+            torch_names=(torch_loss,) if torch_loss else (),
             shape=shape,
             code=lambda p, ins: Code(None),
             tags=frozenset(_OUTPUT_TAGS[head.output] | set(tags)),
@@ -207,6 +216,22 @@ _head(
     "multi-label) and trains it with binary cross-entropy on logits, which applies the "
     "sigmoid itself.",
     _check_binary,
+    tags=("packaged",),
+)
+_head(
+    "PerceptronOutput",
+    "Perceptron output",
+    None,  # NOTE: PyTorch has no perceptron criterion: engine.training.objectives declares it
+    HeadSpec(
+        target="binary", output="signs", loss="perceptron_criterion", loss_words="perceptron criterion",
+        sums="binary", metrics=(ACCURACY,), main="accuracy", views=frozenset({"confusion", "regions"}),
+        width="binary_width",
+    ),
+    "Rosenblatt's perceptron: the sign of one raw score is the class (above 0: class 1). It trains "
+    "with the perceptron criterion, which costs nothing for a correctly classified sample and the "
+    "score's distance from 0 for a wrong one: with SGD on one sample at a time, the weights move "
+    "only on mistakes, by the learning rate × the target (±1) × the input.",
+    _check_perceptron,
     tags=("packaged",),
 )
 _head(

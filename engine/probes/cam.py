@@ -1,16 +1,19 @@
 """Class activation maps: where in the image the network found the evidence for a class.
 
-* **CAM** needs a network whose class scores are a linear function of a global average pool:
-  GlobalAvgPool → Dense → Class output (blocks that are the identity at inference, such as
-  Dropout or Flatten, and BatchNorm, which is a per-feature scale then, may sit between). The
-  score of class c is then a weighted sum of the pooled feature maps, so the same weights
-  applied to the maps *before* pooling show where each map contributed: ``Σ_k w_ck A_k``.
+* **CAM** needs a network whose class scores are a linear function of a global pool:
+  GlobalAvgPool (or GlobalMaxPool) → Dense → Class output (blocks that are the identity at
+  inference, such as Dropout or Flatten, and BatchNorm, which is a per-feature scale then, may sit
+  between). The score of class c is then a weighted sum of the pooled feature maps, so the same
+  weights applied to the maps *before* pooling show where each map contributed: ``Σ_k w_ck A_k``.
+  The map is the same for either pool: max pooling rewards one strong spot per map, average
+  pooling the whole extent of the evidence, but both score class c with the weights ``w_ck``.
   With no Dense at all (Network in Network's class maps pooled straight into the output) the
   weights are the identity and the map of class c is the c-th feature map.
 * **Grad-CAM** works for any convolutional network: the weight of map k is the spatial mean
   of the gradient of the class score with respect to it, and the map is
   ``ReLU(Σ_k α_k A_k)``. For GlobalAvgPool → Dense, ``α_k = w_ck / (h·w)``, so Grad-CAM is
-  CAM divided by the map size, before the ReLU: the two agree up to normalization.
+  CAM divided by the map size, before the ReLU: the two agree up to normalization. (Not so after
+  GlobalMaxPool, whose gradient reaches only each map's largest pixel.)
 * A **Binary output** has one logit z, the score of class 1; class 0's score is −z
   (:func:`class_scores`), so its maps show the evidence against class 1.
 
@@ -85,11 +88,11 @@ def default_cam_layer(graph: Graph, analysis: Analysis) -> str | None:
 
 @dataclass(frozen=True)
 class CamPath:
-    """GlobalAvgPool → (linear blocks) → class output, as found in a network."""
+    """Global pooling (average or max) → (linear blocks) → class output, as found in a network."""
 
     head: Head
-    gap: str
-    features: str  # the block whose maps the pool averages
+    pool: str  # the GlobalAvgPool or GlobalMaxPool block
+    features: str  # the block whose maps the pool reads
     tail: tuple[str, ...]  # blocks from the pool to the head, nearest the head first
 
 
@@ -101,13 +104,13 @@ def cam_path(graph: Graph, code: GeneratedModel) -> CamPath:
     cur = head.source
     while True:
         node = nodes[cur]
-        if node.type == "GlobalAvgPool":
+        if "global_pool" in node.spec.tags:  # NOTE: GlobalAvgPool and GlobalMaxPool; CAM weighs their maps alike
             break
         if "linear_tail" not in node.spec.tags:  # NOTE: the blocks that keep the score linear in the pooled features
             hint = "" if node.spec.role == "input" else f"; '{node.name}' ({node.spec.title}) is in the way"
             raise ProbeError(
-                "CAM needs the network to end GlobalAvgPool → Dense → Class output, with nothing "
-                f"nonlinear after the pooling{hint}: use Grad-CAM, which works for any convolutional network"
+                "CAM needs the network to end GlobalAvgPool (or GlobalMaxPool) → Dense → Class output, "
+                f"with nothing nonlinear after the pooling{hint}: use Grad-CAM, which works for any convolutional network"
             )
         tail.append(cur)
         src = graph.inputs_of(cur)[0]
@@ -118,7 +121,7 @@ def cam_path(graph: Graph, code: GeneratedModel) -> CamPath:
 
 def _tail_weights(model: torch.nn.Module, code: GeneratedModel, graph: Graph, path: CamPath, tap: Tap) -> torch.Tensor:
     """The (classes, channels) matrix M with scores = M · pooled + constant."""
-    channels = tap.shape(path.gap)[0]
+    channels = tap.shape(path.pool)[0]
     m: torch.Tensor | None = None
     for nid in path.tail:
         node = graph.nodes[nid]
@@ -267,7 +270,7 @@ def cam(
         raw: return the unscaled maps at the feature maps' resolution instead.
 
     Raises:
-        ProbeError: the network does not end GlobalAvgPool → Dense → Class output, the input
+        ProbeError: the network does not end global pooling → Dense → Class output, the input
             is not an image, or a class index is out of range.
     """
     maps, _, _ = cam_maps(model_copy, code, graph, x, class_index, tap=tap)

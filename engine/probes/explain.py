@@ -102,7 +102,7 @@ def explain(
         weights_state_dict: the model's state dict, or a trainer checkpoint (its ``model`` and
             ``normalizer`` are used).
         image_or_index: an image file path, or an index into the project's data set.
-        method: ``"cam"`` (GlobalAvgPool → Dense networks) or ``"gradcam"`` (any CNN).
+        method: ``"cam"`` (GlobalAvgPool or GlobalMaxPool → Dense networks) or ``"gradcam"`` (any CNN).
         layer: Grad-CAM's block, by name or id (None: the last spatial block).
         class_index: the class to explain (None: the predicted class).
         out_png: the overlay's path; the raw map goes beside it with the suffix ``.npy``.
@@ -116,7 +116,7 @@ def explain(
         (the class output's raw scores), ``input`` (the file or ``"sample N"``).
 
     Raises:
-        ProbeError: CAM on a network without GlobalAvgPool → Dense, a block that is not
+        ProbeError: CAM on a network without global pooling → Dense, a block that is not
             spatial, a class index out of range, a missing or unreadable image, an index
             outside the data set, or weights that do not fit the network.
     """
@@ -216,7 +216,7 @@ def _check_method(graph, code, tap: Tap, method: str, layer: str | None) -> str:
     """The block whose maps are used, checked before any data is loaded."""
     if method == "cam":
         if layer is not None:
-            raise ProbeError("CAM always uses the maps that GlobalAvgPool averages; choose gradcam to pick a layer")
+            raise ProbeError("CAM always uses the maps that the global pooling reads; choose gradcam to pick a layer")
         return cam_path(graph, code).features
     return grad_cam_layer(graph, tap, resolve_block(graph, layer) if layer is not None else None)
 

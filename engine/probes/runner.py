@@ -45,7 +45,8 @@ class ProbeSettings:
     ``every_batches`` / ``every_seconds``: run when either many batches or that much time
     passed since the last run (None switches a trigger off). ``layer``: the block whose
     activations are shown (None: the first ReLU, else the first block). ``filters_layer``:
-    the convolution whose kernels are shown (None: the first). ``cam_method``: ``"cam"``,
+    the convolution whose kernels, or the Dense on a flattened image whose class templates, are
+    shown (None: the first convolution, else the first such Dense). ``cam_method``: ``"cam"``,
     ``"gradcam"`` or ``"off"``; ``cam_layer`` the Grad-CAM block (None: the default);
     ``class_index`` the class explained (None: the predicted one). ``sample``: the probe image
     whose activations are shown. ``histograms``: weight and activation histograms with
@@ -121,9 +122,11 @@ class ProbeRunner:
         self.heads = find_heads(graph, code)
         self.problems: dict[str, str] = {}
         self.layer = self._pick(s.layer, self._default_layer, "activations")
-        self.filters_layer = self._pick(s.filters_layer, lambda: views.first_conv(graph, self.tap.order), "filters")
-        if self.filters_layer is not None and "kernels" not in graph.nodes[self.filters_layer].spec.tags:
-            self.problems["filters"] = f"'{graph.nodes[self.filters_layer].name}' is not a convolution"
+        self.filters_layer = self._pick(
+            s.filters_layer, lambda: views.filters_block(graph, self.tap.order, self.tap.shape), "filters")
+        why = views.filters_problem(graph, self.tap.shape, self.filters_layer) if self.filters_layer else None
+        if why:
+            self.problems["filters"] = why
             self.filters_layer = None
         if not 0 <= s.sample < n:
             self.problems["activations"] = f"probe sample {s.sample} does not exist (there are {n}); showing sample 0"
@@ -183,7 +186,7 @@ class ProbeRunner:
     def _resolve_cam(self, method: str, layer: str | None, class_index: int | None):
         """(method, weighed block, CAM path, class head) for these settings; ProbeError when they do not fit.
 
-        With ``"cam"``, a chosen block other than the maps the pooling averages is weighed by
+        With ``"cam"``, a chosen block other than the maps the global pooling reads is weighed by
         Grad-CAM (CAM can only weigh those maps).
         """
         if method == "off":
@@ -195,7 +198,7 @@ class ProbeRunner:
             except ProbeError:
                 features = None
             if layer != features:
-                method = "gradcam"  # NOTE: CAM can only weigh the maps the pooling averages
+                method = "gradcam"  # NOTE: CAM can only weigh the maps the global pooling reads
         if method == "cam":
             path = cam_mod.cam_path(self.graph, self.code)
             self._check_class_index(path.head, class_index)
@@ -324,8 +327,8 @@ class ProbeRunner:
         * ``step`` (int or None), ``seconds`` (time this run took), ``problems`` {probe: why}.
         * ``activations``: see :func:`engine.probes.views.activations` (maps (C, H, W) or a
           vector (F,), min, max, dead, dead_fraction, node_id, name).
-        * ``filters``: ``node_id``, ``name``, ``tiles`` (out, in, k, k) in [0, 1], ``rgb``
-          (out, k, k, 3) when the kernels read 3 channels, else None.
+        * ``filters``: see :func:`engine.probes.views.filter_view` (a convolution's ``tiles``
+          (out, in, k, k) in [0, 1] and ``rgb``, or a linear classifier's ``templates`` (K, C, H, W)).
         * ``cam``: ``method`` ("cam" or "gradcam"), ``node_id`` and ``name`` of the weighed
           block, ``maps`` (N, H, W) float32 in [0, 1] at input resolution, ``classes`` (N,).
         * ``predictions``: ``scores`` (N, K) float32 and ``classes`` (N,) of the class output.
@@ -452,9 +455,7 @@ class ProbeRunner:
         nid = self.filters_layer
         if nid is None:
             return None
-        tiles = views.filters(copy, self.code, nid)
-        rgb = tiles.transpose(0, 2, 3, 1).copy() if tiles.shape[1] == 3 else None
-        return {"node_id": nid, "name": self.graph.nodes[nid].name, "tiles": tiles, "rgb": rgb}
+        return views.filter_view(copy, self.code, self.graph, self.tap.shape, nid)
 
     def _layer_names(self, attrs: list[str]) -> tuple[list[str], list[str | None]]:
         by_attr = {a: nid for nid, a in self.code.attrs.items()}
@@ -635,7 +636,7 @@ class ProbeRunner:
 
     def _grid(self, copy, dataset, head: Head) -> dict[str, Any]:
         (xr, yr) = views.data_range(dataset.x)[:2]
-        kind = "binary" if head_spec(head.type).output == "logits" else "class"
+        kind = {"logits": "binary", "signs": "sign"}.get(head_spec(head.type).output, "class")
         probs = views.decision_grid(copy, xr, yr, self.settings.grid_steps, output=head.index, kind=kind)
         labels = dataset.targets.get("label")
         return {"probs": probs, "x_range": xr, "y_range": yr, "x": dataset.x[:, :2].cpu().numpy(),

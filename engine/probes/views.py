@@ -1,5 +1,5 @@
-"""What the live views draw, computed as numpy arrays: activations, filters, gradient flow,
-histograms and the model's decisions (decision regions, fitted curve, confusion matrix, hardest
+"""What the live views draw, computed as numpy arrays: activations, filters (a convolution's
+kernels, or a linear classifier's class templates), gradient flow, histograms and the model's decisions (decision regions, fitted curve, confusion matrix, hardest
 samples, predicted masks and boxes).
 
 Functions named ``*_copy`` in their first argument expect a :func:`~engine.probes.snapshot.
@@ -9,7 +9,8 @@ and ``.grad``) and change nothing.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+import math
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -30,18 +31,27 @@ __all__ = [
     "crop_to_output",
     "data_range",
     "decision_grid",
+    "feeds_class_output",
+    "filter_view",
     "filters",
+    "filters_block",
+    "filters_problem",
     "first_conv",
     "gradient_stats",
     "hardest",
     "histograms",
     "layer_of",
+    "linear_templates",
     "per_class_accuracy",
     "predicted_boxes",
     "predicted_masks",
     "regression_curve",
+    "template_shape",
     "update_ratio",
 ]
+
+#: the most templates a probe run sends: a Dense on a flattened image may have hundreds of units
+MAX_TEMPLATES = 64
 
 # ---------------------------------------------------------------------- activations
 def activations(
@@ -122,6 +132,114 @@ def filters(model: nn.Module, code: GeneratedModel, node_id: str, rgb: bool = Fa
             raise ProbeError(f"RGB filter tiles need kernels that read 3 channels; these read {tiles.shape[1]}")
         tiles = tiles.permute(0, 2, 3, 1)
     return tiles.contiguous().cpu().numpy()
+
+
+# ---------------------------------------------------------------------- class templates
+Shapes = Callable[[str], tuple[int, ...] | None]  # a block id -> its output shape (no batch)
+
+
+def template_shape(graph: Graph, shape_of: Shapes, node_id: str) -> tuple[int, int, int] | None:
+    """The C×H×W image a Dense block reads unrolled, so that each weight row reshaped to it is a template.
+
+    That is so when the Dense reads a Flatten (or a Reshape to a vector) of an image-shaped tensor (an
+    image Input, a pooled map), directly or through weightless blocks that pass the vector on unchanged
+    (Dropout, Identity); None for any other block. ``shape_of`` gives a block's output shape.
+    """
+    node = graph.nodes.get(node_id)
+    if node is None or node.type != "Dense":
+        return None
+    edge = graph.inputs_of(node_id)[0]
+    while edge is not None:
+        block = graph.nodes[edge.src]
+        ins = graph.inputs_of(edge.src)
+        if block.spec.role != "layer" or block.spec.has_weights or "transparent" not in block.spec.tags:
+            return None
+        if len(ins) != 1 or ins[0] is None:
+            return None
+        before, after = shape_of(ins[0].src), shape_of(edge.src)
+        if before is None or after is None or len(after) != 1:
+            return None
+        if len(before) == 3 and after[0] == math.prod(before):
+            # NOTE: Flatten and Reshape unroll row-major (channel, row, column), as reshape() rolls back
+            return (int(before[0]), int(before[1]), int(before[2]))
+        if tuple(before) != tuple(after):
+            return None
+        edge = ins[0]
+    return None
+
+
+def feeds_class_output(graph: Graph, node_id: str) -> bool:
+    """Whether the block feeds a Class output directly (its units then score the classes, in order)."""
+    for nid in graph.successors(node_id):
+        node = graph.nodes[nid]
+        if node.spec.head is not None and node.spec.head.target == "label":
+            return True
+    return False
+
+
+def filters_block(graph: Graph, order: list[str], shape_of: Shapes) -> str | None:
+    """The block the Filters view shows unless one is chosen: the first convolution, else (a linear
+    classifier) the first Dense whose weights are image templates; None when there is neither."""
+    conv = first_conv(graph, order)
+    if conv is not None:
+        return conv
+    return next((nid for nid in order if template_shape(graph, shape_of, nid) is not None), None)
+
+
+def filters_problem(graph: Graph, shape_of: Shapes, node_id: str) -> str | None:
+    """Why the Filters view cannot show this block, or None when it can."""
+    node = graph.nodes[node_id]
+    if "kernels" in node.spec.tags or template_shape(graph, shape_of, node_id) is not None:
+        return None
+    return (f"'{node.name}' is neither a convolution (kernels) nor a Dense layer that reads a flattened "
+            "image (class templates), so the Filters view has nothing of it to show")
+
+
+def _dense_weight(model: nn.Module, code: GeneratedModel, node_id: str) -> torch.Tensor:
+    attr = code.attrs.get(node_id)
+    module = model.get_submodule(attr) if attr else None
+    for sub in module.modules() if module is not None else ():
+        if isinstance(sub, nn.Linear):
+            return sub.weight.detach()
+    raise ProbeError(f"block {node_id!r} is not a Dense layer, so it has no weight rows to show")
+
+
+@torch.no_grad()
+def linear_templates(
+    model: nn.Module, code: GeneratedModel, node_id: str, shape: tuple[int, int, int], limit: int | None = None,
+) -> np.ndarray:
+    """A Dense layer's weight rows as images: (K, C, H, W) float32, row k reshaped to ``shape``.
+
+    Unit k's score is the sum of these weights times the pixels (plus its bias): the row is the
+    template the unit matches the image against. ``limit``: at most that many units, the first.
+    """
+    w = _dense_weight(model, code, node_id)
+    if w.shape[1] != math.prod(shape):
+        raise ProbeError(f"the weights of {node_id!r} read {w.shape[1]} features, not {'×'.join(map(str, shape))}")
+    rows = w[:limit] if limit is not None else w
+    return rows.float().reshape(-1, *shape).contiguous().cpu().numpy()
+
+
+def filter_view(model: nn.Module, code: GeneratedModel, graph: Graph, shape_of: Shapes, node_id: str) -> dict[str, Any]:
+    """What the Filters view shows of a block: a convolution's kernels or a linear classifier's templates.
+
+    Returns:
+        ``node_id``, ``name`` and ``kind``: ``"kernels"`` with ``tiles`` and ``rgb`` as :func:`filters`
+        gives them (``rgb`` only when the kernels read 3 channels, else None), or ``"templates"`` with
+        ``templates`` (K, C, H, W) the raw weights of the first :data:`MAX_TEMPLATES` units, ``units``
+        (how many there are) and ``classes`` (True when the units score a Class output's classes).
+    """
+    name = graph.nodes[node_id].name
+    if "kernels" in graph.nodes[node_id].spec.tags:
+        tiles = filters(model, code, node_id)
+        rgb = tiles.transpose(0, 2, 3, 1).copy() if tiles.shape[1] == 3 else None
+        return {"kind": "kernels", "node_id": node_id, "name": name, "tiles": tiles, "rgb": rgb}
+    shape = template_shape(graph, shape_of, node_id)
+    if shape is None:
+        raise ProbeError(filters_problem(graph, shape_of, node_id))
+    templates = linear_templates(model, code, node_id, shape, MAX_TEMPLATES)
+    return {"kind": "templates", "node_id": node_id, "name": name, "templates": templates,
+            "units": int(_dense_weight(model, code, node_id).shape[0]), "classes": feeds_class_output(graph, node_id)}
 
 
 # ---------------------------------------------------------------------- gradient flow
@@ -297,7 +415,11 @@ def _predict(model: nn.Module, x: torch.Tensor, output: int, batch_size: int = 5
 
 
 def _probabilities(scores: torch.Tensor, kind: str) -> torch.Tensor:
-    """Class probabilities (M, K): softmax of class scores, or [1 − p, p] of one binary score."""
+    """Class probabilities (M, K): softmax of class scores, or [1 − p, p] of one binary score (a perceptron's,
+    ``kind="sign"``, is sure: p is 1 where the score is above 0, else 0)."""
+    if kind == "sign":
+        p = (scores[:, :1] > 0).float()
+        return torch.cat([1 - p, p], dim=1)
     if kind == "binary" or scores.shape[1] == 1:
         p = torch.sigmoid(scores[:, :1])
         return torch.cat([1 - p, p], dim=1)
@@ -320,7 +442,7 @@ def decision_grid(
 
     Row i is ``y = linspace(*y_range)[i]``, column j is ``x = linspace(*x_range)[j]`` (so the
     array is an image with y growing downwards). ``kind="binary"`` (or a single score) gives
-    K = 2: probabilities of class 0 and class 1.
+    K = 2: probabilities of class 0 and class 1; ``kind="sign"`` the same, 0 or 1, from a perceptron's score.
     """
     xs = torch.linspace(float(x_range[0]), float(x_range[1]), steps)
     ys = torch.linspace(float(y_range[0]), float(y_range[1]), steps)

@@ -1,8 +1,9 @@
 """What each output head learns from: its loss and its metrics, computed as its declaration names them.
 
 Every head type declares (:class:`engine.layers.heads.HeadSpec`, read through :mod:`engine.tasks`)
-its target, its loss by the name of a ``torch.nn.functional`` function and how its metrics
-accumulate; this module resolves those names. Metrics accumulate over batches (:class:`MetricSum`)
+its target, its loss by name and how its metrics accumulate; this module resolves those names. A loss
+is a ``torch.nn.functional`` function, or one of :data:`LOSSES` where PyTorch has none (the
+perceptron's criterion). Metrics accumulate over batches (:class:`MetricSum`)
 so validation on large sets needs no second pass and no big concatenations.
 
 A segmentation output whose maps are smaller than its masks (the U-Net paper's valid convolutions)
@@ -39,6 +40,41 @@ def crop_to_output(target, size):
     return target[..., top : top + h, left : left + w]
 
 
+def perceptron_criterion(scores, target, reduction: str = "mean"):
+    """The perceptron criterion: ``relu(−t·z)`` per score ``z``, with the 0/1 targets coded ``t = 2·target − 1``.
+
+    A score above 0 predicts 1 (the course's step: +1 where ``z > 0``, −1 otherwise). A correctly predicted
+    score costs nothing and gets no gradient; a wrong one costs its distance ``−t·z`` and gets the gradient
+    ``−t``, so plain SGD at rate η on one sample a batch adds ``η·t·x`` to the weights on a mistake only: the
+    perceptron learning rule.
+    NOTE: the mistakes are picked by the prediction rule, not by ``−t·z > 0``: a class-1 score of exactly 0 is
+    a mistake (it predicts 0) and moves, where ``relu``'s zero gradient at 0 would leave zero weights stuck for
+    ever. The value is ``relu(−t·z)`` everywhere. Standalone, on torch alone: the training package's train.py
+    gets this source.
+    """
+    t = 2.0 * target - 1.0
+    wrong = (scores > 0) != (t > 0)
+    loss = torch.where(wrong, -t * scores, torch.zeros_like(scores))
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+#: the losses PyTorch does not have, by the name a head declaration gives them
+LOSSES = {"perceptron_criterion": perceptron_criterion}
+
+
+def loss_function(name: str):
+    """The loss a head declares by ``name``: one of :data:`LOSSES`, else ``torch.nn.functional``'s function.
+
+    KeyError naming it when there is neither (a head declaration's mistake, caught by the tests).
+    """
+    found = LOSSES.get(name) or getattr(F, name, None)
+    if found is None:
+        raise KeyError(f"there is no loss called {name!r} in torch.nn.functional or engine.training.objectives.LOSSES")
+    return found
+
+
 def fit_target(head: HeadSpec, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The target as the output meets it: a mask (N, H, W) cropped to the output's maps (N, C, h, w)."""
     return crop_to_output(target, out.shape[-2:]) if head.target == "mask" else target
@@ -53,14 +89,14 @@ def _loss_inputs(head: HeadSpec, out: torch.Tensor, target: torch.Tensor) -> tup
 def head_loss(head_type: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The loss of one head on one batch (mean over the batch)."""
     head = head_spec(head_type)
-    return getattr(F, head.loss)(*_loss_inputs(head, out, target))
+    return loss_function(head.loss)(*_loss_inputs(head, out, target))
 
 
 def sample_losses(head_type: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The loss of one head for each sample of a batch (N,): the mean over its pixels or numbers."""
     head = head_spec(head_type)
     n = out.shape[0]
-    return getattr(F, head.loss)(*_loss_inputs(head, out, target), reduction="none").reshape(n, -1).mean(1)
+    return loss_function(head.loss)(*_loss_inputs(head, out, target), reduction="none").reshape(n, -1).mean(1)
 
 
 def mixed_loss(head_type, out, target, mix) -> torch.Tensor:

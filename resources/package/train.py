@@ -56,6 +56,7 @@ EXIT_BAD_INPUT = 2
 HEADS = {
     "ClassificationOutput": ("label", "accuracy"),
     "BinaryOutput": ("binary", "accuracy"),
+    "PerceptronOutput": ("binary", "accuracy"),
     "RegressionOutput": ("value", "r2"),
     "SegmentationOutput": ("mask", "iou"),
 }
@@ -361,15 +362,23 @@ def load_model(config: dict) -> torch.nn.Module:
 # @crop_to_output@
 
 
+# ---------------------------------------------------------------------- the perceptron's loss
+# NOTE: perceptron_criterion is Net Designer's own (engine/training/objectives.py), written in here by
+# engine/package.py at the template's mark, so a package trains a perceptron exactly as the window does.
+# @perceptron_criterion@
+
+
 def head_loss(kind: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The mean loss of a batch: cross-entropy (per pixel against masks cropped to the output's maps, for a
-    segmentation), binary cross-entropy on logits, or mean squared error."""
+    segmentation), binary cross-entropy on logits, the perceptron criterion, or mean squared error."""
     if kind == "ClassificationOutput":
         return F.cross_entropy(out, target)
     if kind == "SegmentationOutput":
         return F.cross_entropy(out, crop_to_output(target, out.shape[-2:]))  # noqa: F821 - written in by engine/package.py
     if kind == "BinaryOutput":
         return F.binary_cross_entropy_with_logits(out, target.view_as(out))
+    if kind == "PerceptronOutput":
+        return perceptron_criterion(out, target.view_as(out))  # noqa: F821 - written in by engine/package.py
     return F.mse_loss(out, target.view_as(out))
 
 
@@ -467,7 +476,7 @@ class Scores:
             s[2] += target.numel()
             s[3] += (pred == target).sum()
             s[8:] += torch.bincount((target * k + pred).reshape(-1), minlength=k * k)[: k * k].to(s.dtype)
-        elif self.kind == "BinaryOutput":
+        elif self.kind in ("BinaryOutput", "PerceptronOutput"):  # NOTE: a score above 0 predicts 1 in both
             s[2] += out.numel()
             s[3] += ((out > 0) == (target.view_as(out) > 0.5)).sum()
         else:

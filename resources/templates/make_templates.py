@@ -44,6 +44,7 @@ from engine.units import UnitDef, UnitPort, flatten  # noqa: E402
 
 # What the data sets deliver; the networks' input and output sizes must agree with them.
 DIGITS_CLASSES = 10
+DIGITS_SIZE = 8  # scikit-learn's digits as they are: 8×8 pixels
 SPIRAL_CLASSES = 2
 SHAPES_CHANNELS = 1  # grayscale
 SHAPES_CLASSES = 3  # circle, square, triangle
@@ -54,6 +55,11 @@ IMAGENET_CLASSES = 1000
 IMAGENET_SIZE = 224
 UNET_PAPER_SIZE = 572  # the paper's input tile; its output is the 388×388 centre
 UNET_PAPER_CLASSES = 2
+#: the universal approximator's hidden sigmoids
+APPROXIMATOR_UNITS = 16
+APPROXIMATOR_EPOCHS = 100
+#: a few passes: on the separable blobs the perceptron rule stops making mistakes well within them
+PERCEPTRON_EPOCHS = 5
 #: He initialization suits ReLU; without it a plain stack this deep starts with vanishing signals.
 HE = "he_normal"
 
@@ -172,7 +178,17 @@ def perceptron() -> Graph:
     net = Net()
     x = net.vector_input(2)
     x = net.add("Dense", "neuron", x, units=1)
-    net.add("BinaryOutput", "output", x)
+    net.add("PerceptronOutput", "output", x)
+    return net.graph
+
+
+def universal_approximator() -> Graph:
+    net = Net()
+    x = net.vector_input(1)
+    x = net.add("Dense", "hidden", x, units=APPROXIMATOR_UNITS)
+    x = net.add("Sigmoid", "sigmoid", x)
+    x = net.add("Dense", "out", x, units=1)
+    net.add("RegressionOutput", "output", x)
     return net.graph
 
 
@@ -184,6 +200,15 @@ def mlp() -> Graph:
     x = net.add("Dense", "fc2", x, units=16)
     x = net.add("ReLU", "relu2", x)
     x = net.add("Dense", "fc3", x, units=SPIRAL_CLASSES)
+    net.add("ClassificationOutput", "output", x)
+    return net.graph
+
+
+def linear_classifier() -> Graph:
+    net = Net()
+    x = net.image_input(1, DIGITS_SIZE)
+    x = net.add("Flatten", "flatten", x)  # 64 pixels, row by row
+    x = net.add("Dense", "linear", x, units=DIGITS_CLASSES)  # one weight row, a template, per class
     net.add("ClassificationOutput", "output", x)
     return net.graph
 
@@ -746,10 +771,11 @@ TEMPLATES = (
     Template(
         "perceptron",
         "Perceptron",
-        "One neuron, one straight boundary: it separates two Gaussian blobs, though no line can solve XOR.",
+        "Rosenblatt's rule on two separable blobs: only a mistake moves the weights, by rate × target (±1) × input.",
         perceptron,
         {"dataset": "gaussians", "samples": 400, "task": "binary"},
-        {"optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "batch_size": 32, "epochs": 30},
+        # NOTE: the perceptron rule is plain SGD on one sample at a time; the criterion is scale-free, so rate 1.
+        {"optimizer": "sgd", "lr": 1.0, "momentum": 0.0, "batch_size": 1, "epochs": PERCEPTRON_EPOCHS},
         probes={"cam_method": "off"},
     ),
     Template(
@@ -761,6 +787,26 @@ TEMPLATES = (
         _adam(200, lr=0.01, batch_size=32),
         probes={"cam_method": "off"},
         probe_layer="relu2",
+    ),
+    Template(
+        "universal_approximator",
+        "Universal approximator: one hidden layer of sigmoids fits a curve",
+        "Sixteen sigmoids in one hidden layer fit y = |x|, each a smooth step; data.function picks other curves.",
+        universal_approximator,
+        {"dataset": "regression1d", "samples": 1000, "noise": 0.05, "task": "regression", "function": "abs"},
+        _adam(APPROXIMATOR_EPOCHS, lr=0.03, batch_size=32),
+        probes={"cam_method": "off"},
+        probe_layer="sigmoid",
+    ),
+    Template(
+        "linear_classifier",
+        "Linear classifier",
+        "One Dense layer on the digits, its weights as templates: each class scores the image by one weighted sum.",
+        linear_classifier,
+        _digits(image_size=DIGITS_SIZE),
+        _adam(30, lr=0.01),
+        probes={"cam_method": "off"},
+        probe_layer="linear",
     ),
     Template(
         "lenet5",

@@ -151,8 +151,8 @@ READERS = {
     "Add": _inputs,
     "Multiply": _inputs,
     "Concatenate": _inputs,
-    **{head: _head for head in ("ClassificationOutput", "BinaryOutput", "RegressionOutput", "SegmentationOutput",
-                                "BoxOutput")},
+    **{head: _head for head in ("ClassificationOutput", "BinaryOutput", "PerceptronOutput",
+                                "RegressionOutput", "SegmentationOutput", "BoxOutput")},
 }
 
 SPECS = registry.all_specs()

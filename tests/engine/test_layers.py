@@ -61,6 +61,7 @@ FEED = {
     "CropToMatch": "crop",
     "ClassificationOutput": "head",
     "BinaryOutput": "head",
+    "PerceptronOutput": "head",
     "RegressionOutput": "head",
     "SegmentationOutput": "head",
     "BoxOutput": "head",
@@ -447,7 +448,7 @@ def test_pytorch_names_are_real(type_id):
     import torch.nn.functional as F
 
     spec = registry.get(type_id)
-    if spec.role != "input" and type_id != "CropToMatch":  # NOTE: neither has a PyTorch counterpart
+    if spec.role != "input" and type_id not in ("CropToMatch", "PerceptronOutput"):  # NOTE: none has a PyTorch counterpart
         assert spec.torch_names, f"{type_id} needs its PyTorch names"
     places = {"torch": torch, "F": F, "Tensor": torch.Tensor}
     for name in spec.torch_names:

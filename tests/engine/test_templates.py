@@ -28,7 +28,7 @@ from tests.engine.helpers import torch_counts
 NAMES = list(TEACHING_ORDER)
 HEADS_FOR_TASK = {
     "classification": ["ClassificationOutput"],
-    "binary": ["BinaryOutput"],
+    "binary": ["PerceptronOutput"],  # the perceptron template's, the one binary task among them
     "regression": ["RegressionOutput"],
     "segmentation": ["SegmentationOutput"],
     "localization": ["ClassificationOutput", "BoxOutput"],
