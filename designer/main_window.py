@@ -33,7 +33,7 @@ from designer.settings import settings
 from designer.start_panel import StartPanel
 from designer.summary import SummaryWidget
 from designer.training.controller import TrainingController
-from engine.analysis import Analysis, Fix, buffers_text
+from engine.analysis import Analysis, Fix, buffers_text, frozen_text
 from engine.errors import NetDesignerError
 
 APP_TITLE = "Net Designer"
@@ -343,9 +343,11 @@ class MainWindow(QMainWindow):
             n = len({p.node_id for p in analysis.errors()})
             self.validity_label.setText(f"Not trainable yet: {n} block{'s' if n != 1 else ''} not connected")
             self.validity_label.setStyleSheet(f"color: {c['muted']}")
-        self.params_label.setText(f"Params: {analysis.total_params:,}")
-        buffers = analysis.total_frozen
-        self.params_label.setToolTip(f"{analysis.total_params:,} parameters, as PyTorch counts them, all trained"
+        frozen, buffers = analysis.total_frozen_params, analysis.total_frozen
+        self.params_label.setText(f"Params: {analysis.total_params:,}"
+                                  + (f" ({analysis.total_trainable:,} trainable)" if frozen else ""))
+        self.params_label.setToolTip(f"{analysis.total_params:,} parameters, as PyTorch counts them, "
+                                     + (frozen_text(frozen) if frozen else "all trained")
                                      + (f"; {buffers_text(buffers)}" if buffers else ""))
         self._update_start_panel()
 

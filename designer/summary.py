@@ -21,10 +21,10 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QStackedWi
 
 from designer.plaintext import as_plain
 from designer.theme import colors
-from engine.analysis import ERROR, Analysis, NodeInfo, Problem, buffers_text, format_count
+from engine.analysis import ERROR, Analysis, NodeInfo, Problem, buffers_text, format_count, frozen_text
 from engine.graph import Graph, Node
 from engine.units import SEP
-from engine.layers.registry import shape_str
+from engine.layers.registry import FROZEN_MARK, shape_str
 
 COLUMNS = ("Block", "Type", "Output shape", "Params", "MACs", "Receptive field")
 _NUMERIC = {3, 4}
@@ -82,15 +82,33 @@ def _row(nid: str, node: Node, info: NodeInfo | None, messages: list[str], error
             name,
             node.spec.title,
             shape_str(info.out_shape),
-            f"{info.params:,}",
+            f"{FROZEN_MARK} {info.params:,}" if info.frozen_params else f"{info.params:,}",
             format_count(info.macs) if info.macs else "0",
             str(info.rf) if info.rf else "—",
         )
-        params_tip = f"{info.params:,} parameters, all trained; {buffers_text(info.frozen)}" if info.frozen else None
-        tips = (None, None, None, params_tip, f"{info.macs:,} multiply-accumulates per sample", None)
+        tips = (None, None, None, _params_tip(info), f"{info.macs:,} multiply-accumulates per sample", None)
     if messages:
         tips = (as_plain("\n".join(messages)),) * 6  # NOTE: the messages quote block names
     return _Row(nid, cells, tips, error)
+
+
+def _params_tip(info: NodeInfo) -> str | None:
+    """What a row's parameters are, when there is more to say than the count: frozen ones, buffers."""
+    if not info.frozen and not info.frozen_params:
+        return None
+    parts = [frozen_text(info.frozen_params) if info.frozen_params else "all trained"]
+    if info.frozen:
+        parts.append(buffers_text(info.frozen))
+    return f"{info.params:,} parameters, " + "; ".join(parts)
+
+
+def trainable_text(analysis: Analysis) -> str:
+    """The network's trained share of its parameters when some are frozen ("" when none are)."""
+    frozen = analysis.total_frozen_params
+    if not frozen:
+        return ""
+    return (f"{FROZEN_MARK} Trainable: {analysis.total_trainable:,} of {analysis.total_params:,} parameters; "
+            f"{frozen:,} frozen")
 
 
 class SummaryModel(QAbstractTableModel):
@@ -237,9 +255,14 @@ class SummaryWidget(QWidget):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.placeholder)
         self.stack.addWidget(self.table)
+        #: the trained share of the parameters, shown only while some block is frozen
+        self.trainable_label = QLabel()
+        self.trainable_label.setTextFormat(Qt.TextFormat.PlainText)
+        self.trainable_label.hide()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.stack)
+        layout.addWidget(self.trainable_label)
         self._syncing = False
         self._selected: list[str] = []
 
@@ -248,6 +271,8 @@ class SummaryWidget(QWidget):
         try:
             self.model.set_analysis(graph, analysis)
             self.stack.setCurrentWidget(self.table if self.model.rowCount() else self.placeholder)
+            self.trainable_label.setText(trainable_text(analysis))
+            self.trainable_label.setVisible(bool(self.trainable_label.text()))
         finally:
             self._syncing = False
         self.select_nodes(self._selected)

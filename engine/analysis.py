@@ -1,9 +1,10 @@
 """Live analysis: shapes, cost, receptive fields and problems, as plain data.
 
 :func:`analyze` walks the graph in topological order and returns, per block, its
-output shape, parameter count (trainable and not), multiply-accumulates, activation
-memory and receptive field, plus every problem found. Nothing here raises into the
-caller for a bad graph: problems come back as :class:`Problem` records.
+output shape, parameter count (trained, and frozen: a block whose trainable setting is off),
+multiply-accumulates, activation memory and receptive field, plus every problem found.
+Nothing here raises into the caller for a bad graph: problems come back as :class:`Problem`
+records.
 
 What is counted:
 
@@ -27,7 +28,7 @@ from typing import Any
 from engine.errors import GraphError, ShapeError
 from engine.graph import Graph, Node
 from engine.layers.receptive import Windows
-from engine.layers.registry import RF, Shape, numel
+from engine.layers.registry import RF, Shape, is_frozen, numel
 
 ERROR = "error"
 WARNING = "warning"
@@ -122,8 +123,9 @@ class NodeInfo:
 
     in_shapes: list[Shape | None] = field(default_factory=list)
     out_shape: Shape | None = None
-    trainable: int = 0
-    frozen: int = 0  # buffers that are not trained: BatchNorm's running mean and variance
+    trainable: int = 0  # parameters that train
+    frozen: int = 0  # buffers, never trained: BatchNorm's running mean and variance (not parameters)
+    frozen_params: int = 0  # parameters of a frozen block (its trainable setting off): kept as they are
     macs: int = 0
     memory: int = 0  # bytes of output activation, one sample, float32
     rf: ReceptiveField | None = None
@@ -131,8 +133,8 @@ class NodeInfo:
     @property
     def params(self) -> int:
         """The parameters as PyTorch counts them (``module.parameters()``, what torchinfo and torchvision's
-        figures count): BatchNorm's running statistics are buffers (``frozen``), shown apart."""
-        return self.trainable
+        figures count), trained or frozen: BatchNorm's running statistics are buffers (``frozen``), shown apart."""
+        return self.trainable + self.frozen_params
 
 
 @dataclass
@@ -189,16 +191,23 @@ class Analysis:
 
     @property
     def total_trainable(self) -> int:
+        """The parameters that train: PyTorch's ``p.requires_grad`` ones once the frozen blocks are frozen."""
         return sum(i.trainable for i in self.nodes.values())
 
     @property
     def total_frozen(self) -> int:
+        """BatchNorm's running statistics: buffers, not parameters (see :attr:`NodeInfo.frozen`)."""
         return sum(i.frozen for i in self.nodes.values())
+
+    @property
+    def total_frozen_params(self) -> int:
+        """The parameters of frozen blocks: torchinfo's "Non-trainable params"."""
+        return sum(i.frozen_params for i in self.nodes.values())
 
     @property
     def total_params(self) -> int:
         """Every block's :attr:`NodeInfo.params`: ResNet-50's 25,557,032, as torchvision says."""
-        return self.total_trainable
+        return self.total_trainable + self.total_frozen_params
 
     @property
     def total_macs(self) -> int:
@@ -245,6 +254,7 @@ def _fold(graph: Graph, flat: Graph, ex, fa: Analysis) -> Analysis:
         return NodeInfo(
             in_shapes=ins, out_shape=last.out_shape if last else None,
             trainable=sum(m.trainable for m in members), frozen=sum(m.frozen for m in members),
+            frozen_params=sum(m.frozen_params for m in members),
             macs=sum(m.macs for m in members), memory=sum(m.memory for m in members), rf=last.rf if last else None,
         )
 
@@ -313,7 +323,11 @@ def _analyze_flat(graph: Graph) -> Analysis:
             continue
         try:
             info.out_shape = tuple(int(d) for d in out)
-            info.trainable, info.frozen = spec.param_count(node.params, info.in_shapes, info.out_shape)
+            count, info.frozen = spec.param_count(node.params, info.in_shapes, info.out_shape)
+            if is_frozen(node.params):
+                info.frozen_params = count
+            else:
+                info.trainable = count
             info.macs = spec.macs(node.params, info.in_shapes, info.out_shape)
             info.memory = 4 * numel(info.out_shape) if spec.role != "head" else 0
             info.rf = _receptive_field(node, info, [infos[s].rf for s in srcs])
@@ -499,6 +513,21 @@ def severity_word(severity: str) -> str:
     return {ERROR: "Error", INFO: "Note"}.get(severity, "Warning")
 
 
+def params_cell(info: NodeInfo) -> str:
+    """A block's parameters for a table: "156", "156 frozen" (a frozen block), "2,572 (156 frozen)" (a unit
+    some of whose blocks are frozen)."""
+    if not info.frozen_params:
+        return f"{info.params:,}"
+    if not info.trainable:
+        return f"{info.params:,} frozen"
+    return f"{info.params:,} ({info.frozen_params:,} frozen)"
+
+
+def frozen_text(n: int) -> str:
+    """What ``n`` frozen parameters are, in words: counted with the parameters, never trained."""
+    return f"{n:,} of them frozen (their block's Trainable is off): kept as they are while the network trains"
+
+
 def buffers_text(n: int) -> str:
     """What ``n`` BatchNorm running statistics are, in words: counted apart from the parameters."""
     return f"BatchNorm also keeps {n:,} running statistics (buffers: averaged while training, not trained; saved with the weights)"
@@ -528,4 +557,4 @@ def format_bytes(n: int) -> str:
 
 
 __all__ = ["Analysis", "Fix", "NodeInfo", "Problem", "ReceptiveField", "analyze", "format_bytes", "format_count",
-           "severity_word"]
+           "frozen_text", "params_cell", "severity_word"]

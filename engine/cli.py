@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from engine.analysis import Analysis, analyze
+from engine.analysis import Analysis, analyze, params_cell
 from engine.cli_experiments import add_parsers as add_experiment_parsers
 from engine.cli_experiments import cross_validate_command, sweep_command
 from engine.errors import NetDesignerError
@@ -328,7 +328,7 @@ def _follow_training(trainer, name: str, out: Path, ctrl_c: _stop_on_ctrl_c, bar
             ctrl_c.began = True
             more = f", from epoch {event.start_epoch}" if event.start_epoch > 1 else ""
             print(terminal_safe(f"training {name!r} on {event.device}: {event.train} training, {event.val} validation, "
-                                f"{event.test} test samples; {event.params:,} parameters{more}"))
+                                f"{event.test} test samples; {event.params:,} trainable parameters{more}"))
         elif isinstance(event, BatchesDone):
             bar.update(event)
         elif isinstance(event, EpochDone):
@@ -462,6 +462,7 @@ def analysis_to_dict(graph, result: Analysis, name: str = "") -> dict:
                 "output_shape": list(info.out_shape) if info.out_shape else None,
                 "params": info.params,
                 "trainable": info.trainable,
+                "frozen": info.frozen_params,
                 "buffers": info.frozen,
                 "macs": info.macs,
                 "memory_bytes": info.memory,
@@ -476,6 +477,7 @@ def analysis_to_dict(graph, result: Analysis, name: str = "") -> dict:
         "totals": {
             "params": result.total_params,
             "trainable": result.total_trainable,
+            "frozen": result.total_frozen_params,
             "buffers": result.total_frozen,
             "macs": result.total_macs,
             "memory_bytes": result.total_memory,
@@ -499,7 +501,7 @@ def format_table(graph, result: Analysis, name: str = "") -> str:
                 terminal_safe(node.name),
                 terminal_safe(node.type),
                 shape_str(info.out_shape),
-                f"{info.params:,}",
+                params_cell(info),
                 f"{info.macs:,}",
                 str(info.rf) if info.rf else "-",
             )
@@ -518,6 +520,7 @@ def format_table(graph, result: Analysis, name: str = "") -> str:
     out += [
         f"Total params: {result.total_params:,}",
         f"Trainable params: {result.total_trainable:,}",
+        f"Non-trainable params (frozen blocks): {result.total_frozen_params:,}",
         f"Buffers, not trained (BatchNorm running statistics): {result.total_frozen:,}",
         f"Total MACs (one sample): {result.total_macs:,}",
         f"Activation memory (one sample, float32): {result.total_memory / 2**20:.2f} MiB",

@@ -3,7 +3,10 @@
 :func:`generate` writes a standalone module from the graph's compiled plan
 (:mod:`engine.plan`): imports, any helper functions, one ``nn.Module`` class per unit
 definition (used as torchvision uses ``BasicBlock``), and the network's class with the
-blocks as named layers in ``__init__`` and a short ``forward``. :mod:`engine.compile` executes exactly this source to get the model
+blocks as named layers in ``__init__`` and a short ``forward``. A frozen block (its trainable setting off) is
+frozen in ``__init__`` (``requires_grad_(False)``) and a frozen BatchNorm kept in evaluation mode by the
+class's ``train``, so any training loop, the program's or the user's own, leaves them as they are.
+:mod:`engine.compile` executes exactly this source to get the model
 that trains, and :mod:`engine.export` writes exactly this source to disk, so the
 exported file is the trained model.
 
@@ -20,7 +23,7 @@ from typing import Any
 
 from engine.analysis import Analysis
 from engine.graph import Graph
-from engine.layers.registry import shape_str
+from engine.layers.registry import is_frozen, shape_str
 from engine.plan import (
     ClassPlan,
     Plan,
@@ -144,16 +147,16 @@ def generate(
         lines += ["", HELPERS[h].rstrip("\n"), ""]
     for cls in plan.classes[:-1]:
         # NOTE: the unit's name is user text: only in a comment, as a repr (never a line break)
-        lines += ["", f"# Unit {cls.unit!r}", *_class_lines(cls, _unit_doc(cls)), ""]
+        lines += ["", f"# Unit {cls.unit!r}", *_class_lines(cls, _unit_doc(cls), frozen=_frozen(plan, cls)), ""]
     doc = [
         f"Input: {in_desc}. Output: {out_desc}.",
         "",
-        f"Parameters: {an.total_trainable:,} trainable, {an.total_frozen:,} not trainable.",
+        _parameters_line(an),
     ]
     args = ", ".join(main.args)
     lines += [
         "",
-        *_class_lines(main, doc, norm),
+        *_class_lines(main, doc, norm, _frozen(plan, main)),
         "",
         "",
         'if __name__ == "__main__":',
@@ -183,10 +186,15 @@ def generate(
     )
 
 
-def _class_lines(cls: ClassPlan, doc: list[str], norm: tuple[list[str], list[str]] | None = None) -> list[str]:
-    """One ``nn.Module`` class: its layers in ``__init__`` and a short ``forward``."""
+def _class_lines(cls: ClassPlan, doc: list[str], norm: tuple[list[str], list[str]] | None = None,
+                 frozen: tuple[list[str], list[str]] = ([], [])) -> list[str]:
+    """One ``nn.Module`` class: its layers in ``__init__`` and a short ``forward``; ``frozen``: the attributes
+    of its frozen blocks and of its frozen BatchNorm ones (:func:`_frozen`)."""
     init = [f"self.{st.attr} = {_indent(st.module, 8)}" for st in cls.steps if st.module is not None]
     init += [f"init_weights(self.{st.attr}, {st.init!r})" for st in cls.steps if st.module is not None and st.init != "default"]
+    if frozen[0]:
+        init += ["# Frozen (Trainable off): these layers' parameters are not trained.",
+                 *[f"self.{attr}.requires_grad_(False)" for attr in frozen[0]]]
     forward = [f"{', '.join(st.outputs)} = {st.forward}  # {shape_str(st.shape)}" for st in cls.steps]
     if norm is not None:
         init[:0], forward[:0] = norm
@@ -201,10 +209,45 @@ def _class_lines(cls: ClassPlan, doc: list[str], norm: tuple[list[str], list[str
         "        super().__init__()",
         *[f"        {line}" for line in init],
         "",
+        *_train_lines(frozen[1]),
         f"    def forward(self, {', '.join(cls.args)}):",
         *[f"        {line}" for line in forward],
         f"        return {ret}",
     ]
+
+
+def _frozen(plan: Plan, cls: ClassPlan) -> tuple[list[str], list[str]]:
+    """The attributes of ``cls``'s frozen blocks, and of those among them that keep running statistics
+    (BatchNorm), read from the blocks of its level: the network, or its unit's definition."""
+    level = plan.graph if cls.unit is None else plan.graph.units[cls.unit].graph
+    nodes = [(st.attr, level.nodes[st.node_id]) for st in cls.steps if st.attr is not None and st.module is not None]
+    frozen = [(attr, node) for attr, node in nodes if is_frozen(node.params)]
+    return [a for a, _ in frozen], [a for a, node in frozen if "running_stats" in node.spec.tags]
+
+
+def _train_lines(attrs: list[str]) -> list[str]:
+    """A ``train`` that keeps the frozen BatchNorm layers ``attrs`` in evaluation mode (none: no lines).
+
+    NOTE: in training mode BatchNorm would normalize with each batch's statistics and move its running
+    ones; frozen, it normalizes as it will at inference and keeps them as they are.
+    """
+    if not attrs:
+        return []
+    return [
+        "    def train(self, mode=True):",
+        '        """Train or evaluate; the frozen BatchNorm layers stay in evaluation mode (their statistics stay)."""',
+        "        super().train(mode)",
+        *[f"        self.{attr}.eval()" for attr in attrs],
+        "        return self",
+        "",
+    ]
+
+
+def _parameters_line(an: Analysis) -> str:
+    """The docstring's count: trainable, frozen (when there are any) and BatchNorm's buffers."""
+    frozen = f", {an.total_frozen_params:,} frozen" if an.total_frozen_params else ""
+    buffers = f"; {an.total_frozen:,} BatchNorm running statistics (buffers, not trained)" if an.total_frozen else ""
+    return f"Parameters: {an.total_trainable:,} trainable{frozen}{buffers}."
 
 
 def _unit_doc(cls: ClassPlan) -> list[str]:

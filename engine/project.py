@@ -122,7 +122,9 @@ def graph_to_dict(graph: Graph, node_ids: Iterable[str] | None = None) -> dict[s
 
 
 def _node_to_dict(node: Node) -> dict[str, Any]:
-    params = {k: list(v) if isinstance(v, tuple) else v for k, v in node.params.items()}
+    # NOTE: a setting added later (Param.omit_default) is written only when it differs from its default
+    omit = {p.name for p in node.spec.params if p.omit_default and node.params.get(p.name) == p.default}
+    params = {k: list(v) if isinstance(v, tuple) else v for k, v in node.params.items() if k not in omit}
     return {"id": node.id, "type": node.type, "name": node.name, "params": params, "pos": [node.pos[0], node.pos[1]]}
 
 

@@ -29,7 +29,7 @@ from designer.canvas.routing import Route, Router
 from designer.colors import CanvasPalette, body_color, category_color
 from engine.analysis import ERROR, WARNING, NodeInfo, Problem, format_count, severity_word
 from engine.errors import NetDesignerError
-from engine.layers.registry import shape_str
+from engine.layers.registry import FROZEN_MARK, is_frozen, shape_str
 
 if TYPE_CHECKING:  # pragma: no cover
     from engine.graph import Edge, Node
@@ -100,19 +100,19 @@ def node_brief(node: Node) -> str:
     """A block's key settings in one line (its type's ``LayerSpec.brief``); empty when it declares none.
 
     A unit block says it is one and how many blocks it holds ("unit · 3 blocks"); its ports show
-    as ports, their shapes on its wires.
+    as ports, their shapes on its wires. A frozen block's line starts with a snowflake ("❄ 6@5×5 s1").
     """
     unit = node.unit
     if unit is not None:
         n = len(unit.graph)
         return f"unit · {n} block{'s' if n != 1 else ''}"
     spec = node.spec
-    if spec.brief is None:
-        return ""
     try:
-        return spec.brief(spec.resolve_params(node.params))
+        params = spec.resolve_params(node.params)
+        text = spec.brief(params) if spec.brief is not None else ""
     except NetDesignerError:  # NOTE: a param the graph was given and cannot read; the Problems say why
         return ""
+    return f"{FROZEN_MARK} {text or 'frozen'}" if is_frozen(params) else text
 
 
 #: the significant digits of (params, MACs) a block's counts line tries, in order: the Model summary's
@@ -486,7 +486,7 @@ class NodeItem(QGraphicsItem):
         if info is not None and info.out_shape is not None:
             lines.append(f"output {shape_str(info.out_shape)}")
             if info.params:
-                lines.append(f"{info.params:,} parameters")
+                lines.append(f"{info.params:,} parameters" + (f", {info.frozen_params:,} frozen" if info.frozen_params else ""))
             if info.macs:
                 lines.append(f"{info.macs:,} multiply-adds per sample")
             if info.rf is not None:

@@ -354,7 +354,7 @@ class TrainingDashboard(QWidget):
             self._begin_fold()
         self.device_label.setText(f"on {ev.device or '?'}")
         self._main_metric = metric = ev.main_metric
-        text = f"training on {ev.train:,} samples, validating on {ev.val:,}; {ev.params:,} parameters."
+        text = f"training on {ev.train:,} samples, validating on {ev.val:,}; {ev.params:,} trainable parameters."
         if self._folds:
             text = f"Fold {self._fold}/{self._folds}: {text}"
             if self._fold_scores:

@@ -47,7 +47,8 @@ register(
         shape=_bn_shape,
         code=_bn_code,
         param_count=lambda p, ins, out: (2 * ins[0][0], 2 * ins[0][0]),
-        tags=frozenset({"transparent", "linear_tail"}),
+        learns=True,
+        tags=frozenset({"transparent", "linear_tail", "running_stats"}),
     )
 )
 

@@ -64,6 +64,9 @@ class Param:
     choices: tuple[Any, ...] = ()
     label: str = ""
     applies_if: tuple[str, tuple[Any, ...]] | None = None
+    #: left out of a saved file while it holds its default: a setting added after files were written
+    #: (``trainable``), so those files, and the ones that leave it alone, read and save as they did
+    omit_default: bool = False
 
     @property
     def title(self) -> str:
@@ -211,7 +214,11 @@ class LayerSpec:
     param_count: Callable[[dict, list[Shape], Shape], tuple[int, int]] = lambda p, i, o: (0, 0)
     macs: Callable[[dict, list[Shape], Shape], int] = lambda p, i, o: 0
     rf: Callable[[dict, list[Shape]], RF | None] | None = None
+    #: convolution or linear weights: the block gets the weight-init setting (:data:`INIT_PARAM`) and
+    #: the trainable one (:data:`TRAINABLE_PARAM`)
     has_weights: bool = False
+    #: trained parameters with no weight init of their own (BatchNorm's γ and β): the trainable setting only
+    learns: bool = False
     linear: bool = False  # an affine map with no nonlinearity (for the collapse warning)
     #: what the analysis and the probes ask of a type instead of listing type ids: ``transparent``
     #: (shape-only or affine: looked through by the warnings), ``nonlinear``, ``saturating``, ``softmax``,
@@ -219,7 +226,8 @@ class LayerSpec:
     #: ``rf_first_input``, ``kernels`` (convolution kernels the Filters view shows), ``can_die`` (units that
     #: can be zero for every input), ``linear_tail`` (affine on a vector at inference: between global pooling
     #: and a class output the score stays linear, as CAM needs), ``packaged`` (an output the training package trains),
-    #: ``broadcast`` (a merge whose 1×1 inputs stretch over every output pixel: Multiply's gates)
+    #: ``broadcast`` (a merge whose 1×1 inputs stretch over every output pixel: Multiply's gates),
+    #: ``running_stats`` (statistics kept while training, as BatchNorm's: a frozen one keeps them in eval mode)
     tags: frozenset[str] = field(default_factory=frozenset)
     #: what PyTorch calls it: a ``torch.nn`` module by its class name (``Linear`` for Dense), anything
     #: else spelled out (``torch.cat``, ``F.interpolate``); the palette's search finds these
@@ -277,8 +285,20 @@ def register(spec: LayerSpec) -> LayerSpec:
         raise ValueError(f"{spec.type_id}: an output block, and only one, declares its head (LayerSpec.head)")
     if spec.has_weights and not any(p.name == "init" for p in spec.params):
         spec = LayerSpec(**{**spec.__dict__, "params": spec.params + (INIT_PARAM,)})
+    if (spec.has_weights or spec.learns) and not is_freezable(spec):
+        spec = LayerSpec(**{**spec.__dict__, "params": spec.params + (TRAINABLE_PARAM,)})
     _REGISTRY[spec.type_id] = spec
     return spec
+
+
+def is_freezable(spec: LayerSpec) -> bool:
+    """Whether blocks of ``spec`` have the trainable setting (every type with trained parameters)."""
+    return any(p.name == TRAINABLE for p in spec.params)
+
+
+def is_frozen(params: dict[str, Any]) -> bool:
+    """Whether a block with these (resolved) ``params`` is frozen: its parameters are not trained."""
+    return params.get(TRAINABLE, True) is False
 
 
 def get(type_id: str) -> LayerSpec:
@@ -328,6 +348,24 @@ INIT_PARAM = Param(
     "weight at zero, so all units of the layer learn the same thing and never differ.",
     choices=INIT_SCHEMES,
     label="Weight init",
+)
+
+TRAINABLE = "trainable"
+#: what a frozen block's settings line starts with on the canvas ("❄ 6@5×5 s1"), and its row in the Model summary
+FROZEN_MARK = "❄"
+
+TRAINABLE_PARAM = Param(
+    TRAINABLE,
+    "bool",
+    True,
+    "Train this block's parameters. Untick to freeze them, as in transfer learning: keep a "
+    "feature extractor trained on a large data set as it is and train only the layers after it, "
+    "then tick it again to fine-tune. A frozen block's parameters are left out of the optimizer "
+    "and never change; a frozen BatchNorm also stays in evaluation mode while the network trains, "
+    "so it normalizes with its running statistics and they do not move either. The exported "
+    "code freezes them the same way.",
+    label="Trainable",
+    omit_default=True,
 )
 
 

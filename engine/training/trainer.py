@@ -156,6 +156,28 @@ def make_optimizer(params, cfg: TrainingConfig) -> torch.optim.Optimizer:
     return cls(params, **kw)
 
 
+def trained_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """The parameters the optimizer steps: all but the frozen blocks'.
+
+    NOTE: the compiled module freezes those itself (``requires_grad_(False)`` in its ``__init__``, and a
+    frozen BatchNorm kept in evaluation mode by its ``train``: :mod:`engine.codegen`), so the
+    exported module trains the same way; leaving them out here also keeps weight decay and momentum
+    off them.
+
+    Raises:
+        TrainingError: there is nothing to train (every block with weights frozen, or none has any).
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params and any(True for _ in model.parameters()):
+        raise TrainingError(
+            "nothing to train: every block with weights is frozen (its Trainable setting is off); "
+            "turn Trainable on for at least one block"
+        )
+    if not params:
+        raise TrainingError("nothing to train: the network has no block with weights (add a Dense or Conv2d layer)")
+    return params
+
+
 def make_scheduler(optimizer, cfg: TrainingConfig, epochs):
     """The learning-rate schedule ``cfg`` names (None for a constant rate).
 
@@ -271,7 +293,7 @@ class Trainer:
             from engine.training.pausing import start_from_kept
 
             self.transfer = start_from_kept(self)
-        self.optimizer = make_optimizer(self.model.parameters(), self.cfg)
+        self.optimizer = make_optimizer(trained_parameters(self.model), self.cfg)
         self.scheduler = make_scheduler(self.optimizer, self.cfg, lambda: self.epochs - self.schedule_from)
         self.amp = self.cfg.mixed_precision and self.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
