@@ -53,6 +53,7 @@ from designer.training.options import (
     CAM_TITLES,
     DATA_FILES,
     DATASET_TITLES,
+    FUNCTION_TITLES,
     GENERATED,
     IMAGE_AUGMENTS,
     IMAGE_DATASETS,
@@ -62,7 +63,7 @@ from designer.training.options import (
     TASK_TITLES,
     TIPS,
 )
-from engine.config import DataConfig, ProbeConfig, TrainingConfig
+from engine.config import DATA_EXTRA_INTEGERS, DataConfig, ProbeConfig, TrainingConfig
 from engine.data.sets import DATASET_INFO
 from engine.errors import ProjectError
 from engine.training.live import LIVE_TRAINING
@@ -207,6 +208,8 @@ class TrainingConfigPanel(QWidget):
         task.chosen.connect(lambda v: self._commit(d, {"task": v}, "Choose task"))
         self._int(form, d, "samples", "Samples:", 1, 1_000_000, "Set number of samples")
         self._float(form, d, "noise", "Noise:", 0.0, 1.0, 0.05, "Set data noise")
+        self._extra_choice(form, "function", "Function:", FUNCTION_TITLES, "sin", "Choose the function to fit")
+        self._extra_int(form, "classes", "Spiral arms:", "Set the number of spiral arms", 2)
         self._int(form, d, "image_size", "Image size:", 0, 8192, "Set image size", special="from the Input", none_at=0)
         self._float(form, d, "memory_budget_gib", "Memory budget:", 0.0, 1_000_000.0, 0.5, "Set data memory budget",
                     special="always stream", suffix=" GiB")
@@ -326,6 +329,24 @@ class TrainingConfigPanel(QWidget):
         self._setters.append(lambda: w.setValue(_get(self.document, section, name)))
         return w
 
+    def _extra_choice(self, form, name: str, label: str, titles: dict[str, str], default: str, text: str) -> QComboBox:
+        """A data setting that only some data sets read (``DataConfig.extra``), one of a few choices."""
+        w = self._row(form, "data", name, label, _Combo([(k, t, "") for k, t in titles.items()]))
+        w.chosen.connect(lambda v: self._commit("data", {name: v}, text))
+        self._setters.append(lambda: w.set_value(self.document.project.data.extra.get(name, default)))
+        return w
+
+    def _extra_int(self, form, name: str, label: str, text: str, default: int) -> QSpinBox:
+        """A whole-number data setting that only some data sets read, within the engine's own bounds."""
+        _, lo, hi = DATA_EXTRA_INTEGERS[name]
+        w = IntSpin()
+        w.setRange(lo, hi)
+        w.setKeyboardTracking(False)
+        w.valueChanged.connect(lambda v: self._commit("data", {name: int(v)}, text))
+        self._row(form, "data", name, label, w)
+        self._setters.append(lambda: w.setValue(int(self.document.project.data.extra.get(name, default))))
+        return w
+
     def _check(self, form, section, name, label, text) -> QCheckBox:
         w = QCheckBox(label)
         w.toggled.connect(lambda on: self._commit(section, {name: bool(on)}, text))
@@ -440,6 +461,8 @@ class TrainingConfigPanel(QWidget):
             "target_column": data.dataset == "csv",
             "samples": data.dataset in GENERATED,
             "noise": data.dataset in GENERATED,
+            "function": data.dataset == "regression1d",
+            "classes": data.dataset == "spiral",
             "image_size": data.dataset in ("digits", "shapes", "image_folder"),
             "memory_budget_gib": data.dataset in DATA_FILES,
         }

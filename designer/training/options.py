@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from engine.config import REGRESSION_FUNCTIONS
+
 __all__ = [
     "AUGMENT_FIELDS",
     "DATASET_TITLES",
     "DATA_FILES",
     "DEVICE_TITLES",
+    "FUNCTION_TITLES",
     "GENERATED",
     "IMAGE_AUGMENTS",
     "IMAGE_DATASETS",
@@ -22,7 +25,7 @@ DATASET_TITLES = {
     "xor": "XOR (2-D points)",
     "circles": "Circles (2-D points)",
     "gaussians": "Two blobs (2-D points)",
-    "regression1d": "Sine curve (regression)",
+    "regression1d": "1-D curve (regression)",
     "digits": "Handwritten digits (8×8)",
     "iris": "Iris flowers (table)",
     "wine": "Wine (table)",
@@ -90,6 +93,10 @@ AUGMENT_FIELDS = {
 #: the augmentations that change pictures: they mean nothing for points or table rows
 IMAGE_AUGMENTS = ("flip", "shift", "rotation", "scale", "brightness", "contrast")
 
+#: the curves of the 1-D regression set (engine.config.REGRESSION_FUNCTIONS), as the Training setup names them
+FUNCTION_TITLES = {"sin": "sin x", "step": "step at 0", "abs": "|x|", "square": "x²", "sawtooth": "sawtooth"}
+assert tuple(FUNCTION_TITLES) == REGRESSION_FUNCTIONS, "one title per function the engine draws"
+
 TIPS = {
     "augment": "Random changes to each training batch: the network sees new variants every epoch and "
                "overfits less. Validation and test data are never changed.",
@@ -101,6 +108,10 @@ TIPS = {
     "data.task": "What the network should predict; the output block must match it.",
     "data.samples": "How many samples to generate.",
     "data.noise": "How much random noise the generated samples carry: more noise makes the task harder.",
+    "data.function": "The curve the 1-D regression set samples, for a network to fit: one hidden layer of enough "
+                     "units can fit any of them (the universal approximation theorem); the step and the "
+                     "sawtooth, which jump, need the most.",
+    "data.classes": "How many arms (classes) the spiral has.",
     "data.image_size": "Resize images to this side length before they meet the Input block. "
                        "'from the Input' uses the Input block's size.",
     "data.val_fraction": "The part of the data held back to check the network after each epoch. The network "
@@ -144,12 +155,13 @@ TIPS = {
     "probes.every_seconds": "Also compute the live views when this much time has passed, however few batches "
                             "ran (useful for slow, large networks). 'off' uses the batch count only.",
     "probes.cam_method": "How the class maps are made. Grad-CAM works for any convolutional network; CAM "
-                         "needs the network to end GlobalAvgPool → Dense.",
+                         "needs the network to end GlobalAvgPool (or GlobalMaxPool) → Dense.",
     "probes.probe_samples": "How many fixed validation images the live views follow.",
 }
 
 CAM_TITLES = {
     "gradcam": ("Grad-CAM", "Weighs a block's feature maps by the class score's gradient: any convolutional network"),
-    "cam": ("CAM", "Weighs the last feature maps by the Dense head's weights: networks ending GlobalAvgPool → Dense"),
+    "cam": ("CAM", "Weighs the last feature maps by the Dense head's weights: networks ending "
+                   "GlobalAvgPool or GlobalMaxPool → Dense"),
     "off": ("Off", "No class maps"),
 }

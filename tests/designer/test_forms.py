@@ -19,6 +19,7 @@ from designer.fields import LOCK_REASON
 from designer.inspector import InspectorWidget
 from designer.main_window import MainWindow
 from designer.training.config_panel import TrainingConfigPanel
+from engine.config import REGRESSION_FUNCTIONS
 from designer.training.options import IMAGE_AUGMENTS
 from engine.templates import load_template
 
@@ -302,3 +303,26 @@ def test_file_dialogs_open_in_the_project_folder_or_the_documents_folder(window,
     _every_file_dialog(window)
     expected = (project.parent, project.parent / "net.runs")
     assert all(Path(f) in expected or Path(f).parent == project.parent for f in dialogs.folders), dialogs.folders
+
+
+def test_the_curve_of_the_1d_set_and_the_spiral_arms_are_set_where_they_apply(qtbot):
+    panel, doc = _panel(qtbot, "mlp", height=900)  # the spiral: its arms show, the curve does not
+    function, arms = panel.fields[("data", "function")], panel.fields[("data", "classes")]
+    assert arms.isVisibleTo(panel) and not function.isVisibleTo(panel) and arms.value() == 2
+    arms.setValue(4)
+    assert doc.project.data.extra["classes"] == 4
+    doc.undo_stack.undo()
+    assert "classes" not in doc.project.data.extra and arms.value() == 2
+    dataset = panel.fields[("data", "dataset")]
+    dataset.activated.emit(dataset.findData("regression1d"))
+    assert doc.project.data.dataset == "regression1d"
+    assert function.isVisibleTo(panel) and not arms.isVisibleTo(panel)
+    assert function.currentData() == "sin"  # unset: the set samples sin x
+    assert [function.itemData(i) for i in range(function.count())] == list(REGRESSION_FUNCTIONS)
+    function.activated.emit(function.findData("step"))
+    assert doc.project.data.extra["function"] == "step" and doc.project.data.to_dict()["function"] == "step"
+    doc.undo_stack.undo()
+    assert "function" not in doc.project.data.extra and function.currentData() == "sin"
+    for name in ("function", "classes"):  # a picture of digits has neither
+        dataset.activated.emit(dataset.findData("digits"))
+        assert not panel.fields[("data", name)].isVisibleTo(panel)
