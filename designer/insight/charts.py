@@ -100,7 +100,8 @@ class GradientView(QWidget):
         self.grad.show(g["layers"], g["grad_norm"])
         if g.get("update_ratio") is not None:
             self.ratio.show(g["layers"], g["update_ratio"])
-        self.header.setText(f"Gradient size per layer at step {data.get('step')}, input side left (log scale).")
+        frozen = " ❄ frozen: not trained, so no gradient." if any(g.get("frozen", ())) else ""
+        self.header.setText(f"Gradient size per layer at step {data.get('step')}, input side left (log scale).{frozen}")
 
     def clear(self) -> None:
         """Back to the empty charts of the start."""

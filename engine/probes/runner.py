@@ -29,6 +29,7 @@ from torch import nn
 from engine.analysis import Analysis
 from engine.codegen import GeneratedModel
 from engine.graph import Graph
+from engine.layers.registry import FROZEN_MARK, is_frozen
 import engine.probes.cam as cam_mod
 import engine.probes.views as views
 from engine.probes.base import Head, ProbeError, Tap, class_head, find_heads, resolve_block
@@ -471,9 +472,12 @@ class ProbeRunner:
             after = {n: p for n, p in model.named_parameters() if n in self._before}
             r = views.update_ratio(self._before, after, self.code.attrs.values())
             ratio = np.array([r.get(a, math.nan) for a in attrs], dtype=np.float64)
+        # NOTE: a frozen block gets no gradient (NaN); the view says why rather than leaving a gap unexplained
+        frozen = [i is not None and i in self.graph.nodes and is_frozen(self.graph.nodes[i].params) for i in ids]
         return {
-            "layers": names,
+            "layers": [f"{n} {FROZEN_MARK}" if f else n for n, f in zip(names, frozen)],
             "node_ids": ids,
+            "frozen": frozen,
             "grad_norm": np.array([stats[a]["grad_norm"] for a in attrs], dtype=np.float64),
             "weight_norm": np.array([stats[a]["weight_norm"] for a in attrs], dtype=np.float64),
             "update_ratio": ratio,

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -289,3 +290,17 @@ def test_a_bad_trainable_value_is_refused_with_its_name():
     data["graph"]["nodes"][1]["params"]["trainable"] = "no"
     with pytest.raises(Exception, match="trainable"):
         project_from_dict(data)
+
+
+def test_the_gradient_view_names_a_frozen_layer_rather_than_leaving_a_gap():
+    from engine.training.events import ProbesDone
+
+    p = load_template("lenet5")
+    frozen = next(nid for nid, n in p.graph.nodes.items() if n.name == "conv1")
+    p.graph.set_params(frozen, {"trainable": False})
+    p.data.samples, p.training.epochs, p.probes.every_batches = 64, 1, 1
+    grads = next(e.results["gradients"] for e in Trainer(p, probes=True).events()
+                 if isinstance(e, ProbesDone) and "gradients" in e.results)
+    assert grads["frozen"] == [nid == frozen for nid in grads["node_ids"]] and any(grads["frozen"])
+    for name, flag, norm in zip(grads["layers"], grads["frozen"], grads["grad_norm"]):
+        assert name.endswith(" ❄") == flag and np.isnan(norm) == flag  # no gradient reaches a frozen layer
