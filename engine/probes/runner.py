@@ -408,7 +408,6 @@ class ProbeRunner:
             self._safe(out, "cam", lambda: self._cam(copy, values, grads, head) | {"class_index": s.class_index})
         if s.histograms:
             self._safe(out, "activation_histograms", lambda: self._activation_histograms(hist_ids, hists))
-        del values, grads
 
     def _grad_cam_gradients(self, values: dict, head: Head, leaf: str) -> torch.Tensor:
         with torch.enable_grad():
