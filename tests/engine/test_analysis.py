@@ -455,6 +455,7 @@ def random_edits(draw):
 
 @settings(max_examples=60, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=random_edits())
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_analysis_never_raises_on_random_graphs(ops):
     """Random edits (many refused) leave a document that analysis always describes."""
     g = Graph()

@@ -207,6 +207,7 @@ def _unet_paper_count() -> int:
     return total + conv(64, 2, 1)
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_unet_of_the_paper_maps_572_to_388_with_its_parameter_count():
     project = load_template("unet_paper")
     compiled, analysis = _meta_model(project.graph)

@@ -99,6 +99,7 @@ def test_analyze_exits_1_and_lists_problems_for_a_broken_network(tmp_path, capsy
         (["frobnicate"], "frobnicate"),
     ],
 )
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_bad_input_is_one_line_on_stderr_and_exit_2(tmp_path, args, words):
     (tmp_path / "bad.json").write_text('{"format": "net-designer-project", "version": 1, "graph": {"nodes": [')
     result = run_cli(*[a.replace("{tmp}", str(tmp_path)) for a in args])

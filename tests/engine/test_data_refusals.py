@@ -166,6 +166,7 @@ def test_the_image_budget_counts_the_images_and_their_size(pets, monkeypatch):
     ) in msg
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_fifty_thousand_large_images_are_refused_before_one_is_read(pets, monkeypatch):
     """The budget is checked from the listing: no file is opened, nothing is allocated."""
     monkeypatch.setattr(data_base, "free_memory", lambda: 16 * 10**9)
@@ -622,6 +623,7 @@ def csv_bytes(draw) -> bytes:
 
 @settings(max_examples=150, deadline=None, derandomize=True)
 @given(content=csv_bytes(), task=st.sampled_from(["classification", "regression", "binary"]))
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_fuzzed_csv_loads_or_is_refused_in_words(tmp_path_factory, content, task):
     path = tmp_path_factory.getbasetemp() / "fuzz.csv"
     path.write_bytes(content)
@@ -676,6 +678,7 @@ npz_bytes = st.one_of(
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(content=npz_bytes, task=st.sampled_from(["classification", "regression", "binary", "localization"]))
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_fuzzed_npz_loads_or_is_refused_in_words(tmp_path_factory, content, task):
     path = tmp_path_factory.getbasetemp() / "fuzz.npz"
     path.write_bytes(content)

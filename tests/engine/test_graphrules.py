@@ -47,6 +47,7 @@ def flows_forward(order: list[str], edges) -> bool:
 # ---------------------------------------------------------------------- walks
 @settings(max_examples=200, deadline=None, derandomize=True, database=None)
 @given(dags())
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_the_order_holds_every_block_once_and_respects_every_wire(graph):
     nodes, edges = graph
     for earliest in (False, True):
@@ -57,6 +58,7 @@ def test_the_order_holds_every_block_once_and_respects_every_wire(graph):
 
 @settings(max_examples=150, deadline=None, derandomize=True, database=None)
 @given(dags(max_nodes=6))
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_earliest_first_is_the_first_valid_order_by_position(graph):
     """Against brute force: of all orders that respect the wires, the one earliest by position."""
     nodes, edges = graph
@@ -92,6 +94,7 @@ def test_breaking_loops_places_every_block_once_earliest_first():
 
 @settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(graphs())
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_a_cycle_is_reported_with_the_blocks_on_it(graph):
     nodes, edges = graph
     walk = topological_walk(nodes, edges)

@@ -199,6 +199,7 @@ def test_bad_arguments():
         auto_layout(Graph(), spacing=(0, 10))
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_deterministic_within_and_across_processes():
     g = GRAPHS["random"]()
     assert auto_layout(g) == auto_layout(g) == auto_layout(GRAPHS["random"]())

@@ -162,6 +162,7 @@ def test_the_perceptron_template_is_the_rule_on_separable_blobs():
     assert _separable(data.x.numpy().astype(np.float64), data.targets["binary"].numpy().reshape(-1))
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_the_perceptron_template_separates_its_blobs_within_its_epochs():
     project = load_template("perceptron")
     project.training.device = "cpu"
@@ -185,6 +186,7 @@ def test_the_perceptron_template_separates_its_blobs_within_its_epochs():
     assert np.array_equal(grid["probs"].sum(-1), np.ones(z.shape, np.float32))
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_on_xor_the_perceptron_never_stops_making_mistakes():
     project = load_template("perceptron")
     project.data.dataset = "xor"
@@ -234,6 +236,7 @@ def test_a_function_the_set_does_not_know_is_refused_naming_the_setting():
         make_toy("regression1d", 10, 0.0, 0, (1,), function="tan")
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_the_universal_approximator_fits_below_the_measured_bound():
     project = load_template("universal_approximator")
     nodes = [n.type for n in project.graph.nodes.values()]

@@ -647,6 +647,7 @@ def mutated_projects(draw) -> Any:
 
 @settings(max_examples=200, deadline=None)
 @given(mutated_projects())
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_mutated_projects_raise_only_project_errors(d):
     try:
         p = project_from_dict(d, "fuzz.json")
@@ -671,6 +672,7 @@ _SAMPLE_TEXT = json.dumps(sample_dict(), indent=1)
         max_size=4,
     )
 )
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_corrupted_text_raises_only_project_errors(edits):
     text = _SAMPLE_TEXT
     for at, cut, insert in edits:

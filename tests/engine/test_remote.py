@@ -97,6 +97,7 @@ def test_pause_resume_stop_and_a_probe_setting_reach_the_loop_and_are_acknowledg
     assert isinstance(events[-1], Finished) and events[-1].stopped and layers[-1] == wanted != layers[0]
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_a_spare_child_is_used_for_the_next_run_and_serves_run_after_run():
     remote.prestart()
     assert remote.wait_for_spare(60)
@@ -185,6 +186,7 @@ def test_a_stop_before_the_run_started_needs_no_child():
     assert events[0].stopped and events[0].message == STOPPED_BEFORE_TRAINING
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_a_stop_while_the_data_load_ends_the_run_at_once_with_no_score(slow_data, tmp_path):
     run = tmp_path / "run"
     run.mkdir()  # NOTE: as the window makes it before Train

@@ -214,6 +214,7 @@ def test_the_learning_rate_search_refuses_streamed_data_saying_why(tmp_path):
         find_lr(folder_project(root), steps=5)
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_streamed_augmentation_is_the_same_whichever_process_reads(tmp_path):
     root = make_folder(tmp_path / "pets")
     losses = []

@@ -74,6 +74,7 @@ def test_swept_epochs_hold_against_the_epochs_given_and_augmentations_are_applie
         {}, {"noise": 0.2}]
 
 
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_the_folder_reads_back_as_the_events_said(tmp_path):
     events = run(spiral_mlp(), ["training.lr=0.01,0.1", "training.batch_size=32,64"], random=3, folds=2, refit=True,
                  out_dir=tmp_path / "sw", label="Run 7")
@@ -96,6 +97,7 @@ SHAPES_FLIPPED = {"dataset": "shapes", "samples": 120, "augment": {"flip": True}
 
 
 @pytest.mark.parametrize("template, data", [("mlp", {"samples": 300}), ("lenet5", SHAPES_FLIPPED)])
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_each_point_trains_exactly_as_the_same_run_alone(tmp_path, template, data):
     """The points share one load of the data (the same samples and splits as a run loads for itself)."""
     from engine.project import project_from_dict

@@ -203,6 +203,7 @@ def test_the_papers_unet_is_clean_on_the_shapes_masks_at_572():
 
 
 # ---------------------------------------------------------------------- training
+@pytest.mark.slow  # NOTE: a second or so, or a child process (tests/engine stays under 30 s without these)
 def test_a_valid_convolution_unet_trains_from_the_command_line(tmp_path, capsys):
     save_project(shapes_project(tiny_unet()), tmp_path / "unet.json")
     out = tmp_path / "run"
