@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", type=Path, metavar="RUN_OR_CHECKPOINT",
                     help="go on from a run folder (its last checkpoint; the run continues in its folder) or from "
                     "a checkpoint file (a run folder's last.pt continues that run; any other starts a new run from it)")
+    tr.add_argument("--init-from", type=Path, metavar="RUN_OR_CHECKPOINT",
+                    help="a new run that starts from earlier weights (transfer learning): a run folder (its best "
+                    "checkpoint), a checkpoint or a weights file; every block whose weights fit keeps them, the "
+                    "others start fresh")
 
     ex = sub.add_parser("explain", help="CAM or Grad-CAM heat map of one input, as PNG overlay and .npy")
     ex.add_argument("project", type=Path, metavar="PROJECT.json")
@@ -156,9 +160,10 @@ def _check_input_files(args: argparse.Namespace) -> None:
     """Refuse a project, weights or checkpoint path that is a folder, pipe or device before any reader opens it."""
     from engine.userfiles import check_regular_file
 
-    for attr, what in (("project", "a project file"), ("weights", "a weights file"), ("resume", "a checkpoint file")):
+    for attr, what in (("project", "a project file"), ("weights", "a weights file"), ("resume", "a checkpoint file"),
+                       ("init_from", "a checkpoint file")):
         path = getattr(args, attr, None)
-        if path is not None and not (attr in ("resume", "weights") and Path(path).is_dir()):  # NOTE: a run folder
+        if path is not None and not (attr != "project" and Path(path).is_dir()):  # NOTE: a run folder
             check_regular_file(path, what)
 
 
@@ -290,11 +295,14 @@ def _train(args: argparse.Namespace) -> int:
     project = load_project(args.project)
     if args.epochs is not None and args.epochs < 1:
         raise NetDesignerError("--epochs must be at least 1")
+    if args.resume is not None and args.init_from is not None:
+        raise NetDesignerError("--resume continues a run and --init-from starts a new one from its weights: "
+                               "give one of them, not both")
     out, resume, label = _run_target(args)
     control = Control()
     trainer = Trainer(
         project, base_dir=args.project.resolve().parent, out_dir=out, epochs=args.epochs,
-        device=args.device, resume_from=resume, control=control, label=label,
+        device=args.device, resume_from=resume, control=control, label=label, init_from=args.init_from,
     )
     bar = _ProgressBar(sys.stderr)
     with _stop_on_ctrl_c(control, bar) as ctrl_c:
@@ -329,6 +337,8 @@ def _follow_training(trainer, name: str, out: Path, ctrl_c: _stop_on_ctrl_c, bar
             more = f", from epoch {event.start_epoch}" if event.start_epoch > 1 else ""
             print(terminal_safe(f"training {name!r} on {event.device}: {event.train} training, {event.val} validation, "
                                 f"{event.test} test samples; {event.params:,} trainable parameters{more}"))
+            if event.transfer is not None and trainer.init_from is not None:
+                print(terminal_safe(_transfer_line(event.transfer, trainer.init_from)))
         elif isinstance(event, BatchesDone):
             bar.update(event)
         elif isinstance(event, EpochDone):
@@ -350,6 +360,17 @@ def _follow_training(trainer, name: str, out: Path, ctrl_c: _stop_on_ctrl_c, bar
         elif isinstance(event, Finished):
             done = event
     return done
+
+
+def _transfer_line(transfer: dict, source: Path) -> str:
+    """``kept 4 blocks from RUN: conv1, conv2, fc1, fc2; fresh: fc3 (new)``: what a new run took from ``source``."""
+    kept, fresh = transfer.get("kept") or [], transfer.get("fresh") or {}
+    epoch = transfer.get("epoch")
+    at = f" (epoch {epoch})" if isinstance(epoch, int) and "at" not in transfer else ""
+    line = f"kept {len(kept)} block{'s' if len(kept) != 1 else ''} from {source}{at}: {', '.join(kept) or 'none'}"
+    if fresh:
+        line += "; fresh: " + ", ".join(f"{name} ({why})" for name, why in fresh.items())
+    return line
 
 
 def _run_target(args: argparse.Namespace) -> tuple[Path, Path | None, str]:

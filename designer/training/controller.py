@@ -12,6 +12,7 @@ open again (:mod:`designer.training.pause_edit`)::
     win.training.last_session.result       # its Finished event (test metrics, history)
     win.training.cross_validate(5)         # k-fold cross-validation (Cross-validate…); asks for k when None
     win.training.sweep(choice)             # a sweep (Sweep…: a SweepChoice); shows the dialog when None
+    win.training.start_from_weights(entry) # a new run from a run's (or a checkpoint file's) weights; asks when None
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFrame, QInputDialog, QMessageBox, QScrollArea, QStyle, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFileDialog,
+    QFrame,
+    QInputDialog,
+    QMessageBox,
+    QScrollArea,
+    QStyle,
+    QWidget,
+)
 
 from designer.canvas.levels import shown_level
 from designer.insight import InsightPanel
@@ -180,6 +190,11 @@ class TrainingController(QObject):
             "Find &Learning Rate…", self.find_learning_rate, "",
             "Train a copy of the network briefly while the learning rate grows, and pick a rate from the loss curve",
         )
+        self.start_from_action = self._action(
+            "Start From &Weights…", lambda: self.start_from_weights(), "",
+            "Train the network as it is now, starting from the weights of an earlier run or a checkpoint file: "
+            "every block whose weights fit keeps them (freeze them to train only a new head), the others start fresh",
+        )
         self.pause_action = self._action("&Pause", self.toggle_pause, "F6", "Pause or resume training")
         self.stop_action = self._action("&Stop", self.stop, "Shift+F5", "Stop training after the current batch")
         self.setup_action = self._action("Training &Setup", self.show_setup, "", "Choose the data and how to train")
@@ -194,7 +209,8 @@ class TrainingController(QObject):
         self.stop_action.setIcon(self._icons["stop"])
         menu = self.win.menuBar().addMenu("&Train")
         self.win.menuBar().insertMenu(self.win.help_menu.menuAction(), menu)
-        for a in (self.train_action, self.cross_validate_action, self.sweep_action, self.lr_action, self.pause_action,
+        for a in (self.train_action, self.start_from_action, self.cross_validate_action, self.sweep_action,
+                  self.lr_action, self.pause_action,
                   self.stop_action, None,
                   self.setup_action, self.preview_action, None, self.open_run_action):
             menu.addSeparator() if a is None else menu.addAction(a)
@@ -206,6 +222,7 @@ class TrainingController(QObject):
 
     def start(
         self, epochs: int | None = None, device: str | None = None, folds: int | None = None, sweep=None,
+        init_from: Path | None = None,
     ) -> TrainingSession | None:
         """Train the open project (Train, F5). Returns the session, or None when it cannot start.
 
@@ -214,6 +231,7 @@ class TrainingController(QObject):
             device: override the project's device ("auto", "cpu" or "cuda").
             folds: k for a k-fold cross-validation instead of one run (see :meth:`cross_validate`).
             sweep: a :class:`~designer.training.sweep_dialog.SweepChoice`: a sweep instead of one run (see :meth:`sweep`).
+            init_from: a run folder or checkpoint whose weights the run starts from (see :meth:`start_from_weights`).
         """
         if self.session is not None:
             return self.session
@@ -234,7 +252,7 @@ class TrainingController(QObject):
         if self.cam_class is not None:
             snapshot["probes"]["class_index"] = self.cam_class
         return self._launch(snapshot, epochs=epochs, device=device, folds=folds,
-                            metric=main_metric(doc.graph), sweep=sweep)
+                            metric=main_metric(doc.graph), sweep=sweep, init_from=init_from)
 
     def _launch(
         self, snapshot: dict[str, Any], *, epochs: int | None = None, device: str | None = None,
@@ -426,6 +444,52 @@ class TrainingController(QObject):
             if choice is None:
                 return None
         return self.start(epochs=choice.epochs, sweep=choice)
+
+    def start_from_weights(self, source: RunEntry | str | Path | None = None,
+                           epochs: int | None = None) -> TrainingSession | None:
+        """Train → Start From Weights…: a new run of the open project from a run's or a checkpoint's weights.
+
+        ``source`` is a run of the Runs dock or a run folder, checkpoint or weights file; None asks for one.
+        The run keeps every block whose weights fit (see :mod:`engine.training.transfer`); the dashboard
+        names them when it starts. Returns the session, or None when it was cancelled or cannot start.
+        """
+        if self.session is not None:
+            return None
+        if source is None:
+            source = self._ask_weights()
+            if source is None:
+                return None
+        path = source.path if isinstance(source, RunEntry) else Path(source)
+        if path is None:
+            self.win.show_message(f"{source.name} has no folder on disk, so no weights to start from")
+            return None
+        try:
+            find_checkpoint(path, which="best")
+        except NetDesignerError as exc:
+            QMessageBox.warning(self.win, "Start from weights", as_plain(exc))
+            return None
+        # NOTE: the pause editor words Started.transfer on the dashboard; this names the parent in it
+        self.pause_edit._fork_of = source.name if isinstance(source, RunEntry) else path.name
+        session = self.start(epochs=epochs, init_from=path)
+        if session is None:
+            self.pause_edit._fork_of = ""
+        return session
+
+    def _ask_weights(self) -> RunEntry | Path | None:
+        """A run of the project's Runs, or a checkpoint file (chosen in a file dialog); None when cancelled."""
+        runs = [e for e in self.runs.entries if e.path is not None]
+        other = "A checkpoint or weights file…"
+        items = [f"{e.name} ({e.path.name})" for e in runs] + [other]
+        chosen, ok = QInputDialog.getItem(self.win, "Start from weights", "Start a new run of this network from "
+                                          "the weights of:", items, max(len(items) - 2, 0), False)
+        if not ok:
+            return None
+        if chosen != other:
+            return runs[items.index(chosen)]
+        start = str(self.runs_folder() if self.runs_folder().is_dir() else (self._project_dir() or Path.home()))
+        path, _ = QFileDialog.getOpenFileName(self.win, "Choose a checkpoint or weights file", start,
+                                              "PyTorch weights (*.pt *.pth);;All files (*)")
+        return Path(path) if path else None
 
     def find_learning_rate(self):
         """Train → Find learning rate…: the search on a copy of the network, in a dialog (returned, shown)."""
@@ -684,6 +748,7 @@ class TrainingController(QObject):
         self.cross_validate_action.setEnabled(not running)
         self.sweep_action.setEnabled(not running)
         self.lr_action.setEnabled(not running)
+        self.start_from_action.setEnabled(not running)
         self.pause_action.setEnabled(running and self.pause_edit.can_resume())
         self.stop_action.setEnabled(running)
         self.pause_action.setText("&Resume" if paused else "&Pause")

@@ -6,7 +6,8 @@ objects, all or none: the optimizer's parameter groups (learning rate, weight de
 a new schedule built from the current rate for the remaining epochs, the Dropout modules' ``p``,
 a new :class:`~engine.data.Augmenter`, and the project the run keeps (batch size and patience are
 read from it). :func:`keep_paused_weights` writes the weights a changed network starts from, and
-:func:`start_from_kept` copies them into a new run's model (:mod:`engine.training.transfer`).
+:func:`start_from_weights` copies them, or another run's or checkpoint's, into a new run's model
+(:mod:`engine.training.transfer`).
 """
 
 from __future__ import annotations
@@ -18,13 +19,26 @@ import torch
 
 from engine.errors import NetDesignerError
 from engine.project import project_from_dict, project_to_dict
-from engine.training.live import SCHEDULE_KEYS, LiveChangeError, LivePlan, plan_changes
-from engine.training.transfer import keep_weights, read_kept, transfer_weights
+from engine.training.live import (
+    KEPT_WEIGHTS,
+    SCHEDULE_KEYS,
+    LiveChangeError,
+    LivePlan,
+    plan_changes,
+)
+from engine.training.transfer import (
+    TransferError,
+    keep_weights,
+    read_kept,
+    read_source,
+    transfer_by_names,
+    transfer_weights,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from engine.training.trainer import Trainer
 
-__all__ = ["apply_changes", "keep_paused_weights", "start_from_kept"]
+__all__ = ["apply_changes", "keep_paused_weights", "start_from_weights"]
 
 
 def apply_changes(trainer: Trainer, changes: dict[str, Any], epoch: int) -> LivePlan:
@@ -101,15 +115,36 @@ def keep_paused_weights(trainer: Trainer, path: Path, *, step: int, epoch: int, 
     keep_weights(path, trainer.model, project_to_dict(trainer.project), epoch=epoch, step=step, at=at)
 
 
-def start_from_kept(trainer: Trainer) -> dict[str, Any]:
+def start_from_weights(trainer: Trainer) -> dict[str, Any]:
     """Copy the weights at ``trainer.init_from`` into its new model, block by block where they fit.
 
-    Returns what ``Started.transfer`` and the run's ``parent`` say: the kept and fresh blocks by name,
-    and where in the paused run the weights were taken (``epoch``, ``step``, ``at``).
+    ``init_from`` is a paused run's weights (a changed network), or a run folder, a training checkpoint
+    or a weights file (transfer learning). Returns what ``Started.transfer`` and the run's ``parent``
+    say: the kept and fresh blocks by name, where in the earlier run the weights were taken (``epoch``,
+    and ``step`` and ``at`` for a pause) and the ``checkpoint`` file.
 
     Raises:
-        TransferError, ProjectError: the file cannot be read, or its project is damaged.
+        TransferError, ProjectError: the file cannot be read, its project is damaged, or (from another
+            run) not one block of the network fits its weights.
     """
+    path = trainer.init_from
+    if path.name == KEPT_WEIGHTS and path.is_file():
+        return _start_from_kept(trainer)
+    source = read_source(path)
+    graph = trainer.project.graph
+    if source.project is None:
+        moved = transfer_by_names(source.state, trainer.model, trainer.code)
+    else:
+        old = project_from_dict(source.project, source=str(source.file))
+        moved = transfer_weights(old.graph, source.state, graph, trainer.model, trainer.code)
+    if not moved.kept and moved.fresh:
+        fresh = ", ".join(f"{name} ({why})" for name, why in moved.described(graph)["fresh"].items())
+        raise TransferError(f"{source.file}: no block of this network fits these weights ({fresh})")
+    return {**moved.described(graph), **source.where, "checkpoint": str(source.file)}
+
+
+def _start_from_kept(trainer: Trainer) -> dict[str, Any]:
+    """A changed network from its paused run's weights: every block that fits, none at all included."""
     doc = read_kept(trainer.init_from)
     old = project_from_dict(doc["project"], source=str(trainer.init_from))
     moved = transfer_weights(old.graph, doc["model"], trainer.project.graph, trainer.model, trainer.code)

@@ -9,7 +9,8 @@ last such event, throttled to a few dozen per second whatever the batch rate),
 between batches, so a worker thread (or the CLI) drives the same loop; a pause that takes
 effect is acknowledged with :class:`Paused`, its end with :class:`Resumed`. A resume may carry
 changed settings, which the loop applies where it paused (see :mod:`engine.training.pausing`), and
-``init_from`` starts a changed network from a paused run's weights (:mod:`engine.training.transfer`).
+``init_from`` starts a new run from earlier weights, block by block where they fit: a changed network
+from a paused run's, or (transfer learning) another run's or checkpoint's (:mod:`engine.training.transfer`).
 
 A NaN or infinite loss, running out of GPU memory, and any other exception end
 the run with a :class:`Failed` event whose message says what happened and what to try;
@@ -52,6 +53,7 @@ from engine.training.events import (
 )
 from engine.tasks import LOSS, head_spec
 from engine.training.objectives import MetricSum, main_metric, mixed_loss
+from engine.training.transfer import run_folder_of as _run_folder_of
 
 
 class TrainingError(NetDesignerError):
@@ -229,7 +231,8 @@ class Trainer:
         self.control = control or Control()
         self.resume_from = Path(resume_from) if resume_from is not None else None
         self.label = label
-        # NOTE: a paused run's weights (engine.training.transfer) that a changed network starts from
+        # NOTE: the weights a new run starts from (engine.training.transfer): a paused run's, a run folder,
+        # a checkpoint or a weights file; not a continuation (that is resume_from)
         self.init_from = Path(init_from) if init_from is not None else None
         self.transfer: dict[str, Any] | None = None  # what the new network kept of them
         self.schedule_from = 0  # the epochs before the schedule began (a schedule set while paused starts later)
@@ -290,9 +293,13 @@ class Trainer:
         self.splits = {"train": train, "val": val, "test": test}
         self.model = compiled.module.to(self.device)
         if self.init_from is not None:
-            from engine.training.pausing import start_from_kept
+            from engine.training.pausing import start_from_weights
 
-            self.transfer = start_from_kept(self)
+            if self.resume_from is not None:
+                raise TrainingError("a run either continues from a checkpoint or starts from earlier weights, "
+                                    "not both")
+
+            self.transfer = start_from_weights(self)
         self.optimizer = make_optimizer(trained_parameters(self.model), self.cfg)
         self.scheduler = make_scheduler(self.optimizer, self.cfg, lambda: self.epochs - self.schedule_from)
         self.amp = self.cfg.mixed_precision and self.device.type == "cuda"
@@ -388,14 +395,17 @@ class Trainer:
                 fork_of = home if home is not None and is_run_dir(home) else None
                 if fork_of is None:
                     resume_epoch = None  # NOTE: a checkpoint from elsewhere: a new run with no history before it
-        fork_point = None
+        fork_point = extra = None
         if self.init_from is not None and self.resume_from is None:
-            home = _run_folder_of(self.init_from)  # NOTE: a new network from a paused run's weights: its lineage
+            source = Path(self.transfer.get("checkpoint") or self.init_from) if self.transfer else self.init_from
+            home = _run_folder_of(source)  # NOTE: a new run from earlier weights: its lineage
             fork_of = home if home is not None and is_run_dir(home) else None
             fork_point = dict(self.transfer or {})
+            if fork_of is None:  # NOTE: a checkpoint or weights file from no run: summary.json still names it
+                extra = {"init_from": fork_point}
         self.writer = RunWriter(
             self.out_dir, snapshot=project_to_dict(self.project), label=self.label, epochs=self.epochs,
-            resume_epoch=resume_epoch, fork_of=fork_of, fork_point=fork_point,
+            resume_epoch=resume_epoch, fork_of=fork_of, fork_point=fork_point, extra=extra,
         )
         if resume_epoch is not None:
             self.history = [dict(r) for r in self.writer.rows]
@@ -783,14 +793,6 @@ class _EpochPart:
 
 class _StoppedEarly(Exception):
     """Stop was pressed before training began (while the data loaded, say)."""
-
-
-def _run_folder_of(checkpoint: Path) -> Path | None:
-    """The run folder a checkpoint belongs to (``RUN/last.pt``, ``RUN/checkpoints/epoch-0003.pt``), if any."""
-    folder = checkpoint.parent
-    if folder.name == "checkpoints":
-        folder = folder.parent
-    return folder if (folder / "summary.json").is_file() else None
 
 
 def _remove_if_empty(folder: Path) -> None:

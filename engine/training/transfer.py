@@ -1,4 +1,4 @@
-"""A new network from a paused run's weights: every block whose parameters still fit keeps them.
+"""A new network from earlier weights: every block whose parameters still fit keeps them.
 
 When a person changes the network itself while a run is paused (adds or removes blocks, changes
 a layer's shape), the run cannot go on with it; a new run starts from the paused weights instead.
@@ -11,10 +11,16 @@ Blocks are matched by id, not by the attribute names of the generated code, whic
 blocks' names (a rename, or a new block named like an old one, would mislead them): the old
 graph's :attr:`~engine.codegen.GeneratedModel.attrs` name each old block's tensors in the paused
 ``state_dict``, the new model's name them in the new one. A block is kept whole or not at all.
+
+The same copy starts a new run from another run (transfer learning, fine-tuning): :func:`read_source`
+reads a run folder (its best checkpoint, else its last), a training checkpoint or an exported
+``state_dict``, with the project that made it (the run folder's ``project.json``). Weights with no
+project beside them are matched by the new network's own attribute names (:func:`transfer_by_names`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,10 +32,11 @@ from engine.errors import NetDesignerError
 from engine.graph import Graph
 from engine.training.live import KEPT_WEIGHTS
 
-__all__ = ["KEPT_WEIGHTS", "Transfer", "TransferError", "keep_weights", "read_kept", "transfer_weights"]
+__all__ = ["KEPT_WEIGHTS", "Transfer", "TransferError", "WeightSource", "keep_weights", "read_kept", "read_source",
+           "transfer_by_names", "transfer_weights"]
 
 class TransferError(NetDesignerError):
-    """Paused weights cannot be read or used; the message names the file."""
+    """Earlier weights cannot be read or used; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +101,33 @@ def transfer_weights(old_graph: Graph, old_state: dict[str, Any], new_graph: Gra
     old_attrs = generate(old_graph).attrs
     # NOTE: blocks inside units are matched by their path (``unit/inner``), as the code's attrs name them
     old_graph, new_graph = flatten(old_graph), flatten(new_graph)
+
+    def old_tensors(nid: str) -> dict[str, torch.Tensor] | str:
+        old_node = old_graph.nodes.get(nid)
+        if old_node is None or nid not in old_attrs:
+            return "new"
+        if old_node.type != new_graph.nodes[nid].type:
+            return "its type changed"
+        return _tensors_of(old_state, old_attrs[nid])
+
+    return _copy_blocks(model, code, old_tensors)
+
+
+def transfer_by_names(old_state: dict[str, Any], model: torch.nn.Module, code: GeneratedModel) -> Transfer:
+    """Copy into ``model`` each block's tensors found in ``old_state`` under its own attribute name.
+
+    For weights with no project to match blocks by id (an exported ``state_dict`` on its own): a block
+    keeps them when ``old_state`` has its module's tensors (``conv1.weight``, ...) with the same shapes.
+    """
+    def old_tensors(nid: str) -> dict[str, torch.Tensor] | str:
+        return _tensors_of(old_state, code.attrs[nid]) or "not in the weights"
+
+    return _copy_blocks(model, code, old_tensors)
+
+
+def _copy_blocks(model: torch.nn.Module, code: GeneratedModel,
+                 old_tensors: Callable[[str], dict[str, torch.Tensor] | str]) -> Transfer:
+    """Copy, block by block, the tensors ``old_tensors(id)`` gives (or why there are none) where they fit."""
     state = model.state_dict()
     merged = dict(state)
     kept, copied, fresh = [], [], {}
@@ -101,14 +135,10 @@ def transfer_weights(old_graph: Graph, old_state: dict[str, Any], new_graph: Gra
         new = _tensors_of(state, attr)
         if not new:
             continue  # NOTE: no parameters (ReLU, pooling, Dropout): nothing to keep or lose
-        old_node = old_graph.nodes.get(nid)
-        if old_node is None or nid not in old_attrs:
-            fresh[nid] = "new"
+        old = old_tensors(nid)
+        if isinstance(old, str):
+            fresh[nid] = old
             continue
-        if old_node.type != new_graph.nodes[nid].type:
-            fresh[nid] = "its type changed"
-            continue
-        old = _tensors_of(old_state, old_attrs[nid])
         if set(old) != set(new) or any(tuple(old[k].shape) != tuple(new[k].shape) for k in new):
             fresh[nid] = "its shape changed"
             continue
@@ -124,3 +154,85 @@ def _tensors_of(state: dict[str, Any], attr: str) -> dict[str, torch.Tensor]:
     """The tensors of one block's module in a ``state_dict``, by their names inside it (``weight``, ``bias``)."""
     prefix = attr + "."
     return {k[len(prefix):]: torch.as_tensor(v) for k, v in state.items() if k.startswith(prefix)}
+
+
+@dataclass(frozen=True)
+class WeightSource:
+    """Weights a new run starts from, as :func:`read_source` found them.
+
+    Attributes:
+        file: the file the weights came from (a run folder's ``best.pt``, a ``paused.pt``, a weights file).
+        state: its ``state_dict``.
+        project: the project that made them, as plain data; None for weights with nothing beside them.
+        run: the run folder the file belongs to, if any.
+        where: what is known of the point in that run: ``epoch`` (and ``step``, ``at`` for a pause).
+    """
+
+    file: Path
+    state: dict[str, Any]
+    project: dict[str, Any] | None
+    run: Path | None
+    where: dict[str, Any]
+
+
+def read_source(path: Path) -> WeightSource:
+    """The weights at ``path``: a run folder, a paused run's weights, a training checkpoint or a ``state_dict``.
+
+    Read with ``weights_only=True``. Raises :class:`TransferError` naming the file and what is wrong.
+    """
+    from engine.training.runs import RunError, find_checkpoint
+
+    path = Path(path)
+    try:
+        file = find_checkpoint(path, which="best")
+    except RunError as exc:
+        raise TransferError(str(exc)) from None
+    doc = _read_weights(file)
+    run = run_folder_of(file)
+    where = {k: doc[k] for k in ("epoch", "step", "at")
+             if isinstance(doc, dict) and isinstance(doc.get(k), (int, float)) and not isinstance(doc.get(k), bool)}
+    if isinstance(doc, dict) and isinstance(doc.get("model"), dict):
+        state, project = doc["model"], doc.get("project")
+    elif _is_state_dict(doc):
+        state, project = doc, None
+    else:
+        raise TransferError(f"{file}: not a checkpoint or a weights file (it holds no network weights)")
+    if not isinstance(project, dict):
+        project = _project_beside(file, run)
+    return WeightSource(file, dict(state), project, run, where)
+
+
+def run_folder_of(checkpoint: Path) -> Path | None:
+    """The run folder a checkpoint belongs to (``RUN/best.pt``, ``RUN/checkpoints/epoch-0003.pt``), if any."""
+    folder = checkpoint.parent
+    if folder.name == "checkpoints":
+        folder = folder.parent
+    return folder if (folder / "summary.json").is_file() else None
+
+
+def _read_weights(file: Path) -> Any:
+    from engine.userfiles import read_tensors
+
+    try:
+        return read_tensors(file, "weights")
+    except FileNotFoundError:
+        raise TransferError(f"{file}: no such checkpoint or weights file") from None
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged or unsafe file
+        raise TransferError(f"{file}: not a readable checkpoint or weights file ({type(exc).__name__})") from None
+
+
+def _is_state_dict(doc: Any) -> bool:
+    return (isinstance(doc, dict) and bool(doc)
+            and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in doc.items()))
+
+
+def _project_beside(file: Path, run: Path | None) -> dict[str, Any] | None:
+    """The run folder's ``project.json`` (the network the weights were trained as); None outside a run."""
+    if run is None:
+        return None
+    from engine.project import load_project, project_to_dict
+
+    try:
+        return project_to_dict(load_project(run / "project.json"))
+    except NetDesignerError as exc:
+        raise TransferError(f"{file}: the network of its run cannot be read ({exc})") from None
