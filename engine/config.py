@@ -380,6 +380,13 @@ class TrainingConfig(_Section):
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+#: settings of ``probes`` kept in ``ProbeConfig.extra`` (absent: the probes' default), each a number in (lo, hi]:
+#: name -> (what it is, lo, hi). NOTE: in ``extra``, so a project that never sets one is saved as before.
+PROBE_EXTRA_NUMBERS: dict[str, tuple[str, float, float]] = {
+    "cam_box_threshold": ("the share of its peak at which a class map is cut for a box", 0.0, 1.0),
+}
+
+
 @dataclass
 class ProbeConfig(_Section):
     """What the live views look at while training runs."""
@@ -393,3 +400,12 @@ class ProbeConfig(_Section):
     probe_samples: int = _field(8, integer(1, 64))
     cam_method: str = _field("gradcam", choice("cam", "gradcam", "off"))
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def _cross_check(self, where: str) -> None:
+        for name, (about, lo, hi) in PROBE_EXTRA_NUMBERS.items():
+            if name in self.extra:
+                try:
+                    self.extra[name] = number(lo, hi, above=True)(self.extra[name])
+                except _Refused as exc:
+                    value = show_value(self.extra[name])
+                    raise ProjectError(f"{where}.{name} ({about}) must be {exc.expect}, not {value}") from None

@@ -1,5 +1,6 @@
 """The picture views of the Insight dock: a block's activations, the first filters (or a linear
-classifier's class templates), CAM overlays.
+classifier's class templates), CAM overlays with the boxes cut from them (weakly supervised
+localization) beside the true boxes.
 
 Each view takes the probe dict of :meth:`engine.probes.runner.ProbeRunner.run` (plus the
 worker's ``images``) in :meth:`update_probes` and offers its numbers through :meth:`csv`.
@@ -11,6 +12,7 @@ from collections import deque
 from typing import Any
 
 import numpy as np
+import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QPushButton, QSlider, QSplitter, QVBoxLayout, QWidget
 
@@ -19,13 +21,15 @@ from designer.plaintext import escape_rich
 from engine.colormap import overlay
 
 __all__ = [
-    "ActivationsView", "CamView", "FiltersView", "FILM_FRAMES", "class_name", "frame_caption", "template_captions",
-    "template_pictures", "verdict",
+    "CAM_BOX", "FILM_FRAMES", "TRUE_BOX", "ActivationsView", "BoxTilePlot", "CamView", "FiltersView", "box_outlines",
+    "class_name", "frame_caption", "localization_header", "template_captions", "template_pictures", "verdict",
 ]
 
 FILM_FRAMES = 20  # class maps kept over time, per probe sample
 VECTOR_COLS = 32  # a long vector wraps into rows of this many units
 WIDE = 1.4  # a class-maps view this many times wider than tall puts the film strip beside the images
+TRUE_BOX = (46, 160, 67)  # green: a true box, here and in the Masks and boxes view
+CAM_BOX = (0, 200, 255)  # cyan: a box cut from a class map (the heat ramp has no cyan)
 
 
 def class_name(index: int, names: list[str] | None) -> str:
@@ -41,6 +45,63 @@ def verdict(true: int, predicted: int, names: list[str] | None) -> str:
     """HTML "true → predicted" for a tile's caption; a wrong one starts with ✗ and is red (names escaped)."""
     text = escape_rich(f"{class_name(true, names)} → {class_name(predicted, names)}")
     return text if true == predicted else f"<span style='color:{WRONG}'>✗ {text}</span>"
+
+
+def swatch(rgb, text: str) -> str:
+    """HTML: a square in colour ``rgb`` and ``text`` (escaped) beside it, for a legend."""
+    r, g, b = (int(v) for v in rgb)
+    return f"<span style='color:rgb({r},{g},{b})'>■</span> {escape_rich(text)}"
+
+
+def localization_header(loc: dict[str, Any]) -> str:
+    """HTML: the mean IoU of the boxes cut from the class maps against the true boxes, and a legend."""
+    share = f"{float(loc['threshold']) * 100:g} %"
+    return (f"Weakly supervised localization: mean IoU <b>{float(loc['mean_iou']):.2f}</b> of boxes cut from the "
+            f"class maps at {share} of their peak, against the true boxes &nbsp; "
+            + swatch(CAM_BOX, "box from the class map") + " &nbsp; " + swatch(TRUE_BOX, "true box"))
+
+
+def box_outlines(boxes, origins: list[tuple[float, float]], h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (x, y, w, h fractions of a tile) as one polyline with NaN breaks, each on its tile's origin."""
+    xs: list[float] = []
+    ys: list[float] = []
+    for (bx, by, bw, bh), (x0, y0) in zip(np.asarray(boxes, dtype=np.float64), origins):
+        left, top = x0 + bx * w, y0 + by * h
+        right, bottom = left + bw * w, top + bh * h
+        xs += [left, right, right, left, left, np.nan]
+        ys += [top, top, bottom, bottom, top, np.nan]
+    return np.array(xs), np.array(ys)
+
+
+class BoxTilePlot(TilePlot):
+    """Tiles with a box over each, one colour per kind of box, kept on their tiles through every re-layout."""
+
+    def __init__(self, colours: dict[str, tuple[int, int, int]], parent: QWidget | None = None) -> None:
+        self.outlines: dict[str, pg.PlotDataItem] = {}
+        self.boxes: dict[str, np.ndarray | None] = {}
+        super().__init__(parent=parent)
+        for kind, rgb in colours.items():
+            self.outlines[kind] = pg.PlotDataItem(pen=pg.mkPen(rgb, width=2), connect="finite")
+            self.boxes[kind] = None
+            self.addItem(self.outlines[kind])
+
+    def set_boxes(self, kind: str, boxes) -> None:
+        """The boxes (N, 4) drawn over the tiles from the next layout on (None: none)."""
+        self.boxes[kind] = None if boxes is None else np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+    def _lay_out(self) -> None:
+        super()._lay_out()
+        n, _, h, w, _ = self.grid
+        for kind, item in self.outlines.items():
+            boxes = self.boxes[kind]
+            shown = boxes[:n] if boxes is not None else np.zeros((0, 4))
+            item.setData(*box_outlines(shown, [self.origin(i) for i in range(len(shown))], h, w))
+
+    def clear_image(self) -> None:
+        super().clear_image()
+        for kind, item in self.outlines.items():
+            self.boxes[kind] = None
+            item.setData([], [])
 
 
 def _label(text: str = "", rich: bool = False) -> QLabel:
@@ -267,7 +328,9 @@ class CamView(QWidget):
     """The probe images with the class-activation heat map over them, and one sample's maps over time.
 
     Under each image: "true → predicted" once an epoch has told the probe images' classes (a wrong
-    one red, marked ✗ and framed), else its predicted class. The film strip labels each frame with
+    one red, marked ✗ and framed), else its predicted class. Where the data have true boxes, each
+    image also shows the box cut from its map (cyan) and the true box (green), their IoU under it
+    and the mean IoU in the header (weakly supervised localization). The film strip labels each frame with
     its step; it sits beside the images in a wide view and under them in a tall one, both growing.
 
     Signals:
@@ -304,7 +367,7 @@ class CamView(QWidget):
         self.opacity.setMaximumWidth(140)
         self.opacity.setToolTip("How strongly the heat map covers the image")
         self.opacity.valueChanged.connect(self._redraw)
-        self.plot = TilePlot()
+        self.plot = BoxTilePlot({"cam": CAM_BOX, "true": TRUE_BOX})
         self.film = TilePlot()
         self.film_box = QComboBox()
         self.film_box.setToolTip("The probe image whose maps the film strip follows")
@@ -347,6 +410,7 @@ class CamView(QWidget):
         self._classes = 0
         self.images: np.ndarray | None = None
         self.data: dict[str, Any] | None = None
+        self.localization: dict[str, Any] | None = None  # the boxes cut from self.data's maps
         self._probe: dict[str, Any] | None = None  # the latest probe run recorded
         self.predicted: np.ndarray | None = None
         self.true_classes: np.ndarray | None = None  # the probe images' classes, once an epoch told them
@@ -407,7 +471,7 @@ class CamView(QWidget):
         The opacity is the person's taste, not the project's, so it stays.
         """
         self.frames.clear()
-        self.images = self.data = self._probe = self.predicted = self.true_classes = None
+        self.images = self.data = self.localization = self._probe = self.predicted = self.true_classes = None
         self._class_names = None
         self._fill_classes(0)
         self.plot.clear_image()
@@ -429,6 +493,7 @@ class CamView(QWidget):
         if cam is None or self.images is None:
             return
         self.data = cam
+        self.localization = data.get("localization")
         self.predicted = np.asarray(pred["classes"]) if pred is not None else None
         heat = np.round(np.clip(cam["maps"], 0.0, 1.0) * 255).astype(np.uint8)
         for i, h in enumerate(heat):
@@ -459,6 +524,8 @@ class CamView(QWidget):
         under = "true → predicted class" if self._knows_truth() else "its predicted class"
         text = (f"<b>{method}</b> of <b>{escape_rich(cam['name'])}</b> for {target} (step {data.get('step')}); "
                 f"under each image: {under}")
+        if self._boxes_known():
+            text += "<br>" + localization_header(self.localization)
         self.header.setText(text + (f"<br><span style='color:#c0392b'>{escape_rich(why)}</span>" if why else ""))
 
     def _set_film_count(self, n: int) -> None:
@@ -490,7 +557,19 @@ class CamView(QWidget):
             wrong = [i for i, (t, c) in enumerate(zip(truth, classes)) if int(t) != int(c)]
         else:
             captions, wrong = [escape_rich(class_name(int(c), self._class_names)) for c in classes], []
+        boxed = self._boxes_known()
+        if boxed:
+            captions = [f"{c}<br>IoU {float(u):.2f}" for c, u in zip(captions, self.localization["iou"])]
+        # NOTE: boxes before tiles: each layout of the tiles (a resize too) draws the boxes on them
+        self.plot.set_boxes("cam", self.localization["cam_boxes"] if boxed else None)
+        self.plot.set_boxes("true", self.localization["true_boxes"] if boxed else None)
+        self.plot.lines = 2 if boxed else 1
         self.plot.show_tiles(self.overlays(), captions, marked=wrong)
+
+    def _boxes_known(self) -> bool:
+        """Whether the latest maps come with their boxes and the true ones (data with true boxes, after an epoch)."""
+        loc, n = self.localization, len(self.data["maps"]) if self.data is not None else 0
+        return loc is not None and "iou" in loc and len(loc["iou"]) == n > 0
 
     def set_true_classes(self, labels) -> None:
         """The probe images' true classes (from an epoch's insight): the next draw shows "true → predicted"."""

@@ -17,12 +17,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from designer.insight.images import PALETTE, TilePlot
-from designer.insight.maps import class_name, verdict
+from designer.insight.maps import TRUE_BOX, class_name, verdict
 from engine.colormap import overlay
 
 __all__ = ["HardestGallery", "PredictionsView", "box_iou", "mask_overlay"]
 
-TRUE_BOX, PREDICTED_BOX = (46, 160, 67), (232, 115, 12)
+PREDICTED_BOX = (232, 115, 12)
 MASK_OPACITY = 0.55
 
 

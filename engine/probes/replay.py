@@ -56,6 +56,7 @@ def replay(snapshot: Mapping[str, Any] | Project, weights: Mapping[str, Any], ba
         probe_x = scored.x[: len(raw)]
     runner = ProbeRunner(project.graph, compiled.code, probe_x, config=project.probes, analysis=analysis,
                          display_x=raw if raw.dim() == 4 else None)
+    views = runner.evaluate(model, scored)  # NOTE: first: it meets the probe images' true boxes for run()
     with torch.no_grad():
         probes = runner.run(model, step=None)
     probes.pop("gradients", None)  # NOTE: no step was taken: gradient flow exists only during training
@@ -64,5 +65,4 @@ def replay(snapshot: Mapping[str, Any] | Project, weights: Mapping[str, Any], ba
         probes["images"] = runner.images()
     except Exception:  # noqa: BLE001 - not image data: the views show no pictures, as during training
         probes["images"] = None
-    views = runner.evaluate(model, scored)
     return {"probes": probes, "insight": {"epoch": epoch, **views}}

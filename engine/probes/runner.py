@@ -32,6 +32,7 @@ from engine.graph import Graph
 from engine.layers.registry import FROZEN_MARK, is_frozen
 import engine.probes.cam as cam_mod
 import engine.probes.views as views
+import engine.probes.wsl as wsl
 from engine.probes.base import Head, ProbeError, Tap, class_head, find_heads, resolve_block
 from engine.probes.snapshot import detached_copy, refresh
 from engine.tasks import head_spec
@@ -51,9 +52,10 @@ class ProbeSettings:
     ``"gradcam"`` or ``"off"``; ``cam_layer`` the Grad-CAM block (None: the default);
     ``class_index`` the class explained (None: the predicted one). ``sample``: the probe image
     whose activations are shown. ``histograms``: weight and activation histograms with
-    ``bins`` bins. ``grid_steps``: resolution of the decision-region grid. ``hardest``: how many
-    of the hardest validation samples are listed; ``gallery``: how many of those (for image
-    data) come with their picture, labels and class map.
+    ``bins`` bins. ``cam_box_threshold``: the share of its peak at which each class map is cut
+    for a box (:mod:`engine.probes.wsl`). ``grid_steps``: resolution of the decision-region
+    grid. ``hardest``: how many of the hardest validation samples are listed; ``gallery``: how
+    many of those (for image data) come with their picture, labels and class map.
     """
 
     every_batches: int | None = 50
@@ -61,6 +63,7 @@ class ProbeSettings:
     layer: str | None = None
     filters_layer: str | None = None
     cam_method: str = "gradcam"
+    cam_box_threshold: float = wsl.CAM_BOX_THRESHOLD
     cam_layer: str | None = None
     class_index: int | None = None
     sample: int = 0
@@ -145,6 +148,8 @@ class ProbeRunner:
         self._runs = 0
         self.runs = 0
         self._wanted: dict[str, Any] = {}  # NOTE: set from another thread, applied by run()
+        # NOTE: the probe images' true boxes, learnt from the first evaluate() whose data start with them
+        self._true_boxes: np.ndarray | None = None
 
     # ------------------------------------------------------------------ set-up
     def _pick(self, chosen: str | None, default, what: str) -> str | None:
@@ -332,6 +337,10 @@ class ProbeRunner:
           (out, in, k, k) in [0, 1] and ``rgb``, or a linear classifier's ``templates`` (K, C, H, W)).
         * ``cam``: ``method`` ("cam" or "gradcam"), ``node_id`` and ``name`` of the weighed
           block, ``maps`` (N, H, W) float32 in [0, 1] at input resolution, ``classes`` (N,).
+        * ``localization`` (with ``cam``): the box cut from each class map, see
+          :func:`engine.probes.wsl.localization` (``cam_boxes`` (N, 4), ``threshold``; once an
+          :meth:`evaluate` has met the probe images' true boxes also ``true_boxes`` (N, 4), ``iou``
+          (N,) and ``mean_iou``).
         * ``predictions``: ``scores`` (N, K) float32 and ``classes`` (N,) of the class output.
         * ``gradients``: ``layers`` (block names) and ``node_ids`` of the L blocks with
           weights, ``grad_norm``, ``weight_norm`` (L,) float64, and ``update_ratio`` (L,) when
@@ -406,6 +415,9 @@ class ProbeRunner:
             self._safe(out, "predictions", lambda: _predictions(scores))
         if self.cam_method == "cam" or grads is not None:
             self._safe(out, "cam", lambda: self._cam(copy, values, grads, head) | {"class_index": s.class_index})
+        if "cam" in out:
+            self._safe(out, "localization", lambda: wsl.localization(
+                out["cam"]["maps"], self._true_boxes, s.cam_box_threshold))
         if s.histograms:
             self._safe(out, "activation_histograms", lambda: self._activation_histograms(hist_ids, hists))
 
@@ -540,7 +552,8 @@ class ProbeRunner:
         :func:`~engine.probes.views.crop_pictures`), ``probe_labels`` (N,) (the probe images' classes,
         when ``dataset`` starts with them and has class labels), and ``problems``.
         ``scores``: the model's outputs for ``dataset`` (one tensor per output) when the caller
-        has them already.
+        has them already. When ``dataset`` starts with the probe images and has true boxes, the
+        runner keeps them: from then on :meth:`run` scores the boxes cut from the class maps.
         """
         if self._wanted:
             self._apply_wanted()
@@ -556,6 +569,8 @@ class ProbeRunner:
             out["problems"]["predictions"] = str(exc)
             return out
         truth = self._probe_targets(dataset)
+        if truth is not None and "box" in truth:
+            self._true_boxes = truth["box"].numpy().astype(np.float32)
         if truth is not None and "label" in truth:
             out["probe_labels"] = truth["label"].reshape(len(self.x), -1)[:, 0].numpy().astype(np.int64)
         for head in self.heads:
