@@ -136,6 +136,7 @@ def test_a_stop_sent_right_after_the_run_request_reaches_that_run():
 
 
 @pytest.mark.skipif(not hasattr(os, "getpriority"), reason="no nice levels on this OS")
+@pytest.mark.slow  # NOTE: a child process (tests/engine stays under 30 s without these)
 def test_the_child_trains_at_a_lower_priority_than_the_window():
     proc = TrainingProcess(request(epochs=1))
     proc.start()
@@ -147,6 +148,7 @@ def test_the_child_trains_at_a_lower_priority_than_the_window():
     assert isinstance(list(events)[-1], Finished)
 
 
+@pytest.mark.slow  # NOTE: a child process (tests/engine stays under 30 s without these)
 def test_a_bad_snapshot_is_a_failed_event_not_a_crash():
     req = request()
     req.snapshot["graph"] = {"nodes": "not a list"}
@@ -155,6 +157,7 @@ def test_a_bad_snapshot_is_a_failed_event_not_a_crash():
     assert "snapshot" in events[0].message or "graph" in events[0].message
 
 
+@pytest.mark.slow  # NOTE: a child process (tests/engine stays under 30 s without these)
 def test_cross_validation_in_a_child_process_tags_every_event_with_its_fold():
     req = request(epochs=2)
     req.folds = 3
