@@ -51,7 +51,7 @@ TASKS = ("classification", "binary", "regression", "segmentation", "localization
 BAD_FILE_CHOICES = ("skip", "stop")
 MAX_SEED = 2**32 - 1  # numpy's seeds stop here
 
-#: augmentation option -> (largest value allowed, what it means); "flip" (None) is true or false.
+#: augmentation option -> (largest value allowed, what it means); "flip" and "vflip" (None) are true or false.
 #: NOTE: declared here, free of torch, so a project is checked when it loads; engine.data.augment
 #: applies the same declaration to training batches.
 AUGMENT_OPTIONS: dict[str, tuple[float | None, str]] = {
@@ -63,6 +63,9 @@ AUGMENT_OPTIONS: dict[str, tuple[float | None, str]] = {
     "brightness": (10.0, "largest change of brightness, added to the whole image"),
     "contrast": (0.99, "largest change of contrast, as a factor around 1 (0.2: 80 % to 120 %)"),
     "mixup": (10.0, "alpha of the Beta(alpha, alpha) mixing weight; 0 is off"),
+    "vflip": (None, "true: mirror top-bottom, each image with probability 1/2"),
+    "elastic": (0.1, "standard deviation of the elastic displacement, as a fraction of the image size"),
+    "cutout": (0.9, "side of the square erased from each image, as a fraction of the image side"),
 }
 
 #: settings of ``data`` that only some data sets read, kept in ``DataConfig.extra``:

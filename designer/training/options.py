@@ -78,20 +78,29 @@ DEVICE_TITLES = {
 AUGMENT_FIELDS = {
     "flip": ("Mirror left-right:", None, 0, "Mirror each training image left-right with probability 1/2. "
              "Good for photos; wrong for digits and text, whose mirror images mean something else."),
+    "vflip": ("Mirror top-bottom:", None, 0, "Turn each training image upside down with probability 1/2 (a "
+              "mask or box moves with it). Good for cells and satellite pictures, which have no up; wrong "
+              "for photos of upright things."),
     "shift": ("Shift:", 0.5, 0.05, "Move images by up to this fraction of their size, so the network "
               "does not rely on where things are."),
     "rotation": ("Rotation (°):", 180.0, 5.0, "Turn images by up to this many degrees either way."),
     "scale": ("Zoom:", 0.9, 0.05, "Zoom in or out by up to this fraction (0.1: from 90 % to 110 %)."),
+    "elastic": ("Elastic:", 0.1, 0.01, "Bend each image smoothly, like a rubber sheet: 3 × 3 points move at "
+                "random by this fraction of the image size (standard deviation) and the pixels between follow, "
+                "masks too. The U-Net paper used it to learn from few images (try 0.02)."),
     "noise": ("Noise:", 10.0, 0.05, "Add random noise of this standard deviation to every input value, so "
               "small disturbances do not change the answer."),
     "brightness": ("Brightness:", 10.0, 0.05, "Brighten or darken whole images by up to this much."),
     "contrast": ("Contrast:", 0.99, 0.05, "Raise or lower the contrast by up to this factor (0.2: 80 % to 120 %)."),
+    "cutout": ("Cutout:", 0.9, 0.05, "Blank out one random square of each image, its side this fraction of "
+               "the image's (0.25 is typical), so the network learns from every part of the object, not one "
+               "telltale patch. Masks and boxes are left as they are."),
     "mixup": ("Mixup:", 10.0, 0.1, "Blend pairs of training samples and their targets (alpha of the mixing "
               "weight; 0.2 is typical). Smooths the decision boundary."),
 }
 
 #: the augmentations that change pictures: they mean nothing for points or table rows
-IMAGE_AUGMENTS = ("flip", "shift", "rotation", "scale", "brightness", "contrast")
+IMAGE_AUGMENTS = ("flip", "vflip", "shift", "rotation", "scale", "elastic", "brightness", "contrast", "cutout")
 
 #: the curves of the 1-D regression set (engine.config.REGRESSION_FUNCTIONS), as the Training setup names them
 FUNCTION_TITLES = {"sin": "sin x", "step": "step at 0", "abs": "|x|", "square": "x²", "sawtooth": "sawtooth"}

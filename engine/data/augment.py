@@ -1,10 +1,14 @@
 """Data augmentation of training batches, on whatever device the batch is on.
 
-Geometric options (images only) are sampled per image and applied together as one affine warp
-per batch (``affine_grid`` + ``grid_sample``); a ``mask`` target is warped the same way with
-nearest sampling (pixels moved in from outside become background, 0) and a ``box`` target
-becomes the bounding box of its warped corners, clipped to the image (after a rotation that is
-a little looser than the shape). Photometric options change intensities and work on any input.
+Geometric options (images only) are sampled per image and applied together as one warp per
+batch (``affine_grid`` + ``grid_sample``), with the elastic deformation of the U-Net paper (a
+coarse grid of random offsets, upsampled bicubic) added to the affine grid; a ``mask`` target is
+warped the same way with nearest sampling (pixels moved in from outside become background, 0) and
+a ``box`` target becomes the bounding box of its warped corners, clipped to the image (after a
+rotation that is a little looser than the shape; with ``elastic``, the bounding box of the warped
+box's pixels). ``vflip`` mirrors top-bottom by indexing, before the warp, so it is exact.
+Photometric options change intensities and work on any input; ``cutout`` then erases one square
+per image to 0 and leaves targets alone.
 
 Mixup does not mix the targets themselves: it returns ``mix = (perm, lam)`` and the loss is
 ``lam · loss(out, t) + (1 − lam) · loss(out, t[perm])`` (see :func:`mixed_loss`), which is the
@@ -29,7 +33,9 @@ from engine.data.base import DataError
 
 __all__ = ["AUGMENT_OPTIONS", "Augmenter", "Mix", "mixed_loss"]
 
-GEOMETRIC = ("flip", "shift", "rotation", "scale")
+GEOMETRIC = ("flip", "shift", "rotation", "scale", "elastic")  # the options of the one warp
+IMAGE_ONLY = ("flip", "vflip", "shift", "rotation", "scale", "elastic", "cutout")
+ELASTIC_GRID = 3  # the coarse grid of random offsets is 3 × 3, as in the U-Net paper
 
 Mix = tuple[Tensor, float]  # (perm, lam)
 
@@ -61,11 +67,12 @@ class Augmenter:
         return any(k in self.spec for k in GEOMETRIC)
 
     def check(self, input_shape: tuple[int, ...]) -> None:
-        """Refuse geometric options for vector inputs before training starts."""
-        if self.geometric and len(input_shape) != 3:
-            used = ", ".join(k for k in GEOMETRIC if k in self.spec)
+        """Refuse the options that work on pictures (moving or erasing pixels) for vector inputs before training."""
+        used = ", ".join(k for k in IMAGE_ONLY if k in self.spec)
+        if used and len(input_shape) != 3:
             raise DataError(
-                f"augmentation {used} moves pixels, so it needs image inputs, not vectors of {input_shape[0]} features"
+                f"augmentation {used} works on pixels, so it needs image inputs, "
+                f"not vectors of {input_shape[0]} features"
             )
 
     def __call__(
@@ -77,9 +84,13 @@ class Augmenter:
         self.check(tuple(x.shape[1:]))
         g = generator if generator is not None else torch.default_generator
         targets = dict(targets)
+        if self.spec.get("vflip"):
+            x, targets = self._vflip(x, targets, g)
         if self.geometric:
             x, targets = self._warp(x, targets, g)
         x = self._photometric(x, g)
+        if "cutout" in self.spec:
+            x = self._cutout(x, g)
         mix = None
         if self.spec.get("mixup") and x.shape[0] > 1:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g, device=g.device))
@@ -119,14 +130,49 @@ class Augmenter:
         inv = torch.linalg.inv(fwd)
         theta = torch.cat([inv, -(inv @ shift[:, :, None])], dim=2)  # output pixel -> input pixel
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        if "elastic" in self.spec:
+            grid = grid + _elastic_field(n, h, w, self.spec["elastic"], g).to(dev, grid.dtype)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if "mask" in targets:
             mask = targets["mask"][:, None].to(grid.dtype)
             moved = F.grid_sample(mask, grid, mode="nearest", padding_mode="zeros", align_corners=False)
             targets["mask"] = moved[:, 0].round().long()
-        if "box" in targets:
+        if "box" in targets and "elastic" in self.spec:
+            # NOTE: a bent box has no corners to follow: warp its pixels and bound them (to a pixel).
+            pixels = _box_pixels(targets["box"], h, w).to(grid.dtype)
+            moved = F.grid_sample(pixels, grid, mode="nearest", padding_mode="zeros", align_corners=False)
+            targets["box"] = _box_of_pixels(moved[:, 0]).to(targets["box"].dtype)
+        elif "box" in targets:
             targets["box"] = _warp_boxes(targets["box"], fwd, shift)
         return x, targets
+
+    @staticmethod
+    def _vflip(x: Tensor, targets: dict[str, Tensor], g: torch.Generator) -> tuple[Tensor, dict[str, Tensor]]:
+        """Mirror top-bottom each image with probability 1/2, with its mask or box."""
+        n = x.shape[0]
+        # NOTE: an index flip, not a warp: grid_sample's arithmetic is a few ulps off at pixel centres.
+        chosen = (torch.rand(n, generator=g, device=g.device) < 0.5).to(x.device)
+        x = torch.where(chosen.view(n, 1, 1, 1), x.flip(-2), x)
+        if "mask" in targets:
+            mask = targets["mask"]
+            targets["mask"] = torch.where(chosen.view(n, 1, 1).to(mask.device), mask.flip(-2), mask)
+        if "box" in targets:
+            box = targets["box"]
+            flipped = torch.cat([box[:, :1], 1 - box[:, 1:2] - box[:, 3:4], box[:, 2:]], dim=1)
+            targets["box"] = torch.where(chosen.view(n, 1).to(box.device), flipped, box)
+        return x, targets
+
+    def _cutout(self, x: Tensor, g: torch.Generator) -> Tensor:
+        """Erase one random square per image (all channels) to 0, the mean in the normalized space."""
+        n, _, h, w = x.shape
+        side = max(1, math.floor(self.spec["cutout"] * min(h, w) + 0.5))  # halves round up
+        top = (torch.rand(n, generator=g, device=g.device) * (h - side + 1)).long().clamp(max=h - side).to(x.device)
+        left = (torch.rand(n, generator=g, device=g.device) * (w - side + 1)).long().clamp(max=w - side).to(x.device)
+        rows = torch.arange(h, device=x.device)[None, :, None]
+        cols = torch.arange(w, device=x.device)[None, None, :]
+        inside = ((rows >= top[:, None, None]) & (rows < top[:, None, None] + side)
+                  & (cols >= left[:, None, None]) & (cols < left[:, None, None] + side))
+        return x.masked_fill(inside[:, None], 0.0)
 
     def _photometric(self, x: Tensor, g: torch.Generator) -> Tensor:
         n, dev = x.shape[0], x.device
@@ -141,6 +187,38 @@ class Augmenter:
             noise = torch.randn(x.shape, generator=g, device=g.device).to(dev, x.dtype)
             x = x + self.spec["noise"] * noise
         return x
+
+
+def _elastic_field(n: int, h: int, w: int, strength: float, g: torch.Generator) -> Tensor:
+    """Per image, an (h, w, 2) displacement in grid units: a coarse grid of offsets, upsampled bicubic.
+
+    An offset of std ``strength`` × the image size is ``2 · strength`` in grid units ([-1, 1] across).
+    """
+    coarse = torch.randn(n, 2, ELASTIC_GRID, ELASTIC_GRID, generator=g, device=g.device) * (2 * strength)
+    field = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)
+    return field.permute(0, 2, 3, 1)  # (n, h, w, [x, y]), as affine_grid's grid
+
+
+def _box_pixels(box: Tensor, h: int, w: int) -> Tensor:
+    """Each box (x, y, w, h fractions) as an (n, 1, h, w) picture: 1 on the pixels whose centres it covers."""
+    x0, y0, bw, bh = box.float().unbind(dim=1)
+    ys = (torch.arange(h, device=box.device, dtype=torch.float32) + 0.5) / h
+    xs = (torch.arange(w, device=box.device, dtype=torch.float32) + 0.5) / w
+    in_y = (ys[None] >= y0[:, None]) & (ys[None] <= (y0 + bh)[:, None])
+    in_x = (xs[None] >= x0[:, None]) & (xs[None] <= (x0 + bw)[:, None])
+    return (in_y[:, :, None] & in_x[:, None, :]).float()[:, None]
+
+
+def _box_of_pixels(pixels: Tensor) -> Tensor:
+    """The bounding boxes (x, y, w, h fractions) of the pixels that are on in (n, h, w); (0, 0, 0, 0) if none."""
+    _, h, w = pixels.shape
+    on = pixels > 0.5
+    rows, cols = on.any(dim=2), on.any(dim=1)
+    top = torch.where(rows.any(dim=1), rows.float().argmax(dim=1), 0)
+    bottom = torch.where(rows.any(dim=1), h - rows.flip(1).float().argmax(dim=1), 0)
+    left = torch.where(cols.any(dim=1), cols.float().argmax(dim=1), 0)
+    right = torch.where(cols.any(dim=1), w - cols.flip(1).float().argmax(dim=1), 0)
+    return torch.stack([left / w, top / h, (right - left) / w, (bottom - top) / h], dim=1).float()
 
 
 def _warp_boxes(box: Tensor, fwd: Tensor, shift: Tensor) -> Tensor:

@@ -237,6 +237,7 @@ def test_input_shows_the_sizes_of_its_kind_only(qtbot):
 def test_image_augmentations_are_hidden_for_points(qtbot):
     points, _ = _panel(qtbot, "mlp")  # spiral: 2-D points into a vector Input
     images, _ = _panel(qtbot, "lenet5")
+    assert {"vflip", "cutout", "elastic"} <= set(IMAGE_AUGMENTS)
     for name in IMAGE_AUGMENTS:
         assert not points.fields[("augment", name)].isVisibleTo(points)
         assert images.fields[("augment", name)].isVisibleTo(images)
