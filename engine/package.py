@@ -6,8 +6,8 @@
                   buffers ``input_mean`` / ``input_std``: the run's statistics when exported from a run,
                   else 0 and 1 until train.py fits them on the training split
     model.pt      (exported from a run) the run's weights for model.py
-    train.py      resources/package/train.py with the engine's own mask crop and perceptron criterion written
-                  in (:func:`train_script`):
+    train.py      resources/package/train.py with the engine's own mask crop, perceptron criterion and
+                  loss inputs written in (:func:`train_script`):
                   needs only torch and numpy, runs as ``python train.py`` and under ``torchrun`` (DDP),
                   writes a run folder the window reads
     config.json   the project's data and training settings, the output block, the class names
@@ -48,6 +48,8 @@ TRAIN_SCRIPT = Path(__file__).resolve().parent.parent / "resources" / "package" 
 CROP_MARK = "# @crop_to_output@\n"
 #: the line of TRAIN_SCRIPT that :func:`train_script` replaces with the perceptron's loss
 PERCEPTRON_MARK = "# @perceptron_criterion@\n"
+#: the line of TRAIN_SCRIPT that :func:`train_script` replaces with how a chosen loss meets the target
+LOSS_MARK = "# @loss_inputs@\n"
 #: the output blocks train.py knows how to train (one of them, alone): those tagged ``packaged``
 SUPPORTED_HEADS = tuple(s.type_id for s in registry.all_specs() if "packaged" in s.tags)
 
@@ -107,18 +109,23 @@ def export_package(
 
 
 def train_script() -> str:
-    """train.py's text: TRAIN_SCRIPT with the engine's own ``crop_margins``, ``crop_to_output`` and
-    ``perceptron_criterion`` in it.
+    """train.py's text: TRAIN_SCRIPT with the engine's own ``crop_margins``, ``crop_to_output``,
+    ``perceptron_criterion`` and ``loss_inputs`` in it.
 
     NOTE: written in, not copied by hand: the package cuts masks to a smaller output (the U-Net paper's
-    valid convolutions) and scores a perceptron by the very functions the window trains and measures with.
-    All three are standalone.
+    valid convolutions), scores a perceptron and feeds a chosen loss (softmax against one-hot targets, …)
+    by the very functions the window trains and measures with. All four are standalone.
     """
     from engine.datacheck import crop_margins
-    from engine.training.objectives import crop_to_output, perceptron_criterion
+    from engine.training.objectives import (
+        crop_to_output,
+        loss_inputs,
+        perceptron_criterion,
+    )
 
     text = TRAIN_SCRIPT.read_text(encoding="utf-8")
-    parts = {CROP_MARK: (crop_margins, crop_to_output), PERCEPTRON_MARK: (perceptron_criterion,)}
+    parts = {CROP_MARK: (crop_margins, crop_to_output), PERCEPTRON_MARK: (perceptron_criterion,),
+             LOSS_MARK: (loss_inputs,)}
     for mark, functions in parts.items():
         if text.count(mark) != 1:
             raise PackageError(f"{TRAIN_SCRIPT} has lost its line {mark.strip()!r}: reinstall Net Designer")
@@ -213,12 +220,21 @@ def package_config(project: Project, class_name: str, head, data, splits) -> dic
         "name": project.name,
         "model": {"file": "model.py", "class": class_name, "input_shape": list(data.input_shape)},
         "head": {"type": head.type, "name": head.name, "target": declared.target,
-                 "loss": declared.loss_words, "metric": declared.main,
+                 **_loss_config(declared, head.params.get("loss")), "metric": declared.main,
                  "weight": float(head.params.get("weight", 1.0)), **_mask_classes(project, head)},
         "data": {"file": "data.npz", **data_cfg, "class_names": list(data.classes) if data.classes else None,
                  "split_sizes": {name: int(len(idx)) for name, idx in zip(("train", "val", "test"), splits)}},
         "training": project.training.to_dict(),
     }
+
+
+def _loss_config(declared, key: str | None) -> dict:
+    """config.json's loss of the head: its words, and the function and how it meets the target when the block's
+    loss setting is not its default (train.py trains the default without them, as older packages did)."""
+    choice = declared.loss_choice(key)
+    if choice == declared.default_loss:
+        return {"loss": choice.words}
+    return {"loss": choice.words, "loss_function": choice.function, "loss_meets": choice.meets}
 
 
 def _mask_classes(project: Project, head) -> dict:

@@ -524,7 +524,7 @@ class TrainingConfigPanel(QWidget):
             return
         parts = [
             ("" if n.params["weight"] == 1.0 else f"{n.params['weight']:g} × ")
-            + f"{n.spec.head.loss_words} ({n.name})"
+            + f"{n.spec.head.loss_choice(n.params.get('loss')).words} ({n.name})"
             for n in heads
         ]
         self.loss_label.setText("; ".join(parts) + ". The output block sets the loss.")

@@ -11,6 +11,10 @@ the probes, the data checks, the dashboard and the sweep all read it. No PyTorch
 here: the loss is named (a ``torch.nn.functional`` function, or one of
 ``engine.training.objectives.LOSSES`` where PyTorch has none) and the metrics'
 accumulator too; :mod:`engine.training.objectives` resolves both.
+
+Where a real alternative exists (the course compares MSE on one-hot targets with cross-entropy), a head
+declares several :class:`LossChoice` s, the first its default; the block then gets a ``loss`` setting
+(:func:`loss_param`) that is saved only when it is not the default, so older projects read and write as before.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from engine.data.basics import TARGET_WORDS
 from engine.errors import ShapeError
 from engine.layers.registry import Code, LayerSpec, Param, register, shape_str
 
-__all__ = ["LOSS", "VIEWS", "HeadSpec", "Metric"]
+__all__ = ["LOSS", "MEETS", "VIEWS", "HeadSpec", "LossChoice", "Metric", "loss_param"]
 
 WEIGHT = Param(
     "weight",
@@ -41,6 +45,14 @@ VIEWS = {
     "masks": "the masks predicted for the probe images",
     "boxes": "the boxes predicted for the probe images",
     "class_maps": "class activation maps (CAM, Grad-CAM) of the class scores",
+}
+
+#: how a loss meets the target: what it is given as (output, target) (engine.training.objectives.loss_inputs)
+MEETS = {
+    "indices": "the raw class scores against the class indices",
+    "one_hot": "the softmax of the class scores against one-hot targets",
+    "sigmoid": "the sigmoid of the scores against the 0/1 targets",
+    "shaped": "the output against the targets as numbers shaped like it",
 }
 
 #: what a head's input holds -> the tags the analysis reads (a softmax or sigmoid before it is applied twice)
@@ -79,6 +91,28 @@ LOSS = Metric("loss", "loss", low=0.0, higher_is_better=False)
 
 
 @dataclass(frozen=True)
+class LossChoice:
+    """One loss an output block can train with.
+
+    Attributes:
+        key: the value of the block's ``loss`` setting that picks it (saved in project files).
+        words: its name in words ("mean absolute error"); ``short`` the same for the canvas ("MAE").
+        function: a ``torch.nn.functional`` function, or one of ``engine.training.objectives.LOSSES``.
+        meets: how the output meets the target (a key of :data:`MEETS`).
+    """
+
+    key: str
+    words: str
+    short: str
+    function: str
+    meets: str
+
+    def __post_init__(self) -> None:
+        if self.meets not in MEETS:
+            raise ValueError(f"a loss choice names an unknown way to meet the target: {self}")
+
+
+@dataclass(frozen=True)
 class HeadSpec:
     """How one output block trains and what it shows; see the module docstring.
 
@@ -89,8 +123,8 @@ class HeadSpec:
             0/1 targets shaped like them), ``"signs"`` (raw scores of yes/no questions whose sign is the answer,
             above 0 for yes, against the same 0/1 targets coded ±1: a perceptron's) or ``"values"`` (the
             predictions themselves).
-        loss: the loss, by name: a ``torch.nn.functional`` function, or one of
-            ``engine.training.objectives.LOSSES``; ``loss_words`` the same in words.
+        losses: the losses it can train with, its default first (:class:`LossChoice`); ``loss`` and
+            ``loss_words`` are the default's function and words.
         sums: how the metrics accumulate over batches (an accumulator of :mod:`engine.training.objectives`).
         metrics: the scores it reports, in that order; ``main`` the key of the one a run reports first
             and a sweep chooses by.
@@ -102,8 +136,7 @@ class HeadSpec:
 
     target: str
     output: str
-    loss: str
-    loss_words: str
+    losses: tuple[LossChoice, ...]
     sums: str
     metrics: tuple[Metric, ...]
     main: str
@@ -116,6 +149,8 @@ class HeadSpec:
             raise ValueError(f"a head declaration names an unknown target, output or view: {self}")
         if self.main not in {m.key for m in self.metrics}:
             raise ValueError(f"the main metric {self.main!r} is not among the head's metrics")
+        if not self.losses or len({c.key for c in self.losses}) != len(self.losses):
+            raise ValueError(f"a head declares no loss, or two losses by one key: {self}")
 
     @property
     def target_words(self) -> str:
@@ -125,6 +160,46 @@ class HeadSpec:
     @property
     def main_metric(self) -> Metric:
         return next(m for m in self.metrics if m.key == self.main)
+
+    @property
+    def default_loss(self) -> LossChoice:
+        return self.losses[0]
+
+    @property
+    def loss(self) -> str:
+        """The default loss's function name."""
+        return self.default_loss.function
+
+    @property
+    def loss_words(self) -> str:
+        """The default loss in words."""
+        return self.default_loss.words
+
+    def loss_choice(self, key: str | None = None) -> LossChoice:
+        """The loss picked by the block's ``loss`` setting ``key`` (None: the default).
+
+        KeyError naming the choices for a key this head does not offer (the block's setting refuses it first).
+        """
+        if key is None:
+            return self.default_loss
+        for choice in self.losses:
+            if choice.key == key:
+                return choice
+        raise KeyError(f"there is no loss {key!r} here: choose {', '.join(repr(c.key) for c in self.losses)}")
+
+
+def loss_param(head: HeadSpec, why: str) -> Param:
+    """The ``loss`` setting of a block whose ``head`` offers several losses; ``why`` ends its tooltip."""
+    words = "; ".join(f"{c.key}: {c.words}" for c in head.losses)
+    return Param(
+        "loss",
+        "choice",
+        head.default_loss.key,
+        f"What this output trains with ({words}). {why}",
+        choices=tuple(c.key for c in head.losses),
+        label="Loss",
+        omit_default=True,
+    )
 
 
 def _check_classes(title):
@@ -161,10 +236,23 @@ def _check_perceptron(s):
         raise ShapeError(f"Perceptron output needs a vector of scores, not {shape_str(s)}: end with Dense(1)")
 
 
-def _head(type_id, title, torch_loss, head, doc, check, tags=()):
+def _brief(head: HeadSpec):
+    """The canvas line: the loss weight, and the loss where it is not the default ("loss ×1 · MAE")."""
+
+    def brief(p):
+        text = f"loss ×{p['weight']:g}"
+        key = p.get("loss", head.default_loss.key)
+        return text if key == head.default_loss.key else f"{text} · {head.loss_choice(key).short}"
+
+    return brief
+
+
+def _head(type_id, title, torch_loss, head, doc, check, tags=(), loss_why=""):
     def shape(p, ins):
         check(ins[0])
         return ins[0]
+
+    params = (WEIGHT, loss_param(head, loss_why)) if len(head.losses) > 1 else (WEIGHT,)
 
     register(
         LayerSpec(
@@ -172,11 +260,11 @@ def _head(type_id, title, torch_loss, head, doc, check, tags=()):
             title=title,
             category="Output",
             doc=doc,
-            params=(WEIGHT,),
+            params=params,
             outputs=0,
             role="head",
             default_name=title.split()[0].lower(),
-            brief=lambda p: f"loss ×{p['weight']:g}",
+            brief=_brief(head),
             torch_names=(torch_loss,) if torch_loss else (),
             shape=shape,
             code=lambda p, ins: Code(None),
@@ -187,13 +275,20 @@ def _head(type_id, title, torch_loss, head, doc, check, tags=()):
 
 
 ACCURACY = Metric("accuracy", "accuracy", 0.0, 1.0)
+CROSS_ENTROPY = LossChoice("cross_entropy", "cross-entropy", "CE", "cross_entropy", "indices")
+MSE = LossChoice("mse", "mean squared error", "MSE", "mse_loss", "shaped")
 
 _head(
     "ClassificationOutput",
     "Class output",
     "CrossEntropyLoss",
     HeadSpec(
-        target="label", output="class_scores", loss="cross_entropy", loss_words="cross-entropy", sums="classes",
+        target="label", output="class_scores", sums="classes",
+        losses=(
+            CROSS_ENTROPY,
+            LossChoice("mse_one_hot", "MSE on one-hot targets", "1-hot MSE", "mse_loss", "one_hot"),
+            LossChoice("hinge", "multi-class hinge", "hinge", "multi_margin_loss", "indices"),
+        ),
         metrics=(ACCURACY,), main="accuracy", views=frozenset({"confusion", "regions", "class_maps"}),
         width="classes",
     ),
@@ -202,14 +297,20 @@ _head(
     "unit per class, without a Softmax in between.",
     _check_classes("Class output"),
     tags=("packaged",),
+    loss_why="Cross-entropy is the likelihood of the classes. MSE on one-hot targets learns slower: the softmax "
+    "saturates, so a confidently wrong score gets almost no gradient, where cross-entropy's grows with the "
+    "error. The multi-class hinge (an SVM's) stops pushing once the right score leads the others by a margin of 1.",
 )
 _head(
     "BinaryOutput",
     "Binary output",
     "BCEWithLogitsLoss",
     HeadSpec(
-        target="binary", output="logits", loss="binary_cross_entropy_with_logits",
-        loss_words="binary cross-entropy", sums="binary", metrics=(ACCURACY,), main="accuracy",
+        target="binary", output="logits", sums="binary",
+        losses=(
+            LossChoice("bce", "binary cross-entropy", "BCE", "binary_cross_entropy_with_logits", "shaped"),
+            LossChoice("mse_sigmoid", "MSE on the sigmoid", "σ MSE", "mse_loss", "sigmoid"),
+        ), metrics=(ACCURACY,), main="accuracy",
         views=frozenset({"confusion", "regions", "class_maps"}), width="binary_width",
     ),
     "Marks one raw score per yes/no question (one for binary classification, several for "
@@ -217,14 +318,16 @@ _head(
     "sigmoid itself.",
     _check_binary,
     tags=("packaged",),
+    loss_why="Binary cross-entropy is the likelihood of the 0/1 answers. MSE on the sigmoid learns slower: the "
+    "sigmoid saturates, so a confidently wrong score gets almost no gradient.",
 )
 _head(
     "PerceptronOutput",
     "Perceptron output",
     None,  # NOTE: PyTorch has no perceptron criterion: engine.training.objectives declares it
     HeadSpec(
-        target="binary", output="signs", loss="perceptron_criterion", loss_words="perceptron criterion",
-        sums="binary", metrics=(ACCURACY,), main="accuracy", views=frozenset({"confusion", "regions"}),
+        target="binary", output="signs", sums="binary",
+        losses=(LossChoice("perceptron", "perceptron criterion", "perceptron", "perceptron_criterion", "shaped"),), metrics=(ACCURACY,), main="accuracy", views=frozenset({"confusion", "regions"}),
         width="binary_width",
     ),
     "Rosenblatt's perceptron: the sign of one raw score is the class (above 0: class 1). It trains "
@@ -239,7 +342,12 @@ _head(
     "Regression output",
     "MSELoss",
     HeadSpec(
-        target="value", output="values", loss="mse_loss", loss_words="mean squared error", sums="values",
+        target="value", output="values", sums="values",
+        losses=(
+            MSE,
+            LossChoice("mae", "mean absolute error", "MAE", "l1_loss", "shaped"),
+            LossChoice("huber", "Huber", "Huber", "huber_loss", "shaped"),
+        ),
         metrics=(Metric("mae", "MAE", 0.0, None, higher_is_better=False), Metric("r2", "R²", None, 1.0)),
         main="r2", views=frozenset({"curve"}), width="value_width", flat=True,
     ),
@@ -247,14 +355,16 @@ _head(
     "maximum-likelihood loss under Gaussian noise.",
     lambda s: None,
     tags=("packaged",),
+    loss_why="The mean squared error is the likelihood under Gaussian noise; the mean absolute error under "
+    "Laplace noise (outliers weigh less); Huber is squared for errors below 1 and absolute above.",
 )
 _head(
     "SegmentationOutput",
     "Segmentation output",
     "CrossEntropyLoss",
     HeadSpec(
-        target="mask", output="class_scores", loss="cross_entropy", loss_words="per-pixel cross-entropy",
-        sums="pixels", metrics=(Metric("pixel_accuracy", "pixel accuracy", 0.0, 1.0), Metric("iou", "IoU", 0.0, 1.0)),
+        target="mask", output="class_scores", sums="pixels",
+        losses=(LossChoice("cross_entropy", "per-pixel cross-entropy", "CE", "cross_entropy", "indices"),), metrics=(Metric("pixel_accuracy", "pixel accuracy", 0.0, 1.0), Metric("iou", "IoU", 0.0, 1.0)),
         main="iou", views=frozenset({"masks"}), width="mask_classes",
     ),
     "Marks per-pixel class scores (classes×height×width) and trains them with pixel-wise "
@@ -267,7 +377,8 @@ _head(
     "Box output",
     "MSELoss",
     HeadSpec(
-        target="box", output="values", loss="mse_loss", loss_words="mean squared error of the box", sums="boxes",
+        target="box", output="values", sums="boxes",
+        losses=(LossChoice("mse", "mean squared error of the box", "MSE", "mse_loss", "shaped"),),
         metrics=(Metric("box_iou", "box IoU", 0.0, 1.0), Metric("box_mae", "box MAE", 0.0, None, higher_is_better=False)),
         main="box_iou", views=frozenset({"boxes"}), width=4,
     ),

@@ -611,7 +611,8 @@ class ProbeRunner:
     def _hardest(self, copy: nn.Module, dataset, scores: list[torch.Tensor], problems: dict) -> dict[str, Any]:
         first = self.heads[0]
         idx, losses = views.hardest(copy, dataset, self.settings.hardest, head_type=first.type,
-                                    output=first.index, scores=scores[first.index])
+                                    output=first.index, scores=scores[first.index],
+                                    loss=self.graph.nodes[first.node_id].params.get("loss"))
         out = {"indices": idx, "losses": losses, "head": first.node_id}
         if dataset.x.dim() == 4 and len(idx) and self.settings.gallery > 0:
             try:

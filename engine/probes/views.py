@@ -490,9 +490,11 @@ def per_class_accuracy(matrix: np.ndarray) -> np.ndarray:
 
 def hardest(
     model_copy: nn.Module, ds, k: int = 16, *, head_type: str = "ClassificationOutput", output: int = 0,
-    batch_size: int = 512, scores: torch.Tensor | None = None,
+    batch_size: int = 512, scores: torch.Tensor | None = None, loss: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` samples with the highest loss, hardest first: (indices (k,), losses (k,)).
+
+    ``loss``: the output block's loss setting (None: its default), so the ranking follows the loss it trains with.
 
     ``scores``: the model's outputs for ``ds`` when the caller has them already (saves a pass).
     """
@@ -509,7 +511,7 @@ def hardest(
     with torch.no_grad():
         for i in range(0, len(ds), batch_size):
             out = scores[i : i + batch_size]
-            losses.append(sample_losses(head_type, out, target[i : i + batch_size].to(out.device)).cpu())
+            losses.append(sample_losses(head_type, out, target[i : i + batch_size].to(out.device), loss).cpu())
     if not losses:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     loss = torch.cat(losses)

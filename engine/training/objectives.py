@@ -3,7 +3,9 @@
 Every head type declares (:class:`engine.layers.heads.HeadSpec`, read through :mod:`engine.tasks`)
 its target, its loss by name and how its metrics accumulate; this module resolves those names. A loss
 is a ``torch.nn.functional`` function, or one of :data:`LOSSES` where PyTorch has none (the
-perceptron's criterion). Metrics accumulate over batches (:class:`MetricSum`)
+perceptron's criterion). A block that offers several losses picks one with its ``loss`` setting; every
+function here takes that choice as ``loss`` (None: the head's default), so training, the hardest-samples
+view and the learning-rate finder all compute the loss the block shows. Metrics accumulate over batches (:class:`MetricSum`)
 so validation on large sets needs no second pass and no big concatenations.
 
 A segmentation output whose maps are smaller than its masks (the U-Net paper's valid convolutions)
@@ -80,31 +82,51 @@ def fit_target(head: HeadSpec, out: torch.Tensor, target: torch.Tensor) -> torch
     return crop_to_output(target, out.shape[-2:]) if head.target == "mask" else target
 
 
-def _loss_inputs(head: HeadSpec, out: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(scores, target) as the head's loss takes them: class indices as they are, else floats shaped like the output."""
-    target = fit_target(head, out, target)
-    return out, (target if head.output == "class_scores" else target.view_as(out).float())
+def loss_inputs(meets: str, out, target):
+    """(output, target) as a loss takes them, by how it ``meets`` the target (``engine.layers.heads.MEETS``).
+
+    ``"indices"``: the class scores against the class indices; ``"one_hot"``: their softmax against one-hot
+    targets; ``"sigmoid"``: the sigmoid of the scores against the 0/1 targets; ``"shaped"``: the output
+    against the targets as floats shaped like it.
+    NOTE: standalone, on torch alone: the training package's train.py gets this source.
+    """
+    if meets == "indices":
+        return out, target
+    if meets == "one_hot":
+        return torch.softmax(out, 1), F.one_hot(target.long(), out.shape[1]).to(out.dtype)
+    target = target.reshape(out.shape).float()
+    return (torch.sigmoid(out), target) if meets == "sigmoid" else (out, target)
 
 
-def head_loss(head_type: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The loss of one head on one batch (mean over the batch)."""
+def _chosen(head_type: str, loss: str | None, out, target):
+    """The chosen loss's function and its (output, target) for one head."""
     head = head_spec(head_type)
-    return loss_function(head.loss)(*_loss_inputs(head, out, target))
+    choice = head.loss_choice(loss)
+    return loss_function(choice.function), loss_inputs(choice.meets, out, fit_target(head, out, target))
 
 
-def sample_losses(head_type: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def head_loss(head_type: str, out: torch.Tensor, target: torch.Tensor, loss: str | None = None) -> torch.Tensor:
+    """The loss of one head on one batch (mean over the batch); ``loss``: the block's choice (None: the default)."""
+    function, args = _chosen(head_type, loss, out, target)
+    return function(*args)
+
+
+def sample_losses(head_type: str, out: torch.Tensor, target: torch.Tensor, loss: str | None = None) -> torch.Tensor:
     """The loss of one head for each sample of a batch (N,): the mean over its pixels or numbers."""
-    head = head_spec(head_type)
-    n = out.shape[0]
-    return loss_function(head.loss)(*_loss_inputs(head, out, target), reduction="none").reshape(n, -1).mean(1)
+    function, args = _chosen(head_type, loss, out, target)
+    return function(*args, reduction="none").reshape(out.shape[0], -1).mean(1)
 
 
-def mixed_loss(head_type, out, target, mix) -> torch.Tensor:
-    """Loss under mixup: ``lam·L(y) + (1−lam)·L(y[perm])`` (the plain loss when ``mix`` is None)."""
+def mixed_loss(head_type, out, target, mix, loss: str | None = None) -> torch.Tensor:
+    """Loss under mixup: ``lam·L(y) + (1−lam)·L(y[perm])`` (the plain loss when ``mix`` is None).
+
+    NOTE: mixup mixes the losses, not the targets, so every loss takes it: class indices stay indices
+    (the hinge and the one-hot MSE need no soft labels) and 0/1 targets stay 0/1.
+    """
     if mix is None:
-        return head_loss(head_type, out, target)
+        return head_loss(head_type, out, target, loss)
     perm, lam = mix
-    return lam * head_loss(head_type, out, target) + (1 - lam) * head_loss(head_type, out, target[perm])
+    return lam * head_loss(head_type, out, target, loss) + (1 - lam) * head_loss(head_type, out, target[perm], loss)
 
 
 class MetricSum:

@@ -667,7 +667,8 @@ class Trainer:
             outs = (outs,)
         total = None
         for (nid, kind, weight), out in zip(self.heads, outs):
-            term = mixed_loss(kind, out.float(), targets[head_spec(kind).target], mix)
+            choice = self.project.graph.nodes[nid].params.get("loss")  # NOTE: the block's loss setting, if it has one
+            term = mixed_loss(kind, out.float(), targets[head_spec(kind).target], mix, choice)
             if weight != 1.0:
                 term = weight * term
             total = term if total is None else total + term

@@ -60,8 +60,11 @@ HEADS = {
     "RegressionOutput": ("value", "r2"),
     "SegmentationOutput": ("mask", "iou"),
 }
-AUGMENT_OPTIONS = ("flip", "shift", "rotation", "scale", "noise", "brightness", "contrast", "mixup")
-GEOMETRIC = ("flip", "shift", "rotation", "scale")
+AUGMENT_OPTIONS = ("flip", "vflip", "shift", "rotation", "scale", "noise", "brightness", "contrast", "mixup",
+                   "cutout", "elastic")
+GEOMETRIC = ("flip", "shift", "rotation", "scale", "elastic")  # the options of the one warp
+IMAGE_ONLY = ("flip", "vflip", "shift", "rotation", "scale", "elastic", "cutout")
+ELASTIC_GRID = 3  # the coarse grid of random offsets is 3 × 3, as in the U-Net paper
 
 
 class BadInput(Exception):
@@ -273,8 +276,11 @@ class Augment:
     """Random changes to training batches, as Net Designer makes them (its engine/data/augment.py).
 
     They work on normalized batches: padding is then the training mean, and ``noise`` and
-    ``brightness`` are in standard deviations. Geometric options are one affine warp per batch; a
-    segmentation's masks move with their images (nearest class, background where they leave the frame).
+    ``brightness`` are in standard deviations. ``vflip`` mirrors top-bottom by indexing; the other
+    geometric options are one warp per batch (an affine grid plus, with ``elastic``, a bicubic-upsampled
+    3 × 3 grid of random offsets); a segmentation's masks move with their images (nearest class,
+    background where they leave the frame). ``cutout`` erases one square per image to 0 (the mean) last,
+    before mixup, and leaves the masks alone.
     """
 
     def __init__(self, spec: dict) -> None:
@@ -285,9 +291,16 @@ class Augment:
 
     def __call__(self, x: torch.Tensor, g: torch.Generator, masks: torch.Tensor | None = None):
         """The augmented batch, the mixup pairing ``(perm, lam)`` (None without mixup) and the moved ``masks``."""
+        if self.spec.get("vflip"):
+            chosen = (torch.rand(x.shape[0], generator=g, device=g.device) < 0.5).to(x.device)
+            x = torch.where(chosen[:, None, None, None], x.flip(-2), x)
+            if masks is not None:
+                masks = torch.where(chosen[:, None, None].to(masks.device), masks.flip(-2), masks)
         if any(k in self.spec for k in GEOMETRIC):
             x, masks = self._warp(x, g, masks)
         x = self._photometric(x, g)
+        if "cutout" in self.spec:
+            x = self._cutout(x, g)
         if self.spec.get("mixup") and x.shape[0] > 1:
             seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g, device=g.device))
             lam = float(np.random.default_rng(seed).beta(self.spec["mixup"], self.spec["mixup"]))
@@ -319,12 +332,29 @@ class Augment:
         inv = torch.linalg.inv(fwd)
         theta = torch.cat([inv, -(inv @ shift[:, :, None])], dim=2)
         grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+        if "elastic" in self.spec:
+            # One offset per point of a coarse grid, of std elastic × the image size (2 · elastic in grid units).
+            coarse = torch.randn(n, 2, ELASTIC_GRID, ELASTIC_GRID, generator=g, device=g.device)
+            field = F.interpolate(coarse * (2 * self.spec["elastic"]), size=(h, w), mode="bicubic",
+                                  align_corners=True)
+            grid = grid + field.permute(0, 2, 3, 1).to(dev, grid.dtype)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         if masks is not None:
             moved = F.grid_sample(masks[:, None].to(grid.dtype), grid, mode="nearest", padding_mode="zeros",
                                   align_corners=False)
             masks = moved[:, 0].round().long()
         return x, masks
+
+    def _cutout(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        n, _, h, w = x.shape
+        side = max(1, math.floor(self.spec["cutout"] * min(h, w) + 0.5))  # halves round up
+        top = (torch.rand(n, generator=g, device=g.device) * (h - side + 1)).long().clamp(max=h - side).to(x.device)
+        left = (torch.rand(n, generator=g, device=g.device) * (w - side + 1)).long().clamp(max=w - side).to(x.device)
+        rows = torch.arange(h, device=x.device)[None, :, None]
+        cols = torch.arange(w, device=x.device)[None, None, :]
+        inside = ((rows >= top[:, None, None]) & (rows < top[:, None, None] + side)
+                  & (cols >= left[:, None, None]) & (cols < left[:, None, None] + side))
+        return x.masked_fill(inside[:, None], 0.0)
 
     def _photometric(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         n, dev = x.shape[0], x.device
@@ -362,15 +392,45 @@ def load_model(config: dict) -> torch.nn.Module:
 # @crop_to_output@
 
 
-# ---------------------------------------------------------------------- the perceptron's loss
-# NOTE: perceptron_criterion is Net Designer's own (engine/training/objectives.py), written in here by
-# engine/package.py at the template's mark, so a package trains a perceptron exactly as the window does.
+# ---------------------------------------------------------------------- the losses
+# NOTE: perceptron_criterion and loss_inputs are Net Designer's own (engine/training/objectives.py), written in
+# here by engine/package.py at the template's marks, so a package trains with the output block's loss exactly
+# as the window does.
 # @perceptron_criterion@
+# @loss_inputs@
+
+#: how a chosen loss may meet the target (config.json's head.loss_meets; see loss_inputs)
+LOSS_MEETS = ("indices", "one_hot", "sigmoid", "shaped")
 
 
-def head_loss(kind: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The mean loss of a batch: cross-entropy (per pixel against masks cropped to the output's maps, for a
-    segmentation), binary cross-entropy on logits, the perceptron criterion, or mean squared error."""
+def loss_choice(head: dict) -> tuple | None:
+    """(loss function, how it meets the target) that config.json's head names, or None for the block's default.
+
+    An output block whose loss setting is not its default writes head.loss_function (a torch.nn.functional
+    function) and head.loss_meets into config.json.
+    """
+    name, meets = head.get("loss_function"), head.get("loss_meets")
+    if name is None and meets is None:
+        return None
+    function = getattr(F, name, None) if isinstance(name, str) and not name.startswith("_") else None
+    if name == "perceptron_criterion":
+        function = perceptron_criterion  # noqa: F821 - written in by engine/package.py
+    if not callable(function):
+        raise BadInput(f"config.json: head.loss_function must name a loss of torch.nn.functional, not {name!r}")
+    if meets not in LOSS_MEETS:
+        raise BadInput(f"config.json: head.loss_meets must be one of {', '.join(LOSS_MEETS)}, not {meets!r}")
+    return function, meets
+
+
+def head_loss(kind: str, out: torch.Tensor, target: torch.Tensor, choice: tuple | None = None) -> torch.Tensor:
+    """The mean loss of a batch: the ``choice`` of :func:`loss_choice`, else the block's default: cross-entropy
+    (per pixel against masks cropped to the output's maps, for a segmentation), binary cross-entropy on logits,
+    the perceptron criterion, or mean squared error."""
+    if choice is not None:
+        if kind == "SegmentationOutput":
+            target = crop_to_output(target, out.shape[-2:])  # noqa: F821 - written in by engine/package.py
+        function, meets = choice
+        return function(*loss_inputs(meets, out, target))  # noqa: F821 - written in by engine/package.py
     if kind == "ClassificationOutput":
         return F.cross_entropy(out, target)
     if kind == "SegmentationOutput":
@@ -384,11 +444,11 @@ def head_loss(kind: str, out: torch.Tensor, target: torch.Tensor) -> torch.Tenso
 
 def batch_loss(head: dict, out: torch.Tensor, target: torch.Tensor, mix=None) -> torch.Tensor:
     """The training loss; under mixup ``lam·L(y) + (1 − lam)·L(y[perm])``."""
-    kind, weight = head["type"], float(head.get("weight", 1.0))
-    loss = head_loss(kind, out.float(), target)
+    kind, weight, choice = head["type"], float(head.get("weight", 1.0)), loss_choice(head)
+    loss = head_loss(kind, out.float(), target, choice)
     if mix is not None:
         perm, lam = mix
-        loss = lam * loss + (1 - lam) * head_loss(kind, out.float(), target[perm])
+        loss = lam * loss + (1 - lam) * head_loss(kind, out.float(), target[perm], choice)
     return loss if weight == 1.0 else weight * loss
 
 
@@ -781,8 +841,9 @@ class Training:
         self.scheduler = make_scheduler(self.optimizer, self.cfg, self.epochs)
         self.scaler = torch.amp.GradScaler("cuda") if self.amp else None
         self.augment = Augment(config["data"].get("augment"))
-        if self.augment and any(k in self.augment.spec for k in GEOMETRIC) and x_train.dim() != 4:
-            raise BadInput("config.json: data.augment's flip, shift, rotation and scale move pixels: they need images")
+        if self.augment and any(k in self.augment.spec for k in IMAGE_ONLY) and x_train.dim() != 4:
+            used = ", ".join(k for k in IMAGE_ONLY if k in self.augment.spec)
+            raise BadInput(f"config.json: data.augment's {used} work on pixels: they need images")
         self.aug_gen = torch.Generator(device=self.device).manual_seed(int(self.cfg.get("seed", 0)) + cluster.rank)
         n = x_train.shape[0]
         self.batch = min(int(self.cfg["batch_size"]), n)

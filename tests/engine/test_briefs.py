@@ -126,9 +126,18 @@ def _inputs(p: dict, text: str) -> None:
     assert m and int(m.group(1)) == p["inputs"], text
 
 
+#: the canvas's word for each output block's loss setting other than its default
+_LOSS_SHORT = {"1-hot MSE": "mse_one_hot", "hinge": "hinge", "σ MSE": "mse_sigmoid", "MAE": "mae", "Huber": "huber"}
+_LOSS_DEFAULT = {"ClassificationOutput": "cross_entropy", "BinaryOutput": "bce", "RegressionOutput": "mse"}
+
+
 def _head(p: dict, text: str) -> None:
-    m = re.fullmatch(r"loss ×(\S+)", text)
+    m = re.fullmatch(r"loss ×(\S+)(?: · (.+))?", text)
     assert m and _float(m.group(1)) == pytest.approx(p["weight"], rel=1e-5), text
+    if m.group(2) is None:
+        assert p.get("loss") in (None, *_LOSS_DEFAULT.values()), text
+    else:
+        assert _LOSS_SHORT[m.group(2)] == p["loss"], text
 
 
 READERS = {
