@@ -28,7 +28,7 @@ from typing import Any
 from engine.errors import GraphError, ShapeError
 from engine.graph import Graph, Node
 from engine.layers.receptive import Windows
-from engine.layers.registry import RF, Shape, is_frozen, numel
+from engine.layers.registry import FILTER_SCHEMES, RF, Shape, filter_fits, is_frozen, numel
 
 ERROR = "error"
 WARNING = "warning"
@@ -300,6 +300,9 @@ def _analyze_flat(graph: Graph) -> Analysis:
         node = nodes[nid]
         spec = node.spec
         info = infos[nid] = NodeInfo()
+        misfit = _filter_misfit(node)
+        if misfit is not None:
+            problems.setdefault(nid, []).append(misfit)
         ports = spec.input_ports(node.params)
         srcs = [inbound[nid].get(i) for i in range(len(ports))]
         empty = [i for i, s in enumerate(srcs) if s is None]
@@ -346,6 +349,22 @@ def _analyze_flat(graph: Graph) -> Analysis:
         first = next((nid for nid in order if nid not in unwired), order[0])
         report(first, ERROR, "no_input_block", "the network has no Input block: add one and wire it in")
     return Analysis(infos, problems, order, unwired)
+
+
+def _filter_misfit(node: Node) -> Problem | None:
+    """The error of a block whose hand-crafted filter (weight init ``sobel_x``...) its kernel cannot hold."""
+    scheme = node.params.get("init")
+    if scheme not in FILTER_SCHEMES or filter_fits(node.params["kernel_size"]):
+        return None
+    k = node.params["kernel_size"]
+    fit = max(3, k + 1)
+    return Problem(
+        node.id, ERROR, "filter_size",
+        f"{node.spec.title} '{node.name}': the hand-crafted filter '{scheme}' needs an odd kernel size of at "
+        f"least 3 (a kernel with a centre pixel), but its kernel is {k}×{k}: set the kernel size to {fit}, "
+        "or pick another weight init",
+        Fix(f"Set the kernel size to {fit}", set_params=((node.id, (("kernel_size", fit),)),)),
+    )
 
 
 # ---------------------------------------------------------------------- receptive field

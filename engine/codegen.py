@@ -23,7 +23,7 @@ from typing import Any
 
 from engine.analysis import Analysis
 from engine.graph import Graph
-from engine.layers.registry import is_frozen, shape_str
+from engine.layers.registry import FILTER_SCHEMES, is_frozen, shape_str
 from engine.plan import (
     ClassPlan,
     Plan,
@@ -33,16 +33,12 @@ from engine.plan import (
     output_nodes,
 )
 
-__all__ = ["HELPERS", "GeneratedModel", "InputSpec", "class_identifier", "generate", "identifier", "output_nodes"]
+__all__ = [
+    "HELPERS", "GeneratedModel", "InputSpec", "class_identifier", "generate", "helper_source", "identifier",
+    "output_nodes",
+]
 
-HELPERS = {  # NOTE: the keys are engine.plan.HELPER_NAMES
-    "center_crop": '''def center_crop(x, like):
-    """Crop the centre of x to the height and width of like (U-Net's skip connections)."""
-    dh = (x.shape[-2] - like.shape[-2]) // 2
-    dw = (x.shape[-1] - like.shape[-1]) // 2
-    return x[..., dh : dh + like.shape[-2], dw : dw + like.shape[-1]]
-''',
-    "init_weights": '''def init_weights(module, scheme):
+_INIT_WEIGHTS = '''def init_weights(module, scheme):
     """Re-initialize the weights of every conv and linear layer in module; biases start at 0."""
     for m in module.modules():
         if not isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
@@ -61,8 +57,77 @@ HELPERS = {  # NOTE: the keys are engine.plan.HELPER_NAMES
             nn.init.zeros_(m.weight)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
+'''
+
+_FIRST_SCHEME = '        if scheme == "xavier_normal":\n'
+
+#: init_weights's first branch when the code uses a hand-crafted filter (engine.layers.registry.FILTER_SCHEMES)
+_FILTER_BRANCH = '''        if scheme in IMAGE_FILTERS:
+            # every kernel: the filter on the mean of the input channels it reads
+            with torch.no_grad():
+                m.weight.copy_(image_filter(scheme, m.kernel_size[0]) / m.weight.shape[1])
+        elif scheme == "xavier_normal":
+'''
+
+HELPERS = {  # NOTE: the keys are engine.plan.HELPER_NAMES
+    "center_crop": '''def center_crop(x, like):
+    """Crop the centre of x to the height and width of like (U-Net's skip connections)."""
+    dh = (x.shape[-2] - like.shape[-2]) // 2
+    dw = (x.shape[-1] - like.shape[-1]) // 2
+    return x[..., dh : dh + like.shape[-2], dw : dw + like.shape[-1]]
 ''',
+    "image_filter": f'''IMAGE_FILTERS = {FILTER_SCHEMES!r}
+
+
+def image_filter(name, size):
+    """A size x size classic image filter (size odd, at least 3) as a convolution correlates it with the image.
+
+    sobel_x / sobel_y: brightness rising to the right / downwards; laplacian: the sum of the second differences.
+    Past 3x3 both are smoothed with Pascal's triangle (OpenCV's 5x5 Sobel). The blurs sum to 1; the Gaussian's
+    sigma follows the size as OpenCV's does.
+    """
+    if size < 3 or size % 2 == 0:
+        raise ValueError(f"a hand-crafted filter needs an odd kernel size of at least 3, not {{size}}")
+    r = torch.arange(size, dtype=torch.float64) - size // 2
+    if name == "identity":
+        kernel = torch.zeros(size, size, dtype=torch.float64)
+        kernel[size // 2, size // 2] = 1.0
+        return kernel
+    if name == "box_blur":
+        return torch.full((size, size), 1.0 / size**2, dtype=torch.float64)
+    if name == "gaussian_blur":
+        sigma = 0.3 * ((size - 1) / 2 - 1) + 0.8
+        g = torch.exp(-(r**2) / (2 * sigma**2))
+        return torch.outer(g, g) / g.sum() ** 2
+    base = {{
+        "sobel_x": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
+        "sobel_y": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
+        "laplacian": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
+    }}
+    if name not in base:
+        raise ValueError(f"there is no hand-crafted filter called {{name!r}}")
+    kernel = torch.tensor(base[name], dtype=torch.float64)
+    pascal = torch.tensor([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=torch.float64)
+    for _ in range((size - 3) // 2):  # each pass grows the kernel by 2: convolved with Pascal's 3x3
+        kernel = nn.functional.conv2d(nn.functional.pad(kernel, (2, 2, 2, 2))[None, None], pascal[None, None])[0, 0]
+    return kernel
+''',
+    "init_weights": _INIT_WEIGHTS,
 }
+
+_INIT_WEIGHTS_WITH_FILTERS = _INIT_WEIGHTS.replace(_FIRST_SCHEME, _FILTER_BRANCH, 1)
+
+
+def helper_source(name: str, used: set[str] | frozenset[str]) -> str:
+    """The source of helper ``name`` in code that uses the helpers ``used``.
+
+    NOTE: ``init_weights`` knows the hand-crafted filters only where the code defines ``image_filter``, so an
+    export without them reads as before and never names a function it lacks.
+    """
+    if name == "init_weights" and "image_filter" in used:
+        return _INIT_WEIGHTS_WITH_FILTERS
+    return HELPERS[name]
+
 
 @dataclass(frozen=True)
 class InputSpec:
@@ -144,7 +209,7 @@ def generate(
     if input_spec is not None and input_spec.classes:
         lines += ["", f"CLASSES = {list(input_spec.classes)!r}  # class index -> name", ""]
     for h in sorted(plan.helpers):
-        lines += ["", HELPERS[h].rstrip("\n"), ""]
+        lines += ["", helper_source(h, plan.helpers).rstrip("\n"), ""]
     for cls in plan.classes[:-1]:
         # NOTE: the unit's name is user text: only in a comment, as a repr (never a line break)
         lines += ["", f"# Unit {cls.unit!r}", *_class_lines(cls, _unit_doc(cls), frozen=_frozen(plan, cls)), ""]

@@ -21,7 +21,7 @@ from torch import nn
 from engine.analysis import Analysis, NodeInfo, analyze
 from engine.errors import CompileError
 from engine.graph import Graph
-from engine.layers.registry import Shape
+from engine.layers.registry import FILTER_SCHEMES, Shape
 from engine.units import SEP, UnitDef, UnitPort, input_ends, output_end
 
 __all__ = [
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: the module-level helper functions generated code may define (their source is in :mod:`engine.codegen`)
-HELPER_NAMES = ("center_crop", "init_weights")
+HELPER_NAMES = ("center_crop", "image_filter", "init_weights")
 
 # NOTE: a layer attribute must not shadow nn.Module's own (forward, training, to, ...).
 _RESERVED = {"self", "torch", "nn", "x", "model", "weights", "example", "Path", "out", "t", "CLASSES"} | set(HELPER_NAMES)
@@ -244,6 +244,8 @@ class _Maker:
         init = node.params.get("init", "default") if module is not None else "default"
         if init != "default":
             self.helpers.add("init_weights")
+        if init in FILTER_SCHEMES:
+            self.helpers.add("image_filter")
         return Step(node.id, attr if module is not None else None, module, expr, args_in, (), info.out_shape, init)
 
     def _returned(self, level: Graph, unit: UnitDef | None, outputs: list[str]) -> list[tuple[str, int]]:

@@ -39,6 +39,7 @@ TEACHING_ORDER = (
     "mlp",
     "universal_approximator",
     "linear_classifier",
+    "handcrafted_filters",
     "lenet5",
     "vgg",
     "nin",

@@ -109,7 +109,7 @@ register(
         rf=_conv_rf,
         has_weights=True,
         linear=True,
-        tags=frozenset({"kernels"}),
+        tags=frozenset({"kernels", "image_filters"}),
     )
 )
 

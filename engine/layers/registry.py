@@ -227,7 +227,8 @@ class LayerSpec:
     #: can be zero for every input), ``linear_tail`` (affine on a vector at inference: between global pooling
     #: and a class output the score stays linear, as CAM needs), ``packaged`` (an output the training package trains),
     #: ``broadcast`` (a merge whose 1×1 inputs stretch over every output pixel: Multiply's gates),
-    #: ``running_stats`` (statistics kept while training, as BatchNorm's: a frozen one keeps them in eval mode)
+    #: ``running_stats`` (statistics kept while training, as BatchNorm's: a frozen one keeps them in eval mode),
+    #: ``image_filters`` (its weight init offers the hand-crafted filters, :data:`FILTER_SCHEMES`: Conv2d's)
     tags: frozenset[str] = field(default_factory=frozenset)
     #: what PyTorch calls it: a ``torch.nn`` module by its class name (``Linear`` for Dense), anything
     #: else spelled out (``torch.cat``, ``F.interpolate``); the palette's search finds these
@@ -284,7 +285,7 @@ def register(spec: LayerSpec) -> LayerSpec:
     if (spec.role == "head") != (spec.head is not None):
         raise ValueError(f"{spec.type_id}: an output block, and only one, declares its head (LayerSpec.head)")
     if spec.has_weights and not any(p.name == "init" for p in spec.params):
-        spec = LayerSpec(**{**spec.__dict__, "params": spec.params + (INIT_PARAM,)})
+        spec = LayerSpec(**{**spec.__dict__, "params": spec.params + (init_param("image_filters" in spec.tags),)})
     if (spec.has_weights or spec.learns) and not is_freezable(spec):
         spec = LayerSpec(**{**spec.__dict__, "params": spec.params + (TRAINABLE_PARAM,)})
     _REGISTRY[spec.type_id] = spec
@@ -339,16 +340,50 @@ INIT_SCHEMES = (
     "zeros",
 )
 
-INIT_PARAM = Param(
-    "init",
-    "choice",
-    "default",
+#: hand-crafted image filters a convolution's kernels can start as, the classic filters the course shows before
+#: learned ones; only a type tagged ``image_filters`` (Conv2d) offers them. The generated code's ``image_filter``
+#: helper (:mod:`engine.codegen`) builds them, so the exported model starts from the same kernels.
+FILTER_SCHEMES = ("sobel_x", "sobel_y", "laplacian", "gaussian_blur", "box_blur", "identity")
+
+_INIT_DOC = (
     "How the weights start. 'default' is PyTorch's own; Xavier/Glorot suits tanh and "
     "sigmoid, He suits ReLU; 'normal' draws from N(0, 0.01); 'zeros' starts every "
-    "weight at zero, so all units of the layer learn the same thing and never differ.",
-    choices=INIT_SCHEMES,
-    label="Weight init",
+    "weight at zero, so all units of the layer learn the same thing and never differ."
 )
+
+_FILTERS_DOC = (
+    " Or a hand-crafted filter (an odd kernel size of at least 3): 'sobel_x' responds where brightness changes "
+    "from left to right (vertical edges), 'sobel_y' from top to bottom (horizontal edges), 'laplacian' to spots "
+    "and outlines in every direction, 'gaussian_blur' and 'box_blur' smooth (their weights sum to 1), "
+    "'identity' passes the input through. Sobel and the Laplacian grow past 3×3 with Pascal's-triangle "
+    "smoothing, and the Gaussian's sigma follows the size. Every filter (output channel) applies it to the mean "
+    "of the input channels it reads (each weight is the filter divided by their number); the biases start at 0. "
+    "Untick Trainable to keep the filter fixed, or leave it to see what training does to it."
+)
+
+
+def init_param(filters: bool = False) -> Param:
+    """The weight-init setting; with ``filters`` (a type tagged ``image_filters``) the hand-crafted filters too.
+
+    NOTE: one declaration for every type with weights; the choices differ per type, so Dense refuses 'sobel_x'.
+    """
+    return Param(
+        "init",
+        "choice",
+        "default",
+        _INIT_DOC + (_FILTERS_DOC if filters else ""),
+        choices=INIT_SCHEMES + (FILTER_SCHEMES if filters else ()),
+        label="Weight init",
+    )
+
+
+INIT_PARAM = init_param()
+
+
+def filter_fits(kernel_size: int) -> bool:
+    """Whether a hand-crafted filter fits a ``kernel_size``×``kernel_size`` kernel: odd, at least 3 (a centre)."""
+    return kernel_size >= 3 and kernel_size % 2 == 1
+
 
 TRAINABLE = "trainable"
 #: what a frozen block's settings line starts with on the canvas ("❄ 6@5×5 s1"), and its row in the Model summary

@@ -213,6 +213,25 @@ def linear_classifier() -> Graph:
     return net.graph
 
 
+def handcrafted_filters() -> Graph:
+    """Two textbook edge detectors in parallel, frozen, then a small trained classifier reading their maps."""
+    net = Net()
+    x = net.image_input(SHAPES_CHANNELS, 32)
+    # NOTE: Trainable off: the kernels stay Sobel's while everything after them trains.
+    gx = net.add("Conv2d", "sobel_x", x, filters=1, kernel_size=3, bias=False, init="sobel_x", trainable=False)
+    gy = net.add("Conv2d", "sobel_y", x, filters=1, kernel_size=3, bias=False, init="sobel_y", trainable=False)
+    x = net.add("Concatenate", "edges", gx, gy)  # 2×32×32: brightness changing along x, along y
+    x = net.add("ReLU", "relu_edges", x)
+    x = net.add("MaxPool2d", "pool1", x, kernel_size=2, stride=2)  # 2×16×16
+    x = net.conv_relu(x, "conv1", 8)
+    x = net.add("MaxPool2d", "pool2", x, kernel_size=2, stride=2)  # 8×8×8
+    x = net.conv_relu(x, "conv2", 16)
+    x = net.add("GlobalAvgPool", "gap", x)
+    x = net.add("Dense", "fc", x, units=SHAPES_CLASSES)
+    net.add("ClassificationOutput", "output", x)
+    return net.graph
+
+
 def lenet5() -> Graph:
     net = Net()
     x = net.image_input(1, 32)
@@ -807,6 +826,15 @@ TEMPLATES = (
         _adam(30, lr=0.01),
         probes={"cam_method": "off"},
         probe_layer="linear",
+    ),
+    Template(
+        "handcrafted_filters",
+        "Hand-crafted filters",
+        "Two frozen Sobel filters find the edges; small trained layers tell the shapes apart from those edge maps.",
+        handcrafted_filters,
+        _shapes("classification"),
+        _adam(25, lr=3e-3),
+        probe_layer="relu_edges",
     ),
     Template(
         "lenet5",
