@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage, signal
+from scipy import ndimage
 from torch import nn
 
 from engine.analysis import analyze
@@ -24,6 +24,16 @@ from engine.templates import TEACHING_ORDER, load_template
 from engine.training.events import EpochDone, Finished, Started
 from engine.training.trainer import Trainer
 from tests.engine.helpers import chain, image_input
+
+
+def _full_convolve(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The full 2-D convolution of ``a`` with ``b`` (scipy.signal.convolve2d's default), written out with numpy:
+    NOTE: scipy.signal alone takes a second to import, a tenth of what tests/engine may take."""
+    out = np.zeros((a.shape[0] + b.shape[0] - 1, a.shape[1] + b.shape[1] - 1), dtype=np.result_type(a, b))
+    for i in range(b.shape[0]):
+        for j in range(b.shape[1]):
+            out[i : i + a.shape[0], j : j + a.shape[1]] += b[i, j] * a
+    return out
 
 SOBEL_X_3 = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], float)
 #: OpenCV's 5×5 Sobel (cv2.getDerivKernels(1, 0, 5)): smoothing 1 4 6 4 1 down, derivative -1 -2 0 2 1 across
@@ -57,7 +67,7 @@ def textbook(scheme: str, k: int) -> np.ndarray:
     # the Laplacian of the image smoothed by Pascal's triangle (k − 3)/2 times: a discrete Laplacian of Gaussian
     out = LAPLACIAN_3
     for _ in range((k - 3) // 2):
-        out = signal.convolve2d(out, PASCAL_3)
+        out = _full_convolve(out, PASCAL_3)
     return out
 
 
@@ -161,7 +171,7 @@ def _kernel(scheme: str, k: int) -> np.ndarray:
     if scheme in ("sobel_x", "sobel_y") and k > 5:
         out = textbook(scheme, 5)
         for _ in range((k - 5) // 2):
-            out = signal.convolve2d(out, PASCAL_3)
+            out = _full_convolve(out, PASCAL_3)
         return out
     return textbook(scheme, k)
 
@@ -266,6 +276,7 @@ def test_the_template_sits_where_convolutions_begin_and_its_sobels_are_frozen():
     assert project.graph.nodes[project.probes.layer].name == "relu_edges"  # the Activations view: edge maps
 
 
+@pytest.mark.slow  # NOTE: trains a network (tests/engine stays under 30 s without these)
 def test_the_template_trains_and_its_frozen_filters_stay_exact():
     project = load_template("handcrafted_filters")
     project.training.epochs = 6  # of the template's 25: about a second on a CPU

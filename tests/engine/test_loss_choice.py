@@ -136,6 +136,7 @@ def _project(kind: str, key: str, epochs: int = 6) -> Project:
 
 
 @pytest.mark.parametrize("kind, key", CHOICES)
+@pytest.mark.slow  # NOTE: trains a network (tests/engine stays under 30 s without these)
 def test_a_run_with_each_choice_learns_and_reports_that_loss(kind, key):
     p = _project(kind, key)
     trainer = Trainer(p)
