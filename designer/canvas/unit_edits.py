@@ -55,31 +55,28 @@ def group_selected(scene: GraphScene, name: str) -> bool:
     return _push(scene, lambda: group_command(scene.document, ids, name))
 
 
-def ungroup_selected(scene: GraphScene) -> bool:
-    """Put the selected unit block's blocks in its place (one undo step)."""
+def _push_for_unit(scene: GraphScene, what: str, make) -> bool:
+    """Push ``make(unit_block_id)`` for the selected unit block; without one, say so ("… to ``what``")."""
     uid = selected_unit(scene)
     if uid is None:
-        scene.status_message.emit("Select one unit block to ungroup it")
+        scene.status_message.emit(f"Select one unit block to {what}")
         return False
-    return _push(scene, lambda: ungroup_command(scene.document, uid))
+    return _push(scene, lambda: make(uid))
+
+
+def ungroup_selected(scene: GraphScene) -> bool:
+    """Put the selected unit block's blocks in its place (one undo step)."""
+    return _push_for_unit(scene, "ungroup it", lambda uid: ungroup_command(scene.document, uid))
 
 
 def repeat_selected(scene: GraphScene, n: int) -> bool:
     """Follow the selected unit block by ``n − 1`` more uses of its unit (one undo step)."""
-    uid = selected_unit(scene)
-    if uid is None:
-        scene.status_message.emit("Select one unit block to repeat it")
-        return False
-    return _push(scene, lambda: repeat_command(scene.document, uid, n))
+    return _push_for_unit(scene, "repeat it", lambda uid: repeat_command(scene.document, uid, n))
 
 
 def make_unique_selected(scene: GraphScene) -> bool:
     """Give the selected unit block its own copy of its unit (one undo step)."""
-    uid = selected_unit(scene)
-    if uid is None:
-        scene.status_message.emit("Select one unit block to make it unique")
-        return False
-    return _push(scene, lambda: make_unique_command(scene.document, uid))
+    return _push_for_unit(scene, "make it unique", lambda uid: make_unique_command(scene.document, uid))
 
 
 # ---------------------------------------------------------------------- asking

@@ -33,7 +33,8 @@ from engine.data.streaming import StreamDataset, StreamReader, batch_keys, is_st
 from engine.errors import NetDesignerError
 from engine.probes.base import ProbeError, Tap
 from engine.probes.explain import sample_input, samples_source, training_normalizer, split_checkpoint
-from engine.probes.ondemand import activation_maximization, crop_window, patch_box, rank_windows, unit_activation
+from engine.probes.ondemand import (activation_maximization, crop_window, keep_best, patch_box, rank_windows,
+                                    unit_activation)
 from engine.project import Project, project_from_dict
 
 __all__ = ["Dream", "Neighbours", "TopPatches", "TrainedRun", "Unit", "dream", "load_run", "nearest", "rebuild",
@@ -367,7 +368,7 @@ def nearest(run: TrainedRun, node_id: str, sample: int, k: int = 8, *, batch_siz
 
     with torch.no_grad():
         query = features((norm.transform(raw[None]) if norm is not None else raw[None]).float())[0]
-        best_d, best_i = torch.empty(0), torch.empty(0, dtype=torch.int64)
+        best = (torch.empty(0), torch.empty(0, dtype=torch.int64))
         searched = 0
         for idx, x in run.input_batches(batch_size):
             idx = torch.as_tensor(idx, dtype=torch.int64).reshape(-1)
@@ -377,9 +378,8 @@ def nearest(run: TrainedRun, node_id: str, sample: int, k: int = 8, *, batch_siz
             d = (features(x) - query).square().sum(1).sqrt()
             others = idx != sample
             searched += int(others.sum())
-            best_d, best_i = torch.cat([best_d, d[others]]), torch.cat([best_i, idx[others]])
-            keep = torch.topk(best_d, min(k, best_d.numel()), largest=False, sorted=True).indices
-            best_d, best_i = best_d[keep], best_i[keep]
+            best = keep_best(best, (d[others], idx[others]), k, largest=False)
+    best_d, best_i = best
     indices = best_i.numpy()
     labels = [_label(data, i) for i in indices.tolist()]
     query_label = _label(data, sample)

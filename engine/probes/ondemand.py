@@ -23,8 +23,8 @@ from engine.codegen import GeneratedModel
 from engine.graph import Graph
 from engine.probes.base import ProbeError, Tap
 
-__all__ = ["Patches", "Ranked", "activation_maximization", "crop_window", "max_activating_patches", "patch_box", "rank_windows",
-           "unit_activation"]
+__all__ = ["Patches", "Ranked", "activation_maximization", "crop_window", "keep_best", "max_activating_patches",
+           "patch_box", "rank_windows", "unit_activation"]
 
 
 @dataclass
@@ -127,9 +127,7 @@ def rank_windows(
     tap = Tap(graph, code, analysis)
     name = tap.name(node_id) if node_id in graph.nodes else node_id
     device = next(model_copy.parameters(), torch.empty(0)).device
-    best_s = torch.empty(0)
-    best_i = torch.empty(0, dtype=torch.int64)
-    best_p = torch.empty(0, dtype=torch.int64)
+    best = (torch.empty(0), torch.empty(0, dtype=torch.int64), torch.empty(0, dtype=torch.int64))
     width, searched = 1, 0
     with torch.no_grad():
         for idx, x in batches:
@@ -141,15 +139,21 @@ def rank_windows(
             width = unit.shape[-1] if unit.dim() == 3 else 1
             score, pos = flat.max(1)
             searched += flat.shape[0]
-            best_s = torch.cat([best_s, score.cpu()])
-            best_i = torch.cat([best_i, torch.as_tensor(idx, dtype=torch.int64).reshape(-1)])
-            best_p = torch.cat([best_p, pos.cpu()])
-            keep = torch.topk(best_s, min(top, best_s.numel())).indices
-            best_s, best_i, best_p = best_s[keep], best_i[keep], best_p[keep]
+            best = keep_best(best, (score.cpu(), torch.as_tensor(idx, dtype=torch.int64).reshape(-1), pos.cpu()), top)
+    best_s, best_i, best_p = best
     rf = analysis.nodes[node_id].rf
     boxes = [patch_box(rf, p // width, p % width, image_hw) for p in best_p.tolist()]
     return Ranked(best_s.numpy().astype(np.float32), best_i.numpy(),
                   np.array(boxes, dtype=np.int64).reshape(-1, 4), searched)
+
+
+def keep_best(kept: tuple[torch.Tensor, ...], new: tuple[torch.Tensor, ...], k: int,
+              largest: bool = True) -> tuple[torch.Tensor, ...]:
+    """The ``k`` best rows of ``kept`` and ``new`` together, best first: columns of equal length whose first
+    is the score (the largest, or with ``largest=False`` the smallest), a search over batches kept bounded."""
+    joined = [torch.cat([a, b]) for a, b in zip(kept, new)]
+    order = torch.topk(joined[0], min(k, joined[0].numel()), largest=largest, sorted=True).indices
+    return tuple(c[order] for c in joined)
 
 
 def unit_activation(
