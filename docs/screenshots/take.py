@@ -5,7 +5,8 @@ Run from the project root under a virtual screen, e.g.::
     ../shared/tools/shot docs/screenshots/lenet5-1600x1000.png --size 1600x1000 --wait 8 -- lenet5
     # with SHOT_CMD="python docs/screenshots/take.py"
 
-Scenes: ``start`` (the start state), ``lenet5`` (the LeNet-5 template, arranged and fitted),
+Scenes: ``start`` (the start state), ``template:NAME[:BLOCK]`` (a template, arranged and fitted, with one
+block selected), ``lenet5`` (the LeNet-5 template, arranged and fitted),
 ``resnet-error`` (the ResNet template with one convolution's filters changed so a merge fails),
 ``resnet50`` (ResNet-50 as its stages) and ``resnet50-stage`` (its layer2 opened),
 ``training`` (LeNet-5 training live; shoot with ``--wait 16``), ``explore`` and ``explore-dream``
@@ -61,6 +62,12 @@ def main(scene: str) -> int:
             window.new_from_template("lenet5")
             QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
             QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, "conv2")]))
+        elif scene.startswith("template:"):  # NOTE: template:NAME[:BLOCK], that block selected in the Inspector
+            name, _, block = scene.removeprefix("template:").partition(":")
+            window.new_from_template(name)
+            QTimer.singleShot(200, lambda: (window.arrange("lr"), window.view.fit_all()))
+            if block:
+                QTimer.singleShot(400, lambda: window.scene.select_nodes([_named(window, block)]))
         elif scene == "resnet-error":
             window.files.open_path(_broken_resnet(), ask=False)
 
